@@ -1,0 +1,64 @@
+package jetworker
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// PermanentError marks a handler error that retrying cannot fix. The
+// consumer copies the task to the dead-letter stream and terminates it.
+// Create one with [Permanent].
+type PermanentError struct {
+	Err error
+}
+
+// Permanent marks err as permanent: the task is dead-lettered at once and
+// never retried. The mark survives wrapping with fmt.Errorf and %w; detect
+// it with errors.As or [IsPermanent]. Permanent(nil) returns nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// Error returns the wrapped error's text.
+func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
+
+// Unwrap returns the wrapped error.
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// RetryError asks the consumer to retry the task after Delay instead of the
+// consumer's backoff delay. Create one with [RetryAfter].
+type RetryError struct {
+	Err   error
+	Delay time.Duration
+}
+
+// RetryAfter marks err as retryable after d, overriding the consumer's
+// backoff (for example with an HTTP Retry-After). The retry still counts
+// as a delivery, so the consumer's MaxDeliver bounds it. A negative d is
+// treated as 0. The mark survives wrapping with fmt.Errorf and %w; detect
+// it with errors.As. RetryAfter(nil, d) returns nil.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &RetryError{Err: err, Delay: max(d, 0)}
+}
+
+// Error returns the wrapped error's text with the delay.
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("retry after %s: %s", e.Delay, e.Err)
+}
+
+// Unwrap returns the wrapped error.
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err or any error it wraps is a
+// [PermanentError].
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}

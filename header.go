@@ -1,0 +1,43 @@
+package jetworker
+
+// Header names carried by task messages. The publisher, consumer and
+// scheduler agree on these; tools read them from stored messages.
+const (
+	// HeaderMsgID is the task ID. The server drops a second message with
+	// the same ID inside the stream's duplicate window.
+	HeaderMsgID = "Nats-Msg-Id"
+	// HeaderTaskID carries the task ID on delayed tasks, whose
+	// [HeaderMsgID] the server removes when it releases them.
+	HeaderTaskID = "Jetworker-Task-Id"
+	// HeaderEnqueuedAt is the RFC 3339 time (nanoseconds) at which the
+	// task became due: its publish time, or for a delayed task the time it
+	// was scheduled for.
+	HeaderEnqueuedAt = "Jetworker-Enqueued-At"
+	// HeaderTraceParent is the W3C trace context parent header.
+	HeaderTraceParent = "traceparent"
+	// HeaderTraceState is the W3C trace context state header.
+	HeaderTraceState = "tracestate"
+
+	// HeaderSchedule names the schedule entry that fired the task.
+	HeaderSchedule = "Jetworker-Schedule"
+	// HeaderFireTime is the RFC 3339 slot time a schedule fired for.
+	HeaderFireTime = "Jetworker-Fire-Time"
+
+	// HeaderError is the error text of a dead-lettered task.
+	HeaderError = "Jetworker-Error"
+	// HeaderAttempts is the number of deliveries a dead-lettered task had.
+	HeaderAttempts = "Jetworker-Attempts"
+	// HeaderOriginalSubject is the subject a dead-lettered task had.
+	HeaderOriginalSubject = "Jetworker-Original-Subject"
+	// HeaderOriginalStream is the stream a dead-lettered task came from.
+	HeaderOriginalStream = "Jetworker-Original-Stream"
+	// HeaderOriginalSeq is the stream sequence of a dead-lettered task.
+	HeaderOriginalSeq = "Jetworker-Original-Seq"
+	// HeaderConsumer is the durable consumer that dead-lettered a task.
+	HeaderConsumer = "Jetworker-Consumer"
+	// HeaderFailedAt is the RFC 3339 time a task was dead-lettered.
+	HeaderFailedAt = "Jetworker-Failed-At"
+	// HeaderReplayedFrom is set on a task replayed from the dead letters;
+	// it names the dead-letter stream and sequence it was replayed from.
+	HeaderReplayedFrom = "Jetworker-Replayed-From"
+)

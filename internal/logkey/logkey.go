@@ -1,0 +1,21 @@
+// Package logkey holds the fixed set of structured log keys jetworker's
+// packages use, so the same fact always has the same key.
+package logkey
+
+// Log attribute keys.
+const (
+	Component = "component"
+	Subject   = "subject"
+	Stream    = "stream"
+	Consumer  = "consumer"
+	Seq       = "seq"
+	Delivered = "delivered"
+	TaskID    = "task_id"
+	Schedule  = "schedule"
+	Slot      = "slot"
+	Delay     = "delay"
+	Duration  = "duration"
+	Err       = "err"
+	Stack     = "stack"
+	Leader    = "leader"
+)

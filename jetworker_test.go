@@ -1,0 +1,189 @@
+package jetworker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetworker/jetworker"
+)
+
+func TestOutcomeErrorsSurviveWrapping(t *testing.T) {
+	t.Parallel()
+	base := errors.New("card declined")
+	tests := []struct {
+		name      string
+		err       error
+		permanent bool
+		delay     time.Duration
+		retry     bool
+	}{
+		{name: "plain error", err: base},
+		{name: "permanent", err: jetworker.Permanent(base), permanent: true},
+		{name: "wrapped permanent", err: fmt.Errorf("charge: %w", jetworker.Permanent(base)), permanent: true},
+		{name: "joined permanent", err: errors.Join(errors.New("x"), jetworker.Permanent(base)), permanent: true},
+		{name: "retry after", err: jetworker.RetryAfter(base, 3*time.Second), retry: true, delay: 3 * time.Second},
+		{name: "wrapped retry after", err: fmt.Errorf("gateway: %w", jetworker.RetryAfter(base, time.Minute)), retry: true, delay: time.Minute},
+		{name: "negative delay clamps to zero", err: jetworker.RetryAfter(base, -time.Second), retry: true, delay: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := jetworker.IsPermanent(tt.err); got != tt.permanent {
+				t.Errorf("IsPermanent: got %v, want %v", got, tt.permanent)
+			}
+			var pe *jetworker.PermanentError
+			if got := errors.As(tt.err, &pe); got != tt.permanent {
+				t.Errorf("errors.As PermanentError: got %v, want %v", got, tt.permanent)
+			}
+			var re *jetworker.RetryError
+			if got := errors.As(tt.err, &re); got != tt.retry {
+				t.Fatalf("errors.As RetryError: got %v, want %v", got, tt.retry)
+			}
+			if tt.retry && re.Delay != tt.delay {
+				t.Errorf("Delay: got %v, want %v", re.Delay, tt.delay)
+			}
+			if !errors.Is(tt.err, base) {
+				t.Errorf("errors.Is(err, base) = false: the cause is lost")
+			}
+		})
+	}
+}
+
+func TestOutcomeErrorsOfNilAreNil(t *testing.T) {
+	t.Parallel()
+	if err := jetworker.Permanent(nil); err != nil {
+		t.Errorf("Permanent(nil) = %v, want nil", err)
+	}
+	if err := jetworker.RetryAfter(nil, time.Second); err != nil {
+		t.Errorf("RetryAfter(nil) = %v, want nil", err)
+	}
+}
+
+func TestTaskIDAndEnqueuedAt(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 21, 8, 0, 0, 123, time.UTC)
+	tests := []struct {
+		name   string
+		header nats.Header
+		id     string
+		at     time.Time
+		atOK   bool
+	}{
+		{name: "nil header"},
+		{name: "msg id", header: nats.Header{jetworker.HeaderMsgID: {"a"}}, id: "a"},
+		{name: "delayed task id", header: nats.Header{jetworker.HeaderTaskID: {"b"}}, id: "b"},
+		{name: "msg id wins", header: nats.Header{jetworker.HeaderMsgID: {"a"}, jetworker.HeaderTaskID: {"b"}}, id: "a"},
+		{name: "enqueued at", header: nats.Header{jetworker.HeaderEnqueuedAt: {at.Format(time.RFC3339Nano)}}, at: at, atOK: true},
+		{name: "malformed enqueued at", header: nats.Header{jetworker.HeaderEnqueuedAt: {"yesterday"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := jetworker.TaskID(tt.header); got != tt.id {
+				t.Errorf("TaskID: got %q, want %q", got, tt.id)
+			}
+			task := &jetworker.Task{Header: tt.header}
+			got, ok := task.EnqueuedAt()
+			if ok != tt.atOK || !got.Equal(tt.at) {
+				t.Errorf("EnqueuedAt: got %v %v, want %v %v", got, ok, tt.at, tt.atOK)
+			}
+		})
+	}
+}
+
+func TestJSONCodec(t *testing.T) {
+	t.Parallel()
+	type payload struct {
+		Name string `json:"name"`
+	}
+	tests := []struct {
+		name    string
+		codec   jetworker.JSONCodec
+		data    string
+		wantErr string
+	}{
+		{name: "valid", data: `{"name":"x"}`},
+		{name: "unknown field allowed", data: `{"name":"x","extra":1}`},
+		{name: "unknown field refused", codec: jetworker.JSONCodec{DisallowUnknownFields: true}, data: `{"name":"x","extra":1}`, wantErr: `unknown field "extra"`},
+		{name: "malformed", data: `{"name":`, wantErr: "json decode"},
+		{name: "trailing data", data: `{"name":"x"} {}`, wantErr: "trailing data"},
+		{name: "wrong type", data: `{"name":3}`, wantErr: "cannot unmarshal number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var p payload
+			err := tt.codec.Unmarshal([]byte(tt.data), &p)
+			if tt.wantErr == "" {
+				if err != nil || p.Name != "x" {
+					t.Fatalf("got %+v, %v; want name x, nil", p, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	b, err := jetworker.JSONCodec{}.Marshal(payload{Name: "y"})
+	if err != nil || string(b) != `{"name":"y"}` {
+		t.Fatalf("Marshal: got %s, %v", b, err)
+	}
+}
+
+func TestRunAllStopsEveryPartWhenOneFails(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	var stopped atomic.Int32
+	waiter := jetworker.RunnerFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		stopped.Add(1)
+		return nil
+	})
+	failer := jetworker.RunnerFunc(func(ctx context.Context) error { return boom })
+	err := jetworker.RunAll(t.Context(), waiter, failer, waiter)
+	if !errors.Is(err, boom) {
+		t.Fatalf("got %v, want boom", err)
+	}
+	if got := stopped.Load(); got != 2 {
+		t.Fatalf("%d parts saw their context end, want 2", got)
+	}
+}
+
+func TestRunAllReturnsNilOnCancel(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	started := make(chan struct{}, 2)
+	part := jetworker.RunnerFunc(func(ctx context.Context) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- jetworker.RunAll(ctx, part, part) }()
+	<-started
+	<-started
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("got %v, want nil after a clean shutdown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunAll did not return after cancel")
+	}
+}
+
+func TestRunAllRejectsNilPart(t *testing.T) {
+	t.Parallel()
+	if err := jetworker.RunAll(t.Context(), nil); err == nil {
+		t.Fatal("got nil error for a nil part")
+	}
+}

@@ -1,0 +1,316 @@
+package publisher
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/internal/logkey"
+)
+
+// Defaults for [Config].
+const (
+	// DefaultMaxInFlight is the async window: unacknowledged async
+	// publishes allowed at once.
+	DefaultMaxInFlight = 2048
+	// DefaultAsyncAckTimeout is how long an async publish waits for its
+	// PubAck before it fails with [ErrOutcomeUnknown].
+	DefaultAsyncAckTimeout = 10 * time.Second
+)
+
+// Config tunes a [Publisher]. The zero value is ready to use.
+type Config struct {
+	// MaxInFlight bounds unacknowledged async publishes; PublishAsync
+	// blocks while that many are outstanding. Defaults to 2048.
+	MaxInFlight int
+	// AsyncAckTimeout bounds the wait for an async publish's PubAck.
+	// Defaults to 10s.
+	AsyncAckTimeout time.Duration
+	// AckFunc, when set, is called once for every async publish with its
+	// result, or with the error that failed it (wrapping
+	// [ErrOutcomeUnknown] when it may be stored). It runs on nats.go's ack
+	// goroutine and must not block. Defaults to nil.
+	AckFunc func(r Result, err error)
+	// IDFunc makes task IDs for publishes that give none. It must return
+	// unique IDs. Defaults to time-ordered UUIDv7 strings.
+	IDFunc func() string
+	// NowFunc is the clock used for Jetworker-Enqueued-At and delays.
+	// Defaults to time.Now.
+	NowFunc func() time.Time
+	// Logger receives the publisher's log lines. Defaults to
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, DefaultMaxInFlight)
+	c.AsyncAckTimeout = cmp.Or(c.AsyncAckTimeout, DefaultAsyncAckTimeout)
+	if c.IDFunc == nil {
+		c.IDFunc = newID
+	}
+	if c.NowFunc == nil {
+		c.NowFunc = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("publisher: MaxInFlight must be > 0, got %d", c.MaxInFlight))
+	}
+	if c.AsyncAckTimeout < 0 {
+		errs = append(errs, fmt.Errorf("publisher: AsyncAckTimeout must be >= 0, got %s", c.AsyncAckTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// PublishOpts are per-call settings; nil means all defaults.
+type PublishOpts struct {
+	// ID is the task ID, sent as Nats-Msg-Id. Defaults to a new
+	// time-ordered unique ID.
+	ID string
+	// Header holds extra headers to send. They are copied; the map is
+	// not modified.
+	Header nats.Header
+	// Delay releases the task this long from now (server-side message
+	// schedule). Cannot be combined with At.
+	Delay time.Duration
+	// At releases the task at this time. A time in the past releases it
+	// at once. Cannot be combined with Delay.
+	At time.Time
+	// TTL makes the server remove the task if it is still stored this long
+	// after it was released. The stream must allow per-message TTLs.
+	TTL time.Duration
+	// ExpectStream makes the server reject the publish unless the subject
+	// is stored in this stream.
+	ExpectStream string
+}
+
+// Result describes a stored publish.
+type Result struct {
+	// ID is the task ID that was sent.
+	ID string
+	// Stream and Sequence locate the stored message. For a delayed task
+	// they locate the schedule message, not the released task.
+	Stream   string
+	Sequence uint64
+	// Duplicate is true when the server had already stored a message with
+	// this ID inside the duplicate window and dropped this one. It is not
+	// an error.
+	Duplicate bool
+}
+
+// Publisher publishes tasks. It is safe for concurrent use.
+type Publisher struct {
+	js    jetstream.JetStream
+	async jetstream.JetStream
+	cfg   Config
+	log   *slog.Logger
+
+	streams sync.Map // subject or stream name -> *streamInfo (positive results only)
+
+	slots chan struct{} // async window
+	mu    sync.Mutex
+	n     int           // async publishes in flight
+	idle  chan struct{} // closed when n drops to 0
+	errs  []error       // async failures not yet returned by Wait
+}
+
+// New returns a Publisher on js. It does no network I/O.
+func New(js jetstream.JetStream, cfg Config) (*Publisher, error) {
+	if js == nil {
+		return nil, errors.New("publisher: nil JetStream")
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p := &Publisher{
+		js:    js,
+		cfg:   cfg,
+		log:   cfg.Logger.With(slog.String(logkey.Component, "publisher")),
+		slots: make(chan struct{}, cfg.MaxInFlight),
+		idle:  make(chan struct{}),
+	}
+	close(p.idle)
+	// Async publishes go through a context of our own on the same
+	// connection, so the ack callbacks are ours. Publishing uses no API
+	// prefix or domain, so nothing of the caller's context is lost.
+	async, err := jetstream.New(js.Conn(),
+		jetstream.WithPublishAsyncAckHandler(p.onAck),
+		jetstream.WithPublishAsyncErrHandler(p.onErr),
+		jetstream.WithPublishAsyncMaxPending(2*cfg.MaxInFlight),
+		jetstream.WithPublishAsyncTimeout(cfg.AsyncAckTimeout),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("publisher: async jetstream context: %w", err)
+	}
+	p.async = async
+	return p, nil
+}
+
+// Publish sends one task and waits for the server's PubAck. It blocks
+// until the ack arrives or ctx ends.
+//
+// Errors: [ErrInvalidSubject], [ErrPayloadTooLarge], [ErrInvalidOptions]
+// and ctx's error before anything is sent; [ErrDelayNotSupported] and
+// [ErrNoStream] when no suitable stream stores the subject; a
+// *jetstream.APIError (wrapped) when the server rejects the message; and
+// [ErrOutcomeUnknown] when the message was sent but no ack arrived. Only the
+// last means the message may be stored.
+func (p *Publisher) Publish(ctx context.Context, subject string, data []byte, opts *PublishOpts) (Result, error) {
+	msg, id, err := p.message(ctx, subject, data, opts)
+	if err != nil {
+		return Result{ID: id}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{ID: id}, fmt.Errorf("publish %q: not sent: %w", subject, err)
+	}
+	ack, err := p.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return Result{ID: id}, publishError(subject, err)
+	}
+	return Result{ID: id, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// PublishAsync sends one task without waiting for its PubAck and returns
+// its task ID. It blocks while Config.MaxInFlight publishes are
+// unacknowledged, until one is or ctx ends. The outcome goes to
+// Config.AckFunc and, for failures, to the next [Publisher.Wait].
+//
+// It returns the same errors as [Publisher.Publish] for problems found
+// before sending.
+func (p *Publisher) PublishAsync(ctx context.Context, subject string, data []byte, opts *PublishOpts) (string, error) {
+	msg, id, err := p.message(ctx, subject, data, opts)
+	if err != nil {
+		return id, err
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return id, fmt.Errorf("publish %q: not sent, waiting for the async window: %w", subject, ctx.Err())
+	}
+	p.mu.Lock()
+	p.n++
+	if p.n == 1 {
+		p.idle = make(chan struct{})
+	}
+	p.mu.Unlock()
+	if _, err := p.async.PublishMsgAsync(msg); err != nil {
+		p.done(nil)
+		return id, publishError(subject, err)
+	}
+	return id, nil
+}
+
+// Wait blocks until every async publish sent before it was called has been
+// acknowledged or has failed, or ctx ends. It returns the async failures
+// since the previous Wait, joined; each wraps the publish error (and
+// [ErrOutcomeUnknown] where the message may be stored) and names the
+// subject and task ID.
+func (p *Publisher) Wait(ctx context.Context) error {
+	p.mu.Lock()
+	idle := p.idle
+	p.mu.Unlock()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		return fmt.Errorf("publisher: wait for %d async acks: %w", p.InFlight(), ctx.Err())
+	}
+	p.mu.Lock()
+	errs := p.errs
+	p.errs = nil
+	p.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// InFlight returns the number of async publishes not yet acknowledged.
+func (p *Publisher) InFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
+	if p.cfg.AckFunc != nil {
+		p.cfg.AckFunc(Result{
+			ID:        jetworker.TaskID(m.Header),
+			Stream:    ack.Stream,
+			Sequence:  ack.Sequence,
+			Duplicate: ack.Duplicate,
+		}, nil)
+	}
+	p.done(nil)
+}
+
+func (p *Publisher) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
+	id := jetworker.TaskID(m.Header)
+	err = fmt.Errorf("task %s: %w", id, publishError(m.Subject, err))
+	if p.cfg.AckFunc != nil {
+		p.cfg.AckFunc(Result{ID: id}, err)
+	}
+	p.done(err)
+}
+
+// done ends one async publish: it records err and frees its window slot.
+func (p *Publisher) done(err error) {
+	p.mu.Lock()
+	if err != nil {
+		p.errs = append(p.errs, err)
+	}
+	p.n--
+	if p.n == 0 {
+		close(p.idle)
+	}
+	p.mu.Unlock()
+	<-p.slots
+}
+
+// publishError classifies an error from a publish call.
+func publishError(subject string, err error) error {
+	switch {
+	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("publish %q: %w (or its stream has no leader)", subject, ErrNoStream)
+	case errors.Is(err, jetstream.ErrMessageSchedulesDisabled):
+		return fmt.Errorf("publish %q: %w: %w", subject, ErrDelayNotSupported, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrAsyncPublishTimeout),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, jetstream.ErrConnectionClosed),
+		errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrConnectionReconnecting):
+		return fmt.Errorf("publish %q: %w: %w", subject, ErrOutcomeUnknown, err)
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return fmt.Errorf("publish %q: rejected by the server: %w", subject, err)
+	}
+	return fmt.Errorf("publish %q: %w: %w", subject, ErrOutcomeUnknown, err)
+}
+
+// newID returns a time-ordered unique ID (UUIDv7).
+func newID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// PublishJSON encodes v as JSON and publishes it like [Publisher.Publish].
+// An encoding failure is returned before any I/O.
+func PublishJSON[T any](ctx context.Context, p *Publisher, subject string, v T, opts *PublishOpts) (Result, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return Result{}, fmt.Errorf("publish %q: encode %T: %w", subject, v, err)
+	}
+	return p.Publish(ctx, subject, data, opts)
+}

@@ -1,0 +1,57 @@
+package jetworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Runner is a long-running part: a consumer, a scheduler, a dashboard
+// server. Run blocks until ctx is cancelled, shuts down gracefully and
+// returns nil, or returns the error that stopped it.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// RunnerFunc adapts a function to the [Runner] interface.
+type RunnerFunc func(ctx context.Context) error
+
+// Run calls f(ctx).
+func (f RunnerFunc) Run(ctx context.Context) error { return f(ctx) }
+
+// RunAll runs every part in its own goroutine and blocks until all have
+// returned. When one part returns an error, RunAll cancels the context of
+// the others and, once they have all stopped, returns the first error
+// (later errors are joined to it). A part that returns nil while ctx is
+// still live does not stop the others. Cancelling ctx stops every part;
+// RunAll then returns nil if they all shut down cleanly.
+func RunAll(ctx context.Context, parts ...Runner) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i, p := range parts {
+		if p == nil {
+			return fmt.Errorf("jetworker: RunAll part %d is nil", i)
+		}
+	}
+	for i, p := range parts {
+		wg.Go(func() {
+			err := p.Run(ctx)
+			if err == nil {
+				return
+			}
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("part %d (%T): %w", i, p, err))
+			mu.Unlock()
+			cancel()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

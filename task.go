@@ -1,0 +1,66 @@
+package jetworker
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Task is one unit of background work as a handler sees it: the message's
+// subject (the task type), its payload and headers, and the JetStream
+// metadata a handler needs to reason about retries.
+//
+// A Task is owned by the handler call it is passed to; handlers must not
+// keep it after they return.
+type Task struct {
+	// ID is the task ID, from the Nats-Msg-Id header (or Jetworker-Task-Id
+	// for delayed tasks). Empty when the publisher set neither.
+	ID string
+	// Subject is the message subject; it names the task type.
+	Subject string
+	// Data is the raw payload.
+	Data []byte
+	// Header holds the message headers. It may be nil.
+	Header nats.Header
+
+	// Stream is the stream the message is stored in.
+	Stream string
+	// Consumer is the durable consumer that delivered the message.
+	Consumer string
+	// Sequence is the message's stream sequence.
+	Sequence uint64
+	// Delivered counts deliveries of this message, starting at 1.
+	Delivered uint64
+	// Published is when the server stored the message.
+	Published time.Time
+}
+
+// TaskID returns the task ID carried in h: the Nats-Msg-Id header, or
+// the Jetworker-Task-Id header that delayed tasks carry instead.
+func TaskID(h nats.Header) string {
+	if h == nil {
+		return ""
+	}
+	if id := h.Get(HeaderMsgID); id != "" {
+		return id
+	}
+	return h.Get(HeaderTaskID)
+}
+
+// EnqueuedAt returns the time the task became due, read from its
+// Jetworker-Enqueued-At header, and false if the header is missing or
+// malformed.
+func (t *Task) EnqueuedAt() (time.Time, bool) {
+	if t.Header == nil {
+		return time.Time{}, false
+	}
+	v := t.Header.Get(HeaderEnqueuedAt)
+	if v == "" {
+		return time.Time{}, false
+	}
+	at, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return at, true
+}
