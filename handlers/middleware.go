@@ -1,0 +1,190 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/internal/logkey"
+)
+
+// Middleware wraps a [jetworker.Handler] in another, to add behaviour
+// around every task: recovery, timeouts, logging, limits.
+//
+// A Middleware must call the next handler at most once per task, pass on
+// the context it was given (or one derived from it, so values survive),
+// and return the next handler's error unchanged or wrapped with %w, so
+// that [jetworker.Permanent] and [jetworker.RetryAfter] keep their
+// meaning.
+type Middleware func(next jetworker.Handler) jetworker.Handler
+
+// Chain composes middleware into one: Chain(m1, m2)(h) is m1(m2(h)), so
+// m1 runs outermost. Chain with no middleware returns h unchanged. Chain
+// panics if a middleware is nil.
+func Chain(mws ...Middleware) Middleware {
+	for i, mw := range mws {
+		if mw == nil {
+			panic(fmt.Sprintf("handlers: Chain: middleware %d is nil", i))
+		}
+	}
+	mws = append([]Middleware(nil), mws...) // the caller may reuse its slice
+	return func(h jetworker.Handler) jetworker.Handler {
+		for i := len(mws) - 1; i >= 0; i-- {
+			h = mws[i](h)
+		}
+		return h
+	}
+}
+
+// Recover returns middleware that turns a panic in the next handler into a
+// returned [*PanicError] carrying the panic value and the stack, so the
+// task is retried like any failure instead of crashing the worker. It does
+// not log: the layer that handles the error does ([Logging] logs the stack
+// of a PanicError at Error).
+func Recover() Middleware {
+	return func(next jetworker.Handler) jetworker.Handler {
+		return jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					err = &PanicError{Value: v, Stack: debug.Stack()}
+				}
+			}()
+			return next.Handle(ctx, t)
+		})
+	}
+}
+
+// Timeout returns middleware that gives the next handler a context that
+// expires after d. The handler must watch its context: Timeout does not
+// abandon a handler that ignores it. When the handler fails after its
+// deadline passed, the error is wrapped with the timeout, keeping its
+// classification; a plain timeout is retried. Timeout panics if d <= 0.
+func Timeout(d time.Duration) Middleware {
+	if d <= 0 {
+		panic(fmt.Sprintf("handlers: Timeout: duration must be > 0, got %s", d))
+	}
+	return func(next jetworker.Handler) jetworker.Handler {
+		return jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
+			ctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			err := next.Handle(ctx, t)
+			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("handler timeout %s: %w", d, err)
+			}
+			return err
+		})
+	}
+}
+
+// Logging returns middleware that logs each task's outcome to logger (nil
+// means [slog.Default]) with typed attributes: subject, task_id, stream,
+// seq, delivered and duration. Success is logged at Debug. A retryable
+// failure is logged at Warn (with delay for [jetworker.RetryAfter]); a
+// [jetworker.Permanent] failure and a recovered panic (with its stack) at
+// Error. The error is returned unchanged.
+//
+// Because it logs errors that it also returns, install Logging in place of,
+// not in addition to, logging the same failures further up.
+func Logging(logger *slog.Logger) Middleware {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return func(next jetworker.Handler) jetworker.Handler {
+		return jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
+			start := time.Now()
+			err := next.Handle(ctx, t)
+			attrs := []slog.Attr{
+				slog.String(logkey.Subject, t.Subject),
+				slog.String(logkey.TaskID, t.ID),
+				slog.String(logkey.Stream, t.Stream),
+				slog.Uint64(logkey.Seq, t.Sequence),
+				slog.Uint64(logkey.Delivered, t.Delivered),
+				slog.Duration(logkey.Duration, time.Since(start)),
+			}
+			if err == nil {
+				logger.LogAttrs(ctx, slog.LevelDebug, "task done", attrs...)
+				return nil
+			}
+			attrs = append(attrs, slog.Any(logkey.Err, err))
+			var (
+				pe    *PanicError
+				retry *jetworker.RetryError
+			)
+			switch {
+			case errors.As(err, &pe):
+				attrs = append(attrs, slog.String(logkey.Stack, string(pe.Stack)))
+				logger.LogAttrs(ctx, slog.LevelError, "task panicked", attrs...)
+			case jetworker.IsPermanent(err):
+				logger.LogAttrs(ctx, slog.LevelError, "task failed permanently", attrs...)
+			case errors.As(err, &retry):
+				attrs = append(attrs, slog.Duration(logkey.Delay, retry.Delay))
+				logger.LogAttrs(ctx, slog.LevelWarn, "task failed, retry after delay", attrs...)
+			default:
+				logger.LogAttrs(ctx, slog.LevelWarn, "task failed, will retry", attrs...)
+			}
+			return err
+		})
+	}
+}
+
+// ConcurrencyLimit returns middleware that lets at most n tasks run the
+// next handler at once; further tasks wait for a slot. Each handler the
+// middleware wraps gets its own limit, so installed with [Mux.Use] it
+// limits each pattern separately, and wrapped around a whole [Mux] it
+// limits all tasks together. A task whose context ends while it waits
+// returns a retryable error wrapping the context's error. ConcurrencyLimit
+// panics if n <= 0.
+func ConcurrencyLimit(n int) Middleware {
+	if n <= 0 {
+		panic(fmt.Sprintf("handlers: ConcurrencyLimit: n must be > 0, got %d", n))
+	}
+	return func(next jetworker.Handler) jetworker.Handler {
+		sem := make(chan struct{}, n)
+		return jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return fmt.Errorf("wait for concurrency slot: %w", context.Cause(ctx))
+			}
+			defer func() { <-sem }()
+			return next.Handle(ctx, t)
+		})
+	}
+}
+
+// RateLimit returns middleware that admits tasks at r per second on
+// average with bursts of up to burst tasks (a token bucket, see
+// [rate.Limiter]). A task over the limit is not run and not dropped: it
+// fails with a [jetworker.RetryAfter] error wrapping [ErrRateLimited],
+// whose delay is the time until a token is free, so the consumer
+// redelivers it then. Each such retry counts as a delivery against the
+// consumer's MaxDeliver, so size MaxDeliver for the expected throttling.
+//
+// As with [ConcurrencyLimit], each handler the middleware wraps gets its
+// own bucket. RateLimit panics if r <= 0 or burst < 1.
+func RateLimit(r rate.Limit, burst int) Middleware {
+	if r <= 0 {
+		panic(fmt.Sprintf("handlers: RateLimit: rate must be > 0, got %v", r))
+	}
+	if burst < 1 {
+		panic(fmt.Sprintf("handlers: RateLimit: burst must be >= 1, got %d", burst))
+	}
+	return func(next jetworker.Handler) jetworker.Handler {
+		lim := rate.NewLimiter(r, burst)
+		return jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
+			now := time.Now()
+			res := lim.ReserveN(now, 1)
+			if d := res.DelayFrom(now); d > 0 {
+				res.CancelAt(now)
+				return jetworker.RetryAfter(fmt.Errorf("%w: subject %q", ErrRateLimited, t.Subject), d)
+			}
+			return next.Handle(ctx, t)
+		})
+	}
+}
