@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker/internal/logkey"
@@ -391,6 +392,9 @@ func (f *firer) loop(ctx context.Context, w jetstream.KeyWatcher, changed <-chan
 			}
 		case <-changed:
 		case <-timer.C:
+			if f.s.js.Conn().IsClosed() {
+				return fmt.Errorf("schedule: %w", nats.ErrConnectionClosed)
+			}
 		}
 		if !loaded {
 			continue

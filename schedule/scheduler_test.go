@@ -443,13 +443,12 @@ func TestStoreEditsTakeEffect(t *testing.T) {
 		t.Fatalf("edit: %v", err)
 	}
 	testutil.Eventually(t, 2*time.Second, func() error {
-		m, err := b.js.Conn().Request("$JS.API.STREAM.MSG.GET."+publisher.DefaultTaskStream,
-			[]byte(`{"last_by_subj":"tasks.job2"}`), time.Second)
+		st, err := b.js.Stream(ctx, publisher.DefaultTaskStream)
 		if err != nil {
 			return err
 		}
-		if len(m.Data) == 0 || m.Header.Get("Nats-Stream") == "" && string(m.Data[:min(len(m.Data), 20)]) == `{"type":"io.nats.js` {
-			return errors.New("no message on tasks.job2 yet")
+		if _, err := st.GetLastMsgForSubject(ctx, "tasks.job2"); err != nil {
+			return fmt.Errorf("no message on tasks.job2 yet: %w", err)
 		}
 		return nil
 	})
@@ -463,4 +462,80 @@ func TestStoreEditsTakeEffect(t *testing.T) {
 	if _, err := b.store.Get(ctx, "job"); !errors.Is(err, schedule.ErrNotFound) {
 		t.Errorf("get after delete: got %v, want ErrNotFound", err)
 	}
+}
+
+func TestEverySlotFiredOnceWhileLeadersCrash(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("30s soak; skipped with -short")
+	}
+	b := setup(t)
+	const ttl = 2 * time.Second
+	b.put(t, schedule.Entry{Name: "tick", Spec: "@every 1s", Subject: "tasks.tick", CatchUp: schedule.CatchUpAll})
+	cfg := schedule.Config{LeaseTTL: ttl}
+	rs := []*runner{b.start(t, "a", cfg), b.start(t, "b", cfg), b.start(t, "c", cfg)}
+	begin := time.Now()
+
+	alive := rs
+	for kill := range 2 {
+		// Let the current leader fire for a while, then crash it.
+		time.Sleep(10 * time.Second) // the soak's pacing, not settling
+		leader := leaderOf(t, alive, ttl+2*time.Second)
+		crashed := time.Now()
+		leader.crash()
+		var rest []*runner
+		for _, r := range alive {
+			if r != leader {
+				rest = append(rest, r)
+			}
+		}
+		alive = rest
+		next := leaderOf(t, alive, ttl+time.Second)
+		t.Logf("kill %d: %s crashed, %s leads after %s", kill+1, leader.name, next.name, time.Since(crashed))
+	}
+	time.Sleep(10 * time.Second) // the soak's pacing, not settling
+	end := time.Now()
+	for _, r := range alive {
+		if err := r.stop(t); err != nil {
+			t.Errorf("stop %s: %v", r.name, err)
+		}
+	}
+
+	// Every slot from the first fired to the last fired is stored once.
+	slots, ids := storedFires(t, b.js, "tick")
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Errorf("message ID %s stored twice", id)
+		}
+		seen[id] = true
+	}
+	var first, last time.Time
+	for s := range slots {
+		ts, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatalf("bad fire time %q: %v", s, err)
+		}
+		if first.IsZero() || ts.Before(first) {
+			first = ts
+		}
+		if ts.After(last) {
+			last = ts
+		}
+	}
+	if first.After(begin.Add(2*time.Second)) || last.Before(end.Add(-2*time.Second)) {
+		t.Errorf("fired slots span %s..%s, want the whole run %s..%s", first, last, begin, end)
+	}
+	gaps, dups := 0, 0
+	for ts := first; !ts.After(last); ts = ts.Add(time.Second) {
+		switch n := slots[ts.UTC().Format(time.RFC3339)]; {
+		case n == 0:
+			gaps++
+			t.Errorf("slot %s never fired", ts.UTC().Format(time.RFC3339))
+		case n > 1:
+			dups++
+			t.Errorf("slot %s fired %d times", ts.UTC().Format(time.RFC3339), n)
+		}
+	}
+	t.Logf("%d slots over %s, %d gaps, %d duplicates", len(slots), last.Sub(first), gaps, dups)
 }
