@@ -1,0 +1,211 @@
+package consumer_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/publisher"
+)
+
+const (
+	benchTasks       = 20_000
+	benchConcurrency = 10
+	benchPayload     = 256
+)
+
+// BenchmarkConsume processes benchTasks pre-published tasks with a no-op
+// handler per op, through jetworker and through a raw nats.go Consume +
+// Ack loop feeding the same number of goroutines, on the same server in
+// the same run. Compare the tasks/s metrics: jetworker/raw is the ratio.
+func BenchmarkConsume(b *testing.B) {
+	srv := embedded.StartT(b, embedded.Config{})
+	_, js := srv.ConnectT(b)
+	if err := publisher.Provision(b.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+		b.Fatal(err)
+	}
+	payload := make([]byte, benchPayload)
+	fill := func(b *testing.B) {
+		b.Helper()
+		for range benchTasks {
+			if _, err := js.PublishAsync("tasks.bench", payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(time.Minute):
+			b.Fatal("publish did not complete")
+		}
+	}
+	run := func(b *testing.B, process func(b *testing.B, durable string)) {
+		b.ReportAllocs()
+		var total time.Duration
+		var mallocs uint64
+		i := 0
+		for b.Loop() {
+			b.StopTimer()
+			fill(b)
+			durable := "bench" + strconv.Itoa(i)
+			i++
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			began := time.Now()
+			b.StartTimer()
+			process(b, durable)
+			b.StopTimer()
+			total += time.Since(began)
+			runtime.ReadMemStats(&after)
+			mallocs += after.Mallocs - before.Mallocs
+			// Remove the durable so the next op's durable is alone on
+			// the work-queue stream.
+			_ = js.DeleteConsumer(b.Context(), "TASKS", durable)
+			b.StartTimer()
+		}
+		n := float64(i * benchTasks)
+		b.ReportMetric(n/total.Seconds(), "tasks/s")
+		b.ReportMetric(float64(mallocs)/n, "allocs/task")
+	}
+
+	b.Run("raw", func(b *testing.B) {
+		run(b, func(b *testing.B, durable string) {
+			cons, err := js.CreateOrUpdateConsumer(b.Context(), "TASKS", jetstream.ConsumerConfig{
+				Durable: durable, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "tasks.>",
+				MaxAckPending: 2 * benchConcurrency,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var done atomic.Int64
+			all := make(chan struct{})
+			work := make(chan jetstream.Msg)
+			var wg sync.WaitGroup
+			for range benchConcurrency {
+				wg.Go(func() {
+					for m := range work {
+						_ = m.Ack()
+						if done.Add(1) == benchTasks {
+							close(all)
+						}
+					}
+				})
+			}
+			cc, err := cons.Consume(func(m jetstream.Msg) { work <- m }, jetstream.PullMaxMessages(benchConcurrency))
+			if err != nil {
+				b.Fatal(err)
+			}
+			<-all
+			cc.Stop()
+			close(work)
+			wg.Wait()
+		})
+	})
+
+	b.Run("jetworker", func(b *testing.B) {
+		run(b, func(b *testing.B, durable string) {
+			var done atomic.Int64
+			all := make(chan struct{})
+			h := jetworker.HandlerFunc(func(context.Context, *jetworker.Task) error {
+				if done.Add(1) == benchTasks {
+					close(all)
+				}
+				return nil
+			})
+			c, err := consumer.New(js, h, consumer.Config{
+				Durable: durable, Concurrency: benchConcurrency, PresenceBucket: "-",
+				Logger: slog.New(slog.DiscardHandler),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(b.Context())
+			errc := make(chan error, 1)
+			go func() { errc <- c.Run(ctx) }()
+			<-all
+			cancel()
+			if err := <-errc; err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}
+
+// BenchmarkBacklogMemory consumes from a backlog of JETWORKER_BACKLOG
+// tasks (default 100,000) and reports the peak Go heap in use while
+// consuming; run it with two backlog sizes to see that memory does not grow
+// with the backlog. The embedded server shares the process, so its memory
+// is included.
+func BenchmarkBacklogMemory(b *testing.B) {
+	backlog := 100_000
+	if v, err := strconv.Atoi(os.Getenv("JETWORKER_BACKLOG")); err == nil && v > 0 {
+		backlog = v
+	}
+	srv := embedded.StartT(b, embedded.Config{})
+	_, js := srv.ConnectT(b)
+	if err := publisher.Provision(b.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+		b.Fatal(err)
+	}
+	payload := make([]byte, benchPayload)
+	for b.Loop() {
+		b.StopTimer()
+		for range backlog {
+			if _, err := js.PublishAsync("tasks.backlog", payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		<-js.PublishAsyncComplete()
+		runtime.GC()
+		var base runtime.MemStats
+		runtime.ReadMemStats(&base)
+		b.StartTimer()
+
+		var done atomic.Int64
+		all := make(chan struct{})
+		h := jetworker.HandlerFunc(func(context.Context, *jetworker.Task) error {
+			if done.Add(1) == int64(backlog) {
+				close(all)
+			}
+			return nil
+		})
+		c, err := consumer.New(js, h, consumer.Config{Durable: "backlog", Concurrency: benchConcurrency, PresenceBucket: "-", Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(b.Context())
+		errc := make(chan error, 1)
+		go func() { errc <- c.Run(ctx) }()
+		var peak uint64
+		tick := time.NewTicker(50 * time.Millisecond)
+	loop:
+		for {
+			select {
+			case <-all:
+				break loop
+			case <-tick.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				peak = max(peak, m.HeapInuse)
+			}
+		}
+		tick.Stop()
+		cancel()
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+		b.ReportMetric(float64(base.HeapInuse)/(1<<20), "base-heap-MiB")
+		b.ReportMetric(float64(backlog), "backlog")
+		_ = js.DeleteConsumer(b.Context(), "TASKS", "backlog")
+	}
+}

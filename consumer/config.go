@@ -1,0 +1,196 @@
+package consumer
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jetworker/jetworker/internal/backoff"
+	"github.com/jetworker/jetworker/publisher"
+)
+
+// Defaults for [Config].
+const (
+	DefaultStream           = publisher.DefaultTaskStream
+	DefaultDurable          = "jetworker"
+	DefaultFilterSubject    = publisher.DefaultTaskSubjects
+	DefaultConcurrency      = 10
+	DefaultAckWait          = 30 * time.Second
+	DefaultMaxDeliver       = 5
+	DefaultHandlerTimeout   = 5 * time.Minute
+	DefaultShutdownGrace    = 10 * time.Second
+	DefaultHardStopTimeout  = 5 * time.Second
+	DefaultBackoffBase      = time.Second
+	DefaultBackoffMax       = 5 * time.Minute
+	DefaultBackoffJitter    = 0.2
+	DefaultDeadLetterStream = publisher.DefaultDeadLetterStream
+	DefaultDeadLetterPrefix = "dlq"
+	DefaultPresenceBucket   = "jetworker_workers"
+	DefaultPresenceTTL      = 30 * time.Second
+)
+
+// BackoffFunc returns how long to wait before redelivering a task whose
+// delivery number attempt (1-based) failed with err.
+type BackoffFunc func(attempt int, err error) time.Duration
+
+// Config tunes a [Consumer]. The zero value of every field means its
+// default.
+type Config struct {
+	// Stream is the stream to consume. Defaults to "TASKS".
+	Stream string
+	// Durable is the durable consumer's name; workers with the same
+	// Durable share the work. Defaults to "jetworker".
+	Durable string
+	// FilterSubjects are the subjects to consume. Defaults to "tasks.>".
+	FilterSubjects []string
+
+	// Concurrency is the number of handlers running at once. Defaults
+	// to 10.
+	Concurrency int
+	// MaxAckPending bounds the messages delivered and not yet acknowledged
+	// across every worker on the durable (a server-side setting). Must be
+	// >= Concurrency. Defaults to 2*Concurrency.
+	MaxAckPending int
+	// PullMaxMessages is how many messages the worker requests ahead of
+	// free handlers. Defaults to Concurrency: a message waits locally at
+	// most as long as one round of handlers takes.
+	PullMaxMessages int
+	// AckWait is how long the server waits for an acknowledgement (or a
+	// heartbeat) before it redelivers a message. Defaults to 30s.
+	AckWait time.Duration
+	// HeartbeatInterval is how often a running handler's message is
+	// marked in progress. Must be < AckWait. Defaults to AckWait/3.
+	HeartbeatInterval time.Duration
+	// MaxDeliver is how many times a message is delivered before it is
+	// dead-lettered. Defaults to 5; it must be finite.
+	MaxDeliver int
+	// Backoff gives the redelivery delay after a failed attempt. Defaults
+	// to exponential from 1s, doubling, capped at 5m, with 20% jitter.
+	Backoff BackoffFunc
+	// HandlerTimeout bounds one handler call; the handler's context is
+	// cancelled at the deadline and the attempt counts as failed.
+	// Defaults to 5m; -1 disables it.
+	HandlerTimeout time.Duration
+	// ShutdownGrace is how long in-flight handlers may run after Run's
+	// context ends before their contexts are cancelled. Defaults to 10s.
+	ShutdownGrace time.Duration
+	// HardStopTimeout is how long Run waits, after cancelling handler
+	// contexts, for handlers that ignore cancellation. Their messages are
+	// Nak'ed at once either way. Defaults to 5s.
+	HardStopTimeout time.Duration
+	// DoubleAck waits for the server to confirm each ack (AckSync).
+	// Defaults to false.
+	DoubleAck bool
+
+	// DeadLetterStream is the stream dead letters are stored in; it must
+	// capture DeadLetterPrefix.>. Defaults to "DLQ".
+	DeadLetterStream string
+	// DeadLetterPrefix is the first token of dead-letter subjects: a dead
+	// task is stored on <prefix>.<stream>.<durable>. Defaults to "dlq".
+	DeadLetterPrefix string
+
+	// PresenceBucket is the KV bucket where the worker keeps its presence
+	// record. Defaults to "jetworker_workers"; "-" disables presence.
+	PresenceBucket string
+	// PresenceTTL is how long a presence record lives without refresh.
+	// Defaults to 30s.
+	PresenceTTL time.Duration
+
+	// Hooks receive events for metrics and tracing. Defaults to none.
+	Hooks Hooks
+	// Logger receives the consumer's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+	// NowFunc is the clock for presence and dead-letter times. Defaults
+	// to time.Now.
+	NowFunc func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	c.Stream = cmp.Or(c.Stream, DefaultStream)
+	c.Durable = cmp.Or(c.Durable, DefaultDurable)
+	if len(c.FilterSubjects) == 0 {
+		c.FilterSubjects = []string{DefaultFilterSubject}
+	}
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.MaxAckPending = cmp.Or(c.MaxAckPending, 2*c.Concurrency)
+	c.PullMaxMessages = cmp.Or(c.PullMaxMessages, c.Concurrency)
+	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, c.AckWait/3)
+	c.MaxDeliver = cmp.Or(c.MaxDeliver, DefaultMaxDeliver)
+	if c.Backoff == nil {
+		e := backoff.Exponential{Base: DefaultBackoffBase, Max: DefaultBackoffMax, Jitter: DefaultBackoffJitter}
+		c.Backoff = func(attempt int, _ error) time.Duration { return e.Delay(attempt) }
+	}
+	c.HandlerTimeout = cmp.Or(c.HandlerTimeout, DefaultHandlerTimeout)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, DefaultShutdownGrace)
+	c.HardStopTimeout = cmp.Or(c.HardStopTimeout, DefaultHardStopTimeout)
+	c.DeadLetterStream = cmp.Or(c.DeadLetterStream, DefaultDeadLetterStream)
+	c.DeadLetterPrefix = cmp.Or(c.DeadLetterPrefix, DefaultDeadLetterPrefix)
+	c.PresenceBucket = cmp.Or(c.PresenceBucket, DefaultPresenceBucket)
+	c.PresenceTTL = cmp.Or(c.PresenceTTL, DefaultPresenceTTL)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.NowFunc == nil {
+		c.NowFunc = time.Now
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("consumer: "+format, args...)) }
+	if strings.ContainsAny(c.Durable, ".*> \t") {
+		bad("Durable %q must not contain '.', '*', '>' or white space", c.Durable)
+	}
+	if strings.ContainsAny(c.Stream, ".*> \t") {
+		bad("Stream %q must not contain '.', '*', '>' or white space", c.Stream)
+	}
+	for _, s := range c.FilterSubjects {
+		if s == "" || strings.ContainsAny(s, " \t") {
+			bad("FilterSubjects entry %q is not a valid subject", s)
+		}
+	}
+	if c.Concurrency < 1 {
+		bad("Concurrency must be > 0, got %d", c.Concurrency)
+	}
+	if c.MaxAckPending < c.Concurrency {
+		bad("MaxAckPending (%d) must be >= Concurrency (%d)", c.MaxAckPending, c.Concurrency)
+	}
+	if c.PullMaxMessages < 1 {
+		bad("PullMaxMessages must be > 0, got %d", c.PullMaxMessages)
+	}
+	if c.AckWait < time.Millisecond {
+		bad("AckWait must be >= 1ms, got %s", c.AckWait)
+	}
+	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.AckWait {
+		bad("HeartbeatInterval (%s) must be > 0 and < AckWait (%s)", c.HeartbeatInterval, c.AckWait)
+	}
+	if c.MaxDeliver < 1 {
+		bad("MaxDeliver must be > 0 (finite), got %d", c.MaxDeliver)
+	}
+	if c.HandlerTimeout < -1 || c.HandlerTimeout == 0 {
+		bad("HandlerTimeout must be > 0 or -1, got %s", c.HandlerTimeout)
+	}
+	if c.ShutdownGrace < 0 {
+		bad("ShutdownGrace must be >= 0, got %s", c.ShutdownGrace)
+	}
+	if c.HardStopTimeout < 0 {
+		bad("HardStopTimeout must be >= 0, got %s", c.HardStopTimeout)
+	}
+	if strings.ContainsAny(c.DeadLetterPrefix, ".*> \t") {
+		bad("DeadLetterPrefix %q must be one subject token", c.DeadLetterPrefix)
+	}
+	if c.PresenceBucket != "-" && c.PresenceTTL < time.Second {
+		bad("PresenceTTL must be >= 1s, got %s", c.PresenceTTL)
+	}
+	return errors.Join(errs...)
+}
+
+// deadLetterSubject is where dead tasks of this consumer are stored.
+func (c Config) deadLetterSubject() string {
+	return c.DeadLetterPrefix + "." + c.Stream + "." + c.Durable
+}

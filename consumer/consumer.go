@@ -1,0 +1,226 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/internal/logkey"
+)
+
+// settleTimeout bounds the I/O of settling one message (dead-letter
+// publish, double ack), independent of the handler's context.
+const settleTimeout = 10 * time.Second
+
+// Consumer runs a handler on the messages of one durable pull consumer
+// with a bounded pool of workers. Create it with [New] and start it with
+// [Consumer.Run]. Its methods are safe for concurrent use.
+type Consumer struct {
+	js  jetstream.JetStream
+	h   jetworker.Handler
+	cfg Config
+	log *slog.Logger
+
+	running atomic.Bool
+	ready   chan struct{}
+	stream  jetstream.Stream // set in Run before any worker starts
+
+	inFlight  atomic.Int64
+	processed atomic.Uint64
+	failed    atomic.Uint64
+}
+
+// New returns a Consumer that runs h on the messages cfg selects. It
+// validates cfg and does no network I/O.
+func New(js jetstream.JetStream, h jetworker.Handler, cfg Config) (*Consumer, error) {
+	if js == nil {
+		return nil, errors.New("consumer: nil JetStream")
+	}
+	if h == nil {
+		return nil, errors.New("consumer: nil Handler")
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Consumer{
+		js:  js,
+		h:   h,
+		cfg: cfg,
+		log: cfg.Logger.With(
+			slog.String(logkey.Component, "consumer"),
+			slog.String(logkey.Stream, cfg.Stream),
+			slog.String(logkey.Consumer, cfg.Durable),
+		),
+		ready: make(chan struct{}),
+	}, nil
+}
+
+// Config returns the effective configuration, defaults filled in.
+func (c *Consumer) Config() Config { return c.cfg }
+
+// Ready returns a channel that is closed once Run has provisioned the
+// durable consumer and started pulling.
+func (c *Consumer) Ready() <-chan struct{} { return c.ready }
+
+// Run provisions the durable consumer (see [Provision]) and processes
+// messages until ctx ends; then it shuts down gracefully: it stops pulling,
+// Naks (without delay) messages received but not started, lets running
+// handlers finish within ShutdownGrace, then cancels their contexts and
+// Naks what is left, and returns nil. It returns only after every
+// goroutine it started has ended, except handlers that ignore
+// cancellation for HardStopTimeout, reported as [ErrHandlersStuck].
+//
+// It returns an error if it cannot start (provisioning, [ErrConsumerConflict])
+// or if consuming stops for a reason other than ctx. A second call returns
+// [ErrAlreadyRunning].
+func (c *Consumer) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	cons, err := Provision(ctx, c.js, c.cfg)
+	if err != nil {
+		return err
+	}
+	stream, err := c.js.Stream(ctx, c.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("consumer: look up stream %q: %w", c.cfg.Stream, err)
+	}
+	c.stream = stream
+
+	var bg sync.WaitGroup // advisory listener and presence
+	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		bgCancel()
+		bg.Wait()
+	}()
+	if err := c.listenMaxDeliveries(bgCtx, &bg); err != nil {
+		return err
+	}
+	if c.cfg.PresenceBucket != "-" {
+		bg.Go(func() { c.keepPresence(bgCtx) })
+	}
+
+	it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.PullMaxMessages))
+	if err != nil {
+		return fmt.Errorf("consumer: start pulling: %w", err)
+	}
+
+	// Handler contexts keep ctx's values but are cancelled only by us.
+	hctx, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardCancel()
+	work := make(chan jetstream.Msg)
+	var workers sync.WaitGroup
+	slots := make([]*slot, c.cfg.Concurrency)
+	for i := range slots {
+		slots[i] = newSlot(c.cfg.HeartbeatInterval, c.log)
+		workers.Go(func() { c.work(hctx, work, slots[i]) })
+	}
+
+	// Stop pulling when ctx ends; Drain lets Next hand out what is
+	// already buffered, which dispatch then Naks.
+	stopWatch := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-stopWatch:
+		}
+		it.Drain()
+	})
+
+	c.log.InfoContext(ctx, "consumer started",
+		slog.Int("concurrency", c.cfg.Concurrency),
+		slog.Duration("ack_wait", c.cfg.AckWait),
+		slog.Int("max_deliver", c.cfg.MaxDeliver))
+	close(c.ready)
+
+	runErr := c.dispatch(ctx, it, work)
+	close(stopWatch)
+	watch.Wait()
+	close(work)
+
+	if err := c.waitWorkers(ctx, &workers, slots, hardCancel); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	c.log.InfoContext(ctx, "consumer stopped", slog.Uint64("processed", c.processed.Load()), slog.Uint64("failed", c.failed.Load()))
+	return runErr
+}
+
+// dispatch hands messages to free workers until the iterator closes. It
+// returns an error if consuming stopped while ctx was still live.
+func (c *Consumer) dispatch(ctx context.Context, it jetstream.MessagesContext, work chan<- jetstream.Msg) error {
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("consumer: pulling stopped: %w", err)
+			}
+			if errors.Is(err, jetstream.ErrConsumerDeleted) {
+				it.Stop()
+				return fmt.Errorf("consumer: durable %q deleted while running: %w", c.cfg.Durable, err)
+			}
+			// Missed heartbeats and the like are transient: nats.go keeps
+			// pulling after reconnecting.
+			c.log.WarnContext(ctx, "pull", slog.Any(logkey.Err, err))
+			continue
+		}
+		if ctx.Err() != nil {
+			c.requeue(msg)
+			continue
+		}
+		select {
+		case work <- msg:
+		case <-ctx.Done():
+			c.requeue(msg)
+		}
+	}
+}
+
+// requeue Naks a message without delay so another worker takes it now.
+func (c *Consumer) requeue(msg jetstream.Msg) {
+	if err := msg.Nak(); err != nil {
+		c.log.Warn("nak on shutdown", slog.String(logkey.Subject, msg.Subject()), slog.Any(logkey.Err, err))
+	}
+}
+
+// waitWorkers waits for the workers: first for ShutdownGrace, then it
+// cancels handler contexts and waits HardStopTimeout more.
+func (c *Consumer) waitWorkers(ctx context.Context, workers *sync.WaitGroup, slots []*slot, hardCancel context.CancelFunc) error {
+	done := make(chan struct{})
+	go func() { // owned: it ends when the workers do
+		workers.Wait()
+		close(done)
+	}()
+	grace := time.NewTimer(c.cfg.ShutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-grace.C:
+	}
+	n := c.inFlight.Load()
+	c.log.WarnContext(ctx, "shutdown grace over, cancelling handlers", slog.Int64("in_flight", n), slog.Duration(logkey.Duration, c.cfg.ShutdownGrace))
+	hardCancel()
+	hard := time.NewTimer(c.cfg.HardStopTimeout)
+	defer hard.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-hard.C:
+		for _, s := range slots {
+			s.abandon()
+		}
+		return fmt.Errorf("%w: %d still running %s after cancellation", ErrHandlersStuck, c.inFlight.Load(), c.cfg.HardStopTimeout)
+	}
+}

@@ -1,0 +1,308 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/internal/testutil"
+	"github.com/jetworker/jetworker/publisher"
+)
+
+func TestDeadLetterPaths(t *testing.T) {
+	t.Parallel()
+	type order struct {
+		ID int `json:"id"`
+	}
+	tests := []struct {
+		name       string
+		data       string
+		maxDeliver int
+		handler    jetworker.HandlerFunc
+		attempts   uint64
+		errText    string
+	}{
+		{
+			name: "permanent error", data: `{"id":1}`, maxDeliver: 5, attempts: 1, errText: "card declined",
+			handler: func(ctx context.Context, task *jetworker.Task) error {
+				return fmt.Errorf("charge: %w", jetworker.Permanent(errors.New("card declined")))
+			},
+		},
+		{
+			name: "last attempt fails", data: `{"id":2}`, maxDeliver: 3, attempts: 3, errText: "still down",
+			handler: func(ctx context.Context, task *jetworker.Task) error {
+				return errors.New("still down")
+			},
+		},
+		{
+			name: "undecodable payload", data: `{"id":`, maxDeliver: 5, attempts: 1, errText: "json decode",
+			handler: func(ctx context.Context, task *jetworker.Task) error {
+				var o order
+				if err := (jetworker.JSONCodec{}).Unmarshal(task.Data, &o); err != nil {
+					return jetworker.Permanent(err)
+				}
+				return nil
+			},
+		},
+		{
+			name: "handler panic", data: `{"id":4}`, maxDeliver: 2, attempts: 2, errText: "handler panic: assignment to entry in nil map",
+			handler: func(ctx context.Context, task *jetworker.Task) error {
+				var m map[string]int
+				m["x"]++ // panics
+				return nil
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			var calls atomic.Int64
+			h := jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
+				calls.Add(1)
+				return tt.handler(ctx, task)
+			})
+			start(t, newConsumer(t, b.js, h, consumer.Config{
+				Durable: "orders", MaxDeliver: tt.maxDeliver,
+				Backoff: func(int, error) time.Duration { return 10 * time.Millisecond },
+			}))
+			res, err := b.pub.Publish(t.Context(), "tasks.orders.charge", []byte(tt.data), &publisher.PublishOpts{
+				ID: "task-" + tt.name, Header: nats.Header{"X-Tenant": {"acme"}},
+			})
+			if err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			dl := waitDeadLetters(t, b.js, 1)[0]
+
+			if dl.Subject != "dlq.TASKS.orders" {
+				t.Errorf("subject: got %q, want dlq.TASKS.orders", dl.Subject)
+			}
+			if string(dl.Data) != tt.data {
+				t.Errorf("data: got %q, want the original %q", dl.Data, tt.data)
+			}
+			if !strings.Contains(dl.Error, tt.errText) {
+				t.Errorf("Jetworker-Error %q does not contain %q", dl.Error, tt.errText)
+			}
+			checks := map[string]string{
+				jetworker.HeaderAttempts:        fmt.Sprint(tt.attempts),
+				jetworker.HeaderOriginalSubject: "tasks.orders.charge",
+				jetworker.HeaderOriginalStream:  "TASKS",
+				jetworker.HeaderOriginalSeq:     fmt.Sprint(res.Sequence),
+				jetworker.HeaderConsumer:        "orders",
+				jetworker.HeaderTaskID:          "task-" + tt.name,
+				"X-Tenant":                      "acme",
+			}
+			for k, want := range checks {
+				if got := dl.Header.Get(k); got != want {
+					t.Errorf("header %s: got %q, want %q", k, got, want)
+				}
+			}
+			if at, err := time.Parse(time.RFC3339Nano, dl.Header.Get(jetworker.HeaderFailedAt)); err != nil || time.Since(at) > time.Minute {
+				t.Errorf("Jetworker-Failed-At %q: want a recent RFC 3339 time", dl.Header.Get(jetworker.HeaderFailedAt))
+			}
+			if got := calls.Load(); got != int64(tt.attempts) {
+				t.Errorf("handler ran %d times, want %d", got, tt.attempts)
+			}
+			testutil.Eventually(t, 5*time.Second, func() error {
+				if m := streamMsgs(t, b.js, "TASKS"); m != 0 {
+					return fmt.Errorf("TASKS still holds %d messages", m)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func TestMaxDeliveriesWithoutHandlerResult(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cfg := consumer.Config{Durable: "crashy", AckWait: 500 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond, MaxDeliver: 2}
+	raw, err := consumer.Provision(t.Context(), b.js, cfg)
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	res := publish(t, b.pub, "tasks.crashy", "payload", "crash-1")
+
+	// A worker that takes the message and dies, twice.
+	for i := 1; i <= 2; i++ {
+		batch, err := raw.Fetch(1, jetstream.FetchMaxWait(3*time.Second))
+		if err != nil {
+			t.Fatalf("fetch %d: %v", i, err)
+		}
+		var got int
+		for range batch.Messages() {
+			got++
+		}
+		if got != 1 {
+			t.Fatalf("fetch %d: got %d messages, want 1 (%v)", i, got, batch.Error())
+		}
+	}
+
+	var calls atomic.Int64
+	start(t, newConsumer(t, b.js, jetworker.HandlerFunc(func(context.Context, *jetworker.Task) error {
+		calls.Add(1)
+		return nil
+	}), cfg))
+	dl := waitDeadLetters(t, b.js, 1)[0]
+	if dl.Attempts != 2 || dl.OriginalSeq != res.Sequence || dl.TaskID != "crash-1" || string(dl.Data) != "payload" {
+		t.Fatalf("dead letter: got attempts=%d seq=%d id=%q data=%q", dl.Attempts, dl.OriginalSeq, dl.TaskID, dl.Data)
+	}
+	if !strings.Contains(dl.Error, "max deliveries") {
+		t.Fatalf("error %q does not mention max deliveries", dl.Error)
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if m := streamMsgs(t, b.js, "TASKS"); m != 0 {
+			return fmt.Errorf("TASKS still holds %d messages", m)
+		}
+		return nil
+	})
+	if calls.Load() != 0 {
+		t.Fatalf("handler ran %d times on a message past MaxDeliver", calls.Load())
+	}
+}
+
+func TestDeadLetterPublishFailureKeepsTask(t *testing.T) {
+	t.Parallel()
+	srv := embedded.StartT(t, embedded.Config{})
+	_, js := srv.ConnectT(t)
+	// A task stream but no dead-letter stream.
+	if _, err := publisher.EnsureStream(t.Context(), js, publisher.TaskStream(publisher.StreamConfig{})); err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	pub, _ := publisher.New(js, publisher.Config{})
+	calls := make(chan uint64, 10)
+	start(t, newConsumer(t, js, jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
+		calls <- task.Delivered
+		return jetworker.Permanent(errors.New("bad task"))
+	}), consumer.Config{MaxDeliver: 10, Backoff: func(int, error) time.Duration { return 50 * time.Millisecond }}))
+	publish(t, pub, "tasks.nodlq", "x", "keep-me")
+	for want := uint64(1); want <= 2; want++ {
+		select {
+		case got := <-calls:
+			if got != want {
+				t.Fatalf("delivery %d, want %d", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("task not delivered again after the dead-letter publish failed (want delivery %d)", want)
+		}
+	}
+	if m := streamMsgs(t, js, "TASKS"); m != 1 {
+		t.Fatalf("TASKS holds %d messages, want the task kept", m)
+	}
+}
+
+func TestReplayRunsTaskOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var runs, successes atomic.Int64
+	h := jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
+		n := runs.Add(1)
+		if n == 1 {
+			return jetworker.Permanent(errors.New("downstream rejected"))
+		}
+		if task.Header.Get(jetworker.HeaderReplayedFrom) == "" {
+			t.Errorf("replayed task has no %s header", jetworker.HeaderReplayedFrom)
+		}
+		successes.Add(1)
+		return nil
+	})
+	start(t, newConsumer(t, b.js, h, consumer.Config{}))
+	publish(t, b.pub, "tasks.replay", "data", "replay-me")
+	dl := waitDeadLetters(t, b.js, 1)[0]
+
+	dlq, _ := consumer.NewDeadLetters(b.js, consumer.DeadLettersConfig{})
+	res, err := dlq.Replay(t.Context(), dl.Seq)
+	if err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	if res.ID == "replay-me" || res.Duplicate {
+		t.Fatalf("replay result %+v: want a fresh, stored task", res)
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if successes.Load() != 1 {
+			return errors.New("replayed task has not run")
+		}
+		return nil
+	})
+	if _, err := dlq.Replay(t.Context(), dl.Seq); !errors.Is(err, consumer.ErrDeadLetterNotFound) {
+		t.Fatalf("second replay: got %v, want ErrDeadLetterNotFound", err)
+	}
+	// Give a wrongly re-published task every chance to arrive.
+	testutil.Eventually(t, 2*time.Second, func() error {
+		if m := streamMsgs(t, b.js, "TASKS"); m != 0 {
+			return fmt.Errorf("TASKS holds %d", m)
+		}
+		return nil
+	})
+	if got := successes.Load(); got != 1 {
+		t.Fatalf("replayed task ran %d times, want 1", got)
+	}
+	if m := streamMsgs(t, b.js, "DLQ"); m != 0 {
+		t.Fatalf("DLQ still holds %d messages after replay", m)
+	}
+}
+
+func TestDeadLetterListFilterAndPurge(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	fail := jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
+		return jetworker.Permanent(errors.New("no"))
+	})
+	start(t, newConsumer(t, b.js, fail, consumer.Config{Durable: "alpha", FilterSubjects: []string{"tasks.alpha.>"}}))
+	start(t, newConsumer(t, b.js, fail, consumer.Config{Durable: "beta", FilterSubjects: []string{"tasks.beta.>"}}))
+	for i := range 3 {
+		publish(t, b.pub, "tasks.alpha.x", "a", fmt.Sprintf("a%d", i))
+		publish(t, b.pub, "tasks.beta.y", "b", fmt.Sprintf("b%d", i))
+	}
+	publish(t, b.pub, "tasks.beta.z", "b", "bz")
+	all := waitDeadLetters(t, b.js, 7)
+	dlq, _ := consumer.NewDeadLetters(b.js, consumer.DeadLettersConfig{})
+
+	tests := []struct {
+		name string
+		f    consumer.Filter
+		want int
+	}{
+		{name: "all", f: consumer.Filter{}, want: 7},
+		{name: "by consumer", f: consumer.Filter{Consumer: "alpha"}, want: 3},
+		{name: "by stream and consumer", f: consumer.Filter{Stream: "TASKS", Consumer: "beta"}, want: 4},
+		{name: "by subject", f: consumer.Filter{Subject: "tasks.beta.z"}, want: 1},
+		{name: "limit", f: consumer.Filter{Limit: 2}, want: 2},
+		{name: "until before all", f: consumer.Filter{Until: all[0].FailedAt}, want: 0},
+		{name: "other stream", f: consumer.Filter{Stream: "OTHER"}, want: 0},
+	}
+	for _, tt := range tests {
+		got, err := dlq.List(t.Context(), tt.f)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if len(got) != tt.want {
+			t.Errorf("%s: got %d dead letters, want %d", tt.name, len(got), tt.want)
+		}
+	}
+	if _, err := dlq.Get(t.Context(), 99999); !errors.Is(err, consumer.ErrDeadLetterNotFound) {
+		t.Errorf("Get missing: got %v, want ErrDeadLetterNotFound", err)
+	}
+	n, err := dlq.Purge(t.Context(), consumer.Filter{Subject: "tasks.beta.z"})
+	if err != nil || n != 1 {
+		t.Fatalf("purge by subject: got %d, %v; want 1", n, err)
+	}
+	n, err = dlq.Purge(t.Context(), consumer.Filter{Consumer: "alpha", Stream: "TASKS"})
+	if err != nil || n != 3 {
+		t.Fatalf("purge alpha: got %d, %v; want 3", n, err)
+	}
+	left, _ := dlq.List(t.Context(), consumer.Filter{})
+	if len(left) != 3 {
+		t.Fatalf("after purges %d dead letters left, want 3", len(left))
+	}
+}

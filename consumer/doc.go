@@ -1,0 +1,83 @@
+// Package consumer runs jetworker handlers on a durable JetStream pull
+// consumer: what a worker service runs.
+//
+// [New] takes a jetstream.JetStream, a [jetworker.Handler] and a [Config];
+// [Consumer.Run] provisions the durable consumer (explicit ack) and
+// processes messages with Config.Concurrency handlers at once until its
+// context ends. Workers in several processes that use the same Durable
+// share the work.
+//
+// # Pulling
+//
+// The consumer pulls with nats.go's Messages iterator, asking for at most
+// PullMaxMessages (default: Concurrency) ahead of its handlers, and takes a
+// message from the iterator only when a handler is free. A message
+// therefore never waits in a local buffer for longer than one round of
+// handlers; MaxAckPending (server side, >= Concurrency) bounds the
+// unacknowledged messages of all workers on the durable.
+//
+// # Settlement
+//
+// What the handler returns decides the message's fate:
+//
+//	handler result                      consumer does
+//	nil                                 Ack (AckSync with DoubleAck)
+//	error                               Nak with Backoff(attempt) delay
+//	jetworker.RetryAfter(err, d)        Nak with delay d
+//	jetworker.Permanent(err)            dead-letter (wait for PubAck), then Term
+//	panic                               recovered, logged with its stack, an error
+//	HandlerTimeout passed               an error (the handler's ctx is cancelled)
+//	error on delivery MaxDeliver        dead-letter, then Term
+//
+// If the dead-letter copy cannot be stored, the message is Nak'ed with the
+// backoff delay instead: a task is never dropped.
+//
+// # Dead letters
+//
+// A dead task of stream S and durable C is copied to <prefix>.S.C (default
+// dlq.S.C) in the dead-letter stream, with its original data and headers
+// and Jetworker-Error, -Attempts, -Original-Subject, -Original-Stream,
+// -Original-Seq, -Consumer and -Failed-At. The original task ID moves to
+// Jetworker-Task-Id; the copy's Nats-Msg-Id is S.C.<seq>, so one task is
+// dead-lettered once even when both paths below reach it.
+//
+// Messages whose deliveries run out without any handler result (a worker
+// that keeps crashing, an expired AckWait on the last delivery) are
+// reported by the server's MAX_DELIVERIES advisory. Every running consumer
+// listens for the advisories of its durable (in a queue group, so one
+// worker acts on each), fetches the message by stream sequence,
+// dead-letters it and, on a work-queue stream, deletes the original.
+//
+// [DeadLetters] lists, inspects, replays and purges dead letters.
+//
+// # Heartbeats
+//
+// While a handler runs, its message is marked in progress every
+// HeartbeatInterval (default AckWait/3), so a task that runs many times
+// AckWait is not redelivered while its worker lives. Heartbeats stop at the
+// handler's deadline, so a hung handler does not keep its message forever.
+// A crashed worker's messages are redelivered after AckWait.
+//
+// # Shutdown
+//
+// When Run's context ends, the consumer:
+//
+//  1. stops pulling and Naks (no delay) the messages it received but did
+//     not start, so other workers take them at once;
+//  2. lets running handlers finish within ShutdownGrace, settling their
+//     results as usual;
+//  3. cancels the handlers' contexts; a handler that then returns an error
+//     has its message Nak'ed without delay (it is not counted as failed);
+//  4. waits HardStopTimeout for handlers that ignore cancellation, Naks
+//     their messages and returns [ErrHandlersStuck].
+//
+// Handler contexts carry the values of Run's context but not its
+// cancellation. When Run returns, every goroutine it started has ended
+// (except handlers reported by ErrHandlersStuck).
+//
+// # Presence
+//
+// Each running consumer keeps a [WorkerInfo] record in the
+// jetworker_workers KV bucket, refreshed every PresenceTTL/3 and expiring
+// with the bucket's TTL; [ListWorkers] reads them.
+package consumer

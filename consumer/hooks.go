@@ -1,0 +1,52 @@
+package consumer
+
+import (
+	"context"
+	"time"
+
+	"github.com/jetworker/jetworker"
+)
+
+// Outcome is what the consumer did with a task's message.
+type Outcome int
+
+const (
+	// Acked: the handler succeeded and the message was acknowledged.
+	Acked Outcome = iota + 1
+	// Retried: the attempt failed and the message was Nak'ed with a delay.
+	Retried
+	// DeadLettered: the task was copied to the dead-letter stream and
+	// terminated.
+	DeadLettered
+	// Requeued: shutdown interrupted the handler and the message was
+	// Nak'ed without delay for another worker.
+	Requeued
+)
+
+// String returns the outcome's lowercase name.
+func (o Outcome) String() string {
+	switch o {
+	case Acked:
+		return "acked"
+	case Retried:
+		return "retried"
+	case DeadLettered:
+		return "dead_lettered"
+	case Requeued:
+		return "requeued"
+	}
+	return "unknown"
+}
+
+// Hooks let metrics and tracing observe the consumer without the consumer
+// depending on them. Every field is optional. Hooks run on the worker's
+// goroutine, so they must be fast and safe for concurrent use.
+type Hooks struct {
+	// StartFunc is called before the handler runs. The context it returns
+	// is the handler's (a tracer continues the task's trace here).
+	StartFunc func(ctx context.Context, t *jetworker.Task) context.Context
+	// DoneFunc is called once the message is settled, with the context
+	// StartFunc returned, the outcome, the handler's run time and its
+	// error (nil when it succeeded).
+	DoneFunc func(ctx context.Context, t *jetworker.Task, o Outcome, d time.Duration, err error)
+}

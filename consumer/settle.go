@@ -1,0 +1,113 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/internal/logkey"
+)
+
+// settle turns a handler result into the message's fate, as the package
+// documentation's table says.
+func (c *Consumer) settle(hctx context.Context, msg jetstream.Msg, t *jetworker.Task, herr error) Outcome {
+	attrs := func(extra ...slog.Attr) []slog.Attr {
+		return append([]slog.Attr{
+			slog.String(logkey.Subject, t.Subject),
+			slog.Uint64(logkey.Seq, t.Sequence),
+			slog.Uint64(logkey.Delivered, t.Delivered),
+			slog.String(logkey.TaskID, t.ID),
+		}, extra...)
+	}
+
+	if herr == nil {
+		if err := c.ack(msg); err != nil {
+			// The handler's work is done; the server will redeliver after
+			// AckWait and the handler must tolerate that.
+			c.log.LogAttrs(hctx, slog.LevelWarn, "ack", attrs(slog.Any(logkey.Err, err))...)
+		} else if c.log.Enabled(hctx, slog.LevelDebug) {
+			c.log.LogAttrs(hctx, slog.LevelDebug, "task done", attrs()...)
+		}
+		return Acked
+	}
+
+	var pe *panicError
+	if errors.As(herr, &pe) {
+		c.log.LogAttrs(hctx, slog.LevelError, "handler panic", attrs(slog.Any(logkey.Err, herr), slog.String(logkey.Stack, string(pe.stack)))...)
+	}
+
+	// Shutdown cancelled the handler: hand the task to another worker now.
+	if hctx.Err() != nil {
+		c.requeue(msg)
+		c.log.LogAttrs(hctx, slog.LevelWarn, "task interrupted by shutdown, requeued", attrs(slog.Any(logkey.Err, herr))...)
+		return Requeued
+	}
+
+	permanent := jetworker.IsPermanent(herr)
+	if permanent || t.Delivered >= uint64(c.cfg.MaxDeliver) {
+		if c.deadLetterAndTerm(msg, t, herr) {
+			return DeadLettered
+		}
+		return Retried
+	}
+
+	var delay time.Duration
+	var re *jetworker.RetryError
+	if errors.As(herr, &re) {
+		delay = re.Delay
+	} else {
+		delay = c.cfg.Backoff(int(t.Delivered), herr)
+	}
+	if err := msg.NakWithDelay(delay); err != nil {
+		c.log.LogAttrs(hctx, slog.LevelWarn, "nak", attrs(slog.Any(logkey.Err, err))...)
+	}
+	c.log.LogAttrs(hctx, slog.LevelWarn, "task failed, will retry", attrs(slog.Duration(logkey.Delay, delay), slog.Any(logkey.Err, herr))...)
+	return Retried
+}
+
+func (c *Consumer) ack(msg jetstream.Msg) error {
+	if !c.cfg.DoubleAck {
+		return msg.Ack()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	return msg.DoubleAck(ctx)
+}
+
+// deadLetterAndTerm copies the task to the dead-letter stream and, once
+// that is acknowledged, terminates the message. If the copy cannot be
+// stored it Naks the message instead, so the task is never lost, and
+// reports false.
+func (c *Consumer) deadLetterAndTerm(msg jetstream.Msg, t *jetworker.Task, herr error) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	attrs := []slog.Attr{
+		slog.String(logkey.Subject, t.Subject),
+		slog.Uint64(logkey.Seq, t.Sequence),
+		slog.Uint64(logkey.Delivered, t.Delivered),
+		slog.String(logkey.TaskID, t.ID),
+		slog.Any(logkey.Err, herr),
+	}
+	if err := c.deadLetter(ctx, deadTask{
+		subject: t.Subject, data: t.Data, header: t.Header, seq: t.Sequence, attempts: t.Delivered,
+	}, herr.Error()); err != nil {
+		delay := c.cfg.Backoff(int(t.Delivered), herr)
+		if nerr := msg.NakWithDelay(delay); nerr != nil {
+			err = errors.Join(err, nerr)
+		}
+		c.log.LogAttrs(ctx, slog.LevelError, "dead-letter failed, task kept and retried",
+			append(attrs, slog.Any("dead_letter_err", err), slog.Duration(logkey.Delay, delay))...)
+		return false
+	}
+	if err := msg.Term(); err != nil {
+		// The copy is stored; the original comes back after AckWait or via
+		// the max-deliveries advisory, whose copy the DLQ de-duplicates.
+		c.log.LogAttrs(ctx, slog.LevelWarn, "term after dead-letter", append(attrs, slog.Any("term_err", err))...)
+	}
+	c.log.LogAttrs(ctx, slog.LevelError, "task dead-lettered", attrs...)
+	return true
+}

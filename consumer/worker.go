@@ -1,0 +1,180 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/internal/logkey"
+)
+
+// slot is one worker's current message: it sends the heartbeats while the
+// handler runs and lets shutdown Nak a handler that never returns.
+type slot struct {
+	log      *slog.Logger
+	interval time.Duration
+	timer    *time.Timer
+
+	mu       sync.Mutex
+	msg      jetstream.Msg
+	deadline time.Time // no heartbeats after it; zero means none
+	active   bool      // a handler is running on msg
+	settled  bool      // shutdown already Nak'ed msg
+}
+
+func newSlot(interval time.Duration, log *slog.Logger) *slot {
+	s := &slot{interval: interval, log: log}
+	s.timer = time.AfterFunc(time.Hour, s.beat)
+	s.timer.Stop()
+	return s
+}
+
+// start begins heartbeats for msg, until deadline if it is not zero.
+func (s *slot) start(msg jetstream.Msg, deadline time.Time) {
+	s.mu.Lock()
+	s.msg, s.deadline, s.active, s.settled = msg, deadline, true, false
+	s.mu.Unlock()
+	s.timer.Reset(s.interval)
+}
+
+// stop ends heartbeats and reports whether shutdown already settled the
+// message.
+func (s *slot) stop() (settled bool) {
+	s.timer.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active = false
+	settled = s.settled
+	s.msg = nil
+	return settled
+}
+
+// beat marks the message in progress and re-arms the timer, unless the
+// handler has finished or passed its deadline (a hung handler must not
+// keep its message forever).
+func (s *slot) beat() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.active || s.settled {
+		return
+	}
+	if !s.deadline.IsZero() && time.Now().After(s.deadline) {
+		return // a hung handler must not keep its message forever
+	}
+	if err := s.msg.InProgress(); err != nil {
+		s.log.Warn("heartbeat", slog.String(logkey.Subject, s.msg.Subject()), slog.Any(logkey.Err, err))
+	}
+	s.timer.Reset(s.interval)
+}
+
+// abandon Naks the message of a handler that ignored cancellation, so
+// another worker takes it at once.
+func (s *slot) abandon() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.active || s.settled {
+		return
+	}
+	s.settled = true
+	if err := s.msg.Nak(); err != nil {
+		s.log.Warn("nak stuck handler's message", slog.String(logkey.Subject, s.msg.Subject()), slog.Any(logkey.Err, err))
+	}
+}
+
+// work runs handlers on messages from msgs until it is closed.
+func (c *Consumer) work(hctx context.Context, msgs <-chan jetstream.Msg, s *slot) {
+	var task jetworker.Task // reused: handlers must not keep it
+	for msg := range msgs {
+		c.process(hctx, msg, s, &task)
+	}
+}
+
+func (c *Consumer) process(hctx context.Context, msg jetstream.Msg, s *slot, task *jetworker.Task) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to retry.
+		c.log.ErrorContext(hctx, "message without JetStream metadata", slog.String(logkey.Subject, msg.Subject()), slog.Any(logkey.Err, err))
+		_ = msg.Term()
+		return
+	}
+	hdr := msg.Headers()
+	*task = jetworker.Task{
+		ID:        jetworker.TaskID(hdr),
+		Subject:   msg.Subject(),
+		Data:      msg.Data(),
+		Header:    hdr,
+		Stream:    meta.Stream,
+		Consumer:  meta.Consumer,
+		Sequence:  meta.Sequence.Stream,
+		Delivered: meta.NumDelivered,
+		Published: meta.Timestamp,
+	}
+
+	c.inFlight.Add(1)
+	defer c.inFlight.Add(-1)
+
+	ctx := hctx
+	if c.cfg.Hooks.StartFunc != nil {
+		ctx = c.cfg.Hooks.StartFunc(ctx, task)
+	}
+	// A real deadline, so handlers can pass it on (HTTP calls, SQL) and
+	// see context.DeadlineExceeded.
+	runCtx := ctx
+	var deadline time.Time
+	if c.cfg.HandlerTimeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, c.cfg.HandlerTimeout)
+		defer cancel()
+		deadline, _ = runCtx.Deadline()
+	}
+	began := time.Now()
+	s.start(msg, deadline)
+	herr := c.call(runCtx, task)
+	took := time.Since(began)
+	if s.stop() {
+		c.done(ctx, task, Requeued, took, herr)
+		return
+	}
+	if herr == nil {
+		c.processed.Add(1)
+	} else {
+		c.failed.Add(1)
+	}
+	o := c.settle(hctx, msg, task, herr)
+	c.done(ctx, task, o, took, herr)
+}
+
+func (c *Consumer) done(ctx context.Context, t *jetworker.Task, o Outcome, d time.Duration, err error) {
+	if c.cfg.Hooks.DoneFunc != nil {
+		c.cfg.Hooks.DoneFunc(ctx, t, o, d, err)
+	}
+}
+
+// panicError is a recovered handler panic.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("handler panic: %v", e.value) }
+
+// call runs the handler, turning a panic into an error.
+func (c *Consumer) call(ctx context.Context, t *jetworker.Task) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicError{value: v, stack: debug.Stack()}
+		}
+	}()
+	err = c.h.Handle(ctx, t)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("handler timeout after %s: %w", c.cfg.HandlerTimeout, err)
+	}
+	return err
+}
