@@ -1,0 +1,117 @@
+// Package schedule stores periodic schedules in JetStream KV and fires them
+// from a single elected scheduler.
+//
+// An [Entry] (cron spec, time zone, subject, payload, headers, paused flag,
+// jitter, catch-up policy, optional start and end) is stored as JSON in the
+// KV bucket [SchedulesBucket] under its name. [Store] edits entries; a
+// running [Scheduler] watches the bucket, so edits take effect within a
+// second, without a restart. Run several schedulers: they campaign for a
+// lease in [LeaseBucket] and only the holder fires.
+//
+// # Specs and time zones
+//
+// A spec is a cron expression with five fields (minute hour day-of-month
+// month day-of-week) or six (seconds first), a descriptor (@yearly,
+// @monthly, @weekly, @daily, @hourly), or "@every <duration>". Cron fields
+// are evaluated in the entry's IANA TimeZone (UTC by default); when both
+// day-of-month and day-of-week are restricted, a day matching either
+// fires, as in classic cron. Parsing uses github.com/netresearch/go-cron.
+//
+// "@every d" needs a whole number of seconds, at least 1s. Its slots are
+// Start + k*d (or Unix epoch + k*d without Start) in absolute time, so
+// every scheduler derives the same slots and daylight saving time does not
+// affect them.
+//
+// Daylight saving time, for cron specs and descriptors:
+//
+//   - Spring forward: a slot whose wall-clock time does not exist that day
+//     (02:30 when clocks jump from 02:00 to 03:00) fires once, at the first
+//     instant after the gap (03:30 in the example; ISC cron's rule).
+//   - Fall back: a slot whose wall-clock time occurs twice fires once, in
+//     the first pass. Only schedules whose hour field matches every hour
+//     ("*/15 * * * *") fire in both passes, so they keep their interval.
+//
+// # Firing
+//
+// The leader keeps one heap of next slots and one timer, however many
+// entries there are. For each due slot it publishes the entry's payload to
+// its subject with headers
+//
+//	Nats-Msg-Id:          <name>@<slot, RFC 3339 UTC>
+//	Jetworker-Schedule:   <name>
+//	Jetworker-Fire-Time:  <slot, RFC 3339 UTC>
+//
+// (plus the entry's own headers), then records the slot in [StateBucket]
+// with a revision-checked write. The message ID makes a second publish of
+// a slot inside the stream's duplicate window a no-op, so two schedulers
+// that both believe they lead cannot fire a slot twice. A failed publish
+// is retried every second with the same ID.
+//
+// [Store.Trigger] fires an entry once, now, by publishing directly (no
+// scheduler involved) with ID "<name>@trigger-<uuid>"; it does not move
+// the entry's slots.
+//
+// # Catch-up
+//
+// When a scheduler gains leadership it reads each entry's last fired slot
+// and applies the entry's [CatchUp] policy to the slots after it that
+// have already passed: [CatchUpSkip] fires none and continues with the
+// next future slot, [CatchUpOnce] (the default) fires the latest one, and
+// [CatchUpAll] fires every one, oldest first. An entry with no record
+// starts with its next future slot. Slots that pass while an entry is
+// paused are never fired. Note that under CatchUpSkip a slot that falls
+// inside a failover is skipped too.
+//
+// # Lease algorithm
+//
+// Leadership is a key (Config.LeaseKey) in [LeaseBucket], whose TTL
+// (MaxAge) is Config.LeaseTTL and which keeps limit markers, so watchers
+// see a key expire. nats.go's per-key TTL applies only to Create, so only
+// the bucket TTL reliably expires a dead leader's key.
+//
+//	              Create ok
+//	 +----------+ ----------> +---------+  Update ok every TTL/3
+//	 | follower |             | leader  | <----------------------+
+//	 +----------+ <---------- +---------+ -----------------------+
+//	   ^   |  ErrKeyRevisionMismatch,  |
+//	   |   |  or trust window ran out  | ctx done: stop firing,
+//	   |   |                           | Delete(LastRevision(rev))
+//	   +---+ Create every TTL/3,       v
+//	  ErrKeyExists; at once when   (stopped)
+//	  the watch shows the key
+//	  deleted or expired
+//
+// Acquire: kv.Create(key). Success makes this instance leader; a conflict
+// is recognised only by jetstream.ErrKeyExists.
+//
+// Renew: every LeaseTTL/3, kv.Update(key, rev) on the revision of our
+// last write. jetstream.ErrKeyRevisionMismatch means someone else holds
+// the lease: stop at once. Any other error (timeout, disconnection) is
+// reported to Config.RenewFailedFunc and retried on the next tick.
+//
+// Trust window: the leader never decides from a KV read. It trusts
+// itself until start + LeaseTTL - LeaseMargin, where start is the
+// monotonic clock reading taken just before its last successful Create or
+// Update was sent; the server cannot expire the key before start +
+// LeaseTTL. The window is checked before every single fire, so a process
+// that was paused (GC, SIGSTOP) past its window wakes up and does not
+// fire; its next Update fails with ErrKeyRevisionMismatch if a follower
+// took over, or restores trust if nobody did.
+//
+// Release: on shutdown the leader first stops firing and waits for fires
+// in flight, then deletes the key with a revision check; followers see
+// the delete on their watch and Create at once, so a clean handover takes
+// milliseconds.
+//
+// Failures: a crashed leader's key expires LeaseTTL after its last
+// renewal; followers see the expiry marker (or retry Create every
+// LeaseTTL/3) and one takes over, catching up from the recorded slots. A
+// partitioned leader cannot renew, so it stops firing when its window ends,
+// LeaseMargin before the key can expire. Slots a stale leader fires late
+// are dropped by the stream's duplicate window, and its state write fails
+// the revision check.
+//
+// Scheduler.Run returns nil after a graceful stop, and an error when its
+// connection is closed. Config.LeaderFunc, FiredFunc and RenewFailedFunc
+// are the hooks for metrics and health checks.
+package schedule

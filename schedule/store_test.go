@@ -1,0 +1,152 @@
+package schedule_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/schedule"
+)
+
+func TestStoreCRUD(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	// Provision is idempotent.
+	if err := b.store.Provision(ctx); err != nil {
+		t.Fatalf("second provision: %v", err)
+	}
+	e := schedule.Entry{Name: "b", Spec: "@hourly", TimeZone: "Europe/Berlin", Subject: "tasks.b",
+		Payload: []byte("x"), Header: map[string][]string{"X-Tenant": {"t1"}}, CatchUp: schedule.CatchUpAll}
+	b.put(t, e)
+	b.put(t, schedule.Entry{Name: "a", Spec: "@daily", Subject: "tasks.a"})
+
+	got, err := b.store.Get(ctx, "b")
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if got.Spec != e.Spec || got.TimeZone != e.TimeZone || string(got.Payload) != "x" ||
+		got.Header.Get("X-Tenant") != "t1" || got.CatchUp != schedule.CatchUpAll {
+		t.Errorf("got %+v, want %+v", got, e)
+	}
+	list, err := b.store.List(ctx)
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if len(list) != 2 || list[0].Name != "a" || list[1].Name != "b" {
+		t.Errorf("got %v, want entries a and b", list)
+	}
+	if err := b.store.Pause(ctx, "a"); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	if a, _ := b.store.Get(ctx, "a"); !a.Paused {
+		t.Errorf("got Paused false after Pause, want true")
+	}
+	if err := b.store.Delete(ctx, "a"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	for name, err := range map[string]error{
+		"get":     func() error { _, err := b.store.Get(ctx, "a"); return err }(),
+		"delete":  b.store.Delete(ctx, "a"),
+		"pause":   b.store.Pause(ctx, "a"),
+		"resume":  b.store.Resume(ctx, "missing"),
+		"trigger": func() error { _, err := b.store.Trigger(ctx, "missing"); return err }(),
+	} {
+		if !errors.Is(err, schedule.ErrNotFound) {
+			t.Errorf("%s of a missing entry: got %v, want ErrNotFound", name, err)
+		}
+	}
+	if _, err := b.store.Put(ctx, schedule.Entry{Name: "bad", Spec: "@every 10ms", Subject: "tasks.x"}); !errors.Is(err, schedule.ErrInvalidEntry) {
+		t.Errorf("put invalid: got %v, want ErrInvalidEntry", err)
+	}
+}
+
+func TestStoreWatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.put(t, schedule.Entry{Name: "first", Spec: "@daily", Subject: "tasks.x"})
+	ctx, cancel := context.WithCancel(t.Context())
+	ch, err := b.store.Watch(ctx)
+	if err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+	next := func() schedule.Change {
+		t.Helper()
+		select {
+		case c := <-ch:
+			return c
+		case <-time.After(5 * time.Second):
+			t.Fatal("no change within 5s")
+			return schedule.Change{}
+		}
+	}
+	if c := next(); c.Name != "first" || c.Deleted || c.Entry.Spec != "@daily" {
+		t.Errorf("got %+v, want the existing entry", c)
+	}
+	b.put(t, schedule.Entry{Name: "second", Spec: "@hourly", Subject: "tasks.x"})
+	if c := next(); c.Name != "second" || c.Deleted {
+		t.Errorf("got %+v, want a put of second", c)
+	}
+	if err := b.store.Delete(t.Context(), "first"); err != nil {
+		t.Fatal(err)
+	}
+	if c := next(); c.Name != "first" || !c.Deleted {
+		t.Errorf("got %+v, want a delete of first", c)
+	}
+	cancel()
+	for range ch { // closed once ctx ends
+	}
+}
+
+func TestStoreProvisionsOnFirstUse(t *testing.T) {
+	t.Parallel()
+	js := embedded.JetStream(t)
+	store, err := schedule.NewStore(js, schedule.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(t.Context(), schedule.Entry{Name: "x", Spec: "@daily", Subject: "tasks.x"}); err != nil {
+		t.Fatalf("put without Provision: %v", err)
+	}
+}
+
+func TestNewValidatesConfig(t *testing.T) {
+	t.Parallel()
+	js := embedded.JetStream(t)
+	_, err := schedule.New(js, schedule.Config{LeaseTTL: 500 * time.Millisecond, LeaseMargin: -1,
+		MaxConcurrentFires: -1, LeaseKey: "bad key"})
+	for _, w := range []string{"LeaseTTL", "LeaseMargin", "MaxConcurrentFires", "LeaseKey"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("got %v, want it to name %s", err, w)
+		}
+	}
+	if _, err := schedule.New(js, schedule.Config{}); err != nil {
+		t.Errorf("zero Config: got %v, want nil", err)
+	}
+	if _, err := schedule.NewStore(js, schedule.StoreConfig{Replicas: 9}); err == nil || !strings.Contains(err.Error(), "Replicas") {
+		t.Errorf("got %v, want an error naming Replicas", err)
+	}
+}
+
+func TestRunTwice(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s, err := schedule.New(b.js, schedule.Config{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.Ready()
+	if err := s.Run(ctx); !errors.Is(err, schedule.ErrAlreadyRunning) {
+		t.Errorf("second Run: got %v, want ErrAlreadyRunning", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after cancel: got %v, want nil", err)
+	}
+}
