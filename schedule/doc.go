@@ -69,17 +69,17 @@
 // see a key expire. nats.go's per-key TTL applies only to Create, so only
 // the bucket TTL reliably expires a dead leader's key.
 //
-//	              Create ok
-//	 +----------+ ----------> +---------+  Update ok every TTL/3
-//	 | follower |             | leader  | <----------------------+
-//	 +----------+ <---------- +---------+ -----------------------+
-//	   ^   |  ErrKeyRevisionMismatch,  |
-//	   |   |  or trust window ran out  | ctx done: stop firing,
-//	   |   |                           | Delete(LastRevision(rev))
-//	   +---+ Create every TTL/3,       v
-//	  ErrKeyExists; at once when   (stopped)
-//	  the watch shows the key
-//	  deleted or expired
+//	             Create ok
+//	+----------+ ----------> +---------+  Update ok every TTL/3
+//	| follower |             | leader  | <----------------------+
+//	+----------+ <---------- +---------+ -----------------------+
+//	  ^   |  ErrKeyRevisionMismatch,  |
+//	  |   |  or trust window ran out  | ctx done: stop firing,
+//	  |   |                           | Delete(LastRevision(rev))
+//	  +---+ Create every TTL/3,       v
+//	 ErrKeyExists; at once when   (stopped)
+//	 the watch shows the key
+//	 deleted or expired
 //
 // Acquire: kv.Create(key). Success makes this instance leader; a conflict
 // is recognised only by jetstream.ErrKeyExists.

@@ -372,6 +372,9 @@ func (f *firer) loop(ctx context.Context, w jetstream.KeyWatcher, changed <-chan
 			return nil
 		case kve, ok := <-w.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // the watch ends with ctx
+				}
 				return fmt.Errorf("schedule: watch of %q ended (connection closed?)", SchedulesBucket)
 			}
 			if kve == nil {

@@ -12,7 +12,7 @@ import (
 // the @hourly family of descriptors, and uses the classic cron rule that a
 // restricted day-of-month and day-of-week match when either matches.
 func cronParser() cron.Parser {
-	return cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom |
+	return cron.MustNewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom |
 		cron.Month | cron.Dow | cron.Descriptor | cron.DowOrDom)
 }
 
