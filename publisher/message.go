@@ -25,7 +25,7 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 	if id == "" {
 		id = p.cfg.IDFunc()
 	}
-	if err := validateSubject(subject); err != nil {
+	if err := ValidateSubject(subject); err != nil {
 		return nil, id, err
 	}
 	if err := o.validate(); err != nil {

@@ -5,9 +5,10 @@ import (
 	"strings"
 )
 
-// validateSubject checks that s is a valid subject to publish on: not
-// empty, no white space, no empty tokens and no wildcard tokens.
-func validateSubject(s string) error {
+// ValidateSubject checks that s is a subject one can publish on: not
+// empty, no white space, no empty tokens and no wildcard tokens. The error
+// wraps [ErrInvalidSubject] and quotes s. It does no I/O.
+func ValidateSubject(s string) error {
 	if s == "" {
 		return fmt.Errorf("%w: empty", ErrInvalidSubject)
 	}

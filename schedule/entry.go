@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/jetworker/jetworker/publisher"
 )
 
 // CatchUp says what the scheduler does with slots that passed while no
@@ -128,7 +130,7 @@ func (e Entry) compile() (compiled, error) {
 	if err != nil {
 		bad("Spec: %v", err)
 	}
-	if err := validateSubject(e.Subject); err != nil {
+	if err := publisher.ValidateSubject(e.Subject); err != nil {
 		bad("Subject: %v", err)
 	}
 	if e.Jitter < 0 {
@@ -190,26 +192,6 @@ func validateName(name string) error {
 			strings.ContainsRune("-_=/.", r)
 		if !ok {
 			return fmt.Errorf("%q: character %q not allowed (use letters, digits, '-', '_', '=', '/', '.')", name, r)
-		}
-	}
-	return nil
-}
-
-// validateSubject checks that s is a subject one can publish on: not
-// empty, no white space, no empty or wildcard tokens.
-func validateSubject(s string) error {
-	if s == "" {
-		return errors.New("empty")
-	}
-	if strings.ContainsAny(s, " \t\r\n\f\v") {
-		return fmt.Errorf("%q contains white space", s)
-	}
-	for tok := range strings.SplitSeq(s, ".") {
-		switch tok {
-		case "":
-			return fmt.Errorf("%q has an empty token", s)
-		case "*", ">":
-			return fmt.Errorf("%q has wildcard token %q; a fire needs a concrete subject", s, tok)
 		}
 	}
 	return nil

@@ -134,3 +134,28 @@ func (l *lease) release(ctx context.Context, log *slog.Logger) {
 			slog.String(logkey.Err, err.Error()))
 	}
 }
+
+// Leader returns the instance ID of the scheduler holding the lease key
+// (DefaultLeaseKey when key is empty), or "" when no scheduler leads. The
+// answer comes from a KV read, which may be stale: use it for display,
+// never to decide leadership.
+func Leader(ctx context.Context, js jetstream.JetStream, key string) (string, error) {
+	if key == "" {
+		key = DefaultLeaseKey
+	}
+	kv, err := js.KeyValue(ctx, LeaseBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("schedule: lease bucket %q: %w", LeaseBucket, err)
+	}
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("schedule: read lease %q: %w", key, err)
+	}
+	return string(e.Value()), nil
+}

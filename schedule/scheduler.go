@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +64,7 @@ type Config struct {
 	// slots are due together. Defaults to 64.
 	MaxConcurrentFires int
 	// InstanceID identifies this scheduler in the lease value and logs.
-	// Defaults to a new UUID.
+	// Defaults to "<hostname>-<pid>-<8 random hex digits>".
 	InstanceID string
 	// NowFunc is the clock for slots and the trust window. It should
 	// return times with a monotonic reading, as time.Now does. Defaults to
@@ -93,7 +94,8 @@ func (c Config) withDefaults() Config {
 	c.FireTimeout = cmp.Or(c.FireTimeout, DefaultFireTimeout)
 	c.MaxConcurrentFires = cmp.Or(c.MaxConcurrentFires, DefaultMaxConcurrentFires)
 	if c.InstanceID == "" {
-		c.InstanceID = uuid.NewString()
+		host, _ := os.Hostname()
+		c.InstanceID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
 	}
 	if c.NowFunc == nil {
 		c.NowFunc = time.Now
