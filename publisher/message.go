@@ -72,6 +72,9 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 		set(jetstream.ExpectedStreamHeader, o.ExpectStream)
 	}
 
+	if p.cfg.HeaderFunc != nil {
+		p.cfg.HeaderFunc(ctx, h)
+	}
 	msg := &nats.Msg{Subject: subject, Data: data, Header: h}
 	if delayed {
 		info, err := p.delayStream(ctx, subject, o.ExpectStream)

@@ -41,6 +41,10 @@ type Config struct {
 	// [ErrOutcomeUnknown] when it may be stored). It runs on nats.go's ack
 	// goroutine and must not block. Defaults to nil.
 	AckFunc func(r Result, err error)
+	// HeaderFunc, when set, is called with the publish's context and the
+	// headers of every message before it is sent, to add headers derived
+	// from the context (W3C trace context, tenant IDs). Defaults to nil.
+	HeaderFunc func(ctx context.Context, h nats.Header)
 	// IDFunc makes task IDs for publishes that give none. It must return
 	// unique IDs. Defaults to time-ordered UUIDv7 strings.
 	IDFunc func() string

@@ -339,3 +339,26 @@ func TestNewValidatesConfig(t *testing.T) {
 		t.Fatal("nil JetStream: got nil error")
 	}
 }
+
+func TestHeaderFuncAddsContextHeaders(t *testing.T) {
+	t.Parallel()
+	type key struct{}
+	b := setup(t, publisher.Config{HeaderFunc: func(ctx context.Context, h nats.Header) {
+		if v, ok := ctx.Value(key{}).(string); ok {
+			h.Set("traceparent", v)
+		}
+	}})
+	ctx := context.WithValue(t.Context(), key{}, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	res, err := b.pub.Publish(ctx, "tasks.traced", nil, nil)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	s, _ := b.js.Stream(t.Context(), "TASKS")
+	m, err := s.GetMsg(t.Context(), res.Sequence)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if got := m.Header.Get("traceparent"); got != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" {
+		t.Fatalf("traceparent: got %q", got)
+	}
+}
