@@ -291,4 +291,3 @@ func excerpt(s string, n int) string {
 	}
 	return s
 }
-

@@ -194,4 +194,3 @@ func validateFilter(s string) error {
 }
 
 func (r route) String() string { return r.Name + "(" + r.Subject + ")" }
-

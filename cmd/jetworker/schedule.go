@@ -208,4 +208,3 @@ func formatTimes(ts []time.Time) string {
 	}
 	return formatTime(ts[0])
 }
-
