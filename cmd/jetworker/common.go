@@ -14,9 +14,10 @@ type Base struct {
 	StreamEnv
 }
 
-// bind loads b from the environment and registers its flags on fs.
-func (b *Base) bind(fs *flag.FlagSet) error {
-	if err := loadEnv(b); err != nil {
+// bind loads env (the command's whole environment struct, which embeds
+// b) from JETWORKER_* variables and registers b's flags on fs.
+func (b *Base) bind(fs *flag.FlagSet, env any) error {
+	if err := loadEnv(env); err != nil {
 		return err
 	}
 	f := flagEnv{fs}

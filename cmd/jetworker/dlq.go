@@ -25,7 +25,7 @@ const dlqSynopsis = ` ls|show|replay|purge [args]
 func runDLQ(ctx context.Context, std *stdio, args []string) error {
 	var b Base
 	fs := newFlagSet("dlq", std, dlqSynopsis, &b)
-	if err := b.bind(fs); err != nil {
+	if err := b.bind(fs, &b); err != nil {
 		return err
 	}
 	var (

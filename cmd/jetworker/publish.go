@@ -16,7 +16,7 @@ import (
 func runPublish(ctx context.Context, std *stdio, args []string) error {
 	var b Base
 	fs := newFlagSet("publish", std, " SUBJECT [DATA]\n\nDATA comes from the argument, --file, or standard input (also with DATA \"-\")", &b)
-	if err := b.bind(fs); err != nil {
+	if err := b.bind(fs, &b); err != nil {
 		return err
 	}
 	var (

@@ -26,7 +26,7 @@ const scheduleSynopsis = ` add|ls|get|rm|pause|resume|trigger [NAME]
 func runSchedule(ctx context.Context, std *stdio, args []string) error {
 	var b Base
 	fs := newFlagSet("schedule", std, scheduleSynopsis, &b)
-	if err := b.bind(fs); err != nil {
+	if err := b.bind(fs, &b); err != nil {
 		return err
 	}
 	var (

@@ -20,7 +20,7 @@ type schedulerEnv struct {
 
 func (e *schedulerEnv) bind(std *stdio, name string) (*flagEnv, error) {
 	fs := newFlagSet(name, std, "", e)
-	if err := e.Base.bind(fs); err != nil {
+	if err := e.Base.bind(fs, e); err != nil {
 		return nil, err
 	}
 	f := &flagEnv{fs}

@@ -42,7 +42,7 @@ type consumerStatus struct {
 func runStatus(ctx context.Context, std *stdio, args []string) error {
 	var b Base
 	fs := newFlagSet("status", std, "", &b)
-	if err := b.bind(fs); err != nil {
+	if err := b.bind(fs, &b); err != nil {
 		return err
 	}
 	var asJSON bool

@@ -45,7 +45,7 @@ type workerEnv struct {
 
 func (e *workerEnv) bind(std *stdio, name string) (*flagEnv, error) {
 	fs := newFlagSet(name, std, "", e)
-	if err := e.Base.bind(fs); err != nil {
+	if err := e.Base.bind(fs, e); err != nil {
 		return nil, err
 	}
 	f := &flagEnv{fs}

@@ -1,0 +1,351 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/handlers/webhook"
+	"github.com/jetworker/jetworker/internal/testutil"
+)
+
+func TestPublishWorkerWebhook(t *testing.T) {
+	t.Parallel()
+	_, env := natsEnv(t)
+	const secret = "s3cret-hook"
+	var mu sync.Mutex
+	var bodies []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify(secret, r.Header.Get(webhook.HeaderSignature), body, time.Minute); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		bodies = append(bodies, string(body))
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+
+	_, _ = background(t, append(env,
+		"JETWORKER_WEBHOOK_URL="+hook.URL,
+		"JETWORKER_WEBHOOK_SECRET="+secret,
+	), "worker")
+
+	for i := range 3 {
+		r := jw(t, env, "", "publish", "--id", fmt.Sprintf("hook-%d", i), "tasks.webhook.order", fmt.Sprintf(`{"n":%d}`, i))
+		if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("published task hook-%d", i)) {
+			t.Fatalf("publish: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	}
+	// Same ID again: reported as a duplicate, not an error.
+	r := jw(t, env, "", "publish", "--id", "hook-0", "tasks.webhook.order", `{"n":0}`)
+	if r.code != 0 || !strings.Contains(r.stdout, "duplicate") {
+		t.Fatalf("duplicate publish: exit %d, stdout %q", r.code, r.stdout)
+	}
+	// Data from standard input.
+	if r := jw(t, env, `{"n":"stdin"}`, "publish", "tasks.webhook.order"); r.code != 0 {
+		t.Fatalf("publish from stdin: exit %d, %s", r.code, r.stderr)
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(bodies) < 4 {
+			return fmt.Errorf("webhook received %d of 4 tasks", len(bodies))
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 4 || !strings.Contains(strings.Join(bodies, ""), `{"n":"stdin"}`) {
+		t.Fatalf("webhook bodies: %q", bodies)
+	}
+}
+
+func TestScheduleCommands(t *testing.T) {
+	t.Parallel()
+	_, env := natsEnv(t)
+	r := jw(t, env, "", "schedule", "add", "nightly", "--spec", "0 3 * * *", "--tz", "Europe/Berlin", "--subject", "tasks.cleanup", "--payload", `{"days":30}`)
+	if r.code != 0 || !strings.Contains(r.stdout, `schedule "nightly" saved`) {
+		t.Fatalf("add: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = jw(t, env, "", "schedule", "ls")
+	if r.code != 0 {
+		t.Fatalf("ls: exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"nightly", "0 3 * * *", "Europe/Berlin", "tasks.cleanup", "false"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("ls output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r := jw(t, env, "", "schedule", "pause", "nightly"); r.code != 0 {
+		t.Fatalf("pause: exit %d: %s", r.code, r.stderr)
+	}
+	r = jw(t, env, "", "schedule", "ls", "--json")
+	var rows []struct {
+		Name     string    `json:"name"`
+		Paused   bool      `json:"paused"`
+		NextFire time.Time `json:"next_fire"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 1 || !rows[0].Paused || !rows[0].NextFire.IsZero() {
+		t.Fatalf("ls --json after pause: %v %+v (%s)", err, rows, r.stdout)
+	}
+	if r := jw(t, env, "", "schedule", "resume", "nightly"); r.code != 0 {
+		t.Fatalf("resume: exit %d: %s", r.code, r.stderr)
+	}
+	if r := jw(t, env, "", "schedule", "trigger", "nightly"); r.code != 0 || !strings.Contains(r.stdout, "nightly@trigger-") {
+		t.Fatalf("trigger: exit %d, %q, %s", r.code, r.stdout, r.stderr)
+	}
+	if r := jw(t, env, "", "schedule", "rm", "nightly"); r.code != 0 {
+		t.Fatalf("rm: exit %d: %s", r.code, r.stderr)
+	}
+	if r := jw(t, env, "", "schedule", "get", "nightly"); r.code != 1 || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("get after rm: exit %d, stderr %q; want exit 1, not found", r.code, r.stderr)
+	}
+}
+
+func TestDLQCommands(t *testing.T) {
+	t.Parallel()
+	srv, env := natsEnv(t)
+	// A worker whose webhook rejects with 400: tasks are dead-lettered at
+	// once. After the fix (status flips to 200), a replay succeeds.
+	var mu sync.Mutex
+	status, got := http.StatusBadRequest, 0
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(status)
+		if status == http.StatusOK {
+			got++
+		}
+	}))
+	t.Cleanup(hook.Close)
+	_, _ = background(t, append(env, "JETWORKER_WEBHOOK_URL="+hook.URL, "JETWORKER_WEBHOOK_SECRET=x"), "worker")
+	for i := range 2 {
+		if r := jw(t, env, "", "publish", "tasks.webhook.bad", fmt.Sprint(i)); r.code != 0 {
+			t.Fatalf("publish: %s", r.stderr)
+		}
+	}
+	_, js := srv.ConnectT(t)
+	dlq, _ := consumer.NewDeadLetters(js, consumer.DeadLettersConfig{})
+	var seqs []uint64
+	testutil.Eventually(t, 20*time.Second, func() error {
+		list, err := dlq.List(t.Context(), consumer.Filter{})
+		if err != nil {
+			return err
+		}
+		if len(list) != 2 {
+			return fmt.Errorf("%d dead letters", len(list))
+		}
+		seqs = []uint64{list[0].Seq, list[1].Seq}
+		return nil
+	})
+
+	r := jw(t, env, "", "dlq", "ls")
+	if r.code != 0 || !strings.Contains(r.stdout, "2 dead letters") || !strings.Contains(r.stdout, "tasks.webhook.bad") || !strings.Contains(r.stdout, "400") {
+		t.Fatalf("dlq ls: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = jw(t, env, "", "dlq", "show", fmt.Sprint(seqs[0]))
+	if r.code != 0 || !strings.Contains(r.stdout, "Jetworker-Error") || !strings.Contains(r.stdout, "Payload (1 bytes)") {
+		t.Fatalf("dlq show: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// Replay without --yes and without an answer refuses.
+	r = jw(t, env, "", "dlq", "replay", fmt.Sprint(seqs[0]))
+	if r.code != 2 || !strings.Contains(r.stderr, "--yes") {
+		t.Fatalf("unconfirmed replay: exit %d, stderr %q; want exit 2 naming --yes", r.code, r.stderr)
+	}
+	mu.Lock()
+	status = http.StatusOK
+	mu.Unlock()
+	r = jw(t, env, "y\n", "dlq", "replay", fmt.Sprint(seqs[0]))
+	if r.code != 0 || !strings.Contains(r.stdout, "replayed dead letter") {
+		t.Fatalf("replay: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if got != 1 {
+			return fmt.Errorf("webhook got %d replayed tasks", got)
+		}
+		return nil
+	})
+	if r := jw(t, env, "", "dlq", "replay", "--yes", fmt.Sprint(seqs[0])); r.code != 1 || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("second replay: exit %d, stderr %q; want exit 1, not found", r.code, r.stderr)
+	}
+	if r := jw(t, env, "", "dlq", "purge", "--yes"); r.code != 0 || !strings.Contains(r.stdout, "purged 1") {
+		t.Fatalf("purge: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	_, env := natsEnv(t)
+	_, _ = background(t, append(env, "JETWORKER_WEBHOOK_URL=http://127.0.0.1:1/none", "JETWORKER_WEBHOOK_SECRET=x", "JETWORKER_DURABLE=svc"), "worker")
+	_, _ = background(t, append(env, "JETWORKER_LEASE_TTL=2s"), "scheduler")
+	testutil.Eventually(t, 20*time.Second, func() error {
+		r := jw(t, env, "", "status", "--json")
+		if r.code != 0 {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		var rep struct {
+			Streams   []struct{ Name string }
+			Consumers []struct{ Stream, Name string }
+			Workers   []struct{ Consumer string }
+			Leader    string `json:"scheduler_leader"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			return err
+		}
+		if len(rep.Streams) != 2 || len(rep.Consumers) != 1 || rep.Consumers[0].Name != "svc-webhook" ||
+			len(rep.Workers) != 1 || rep.Leader == "" {
+			return fmt.Errorf("status: %+v", rep)
+		}
+		return nil
+	})
+	r := jw(t, env, "", "status")
+	for _, want := range []string{"TASKS", "DLQ", "svc-webhook", "scheduler leader: "} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestDevRunsDemoAndStopsOnSIGINT(t *testing.T) {
+	t.Parallel()
+	stop, out := background(t, []string{"JETWORKER_DATA_DIR=" + t.TempDir()}, "dev", "--port", "-1", "--http-addr", "")
+	testutil.Eventually(t, 30*time.Second, func() error {
+		s := out.String()
+		for _, want := range []string{"hello, demo 3", "flaky task", "succeeded on attempt 2", "goes to the dead letters", "hello, delayed by 3s"} {
+			if !strings.Contains(s, want) {
+				return fmt.Errorf("dev has not printed %q yet:\n%s", want, s)
+			}
+		}
+		return nil
+	})
+	began := time.Now()
+	r := stop()
+	if r.code != 0 {
+		t.Fatalf("dev exit code %d after SIGINT, want 0\n%s", r.code, r.stderr)
+	}
+	if took := time.Since(began); took > 12*time.Second {
+		t.Fatalf("dev took %s to stop, want within its 10s grace", took)
+	}
+	if !strings.Contains(r.stdout, "jetworker dev: stopped") {
+		t.Fatalf("dev did not say it stopped:\n%s", r.stdout)
+	}
+}
+
+func TestErrorsPeopleWillHit(t *testing.T) {
+	t.Parallel()
+	authSrv := embedded.StartT(t, embedded.Config{User: "app", Password: "right"})
+	_, env := natsEnv(t)
+	tests := []struct {
+		name     string
+		env      []string
+		args     []string
+		code     int
+		want     []string
+		notWant  string
+		maxTaken time.Duration
+	}{
+		{name: "unknown subcommand", args: []string{"frobnicate"}, code: 2, want: []string{`unknown command "frobnicate"`}},
+		{name: "no subcommand", args: nil, code: 2, want: []string{"Usage: jetworker"}},
+		{
+			name: "NATS unreachable", env: []string{"JETWORKER_NATS_URL=nats://127.0.0.1:1"}, args: []string{"status"},
+			code: 1, want: []string{"nats://127.0.0.1:1", "unreachable"}, maxTaken: 6 * time.Second,
+		},
+		{
+			name: "authentication refused", env: []string{"JETWORKER_NATS_URL=" + authSrv.URL(), "JETWORKER_USER=app", "JETWORKER_PASSWORD=wrong"},
+			args: []string{"status"}, code: 1, want: []string{"authentication refused", authSrv.URL()}, notWant: "wrong", maxTaken: 6 * time.Second,
+		},
+		{
+			name: "password in URL is redacted", env: []string{"JETWORKER_NATS_URL=nats://app:hunter2@127.0.0.1:1"}, args: []string{"status"},
+			code: 1, want: []string{"[REDACTED]@127.0.0.1:1"}, notWant: "hunter2",
+		},
+		{name: "missing stream", env: env, args: []string{"publish", "nowhere.x", "{}"}, code: 1, want: []string{"no stream captures the subject", `"nowhere.x"`}},
+		{
+			name: "invalid schedule spec", env: env, args: []string{"schedule", "add", "bad", "--spec", "61 * * * *", "--subject", "tasks.x"},
+			code: 2, want: []string{"Spec", "61"},
+		},
+		{name: "worker without routes", env: env, args: []string{"worker"}, code: 2, want: []string{"no routes"}},
+		{name: "bad flag", env: env, args: []string{"status", "--bogus"}, code: 2, want: []string{"flag provided but not defined: -bogus"}},
+		{name: "help lists env", args: []string{"worker", "--help"}, code: 0, want: []string{"JETWORKER_NATS_URL", "JETWORKER_ROUTES", "-concurrency"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			began := time.Now()
+			r := jw(t, tt.env, "", tt.args...)
+			all := r.stdout + r.stderr
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s", r.code, tt.code, all)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("output lacks %q:\n%s", w, all)
+				}
+			}
+			if tt.notWant != "" && strings.Contains(all, tt.notWant) {
+				t.Errorf("output reveals %q:\n%s", tt.notWant, all)
+			}
+			if tt.maxTaken > 0 && time.Since(began) > tt.maxTaken {
+				t.Errorf("took %s, want < %s", time.Since(began), tt.maxTaken)
+			}
+		})
+	}
+}
+
+func TestRoutesFileWorker(t *testing.T) {
+	t.Parallel()
+	_, env := natsEnv(t)
+	var mu sync.Mutex
+	hits := map[string]int{}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(routes, []byte(`
+routes:
+  - name: orders
+    subject: tasks.orders.>
+    concurrency: 2
+    max_deliver: 3
+    webhook: {url: "`+hook.URL+`/orders", secret: "${HOOK_SECRET}"}
+  - name: audit
+    subject: tasks.audit.*
+    log: {}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = background(t, append(env, "JETWORKER_ROUTES="+routes, "HOOK_SECRET=abc"), "worker")
+	jw(t, env, "", "publish", "tasks.orders.created", "{}")
+	jw(t, env, "", "publish", "tasks.audit.login", "{}")
+	testutil.Eventually(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if hits["/orders"] != 1 {
+			return fmt.Errorf("orders webhook hits: %d", hits["/orders"])
+		}
+		return nil
+	})
+	testutil.Eventually(t, 20*time.Second, func() error {
+		r := jw(t, env, "", "status", "--json")
+		if !strings.Contains(r.stdout, `"worker-orders"`) || !strings.Contains(r.stdout, `"worker-audit"`) {
+			return fmt.Errorf("status lacks the route consumers: %s", r.stdout)
+		}
+		return nil
+	})
+}
