@@ -1,6 +1,7 @@
-// Command quickstart runs jetworker's main job on an embedded nats-server:
-// it provisions the task streams, publishes a few tasks (one delayed) and
-// prints them as they are received. It needs no external server.
+// Command quickstart is the smallest complete jetworker program: on an
+// embedded nats-server it provisions the task streams, runs a worker,
+// publishes a few tasks (one delayed) and prints them as they are handled.
+// It needs no external server.
 //
 //	go run ./examples/quickstart
 package main
@@ -13,8 +14,8 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/publisher"
 )
@@ -50,24 +51,23 @@ func run() error {
 		return err
 	}
 
-	// A durable pull consumer that prints what it receives.
-	cons, err := js.CreateOrUpdateConsumer(ctx, publisher.DefaultTaskStream, jetstream.ConsumerConfig{
-		Durable: "quickstart", FilterSubject: "tasks.>", AckPolicy: jetstream.AckExplicitPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("create consumer: %w", err)
-	}
+	// A worker: a durable pull consumer running a handler.
 	const total = 4
 	received := make(chan struct{}, total)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		fmt.Printf("received %s: %s\n", m.Subject(), m.Data())
-		_ = m.Ack()
+	h := jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
+		fmt.Printf("received %s (attempt %d): %s\n", t.Subject, t.Delivered, t.Data)
 		received <- struct{}{}
+		return nil
 	})
+	worker, err := consumer.New(js, h, consumer.Config{Durable: "quickstart", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		return fmt.Errorf("consume: %w", err)
+		return err
 	}
-	defer cc.Stop()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(runCtx) }()
+	<-worker.Ready()
 
 	for i := 1; i < total; i++ {
 		res, err := publisher.PublishJSON(ctx, pub, "tasks.email.welcome", map[string]any{"user": i}, nil)
@@ -91,5 +91,6 @@ func run() error {
 		}
 	}
 	fmt.Println("all tasks received")
-	return nil
+	cancel()
+	return <-done
 }
