@@ -1,0 +1,213 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/schedule"
+)
+
+// statusOf maps the errors of the libraries to HTTP status codes.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, consumer.ErrDeadLetterNotFound), errors.Is(err, schedule.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, schedule.ErrInvalidEntry):
+		return http.StatusUnprocessableEntity
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, err error) {
+	code := statusOf(err)
+	if code == http.StatusInternalServerError {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "dashboard request", slog.String("path", r.URL.Path), slog.String(logkey.Err, err.Error()))
+	}
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func parseSeq(r *http.Request) (uint64, error) {
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		return 0, fmt.Errorf("%w: bad sequence %q", consumer.ErrDeadLetterNotFound, r.PathValue("seq"))
+	}
+	return seq, nil
+}
+
+func (s *Server) apiOverview(w http.ResponseWriter, r *http.Request) {
+	ov, err := s.fullOverview(r.Context())
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ov)
+}
+
+func (s *Server) apiCSRFToken(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"token": s.csrf, "header": CSRFHeader})
+}
+
+func (s *Server) apiDeadLetters(w http.ResponseWriter, r *http.Request) {
+	dls, err := s.deadLetters(r.Context(), s.deadLetterFilter(r))
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, dls)
+}
+
+func (s *Server) apiDeadLetter(w http.ResponseWriter, r *http.Request) {
+	seq, err := parseSeq(r)
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	dl, err := s.dlq.Get(r.Context(), seq)
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, dl)
+}
+
+func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
+	seq, err := parseSeq(r)
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	res, err := s.dlq.Replay(r.Context(), seq)
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "dead letter replayed", slog.Uint64(logkey.Seq, seq), slog.String(logkey.TaskID, res.ID))
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) apiDeleteDeadLetter(w http.ResponseWriter, r *http.Request) {
+	seq, err := parseSeq(r)
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	if err := s.dlq.Delete(r.Context(), seq); err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "dead letter deleted", slog.Uint64(logkey.Seq, seq))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiWorkers(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.workers(r.Context())
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	if ws == nil {
+		ws = []consumer.WorkerInfo{}
+	}
+	writeJSON(w, http.StatusOK, ws)
+}
+
+func (s *Server) apiSchedules(w http.ResponseWriter, r *http.Request) {
+	sv, err := s.schedules(r.Context())
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sv)
+}
+
+func (s *Server) apiSchedule(w http.ResponseWriter, r *http.Request) {
+	v, err := s.scheduleByName(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// apiPutSchedule creates or replaces the entry named in the path from the
+// JSON body (a schedule.Entry; its name, if given, must match the path).
+func (s *Server) apiPutSchedule(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var e schedule.Entry
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode entry: " + err.Error()})
+		return
+	}
+	if e.Name == "" {
+		e.Name = name
+	}
+	if e.Name != name {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("entry name %q does not match the path's %q", e.Name, name)})
+		return
+	}
+	rev, err := s.store.Put(r.Context(), e)
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "schedule saved", slog.String(logkey.Schedule, name))
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "revision": rev})
+}
+
+func (s *Server) apiDeleteSchedule(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := s.store.Delete(r.Context(), name); err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "schedule deleted", slog.String(logkey.Schedule, name))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiScheduleAction(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	id, err := s.scheduleAction(r, name, r.PathValue("action"))
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	out := map[string]string{"name": name, "action": r.PathValue("action")}
+	if id != "" {
+		out["id"] = id
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+var errUnknownAction = errors.New("unknown action")
+
+// scheduleAction pauses, resumes or triggers the entry name; trigger returns
+// the fired message's ID.
+func (s *Server) scheduleAction(r *http.Request, name, action string) (string, error) {
+	ctx := r.Context()
+	var id string
+	var err error
+	switch action {
+	case "pause":
+		err = s.store.Pause(ctx, name)
+	case "resume":
+		err = s.store.Resume(ctx, name)
+	case "trigger":
+		id, err = s.store.Trigger(ctx, name)
+	default:
+		return "", fmt.Errorf("%w: %w %q", schedule.ErrNotFound, errUnknownAction, action)
+	}
+	if err == nil {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "schedule "+action, slog.String(logkey.Schedule, name))
+	}
+	return id, err
+}

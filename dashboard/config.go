@@ -1,0 +1,154 @@
+package dashboard
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/schedule"
+)
+
+// Defaults for [Config].
+const (
+	DefaultAddr             = "127.0.0.1:8080"
+	DefaultTaskStream       = publisher.DefaultTaskStream
+	DefaultDeadLetterStream = consumer.DefaultDeadLetterStream
+	DefaultDeadLetterPrefix = consumer.DefaultDeadLetterPrefix
+	DefaultPresenceBucket   = consumer.DefaultPresenceBucket
+	DefaultLeaseKey         = schedule.DefaultLeaseKey
+	DefaultRefreshInterval  = 2 * time.Second
+	DefaultCheckTimeout     = 2 * time.Second
+	DefaultShutdownTimeout  = 5 * time.Second
+	DefaultDeadLetterLimit  = 100
+)
+
+// Config tunes a [Server]. The zero value of every field means its default:
+// an open, read-write dashboard on 127.0.0.1:8080 for the TASKS and DLQ
+// streams.
+type Config struct {
+	// Addr is the TCP address Run listens on. Use ":0" to pick a free
+	// port ([Server.Addr] tells which). Defaults to "127.0.0.1:8080".
+	Addr string
+
+	// TaskStreams are the task streams the dashboard shows, checks in
+	// /readyz and reports consumer state of in /metrics. Defaults to
+	// ["TASKS"].
+	TaskStreams []string
+	// DeadLetterStream is the dead-letter stream. Defaults to "DLQ".
+	DeadLetterStream string
+	// DeadLetterPrefix is the first token of dead-letter subjects.
+	// Defaults to "dlq".
+	DeadLetterPrefix string
+	// PresenceBucket is the KV bucket of worker presence records.
+	// Defaults to "jetworker_workers"; "-" hides the workers page.
+	PresenceBucket string
+	// LeaseKey is the scheduler lease key shown as the leader. Defaults to
+	// "scheduler".
+	LeaseKey string
+	// DisableSchedules hides the schedules page and API. Defaults to
+	// false.
+	DisableSchedules bool
+
+	// Metrics is the registry /metrics serves. The server adds a collector
+	// that reads stream and consumer state from the server at scrape time.
+	// Pass the Metrics whose hooks your consumers and schedulers use.
+	// Defaults to a new, empty [NewMetrics].
+	Metrics *Metrics
+
+	// BasicAuthUser and BasicAuthPassword, when both set, protect every
+	// endpoint except /healthz and /readyz with HTTP basic auth.
+	BasicAuthUser     string
+	BasicAuthPassword string
+	// BearerToken, when set, protects every endpoint except /healthz and
+	// /readyz with "Authorization: Bearer <token>". With basic auth also
+	// set, either is accepted. Requests authenticated by the bearer token
+	// need no CSRF token (browsers never send it on their own).
+	BearerToken string
+	// ReadOnly refuses every mutation (replay, delete, pause, resume,
+	// trigger, edit) with 403 and hides their buttons. Defaults to false.
+	ReadOnly bool
+
+	// RefreshInterval is how often the live pages (overview, dead
+	// letters, schedules, workers) refresh their tables. Defaults to 2s;
+	// -1 disables auto-refresh.
+	RefreshInterval time.Duration
+	// CheckTimeout bounds each readiness check and each scrape of server
+	// state. Defaults to 2s.
+	CheckTimeout time.Duration
+	// ShutdownTimeout bounds the graceful shutdown of the HTTP server when
+	// Run's context ends; connections still open then are closed.
+	// Defaults to 5s.
+	ShutdownTimeout time.Duration
+	// DeadLetterLimit caps the dead letters one list page or API call
+	// returns. Defaults to 100.
+	DeadLetterLimit int
+
+	// Logger receives the server's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+	// NowFunc is the clock for "next fire" and relative times. Defaults
+	// to time.Now.
+	NowFunc func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	c.Addr = cmp.Or(c.Addr, DefaultAddr)
+	if len(c.TaskStreams) == 0 {
+		c.TaskStreams = []string{DefaultTaskStream}
+	} else {
+		c.TaskStreams = append([]string(nil), c.TaskStreams...)
+	}
+	c.DeadLetterStream = cmp.Or(c.DeadLetterStream, DefaultDeadLetterStream)
+	c.DeadLetterPrefix = cmp.Or(c.DeadLetterPrefix, DefaultDeadLetterPrefix)
+	c.PresenceBucket = cmp.Or(c.PresenceBucket, DefaultPresenceBucket)
+	c.LeaseKey = cmp.Or(c.LeaseKey, DefaultLeaseKey)
+	c.RefreshInterval = cmp.Or(c.RefreshInterval, DefaultRefreshInterval)
+	c.CheckTimeout = cmp.Or(c.CheckTimeout, DefaultCheckTimeout)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.DeadLetterLimit = cmp.Or(c.DeadLetterLimit, DefaultDeadLetterLimit)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.NowFunc == nil {
+		c.NowFunc = time.Now
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("dashboard: Addr %q: %w", c.Addr, err))
+	}
+	for i, s := range c.TaskStreams {
+		if s == "" || strings.ContainsAny(s, " \t.*>") {
+			errs = append(errs, fmt.Errorf("dashboard: TaskStreams[%d] %q is not a valid stream name", i, s))
+		}
+	}
+	if strings.ContainsAny(c.DeadLetterStream, " \t.*>") {
+		errs = append(errs, fmt.Errorf("dashboard: DeadLetterStream %q is not a valid stream name", c.DeadLetterStream))
+	}
+	if (c.BasicAuthUser == "") != (c.BasicAuthPassword == "") {
+		errs = append(errs, errors.New("dashboard: BasicAuthUser and BasicAuthPassword must be set together"))
+	}
+	if c.RefreshInterval < 0 && c.RefreshInterval != -1 {
+		errs = append(errs, fmt.Errorf("dashboard: RefreshInterval must be > 0 or -1, got %s", c.RefreshInterval))
+	}
+	if c.CheckTimeout < 0 {
+		errs = append(errs, fmt.Errorf("dashboard: CheckTimeout must be > 0, got %s", c.CheckTimeout))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("dashboard: ShutdownTimeout must be > 0, got %s", c.ShutdownTimeout))
+	}
+	if c.DeadLetterLimit < 0 {
+		errs = append(errs, fmt.Errorf("dashboard: DeadLetterLimit must be > 0, got %d", c.DeadLetterLimit))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) authEnabled() bool { return c.BasicAuthUser != "" || c.BearerToken != "" }

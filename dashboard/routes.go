@@ -1,0 +1,97 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"strings"
+)
+
+func contextWithBearer(r *http.Request) context.Context {
+	return context.WithValue(r.Context(), bearerKey{}, true)
+}
+
+func isBearer(r *http.Request) bool {
+	v, _ := r.Context().Value(bearerKey{}).(bool)
+	return v
+}
+
+// routes builds the handler tree. /healthz, /readyz and /static/ are open;
+// everything else goes through requireAuth.
+func (s *Server) routes() http.Handler {
+	open := http.NewServeMux()
+	open.HandleFunc("GET /healthz", s.handleHealthz)
+	open.HandleFunc("GET /readyz", s.handleReadyz)
+	static, _ := fs.Sub(assets, "static")
+	open.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+
+	// JSON API.
+	mux.HandleFunc("GET /api/overview", s.apiOverview)
+	mux.HandleFunc("GET /api/csrf-token", s.apiCSRFToken)
+	mux.HandleFunc("GET /api/dead-letters", s.apiDeadLetters)
+	mux.HandleFunc("GET /api/dead-letters/{seq}", s.apiDeadLetter)
+	mux.Handle("POST /api/dead-letters/{seq}/replay", s.mutation(s.apiReplay))
+	mux.Handle("DELETE /api/dead-letters/{seq}", s.mutation(s.apiDeleteDeadLetter))
+	mux.HandleFunc("GET /api/workers", s.apiWorkers)
+	if !s.cfg.DisableSchedules {
+		mux.HandleFunc("GET /api/schedules", s.apiSchedules)
+		mux.HandleFunc("GET /api/schedules/{name}", s.apiSchedule)
+		mux.Handle("PUT /api/schedules/{name}", s.mutation(s.apiPutSchedule))
+		mux.Handle("DELETE /api/schedules/{name}", s.mutation(s.apiDeleteSchedule))
+		mux.Handle("POST /api/schedules/{name}/{action}", s.mutation(s.apiScheduleAction))
+	}
+
+	// Web pages. Forms post to the same paths as their pages plus an
+	// action; every action redirects back (POST/redirect/GET).
+	mux.HandleFunc("GET /{$}", s.pageOverview)
+	mux.HandleFunc("GET /dead-letters", s.pageDeadLetters)
+	mux.HandleFunc("GET /dead-letters/{seq}", s.pageDeadLetter)
+	mux.Handle("POST /dead-letters/{seq}/replay", s.mutation(s.formReplay))
+	mux.Handle("POST /dead-letters/{seq}/delete", s.mutation(s.formDeleteDeadLetter))
+	mux.HandleFunc("GET /workers", s.pageWorkers)
+	if !s.cfg.DisableSchedules {
+		mux.HandleFunc("GET /schedules", s.pageSchedules)
+		mux.HandleFunc("GET /schedules/+new", s.pageNewSchedule)
+		mux.Handle("POST /schedules/+new", s.mutation(s.formSaveSchedule))
+		mux.HandleFunc("GET /schedules/{name}", s.pageSchedule)
+		mux.Handle("POST /schedules/{name}/{action}", s.mutation(s.formScheduleAction))
+	}
+	open.Handle("/", s.requireAuth(mux))
+	return securityHeaders(open)
+}
+
+// securityHeaders sets headers that keep the pages from being framed or
+// loading anything from elsewhere.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// httpError answers with a JSON error for API and probe paths and plain
+// text otherwise.
+func httpError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if strings.HasPrefix(r.URL.Path, "/api/") || r.Header.Get("Accept") == "application/json" {
+		writeJSON(w, code, map[string]string{"error": msg})
+		return
+	}
+	http.Error(w, msg, code)
+}
