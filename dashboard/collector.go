@@ -15,10 +15,10 @@ import (
 type stateCollector struct {
 	s *Server
 
-	connected, scrapeOK               *prometheus.Desc
-	streamMsgs, streamBytes           *prometheus.Desc
-	pending, ackPending, redelivered  *prometheus.Desc
-	waiting                           *prometheus.Desc
+	connected, scrapeOK              *prometheus.Desc
+	streamMsgs, streamBytes          *prometheus.Desc
+	pending, ackPending, redelivered *prometheus.Desc
+	waiting                          *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*stateCollector)(nil)
