@@ -35,6 +35,16 @@
 // the task is dead-lettered and can be replayed once the configuration is
 // fixed.
 //
+// # Duplicates
+//
+// The consumer delivers a task at least once: if the worker dies after the
+// server accepted the email but before the task was acknowledged, the task
+// runs again and the email is sent again. To let receiving systems and
+// people recognise such a duplicate, [Handler.Handle] derives the email's
+// Message-ID from the task ID (or, without one, from the task's stream and
+// sequence), so every delivery of a task carries the same Message-ID.
+// [Handler.Send] has no task and uses a random Message-ID.
+//
 // Each send uses its own connection, so a Handler is safe for concurrent
 // use; bound the number of parallel connections with the consumer's
 // concurrency or handlers.ConcurrencyLimit.

@@ -3,12 +3,15 @@ package email
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	netmail "net/mail"
 	"net/textproto"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wneessen/go-mail"
@@ -18,7 +21,9 @@ import (
 
 // Defaults for [Config] fields left at their zero value.
 const (
-	DefaultPort    = 587
+	// DefaultPort is the default Config.Port: SMTP submission.
+	DefaultPort = 587
+	// DefaultTimeout is the default Config.Timeout.
 	DefaultTimeout = 30 * time.Second
 )
 
@@ -58,14 +63,21 @@ type Config struct {
 // Message is the JSON payload of an email task. See the package
 // documentation for its fields.
 type Message struct {
-	From    string   `json:"from,omitempty"`
-	To      []string `json:"to,omitempty"`
-	Cc      []string `json:"cc,omitempty"`
-	Bcc     []string `json:"bcc,omitempty"`
-	ReplyTo string   `json:"reply_to,omitempty"`
-	Subject string   `json:"subject"`
-	Text    string   `json:"text,omitempty"`
-	HTML    string   `json:"html,omitempty"`
+	// From is the sender. Empty means Config.From.
+	From string `json:"from,omitempty"`
+	// To, Cc and Bcc are the recipients; at least one is required. Bcc
+	// recipients get the message but appear in no header.
+	To  []string `json:"to,omitempty"`
+	Cc  []string `json:"cc,omitempty"`
+	Bcc []string `json:"bcc,omitempty"`
+	// ReplyTo is the address replies go to. Optional.
+	ReplyTo string `json:"reply_to,omitempty"`
+	// Subject is the subject line; non-ASCII text is MIME-encoded.
+	Subject string `json:"subject"`
+	// Text and HTML are the bodies; at least one is required. With both,
+	// the email is multipart/alternative.
+	Text string `json:"text,omitempty"`
+	HTML string `json:"html,omitempty"`
 }
 
 // Handler sends email tasks through SMTP. Create it with [New]. It is
@@ -149,7 +161,19 @@ func (h *Handler) Handle(ctx context.Context, t *jetworker.Task) error {
 	if err := (jetworker.JSONCodec{DisallowUnknownFields: true}).Unmarshal(t.Data, &m); err != nil {
 		return jetworker.Permanent(fmt.Errorf("decode email message of subject %q: %w", t.Subject, err))
 	}
-	return h.Send(ctx, m)
+	return h.send(ctx, m, taskKey(t))
+}
+
+// taskKey identifies t across redeliveries: its ID, else its stream
+// position, else "" (no stable identity).
+func taskKey(t *jetworker.Task) string {
+	switch {
+	case t.ID != "":
+		return "id:" + t.ID
+	case t.Stream != "" && t.Sequence != 0:
+		return "seq:" + t.Stream + "/" + strconv.FormatUint(t.Sequence, 10)
+	}
+	return ""
 }
 
 // Send sends m. It checks the message before connecting and fails with a
@@ -159,7 +183,13 @@ func (h *Handler) Handle(ctx context.Context, t *jetworker.Task) error {
 // Config.Timeout ends the attempt; SMTP replies map to the result as the
 // package documentation describes.
 func (h *Handler) Send(ctx context.Context, m Message) error {
-	msg, err := h.build(m)
+	return h.send(ctx, m, "")
+}
+
+// send sends m. A non-empty key derives the Message-ID; otherwise it is
+// random.
+func (h *Handler) send(ctx context.Context, m Message, key string) error {
+	msg, err := h.build(m, key)
 	if err != nil {
 		return jetworker.Permanent(err)
 	}
@@ -181,8 +211,9 @@ func (h *Handler) Send(ctx context.Context, m Message) error {
 	return nil
 }
 
-// build checks m and turns it into a go-mail message.
-func (h *Handler) build(m Message) (*mail.Msg, error) {
+// build checks m and turns it into a go-mail message, with a Message-ID
+// derived from key when key is not empty.
+func (h *Handler) build(m Message, key string) (*mail.Msg, error) {
 	var errs []error
 	check := func(field, addr string) {
 		if _, err := netmail.ParseAddress(addr); err != nil {
@@ -237,6 +268,9 @@ func (h *Handler) build(m Message) (*mail.Msg, error) {
 		set("reply_to", msg.ReplyTo(m.ReplyTo))
 	}
 	msg.Subject(m.Subject)
+	if key != "" {
+		msg.SetMessageIDWithValue(messageID(key, from))
+	}
 	switch {
 	case m.Text != "" && m.HTML != "":
 		msg.SetBodyString(mail.TypeTextPlain, m.Text)
@@ -250,6 +284,20 @@ func (h *Handler) build(m Message) (*mail.Msg, error) {
 		return nil, errors.Join(errs...)
 	}
 	return msg, nil
+}
+
+// messageID returns a Message-ID (without angle brackets) that is the
+// same for every delivery of the task identified by key, in the domain of
+// the from address.
+func messageID(key, from string) string {
+	domain := "jetworker.invalid"
+	if a, err := netmail.ParseAddress(from); err == nil {
+		if _, d, ok := strings.Cut(a.Address, "@"); ok && d != "" {
+			domain = d
+		}
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "jetworker." + hex.EncodeToString(sum[:16]) + "@" + domain
 }
 
 // classify maps an SMTP failure to the handler outcome: a 5xx reply is

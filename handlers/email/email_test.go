@@ -2,8 +2,15 @@ package email_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"io"
+	"math/big"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -24,6 +31,7 @@ import (
 
 // received is one message as the test SMTP server got it.
 type received struct {
+	tls  bool // the session ran over TLS (after STARTTLS)
 	from string
 	rcpt []string
 	data []byte
@@ -36,7 +44,8 @@ type smtpServer struct {
 	msgs    chan received
 	failAt  string // "mail", "rcpt" or "data": the command that fails
 	failErr *smtp.SMTPError
-	auth    bool // require AUTH PLAIN as user/pass
+	auth    bool        // require AUTH PLAIN as user/pass
+	tls     *tls.Config // offer STARTTLS with this config
 }
 
 // startSMTP starts a server configured by s and returns it; it stops when
@@ -45,8 +54,10 @@ func startSMTP(t *testing.T, s *smtpServer) *smtpServer {
 	t.Helper()
 	s.msgs = make(chan received, 10)
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &session{srv: s}, nil
+		_, isTLS := c.TLSConnectionState()
+		return &session{srv: s, tls: isTLS}, nil
 	}))
+	srv.TLSConfig = s.tls
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout = 10 * time.Second
@@ -90,6 +101,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 
 type session struct {
 	srv    *smtpServer
+	tls    bool
 	authed bool
 	msg    received
 }
@@ -117,7 +129,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.srv.auth && !s.authed {
 		return smtp.ErrAuthRequired
 	}
-	s.msg = received{from: from}
+	s.msg = received{from: from, tls: s.tls}
 	return s.fail("mail")
 }
 
@@ -454,4 +466,91 @@ func TestNewValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestMessageIDIsStableAcrossRedeliveries(t *testing.T) {
+	t.Parallel()
+	srv := startSMTP(t, &smtpServer{})
+	h := newHandler(t, srv.config())
+	payload := `{"to":["a@example.com"],"subject":"s","text":"x"}`
+
+	messageID := func(tk *jetworker.Task) string {
+		t.Helper()
+		if err := h.Handle(t.Context(), tk); err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+		got := <-srv.msgs
+		msg, err := netmail.ReadMessage(bytes.NewReader(got.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msg.Header.Get("Message-Id")
+	}
+	first := messageID(&jetworker.Task{ID: "order-42", Data: []byte(payload), Delivered: 1})
+	again := messageID(&jetworker.Task{ID: "order-42", Data: []byte(payload), Delivered: 2})
+	other := messageID(&jetworker.Task{ID: "order-43", Data: []byte(payload), Delivered: 1})
+	bySeq := messageID(&jetworker.Task{Stream: "TASKS", Sequence: 9, Data: []byte(payload)})
+	bySeqAgain := messageID(&jetworker.Task{Stream: "TASKS", Sequence: 9, Data: []byte(payload)})
+
+	if first != again {
+		t.Errorf("redelivery Message-Id %q, want the first delivery's %q", again, first)
+	}
+	if first == other {
+		t.Errorf("tasks order-42 and order-43 share Message-Id %q, want different ones", first)
+	}
+	if !strings.HasPrefix(first, "<jetworker.") || !strings.HasSuffix(first, "@example.com>") {
+		t.Errorf("Message-Id %q, want <jetworker.…@example.com> (the From domain)", first)
+	}
+	if bySeq != bySeqAgain || bySeq == first {
+		t.Errorf("Message-Id by stream position %q then %q, want equal and distinct from %q", bySeq, bySeqAgain, first)
+	}
+}
+
+func TestSTARTTLSByDefault(t *testing.T) {
+	t.Parallel()
+	serverTLS, clientTLS := selfSignedTLS(t)
+	srv := startSMTP(t, &smtpServer{tls: serverTLS})
+	cfg := srv.config()
+	cfg.TLSPolicy = 0 // the default: mail.TLSMandatory
+	cfg.TLSConfig = clientTLS
+	h := newHandler(t, cfg)
+
+	if err := h.Handle(t.Context(), emailTask(`{"to":["b@example.com"],"subject":"s","text":"x"}`)); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	if got := <-srv.msgs; !got.tls {
+		t.Errorf("message sent without TLS, want STARTTLS")
+	}
+}
+
+// selfSignedTLS returns a server config with a fresh certificate for
+// 127.0.0.1 and a client config that trusts only it.
+func selfSignedTLS(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "jetworker test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	client = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	return server, client
 }

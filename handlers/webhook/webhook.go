@@ -17,22 +17,32 @@ import (
 	"github.com/jetworker/jetworker"
 )
 
-// Header names set on every webhook request. See the package
+// HTTP header names set on every webhook request. See the package
 // documentation for the full mapping.
 const (
-	HeaderTaskID    = jetworker.HeaderTaskID // "Jetworker-Task-Id"
-	HeaderSubject   = "Jetworker-Subject"
+	// HeaderTaskID carries Task.ID; it is [jetworker.HeaderTaskID].
+	HeaderTaskID = jetworker.HeaderTaskID
+	// HeaderSubject carries Task.Subject.
+	HeaderSubject = "Jetworker-Subject"
+	// HeaderDelivered carries Task.Delivered, 1 on the first attempt.
 	HeaderDelivered = "Jetworker-Delivered"
-	HeaderStream    = "Jetworker-Stream"
-	HeaderSequence  = "Jetworker-Sequence"
+	// HeaderStream carries Task.Stream.
+	HeaderStream = "Jetworker-Stream"
+	// HeaderSequence carries Task.Sequence, the stream sequence.
+	HeaderSequence = "Jetworker-Sequence"
+	// HeaderSignature carries the signature that [Verify] checks.
 	HeaderSignature = "Jetworker-Signature"
 )
 
 // Defaults for [Config] fields left at their zero value.
 const (
-	DefaultTimeout      = 10 * time.Second
+	// DefaultTimeout is the default Config.Timeout.
+	DefaultTimeout = 10 * time.Second
+	// DefaultHeaderPrefix is the default Config.HeaderPrefix.
 	DefaultHeaderPrefix = "Jetworker-Header-"
-	DefaultContentType  = "application/json"
+	// DefaultContentType is the default Config.ContentType.
+	DefaultContentType = "application/json"
+	// DefaultMaxErrorBody is the default Config.MaxErrorBody, in bytes.
 	DefaultMaxErrorBody = 512
 )
 
