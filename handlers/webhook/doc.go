@@ -6,7 +6,7 @@
 //
 // The request body is the task's payload, unchanged. The headers are:
 //
-//	Content-Type          the task's Content-Type header if it has one,
+//	Content-Type          the task's Content-Type header (any case) if set,
 //	                      else Config.ContentType (application/json)
 //	User-Agent            jetworker-webhook
 //	Jetworker-Task-Id     Task.ID (omitted when empty)

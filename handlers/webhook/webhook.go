@@ -175,6 +175,7 @@ func (h *Handler) request(ctx context.Context, t *jetworker.Task) (*http.Request
 		return nil, fmt.Errorf("webhook build request: %w", err)
 	}
 	hdr := req.Header
+	contentType := h.cfg.ContentType
 	for k, vs := range t.Header {
 		if !validHeaderName(k) {
 			return nil, jetworker.Permanent(fmt.Errorf("webhook: task header name %q is not a valid HTTP header name", k))
@@ -185,14 +186,14 @@ func (h *Handler) request(ctx context.Context, t *jetworker.Task) (*http.Request
 			}
 			hdr.Add(h.cfg.HeaderPrefix+k, v)
 		}
-		if strings.EqualFold(k, jetworker.HeaderTraceParent) || strings.EqualFold(k, jetworker.HeaderTraceState) {
+		switch {
+		case strings.EqualFold(k, jetworker.HeaderTraceParent), strings.EqualFold(k, jetworker.HeaderTraceState):
 			hdr[strings.ToLower(k)] = vs // W3C spells these in lower case
+		case strings.EqualFold(k, "Content-Type") && len(vs) > 0 && vs[0] != "":
+			contentType = vs[0]
 		}
 	}
-	hdr.Set("Content-Type", h.cfg.ContentType)
-	if ct := t.Header.Get("Content-Type"); ct != "" {
-		hdr.Set("Content-Type", ct)
-	}
+	hdr.Set("Content-Type", contentType)
 	hdr.Set("User-Agent", userAgent)
 	if t.ID != "" {
 		hdr.Set(HeaderTaskID, t.ID)

@@ -261,7 +261,7 @@ func TestHeaderMapping(t *testing.T) {
 		"Nats-Msg-Id":  {"task-1"},
 		"X-Tenant":     {"acme", "globex"},
 		"traceparent":  {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
-		"Content-Type": {"text/plain"},
+		"content-type": {"text/plain"}, // NATS headers are case-sensitive; matched in any case
 	}
 	if err := b.handler.Handle(t.Context(), tk); err != nil {
 		t.Fatalf("Handle: %v", err)
@@ -274,17 +274,18 @@ func TestHeaderMapping(t *testing.T) {
 		t.Errorf("body %q, want the task data", body)
 	}
 	want := map[string][]string{
-		"Jetworker-Task-Id":            {"task-1"},
-		"Jetworker-Subject":            {"tasks.hook"},
-		"Jetworker-Delivered":          {"3"},
-		"Jetworker-Stream":             {"TASKS"},
-		"Jetworker-Sequence":           {"7"},
-		"Jetworker-Header-Nats-Msg-Id": {"task-1"},
-		"Jetworker-Header-X-Tenant":    {"acme", "globex"},
-		"Jetworker-Header-Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
-		"Traceparent":                  {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
-		"Content-Type":                 {"text/plain"},
-		"User-Agent":                   {"jetworker-webhook"},
+		"Jetworker-Task-Id":             {"task-1"},
+		"Jetworker-Subject":             {"tasks.hook"},
+		"Jetworker-Delivered":           {"3"},
+		"Jetworker-Stream":              {"TASKS"},
+		"Jetworker-Sequence":            {"7"},
+		"Jetworker-Header-Nats-Msg-Id":  {"task-1"},
+		"Jetworker-Header-X-Tenant":     {"acme", "globex"},
+		"Jetworker-Header-Traceparent":  {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		"Jetworker-Header-Content-Type": {"text/plain"},
+		"Traceparent":                   {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		"Content-Type":                  {"text/plain"},
+		"User-Agent":                    {"jetworker-webhook"},
 	}
 	for k, v := range want {
 		if g := r.Header.Values(k); strings.Join(g, "|") != strings.Join(v, "|") {
