@@ -69,8 +69,8 @@ func TestYAMLFilesParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n < 2 {
-		t.Errorf("parsed %d YAML/JSON documents under deploy/, want at least 2", n)
+	if n < 10 {
+		t.Errorf("parsed %d YAML/JSON documents under deploy/, want at least 10", n)
 	}
 }
 
@@ -518,4 +518,373 @@ func last(vs []string) string {
 func firstLines(b []byte, n int) string {
 	lines := strings.SplitN(string(b), "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
+
+// TestKubernetes renders the kustomizations (with "kubectl kustomize" when
+// kubectl is installed, else by reading their resources) and checks each
+// jetworker container: a real subcommand, variables it reads (env and
+// envFrom ConfigMaps), probes on the HTTP surface, resources, a locked-down
+// securityContext, mounted routes that load and a credentials Secret only
+// its user can read; PodDisruptionBudgets cover every Deployment, and the
+// KEDA ScaledObject watches a consumer the workers really use.
+func TestKubernetes(t *testing.T) {
+	t.Parallel()
+	for _, dir := range []string{"k8s/base", "k8s/keda"} {
+		t.Run(dir, func(t *testing.T) {
+			t.Parallel()
+			objs := renderKustomization(t, dir)
+			checkKubernetes(t, objs, dir == "k8s/keda")
+		})
+	}
+}
+
+// k8sObject is the part of a Kubernetes object the test reads.
+type k8sObject struct {
+	Kind     string `json:"kind"`
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Data       map[string]string `json:"data"`
+	StringData map[string]string `json:"stringData"`
+	Spec       struct {
+		Selector struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"selector"`
+		MinAvailable   any `json:"minAvailable"`
+		ScaleTargetRef struct {
+			Name string `json:"name"`
+		} `json:"scaleTargetRef"`
+		Triggers []struct {
+			Type     string            `json:"type"`
+			Metadata map[string]string `json:"metadata"`
+		} `json:"triggers"`
+		Template struct {
+			Metadata struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
+			Spec podSpec `json:"spec"`
+		} `json:"template"`
+	} `json:"spec"`
+}
+
+type podSpec struct {
+	TerminationGracePeriodSeconds int `json:"terminationGracePeriodSeconds"`
+	SecurityContext               struct {
+		RunAsNonRoot bool `json:"runAsNonRoot"`
+		RunAsUser    int  `json:"runAsUser"`
+	} `json:"securityContext"`
+	Containers []struct {
+		Name    string   `json:"name"`
+		Image   string   `json:"image"`
+		Command []string `json:"command"`
+		Args    []string `json:"args"`
+		Env     []struct {
+			Name      string `json:"name"`
+			Value     string `json:"value"`
+			ValueFrom any    `json:"valueFrom"`
+		} `json:"env"`
+		EnvFrom []struct {
+			ConfigMapRef *struct {
+				Name string `json:"name"`
+			} `json:"configMapRef"`
+			SecretRef *struct {
+				Name string `json:"name"`
+			} `json:"secretRef"`
+		} `json:"envFrom"`
+		Ports []struct {
+			Name          string `json:"name"`
+			ContainerPort int    `json:"containerPort"`
+		} `json:"ports"`
+		LivenessProbe  *probe `json:"livenessProbe"`
+		ReadinessProbe *probe `json:"readinessProbe"`
+		Resources      struct {
+			Requests map[string]string `json:"requests"`
+			Limits   map[string]string `json:"limits"`
+		} `json:"resources"`
+		SecurityContext struct {
+			ReadOnlyRootFilesystem   bool  `json:"readOnlyRootFilesystem"`
+			AllowPrivilegeEscalation *bool `json:"allowPrivilegeEscalation"`
+		} `json:"securityContext"`
+		VolumeMounts []struct {
+			Name      string `json:"name"`
+			MountPath string `json:"mountPath"`
+		} `json:"volumeMounts"`
+	} `json:"containers"`
+	Volumes []struct {
+		Name      string `json:"name"`
+		ConfigMap *struct {
+			Name string `json:"name"`
+		} `json:"configMap"`
+		Secret *struct {
+			SecretName  string `json:"secretName"`
+			DefaultMode *int   `json:"defaultMode"`
+		} `json:"secret"`
+	} `json:"volumes"`
+}
+
+type probe struct {
+	HTTPGet *struct {
+		Path string `json:"path"`
+		Port any    `json:"port"`
+	} `json:"httpGet"`
+}
+
+// renderKustomization returns the objects of a kustomization directory.
+func renderKustomization(t *testing.T, dir string) []k8sObject {
+	t.Helper()
+	var docs [][]byte
+	if kubectl, err := exec.LookPath("kubectl"); err == nil {
+		out, err := exec.Command(kubectl, "kustomize", dir).Output()
+		if err != nil {
+			t.Fatalf("kubectl kustomize %s: %v", dir, err)
+		}
+		for doc := range strings.SplitSeq(string(out), "\n---\n") {
+			docs = append(docs, []byte(doc))
+		}
+	} else {
+		t.Logf("kubectl not installed: reading the resources of %s without kustomize", dir)
+		docs = kustomizeResources(t, dir)
+	}
+	var objs []k8sObject
+	for _, doc := range docs {
+		var o k8sObject
+		if err := yaml.Unmarshal(doc, &o); err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		if o.Kind != "" {
+			objs = append(objs, o)
+		}
+	}
+	return objs
+}
+
+// kustomizeResources reads the resources and components of a
+// kustomization, recursively, without applying any transformation.
+func kustomizeResources(t *testing.T, dir string) [][]byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct {
+		Resources  []string `json:"resources"`
+		Components []string `json:"components"`
+	}
+	if err := yaml.Unmarshal(raw, &k); err != nil {
+		t.Fatalf("%s/kustomization.yaml: %v", dir, err)
+	}
+	var docs [][]byte
+	for _, r := range append(k.Resources, k.Components...) {
+		p := filepath.Join(dir, r)
+		if st, err := os.Stat(p); err != nil {
+			t.Fatalf("%s: resource %s: %v", dir, r, err)
+		} else if st.IsDir() {
+			docs = append(docs, kustomizeResources(t, p)...)
+		} else {
+			docs = append(docs, yamlDocs(t, p)...)
+		}
+	}
+	return docs
+}
+
+func checkKubernetes(t *testing.T, objs []k8sObject, wantKEDA bool) {
+	t.Helper()
+	byKind := map[string]map[string]k8sObject{}
+	for _, o := range objs {
+		if byKind[o.Kind] == nil {
+			byKind[o.Kind] = map[string]k8sObject{}
+		}
+		byKind[o.Kind][o.Metadata.Name] = o
+	}
+	consumers := map[string]bool{} // durable consumers the workers use
+	subs := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(byKind["Deployment"])) {
+		d := byKind["Deployment"][name]
+		pod := d.Spec.Template.Spec
+		where := "Deployment " + name
+		if !pod.SecurityContext.RunAsNonRoot || pod.SecurityContext.RunAsUser == 0 {
+			t.Errorf("%s: pod securityContext must set runAsNonRoot and a non-root runAsUser", where)
+		}
+		for _, c := range pod.Containers {
+			where := where + " container " + c.Name
+			if !strings.HasPrefix(c.Image, "jetworker") {
+				t.Errorf("%s: image %q, want jetworker", where, c.Image)
+				continue
+			}
+			if len(c.Command) > 0 {
+				t.Errorf("%s: command %q replaces the image's entrypoint; use args", where, c.Command)
+			}
+			env := map[string]string{}
+			for _, ef := range c.EnvFrom {
+				switch {
+				case ef.ConfigMapRef != nil:
+					cm, ok := byKind["ConfigMap"][ef.ConfigMapRef.Name]
+					if !ok {
+						t.Errorf("%s: envFrom ConfigMap %q does not exist", where, ef.ConfigMapRef.Name)
+					}
+					maps.Copy(env, cm.Data)
+				case ef.SecretRef != nil:
+					s, ok := byKind["Secret"][ef.SecretRef.Name]
+					if !ok {
+						t.Errorf("%s: envFrom Secret %q does not exist", where, ef.SecretRef.Name)
+					}
+					maps.Copy(env, s.StringData)
+				}
+			}
+			for _, e := range c.Env {
+				if e.ValueFrom != nil {
+					env[e.Name] = "" // a name only: the value is not here
+					continue
+				}
+				env[e.Name] = e.Value
+			}
+			checkCommand(t, where, c.Args, env)
+			if len(c.Args) == 0 {
+				continue
+			}
+			sub := c.Args[0]
+			subs[sub] = true
+
+			// The HTTP surface and the probes on it.
+			if !strings.HasSuffix(env["JETWORKER_HTTP_ADDR"], ":8080") || strings.HasPrefix(env["JETWORKER_HTTP_ADDR"], "127.") {
+				t.Errorf("%s: JETWORKER_HTTP_ADDR=%q, want 0.0.0.0:8080 so the kubelet can probe it", where, env["JETWORKER_HTTP_ADDR"])
+			}
+			ports := map[string]int{}
+			for _, p := range c.Ports {
+				ports[p.Name] = p.ContainerPort
+			}
+			for _, pr := range []struct {
+				name, path string
+				p          *probe
+			}{{"livenessProbe", "/healthz", c.LivenessProbe}, {"readinessProbe", "/readyz", c.ReadinessProbe}} {
+				if pr.p == nil || pr.p.HTTPGet == nil || pr.p.HTTPGet.Path != pr.path {
+					t.Errorf("%s: %s must be an httpGet of %s", where, pr.name, pr.path)
+					continue
+				}
+				port := pr.p.HTTPGet.Port
+				if name, ok := port.(string); ok {
+					port = float64(ports[name])
+				}
+				if port != float64(8080) {
+					t.Errorf("%s: %s probes port %v, want 8080", where, pr.name, pr.p.HTTPGet.Port)
+				}
+			}
+			if len(c.Resources.Requests) == 0 || c.Resources.Limits["memory"] == "" {
+				t.Errorf("%s: want resource requests and a memory limit", where)
+			}
+			if !c.SecurityContext.ReadOnlyRootFilesystem || c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
+				t.Errorf("%s: want readOnlyRootFilesystem and allowPrivilegeEscalation: false", where)
+			}
+			grace := cmp.Or(env["JETWORKER_SHUTDOWN_GRACE"], "10s")
+			if !longer(fmt.Sprintf("%ds", pod.TerminationGracePeriodSeconds), grace) {
+				t.Errorf("%s: terminationGracePeriodSeconds %d must exceed JETWORKER_SHUTDOWN_GRACE %s", where, pod.TerminationGracePeriodSeconds, grace)
+			}
+
+			// Mounted files: routes from a ConfigMap, credentials from a
+			// Secret only the container's user can read.
+			mounted := func(path string) (configMap *k8sObject, secret *k8sObject, mode *int, key string) {
+				for _, m := range c.VolumeMounts {
+					rel, ok := strings.CutPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/")
+					if !ok {
+						continue
+					}
+					for _, v := range pod.Volumes {
+						switch {
+						case v.Name != m.Name:
+						case v.ConfigMap != nil:
+							if cm, ok := byKind["ConfigMap"][v.ConfigMap.Name]; ok {
+								return &cm, nil, nil, rel
+							}
+						case v.Secret != nil:
+							if s, ok := byKind["Secret"][v.Secret.SecretName]; ok {
+								return nil, &s, v.Secret.DefaultMode, rel
+							}
+						}
+					}
+				}
+				return nil, nil, nil, ""
+			}
+			if sub == "worker" {
+				cm, _, _, key := mounted(env["JETWORKER_ROUTES"])
+				if cm == nil || cm.Data[key] == "" {
+					t.Errorf("%s: JETWORKER_ROUTES=%q is not a key of a mounted ConfigMap", where, env["JETWORKER_ROUTES"])
+				} else {
+					f := filepath.Join(t.TempDir(), "routes.yaml")
+					if err := os.WriteFile(f, []byte(cm.Data[key]), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					checkRoutes(t, where, f)
+					var rf struct {
+						Routes []struct {
+							Name string `json:"name"`
+						} `json:"routes"`
+					}
+					if err := yaml.Unmarshal([]byte(cm.Data[key]), &rf); err != nil {
+						t.Fatal(err)
+					}
+					for _, r := range rf.Routes {
+						consumers[cmp.Or(env["JETWORKER_STREAM"], "TASKS")+"/"+cmp.Or(env["JETWORKER_DURABLE"], "worker")+"-"+r.Name] = true
+					}
+				}
+			}
+			if creds := env["JETWORKER_CREDS"]; creds != "" {
+				_, s, mode, key := mounted(creds)
+				switch {
+				case s == nil || (s.Data[key] == "" && s.StringData[key] == ""):
+					t.Errorf("%s: JETWORKER_CREDS=%q is not a key of a mounted Secret", where, creds)
+				case mode == nil:
+					t.Errorf("%s: credentials Secret without defaultMode (0644), want 0400 or 0600", where)
+				case *mode&0o077 != 0:
+					t.Errorf("%s: credentials Secret defaultMode %#o, want 0400 or 0600", where, *mode)
+				}
+			}
+		}
+		// Some PodDisruptionBudget keeps this Deployment's pods available.
+		covered := false
+		for _, pdb := range byKind["PodDisruptionBudget"] {
+			sel := pdb.Spec.Selector.MatchLabels
+			if len(sel) > 0 && pdb.Spec.MinAvailable != nil && isSubset(sel, d.Spec.Template.Metadata.Labels) {
+				covered = true
+			}
+		}
+		if !covered {
+			t.Errorf("%s: no PodDisruptionBudget with minAvailable selects its pods", where)
+		}
+	}
+	if !subs["worker"] || !subs["scheduler"] {
+		t.Errorf("deployments run %v, want worker and scheduler", slices.Sorted(maps.Keys(subs)))
+	}
+
+	scaled := byKind["ScaledObject"]
+	if wantKEDA != (len(scaled) > 0) {
+		t.Errorf("%d ScaledObjects, want KEDA %v", len(scaled), wantKEDA)
+	}
+	for name, so := range scaled {
+		target, ok := byKind["Deployment"][so.Spec.ScaleTargetRef.Name]
+		if !ok || len(target.Spec.Template.Spec.Containers) == 0 || !slices.Equal(target.Spec.Template.Spec.Containers[0].Args, []string{"worker"}) {
+			t.Errorf("ScaledObject %s scales %q, want a worker Deployment", name, so.Spec.ScaleTargetRef.Name)
+		}
+		for _, tr := range so.Spec.Triggers {
+			if tr.Type != "nats-jetstream" {
+				t.Errorf("ScaledObject %s: trigger %q, want nats-jetstream", name, tr.Type)
+				continue
+			}
+			c := tr.Metadata["stream"] + "/" + tr.Metadata["consumer"]
+			if !consumers[c] {
+				t.Errorf("ScaledObject %s watches consumer %s; the workers use %v", name, c, slices.Sorted(maps.Keys(consumers)))
+			}
+			if tr.Metadata["natsServerMonitoringEndpoint"] == "" || tr.Metadata["lagThreshold"] == "" {
+				t.Errorf("ScaledObject %s: want natsServerMonitoringEndpoint and lagThreshold", name)
+			}
+		}
+	}
+}
+
+func isSubset(sub, set map[string]string) bool {
+	for k, v := range sub {
+		if set[k] != v {
+			return false
+		}
+	}
+	return true
 }
