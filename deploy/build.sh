@@ -7,7 +7,7 @@
 #   JETWORKER_IMAGE=jetworker:1.2.3 VERSION=1.2.3 deploy/build.sh
 #
 # Environment: JETWORKER_IMAGE, NATS_IMAGE (image tags), VERSION (default
-# from git describe), GOARCH (default: the host's), DOCKER (default docker).
+# from git describe), DOCKER (default docker).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
