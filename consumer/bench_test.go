@@ -82,7 +82,7 @@ func BenchmarkConsume(b *testing.B) {
 		run(b, func(b *testing.B, durable string) {
 			cons, err := js.CreateOrUpdateConsumer(b.Context(), "TASKS", jetstream.ConsumerConfig{
 				Durable: durable, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "tasks.>",
-				MaxAckPending: 2 * benchConcurrency,
+				MaxAckPending: consumer.DefaultMaxAckPending,
 			})
 			if err != nil {
 				b.Fatal(err)
@@ -101,7 +101,7 @@ func BenchmarkConsume(b *testing.B) {
 					}
 				})
 			}
-			cc, err := cons.Consume(func(m jetstream.Msg) { work <- m }, jetstream.PullMaxMessages(benchConcurrency))
+			cc, err := cons.Consume(func(m jetstream.Msg) { work <- m }, jetstream.PullMaxMessages(benchConcurrency), jetstream.PullExpiry(consumer.DefaultPullExpiry))
 			if err != nil {
 				b.Fatal(err)
 			}

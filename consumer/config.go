@@ -18,6 +18,8 @@ const (
 	DefaultDurable          = "jetworker"
 	DefaultFilterSubject    = publisher.DefaultTaskSubjects
 	DefaultConcurrency      = 10
+	DefaultMaxAckPending    = 1000
+	DefaultPullExpiry       = 5 * time.Second
 	DefaultAckWait          = 30 * time.Second
 	DefaultMaxDeliver       = 5
 	DefaultHandlerTimeout   = 5 * time.Minute
@@ -51,13 +53,20 @@ type Config struct {
 	// to 10.
 	Concurrency int
 	// MaxAckPending bounds the messages delivered and not yet acknowledged
-	// across every worker on the durable (a server-side setting). Must be
-	// >= Concurrency. Defaults to 2*Concurrency.
+	// across every worker on the durable (a server-side setting, shared by
+	// the whole fleet: size it for the sum of the workers' Concurrency).
+	// Must be >= Concurrency. Defaults to 1000 (the server's default), or
+	// Concurrency if that is larger. A worker never holds more than
+	// Concurrency + PullMaxMessages of them itself.
 	MaxAckPending int
 	// PullMaxMessages is how many messages the worker requests ahead of
 	// free handlers. Defaults to Concurrency: a message waits locally at
 	// most as long as one round of handlers takes.
 	PullMaxMessages int
+	// PullExpiry is how long one pull request waits on the server. A
+	// request that went unanswered (seen with a tight MaxAckPending) costs
+	// at most this long a pause. Defaults to 5s.
+	PullExpiry time.Duration
 	// AckWait is how long the server waits for an acknowledgement (or a
 	// heartbeat) before it redelivers a message. Defaults to 30s.
 	AckWait time.Duration
@@ -115,8 +124,9 @@ func (c Config) withDefaults() Config {
 		c.FilterSubjects = []string{DefaultFilterSubject}
 	}
 	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
-	c.MaxAckPending = cmp.Or(c.MaxAckPending, 2*c.Concurrency)
+	c.MaxAckPending = cmp.Or(c.MaxAckPending, max(DefaultMaxAckPending, c.Concurrency))
 	c.PullMaxMessages = cmp.Or(c.PullMaxMessages, c.Concurrency)
+	c.PullExpiry = cmp.Or(c.PullExpiry, DefaultPullExpiry)
 	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
 	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, c.AckWait/3)
 	c.MaxDeliver = cmp.Or(c.MaxDeliver, DefaultMaxDeliver)
@@ -162,6 +172,9 @@ func (c Config) validate() error {
 	}
 	if c.PullMaxMessages < 1 {
 		bad("PullMaxMessages must be > 0, got %d", c.PullMaxMessages)
+	}
+	if c.PullExpiry < time.Second {
+		bad("PullExpiry must be >= 1s, got %s", c.PullExpiry)
 	}
 	if c.AckWait < time.Millisecond {
 		bad("AckWait must be >= 1ms, got %s", c.AckWait)

@@ -108,7 +108,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		bg.Go(func() { c.keepPresence(bgCtx) })
 	}
 
-	it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.PullMaxMessages))
+	it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.PullMaxMessages), jetstream.PullExpiry(c.cfg.PullExpiry))
 	if err != nil {
 		return fmt.Errorf("consumer: start pulling: %w", err)
 	}

@@ -349,3 +349,23 @@ routes:
 		return nil
 	})
 }
+
+func TestBenchJSON(t *testing.T) {
+	t.Parallel()
+	r := jw(t, nil, "", "bench", "--n", "2000", "--concurrency", "4", "--json")
+	if r.code != 0 {
+		t.Fatalf("bench: exit %d\n%s", r.code, r.stderr)
+	}
+	var rep struct {
+		N            int
+		Raw          struct{ Processed int }
+		Jetworker    struct{ Processed int }
+		ProcessRatio float64 `json:"process_ratio"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("bench --json output: %v\n%s", err, r.stdout)
+	}
+	if rep.N != 2000 || rep.Raw.Processed != 2000 || rep.Jetworker.Processed != 2000 || rep.ProcessRatio <= 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+}

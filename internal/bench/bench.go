@@ -1,0 +1,422 @@
+// Package bench measures jetworker against raw nats.go on the same
+// server in the same run: enqueue and process throughput, enqueue-to-start
+// latency, allocations per task and peak RSS. "jetworker bench" prints its
+// reports.
+package bench
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/publisher"
+)
+
+// Modes.
+const (
+	// Sequential enqueues every task, then drains them.
+	Sequential = "sequential"
+	// Mixed produces and consumes at once, at Config.Rate tasks/s.
+	Mixed = "mixed"
+)
+
+// Config describes one benchmark.
+type Config struct {
+	// N is the number of tasks. Defaults to 100,000.
+	N int
+	// Size is the payload size in bytes (at least 8). Defaults to 256.
+	Size int
+	// Publishers is the number of publishing goroutines. Defaults to 1.
+	Publishers int
+	// Concurrency is the number of handlers at once. Defaults to 10.
+	Concurrency int
+	// Mode is Sequential or Mixed. Defaults to Sequential.
+	Mode string
+	// Rate paces Mixed mode in tasks/s across all publishers; 0 means as
+	// fast as possible.
+	Rate int
+	// Work is the simulated work time of each handler. Defaults to 0.
+	Work time.Duration
+	// Replicas of the benchmark streams. Defaults to 1.
+	Replicas int
+	// Progress, when set, is called with a phase name and the tasks done.
+	Progress func(phase string, done, total int)
+}
+
+func (c Config) withDefaults() Config {
+	c.N = cmp.Or(c.N, 100_000)
+	c.Size = cmp.Or(c.Size, 256)
+	c.Publishers = cmp.Or(c.Publishers, 1)
+	c.Concurrency = cmp.Or(c.Concurrency, 10)
+	c.Mode = cmp.Or(c.Mode, Sequential)
+	c.Replicas = cmp.Or(c.Replicas, 1)
+	if c.Progress == nil {
+		c.Progress = func(string, int, int) {}
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.N < 1 {
+		errs = append(errs, fmt.Errorf("bench: N must be > 0, got %d", c.N))
+	}
+	if c.Size < 8 {
+		errs = append(errs, fmt.Errorf("bench: Size must be >= 8 (the payload carries a timestamp), got %d", c.Size))
+	}
+	if c.Publishers < 1 || c.Concurrency < 1 {
+		errs = append(errs, errors.New("bench: Publishers and Concurrency must be > 0"))
+	}
+	if c.Mode != Sequential && c.Mode != Mixed {
+		errs = append(errs, fmt.Errorf("bench: Mode %q: want %s or %s", c.Mode, Sequential, Mixed))
+	}
+	if c.Rate < 0 || c.Work < 0 {
+		errs = append(errs, errors.New("bench: Rate and Work must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Result is one side's figures.
+type Result struct {
+	Name          string        `json:"name"`
+	EnqueuePerSec float64       `json:"enqueue_per_sec"`
+	ProcessPerSec float64       `json:"process_per_sec"`
+	P50           time.Duration `json:"p50_enqueue_to_start_ns"`
+	P95           time.Duration `json:"p95_enqueue_to_start_ns"`
+	P99           time.Duration `json:"p99_enqueue_to_start_ns"`
+	AllocsPerTask float64       `json:"allocs_per_task"`
+	PeakRSSMiB    float64       `json:"peak_rss_mib"`
+	Processed     int           `json:"processed"`
+}
+
+// Report is a whole run: the raw baseline, jetworker, and their ratios.
+type Report struct {
+	Config       Config  `json:"-"`
+	N            int     `json:"n"`
+	Size         int     `json:"size"`
+	Publishers   int     `json:"publishers"`
+	Concurrency  int     `json:"concurrency"`
+	Mode         string  `json:"mode"`
+	Rate         int     `json:"rate"`
+	Work         string  `json:"work"`
+	Raw          Result  `json:"raw"`
+	Jetworker    Result  `json:"jetworker"`
+	EnqueueRatio float64 `json:"enqueue_ratio"`
+	ProcessRatio float64 `json:"process_ratio"`
+	Server       string  `json:"server"`
+	GoMaxProcs   int     `json:"gomaxprocs"`
+}
+
+// Run measures the raw baseline, then jetworker, each on a fresh stream of
+// the server js is connected to, and deletes the streams afterwards.
+func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return Report{}, err
+	}
+	rep := Report{
+		Config: cfg, N: cfg.N, Size: cfg.Size, Publishers: cfg.Publishers, Concurrency: cfg.Concurrency,
+		Mode: cfg.Mode, Rate: cfg.Rate, Work: cfg.Work.String(),
+		Server: js.Conn().ConnectedServerVersion(), GoMaxProcs: runtime.GOMAXPROCS(0),
+	}
+	var err error
+	if rep.Raw, err = runSide(ctx, js, cfg, rawSide{}); err != nil {
+		return rep, fmt.Errorf("raw baseline: %w", err)
+	}
+	if rep.Jetworker, err = runSide(ctx, js, cfg, jwSide{}); err != nil {
+		return rep, fmt.Errorf("jetworker: %w", err)
+	}
+	rep.EnqueueRatio = ratio(rep.Jetworker.EnqueuePerSec, rep.Raw.EnqueuePerSec)
+	rep.ProcessRatio = ratio(rep.Jetworker.ProcessPerSec, rep.Raw.ProcessPerSec)
+	return rep, nil
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// side is one implementation under test.
+type side interface {
+	name() string
+	// producer returns a function that enqueues one payload, and a wait
+	// that blocks until every enqueue is acknowledged.
+	producer(ctx context.Context, js jetstream.JetStream, subject string) (send func([]byte) error, wait func() error, err error)
+	// consume runs handle on every task until ctx ends.
+	consume(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func(payload []byte)) error
+}
+
+// runSide runs one side on its own stream.
+func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (Result, error) {
+	stream := "BENCH_" + strings.ToUpper(s.name())
+	subject := "bench." + s.name() + ".task"
+	_ = js.DeleteStream(ctx, stream)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: stream, Subjects: []string{"bench." + s.name() + ".>"}, Retention: jetstream.WorkQueuePolicy,
+		Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: 10 * time.Second,
+	}); err != nil {
+		return Result{}, fmt.Errorf("create stream %s: %w", stream, err)
+	}
+	defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), stream) }()
+
+	res := Result{Name: s.name()}
+	lat := make([]time.Duration, 0, cfg.N)
+	var latMu sync.Mutex
+	var processed atomic.Int64
+	all := make(chan struct{})
+	handle := func(payload []byte) {
+		start := time.Now()
+		enq := time.Unix(0, int64(binary.BigEndian.Uint64(payload)))
+		latMu.Lock()
+		lat = append(lat, start.Sub(enq))
+		latMu.Unlock()
+		if cfg.Work > 0 {
+			time.Sleep(cfg.Work)
+		}
+		n := processed.Add(1)
+		if n%1000 == 0 {
+			cfg.Progress(s.name()+" process", int(n), cfg.N)
+		}
+		if n == int64(cfg.N) {
+			close(all)
+		}
+	}
+
+	resetPeakRSS()
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	consumeErr := make(chan error, 1)
+	startConsumer := func() {
+		go func() { consumeErr <- s.consume(cctx, js, stream, cfg.Concurrency, handle) }()
+	}
+	var processStart time.Time
+	if cfg.Mode == Mixed {
+		processStart = time.Now()
+		startConsumer()
+	}
+
+	send, wait, err := s.producer(ctx, js, subject)
+	if err != nil {
+		return res, err
+	}
+	enqStart := time.Now()
+	if err := produce(ctx, cfg, send, s.name()); err != nil {
+		return res, err
+	}
+	if err := wait(); err != nil {
+		return res, fmt.Errorf("wait for acks: %w", err)
+	}
+	res.EnqueuePerSec = float64(cfg.N) / time.Since(enqStart).Seconds()
+
+	if cfg.Mode == Sequential {
+		processStart = time.Now()
+		startConsumer()
+	}
+	select {
+	case <-all:
+	case err := <-consumeErr:
+		return res, fmt.Errorf("consumer stopped: %w", err)
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	res.ProcessPerSec = float64(cfg.N) / time.Since(processStart).Seconds()
+	runtime.ReadMemStats(&m1)
+	cancel()
+	if err := <-consumeErr; err != nil {
+		return res, fmt.Errorf("consumer: %w", err)
+	}
+	res.AllocsPerTask = float64(m1.Mallocs-m0.Mallocs) / float64(cfg.N)
+	res.PeakRSSMiB = peakRSSMiB()
+	res.Processed = int(processed.Load())
+	slices.Sort(lat)
+	res.P50, res.P95, res.P99 = pct(lat, 50), pct(lat, 95), pct(lat, 99)
+	return res, nil
+}
+
+// produce sends cfg.N payloads from cfg.Publishers goroutines, paced at
+// cfg.Rate when set.
+func produce(ctx context.Context, cfg Config, send func([]byte) error, name string) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, cfg.Publishers)
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(cfg.Publishers) / float64(cfg.Rate))
+	}
+	for range cfg.Publishers {
+		wg.Go(func() {
+			payload := make([]byte, cfg.Size)
+			var tick *time.Ticker
+			if interval > 0 {
+				tick = time.NewTicker(interval)
+				defer tick.Stop()
+			}
+			for {
+				i := next.Add(1)
+				if i > int64(cfg.N) {
+					return
+				}
+				if tick != nil {
+					select {
+					case <-tick.C:
+					case <-ctx.Done():
+						errs <- ctx.Err()
+						return
+					}
+				}
+				binary.BigEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
+				if err := send(payload); err != nil {
+					errs <- err
+					return
+				}
+				if i%1000 == 0 {
+					cfg.Progress(name+" enqueue", int(i), cfg.N)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[min(max(i-1, 0), len(sorted)-1)]
+}
+
+// resetPeakRSS resets the kernel's peak RSS (VmHWM) of this process.
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSSMiB reads VmHWM from /proc/self/status; 0 where unavailable.
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// rawSide is plain nats.go: PublishAsync, and Consume + Ack feeding a pool
+// of goroutines of the same size as jetworker's.
+type rawSide struct{}
+
+func (rawSide) name() string { return "raw" }
+
+func (rawSide) producer(_ context.Context, js jetstream.JetStream, subject string) (func([]byte) error, func() error, error) {
+	send := func(p []byte) error {
+		_, err := js.PublishAsync(subject, p)
+		return err
+	}
+	wait := func() error {
+		select {
+		case <-js.PublishAsyncComplete():
+			return nil
+		case <-time.After(time.Minute):
+			return errors.New("acks did not arrive within a minute")
+		}
+	}
+	return send, wait, nil
+}
+
+func (rawSide) consume(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func([]byte)) error {
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: max(consumer.DefaultMaxAckPending, concurrency),
+	})
+	if err != nil {
+		return err
+	}
+	work := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Go(func() {
+			for m := range work {
+				handle(m.Data())
+				_ = m.Ack()
+			}
+		})
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case work <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(concurrency), jetstream.PullExpiry(consumer.DefaultPullExpiry))
+	if err != nil {
+		close(work)
+		wg.Wait()
+		return err
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	close(work)
+	wg.Wait()
+	return nil
+}
+
+// jwSide is jetworker: publisher.PublishAsync and consumer.Consumer.
+type jwSide struct{}
+
+func (jwSide) name() string { return "jetworker" }
+
+func (jwSide) producer(ctx context.Context, js jetstream.JetStream, subject string) (func([]byte) error, func() error, error) {
+	pub, err := publisher.New(js, publisher.Config{})
+	if err != nil {
+		return nil, nil, err
+	}
+	send := func(p []byte) error {
+		_, err := pub.PublishAsync(ctx, subject, p, nil)
+		return err
+	}
+	wait := func() error {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		return pub.Wait(wctx)
+	}
+	return send, wait, nil
+}
+
+func (jwSide) consume(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func([]byte)) error {
+	c, err := consumer.New(js, jetworker.HandlerFunc(func(_ context.Context, t *jetworker.Task) error {
+		handle(t.Data)
+		return nil
+	}), consumer.Config{
+		Stream: stream, Durable: "bench", FilterSubjects: []string{"bench.>"}, Concurrency: concurrency,
+		PresenceBucket: "-", Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
