@@ -55,6 +55,7 @@ type Config struct {
 	// Replicas of the benchmark streams. Defaults to 1.
 	Replicas int
 	// Progress, when set, is called with a phase name and the tasks done.
+	// Producers and handlers call it concurrently.
 	Progress func(phase string, done, total int)
 }
 

@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,10 +16,15 @@ func TestRunMeasuresBothSides(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			js := embedded.JetStream(t)
-			var phases []string
+			var (
+				mu     sync.Mutex
+				phases []string
+			)
 			rep, err := bench.Run(t.Context(), js, bench.Config{
 				N: 2000, Size: 64, Concurrency: 4, Mode: mode, Rate: map[string]int{bench.Mixed: 4000}[mode],
 				Progress: func(phase string, done, total int) {
+					mu.Lock()
+					defer mu.Unlock()
 					if len(phases) == 0 || phases[len(phases)-1] != phase {
 						phases = append(phases, phase)
 					}
