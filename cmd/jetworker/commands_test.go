@@ -369,3 +369,36 @@ func TestBenchJSON(t *testing.T) {
 		t.Fatalf("report: %+v", rep)
 	}
 }
+
+func TestWorkerCheckAndProvision(t *testing.T) {
+	t.Parallel()
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(routes, []byte("routes:\n  - {name: hooks, subject: tasks.hooks.>, concurrency: 3, webhook: {url: 'http://127.0.0.1:1/x', secret: s}}\n  - {name: mail, subject: tasks.mail.>, email: {host: smtp.example.com, from: 'a@example.com'}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// --check needs no server.
+	r := jw(t, []string{"JETWORKER_NATS_URL=nats://127.0.0.1:1"}, "", "worker", "--check", "--routes", routes)
+	if r.code != 0 || !strings.Contains(r.stdout, "route hooks: tasks.hooks.> -> webhook") || !strings.Contains(r.stdout, "concurrency 3") ||
+		!strings.Contains(r.stdout, "route mail: tasks.mail.> -> email via smtp.example.com") || !strings.Contains(r.stdout, "configuration ok") {
+		t.Fatalf("worker --check: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	_ = os.WriteFile(bad, []byte("routes:\n  - {name: x, subject: tasks.x, email: {host: h, from: 'not an address'}}\n"), 0o600)
+	if r := jw(t, nil, "", "worker", "--check", "--routes", bad); r.code != 2 {
+		t.Fatalf("worker --check with a bad From: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+
+	srv := embedded.StartT(t, embedded.Config{})
+	env := []string{"JETWORKER_NATS_URL=" + srv.URL()}
+	r = jw(t, env, "", "provision", "--routes", routes)
+	if r.code != 0 || !strings.Contains(r.stdout, "consumer worker-hooks on TASKS ok") {
+		t.Fatalf("provision: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := jw(t, env, "", "provision", "--routes", routes); r.code != 0 {
+		t.Fatalf("second provision: exit %d\n%s", r.code, r.stderr)
+	}
+	r = jw(t, env, "", "status", "--json")
+	if !strings.Contains(r.stdout, `"worker-hooks"`) || !strings.Contains(r.stdout, `"worker-mail"`) {
+		t.Fatalf("status after provision lacks the consumers:\n%s", r.stdout)
+	}
+}

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wneessen/go-mail"
+
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/handlers/email"
 )
 
 func TestWorkerEnvToConsumerConfig(t *testing.T) {
@@ -112,5 +116,46 @@ func TestRedactURL(t *testing.T) {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestSecretFileMode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		perm  os.FileMode
+		owner int
+		ok    bool
+	}{
+		{0o600, 1000, true},
+		{0o400, 65532, true},
+		{0o640, 0, true}, // root-owned, group-readable: a Kubernetes Secret with fsGroup
+		{0o440, 0, true}, // the same, read-only
+		{0o640, 1000, false},
+		{0o644, 0, false}, // world-readable, whoever owns it
+		{0o604, 1000, false},
+	}
+	for _, tt := range tests {
+		err := secretFileMode("x.creds", tt.perm, tt.owner)
+		if (err == nil) != tt.ok {
+			t.Errorf("mode %v owner %d: got %v, want ok=%v", tt.perm, tt.owner, err, tt.ok)
+		}
+	}
+}
+
+func TestEmailRouteConfig(t *testing.T) {
+	t.Parallel()
+	for tls, check := range map[string]func(c email.Config) bool{
+		"":              func(c email.Config) bool { return c.TLSPolicy == mail.TLSMandatory && !c.ImplicitTLS },
+		"opportunistic": func(c email.Config) bool { return c.TLSPolicy == mail.TLSOpportunistic },
+		"tls":           func(c email.Config) bool { return c.ImplicitTLS },
+		"none":          func(c email.Config) bool { return c.TLSPolicy == mail.NoTLS },
+	} {
+		c, err := emailConfig(emailRoute{Host: "smtp", Port: 25, From: "a@b.c", TLS: tls})
+		if err != nil || !check(c) || c.Host != "smtp" || c.Port != 25 || c.From != "a@b.c" {
+			t.Errorf("tls %q: got %+v, %v", tls, c, err)
+		}
+	}
+	if _, err := emailConfig(emailRoute{Host: "smtp", TLS: "ssl3"}); err == nil {
+		t.Error("tls ssl3: got nil error")
 	}
 }

@@ -84,14 +84,24 @@ func natsOptions(e ConnEnv, name string) ([]nats.Option, error) {
 	return opts, nil
 }
 
-// checkSecretFile refuses a credentials file others can read, as ssh does.
+// checkSecretFile refuses a credentials file that others can read, with
+// PostgreSQL's rule for key files: never world-accessible, and
+// group-accessible only when root owns it (how Kubernetes mounts Secrets
+// with an fsGroup).
 func checkSecretFile(path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return usagef("credentials file: %v", err)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return usagef("credentials file %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
+	return secretFileMode(path, st.Mode().Perm(), fileOwner(st))
+}
+
+func secretFileMode(path string, perm os.FileMode, owner int) error {
+	switch {
+	case perm&0o007 != 0:
+		return usagef("credentials file %s is accessible by everyone (mode %v): chmod 600 it", path, perm)
+	case perm&0o070 != 0 && owner != 0:
+		return usagef("credentials file %s is accessible by its group (mode %v) and not owned by root: chmod 600 it", path, perm)
 	}
 	return nil
 }

@@ -58,6 +58,7 @@ func commands() map[string]command {
 		"dev":       {summary: "run everything on an embedded nats-server (the main job, no setup)", run: runDev},
 		"worker":    {summary: "run consumers whose routes come from configuration", run: runWorker},
 		"scheduler": {summary: "run the singleton scheduler (run two or more for HA)", run: runScheduler},
+		"provision": {summary: "create or update the streams, buckets and route consumers (admin identity)", run: runProvision},
 		"publish":   {summary: "publish one task: publish SUBJECT [DATA]", run: runPublish},
 		"schedule":  {summary: "manage schedules: add|ls|get|rm|pause|resume|trigger", run: runSchedule},
 		"dlq":       {summary: "manage dead letters: ls|show|replay|purge", run: runDLQ},

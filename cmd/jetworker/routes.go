@@ -193,4 +193,15 @@ func validateFilter(s string) error {
 	return nil
 }
 
-func (r route) String() string { return r.Name + "(" + r.Subject + ")" }
+// kind names the route's handler.
+func (r route) kind() string {
+	switch {
+	case r.Webhook != nil:
+		return "webhook " + r.Webhook.URL
+	case r.Email != nil:
+		return "email via " + r.Email.Host
+	case r.Log != nil:
+		return "log"
+	}
+	return "none"
+}

@@ -163,6 +163,8 @@ func runWorker(ctx context.Context, std *stdio, args []string) error {
 	if err != nil {
 		return err
 	}
+	var check bool
+	f.fs.BoolVar(&check, "check", false, "validate the configuration and routes, print them and exit without connecting")
 	if _, err := parseArgs(f.fs, args); err != nil {
 		return err
 	}
@@ -181,6 +183,18 @@ func runWorker(ctx context.Context, std *stdio, args []string) error {
 		if hs[i], err = routeHandler(r, log); err != nil {
 			return err
 		}
+	}
+	if check {
+		for i, r := range rs {
+			cfg := e.consumerConfig(r, log)
+			if _, err := consumer.New(noJetStream{}, hs[i], cfg); err != nil {
+				return usagef("route %s: %v", r.Name, err)
+			}
+			fmt.Fprintf(std.out, "route %s: %s -> %s (durable %s, concurrency %d, max deliver %d)\n",
+				r.Name, r.Subject, r.kind(), cfg.Durable, cfg.Concurrency, cfg.MaxDeliver)
+		}
+		fmt.Fprintln(std.out, "configuration ok")
+		return nil
 	}
 	c, err := connect(ctx, e.ConnEnv, "worker", log)
 	if err != nil {
