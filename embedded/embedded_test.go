@@ -7,9 +7,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"errors"
 	"math/big"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -192,4 +194,31 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+func TestMonitorPort(t *testing.T) {
+	t.Parallel()
+	srv := embedded.StartT(t, embedded.Config{MonitorPort: -1, SyncAlways: true})
+	u := srv.MonitorURL()
+	if !strings.HasPrefix(u, "http://127.0.0.1:") {
+		t.Fatalf("MonitorURL %q", u)
+	}
+	resp, err := http.Get(u + "/varz")
+	if err != nil {
+		t.Fatalf("varz: %v", err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		JetStream struct {
+			Config struct {
+				SyncAlways bool `json:"sync_always"`
+			} `json:"config"`
+		} `json:"jetstream"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || !v.JetStream.Config.SyncAlways {
+		t.Fatalf("varz sync_always: %+v, %v", v, err)
+	}
+	if embedded.StartT(t, embedded.Config{}).MonitorURL() != "" {
+		t.Fatal("MonitorURL set without MonitorPort")
+	}
 }

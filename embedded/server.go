@@ -51,6 +51,11 @@ type Config struct {
 	// Defaults to the server's default (1 MiB).
 	MaxPayload int32
 
+	// MonitorPort, when not 0, serves nats-server's HTTP monitoring
+	// endpoints (/varz, /jsz, ...) on Host:MonitorPort; -1 picks a free
+	// port. Defaults to 0, off.
+	MonitorPort int
+
 	// User and Password enable user/password authentication.
 	User     string
 	Password string
@@ -169,6 +174,10 @@ func (s *Server) serverOptions() *server.Options {
 		JetStreamMaxMemory: 1 << 30,
 		JetStreamMaxStore:  64 << 30,
 	}
+	if cfg.MonitorPort != 0 {
+		opts.HTTPHost = cfg.Host
+		opts.HTTPPort = cfg.MonitorPort
+	}
 	if cfg.TLS != nil {
 		opts.TLS = true
 		opts.TLSConfig = cfg.TLS
@@ -193,6 +202,16 @@ func (s *Server) serverOptions() *server.Options {
 // TLS is on). It carries no credentials.
 func (s *Server) URL() string {
 	return s.ns.ClientURL()
+}
+
+// MonitorURL returns the base URL of the HTTP monitoring endpoints, or ""
+// when Config.MonitorPort is 0.
+func (s *Server) MonitorURL() string {
+	addr := s.ns.MonitorAddr()
+	if addr == nil {
+		return ""
+	}
+	return "http://" + addr.String()
 }
 
 // StoreDir returns the JetStream storage directory.

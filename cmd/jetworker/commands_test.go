@@ -402,3 +402,59 @@ func TestWorkerCheckAndProvision(t *testing.T) {
 		t.Fatalf("status after provision lacks the consumers:\n%s", r.stdout)
 	}
 }
+
+func TestDurabilityGuard(t *testing.T) {
+	t.Parallel()
+	t.Run("single server without sync always", func(t *testing.T) {
+		t.Parallel()
+		srv := embedded.StartT(t, embedded.Config{MonitorPort: -1})
+		env := []string{"JETWORKER_NATS_URL=" + srv.URL(), "JETWORKER_NATS_MONITOR_URL=" + srv.MonitorURL()}
+		jw(t, env, "", "provision")
+		r := jw(t, env, "", "status")
+		if !strings.Contains(r.stdout, "server sync: every 2m0s") || !strings.Contains(r.stdout, "WARNING: the server syncs to disk only every 2m0s") {
+			t.Fatalf("status:\n%s\n%s", r.stdout, r.stderr)
+		}
+	})
+	t.Run("single server with sync always", func(t *testing.T) {
+		t.Parallel()
+		srv := embedded.StartT(t, embedded.Config{MonitorPort: -1, SyncAlways: true})
+		env := []string{"JETWORKER_NATS_URL=" + srv.URL(), "JETWORKER_NATS_MONITOR_URL=" + srv.MonitorURL()}
+		jw(t, env, "", "provision")
+		r := jw(t, env, "", "status")
+		if !strings.Contains(r.stdout, "server sync: always") || strings.Contains(r.stdout, "WARNING") {
+			t.Fatalf("status:\n%s", r.stdout)
+		}
+	})
+	t.Run("R1 streams in a cluster", func(t *testing.T) {
+		t.Parallel()
+		c := embedded.StartClusterT(t, 3)
+		env := []string{"JETWORKER_NATS_URL=" + c.URL()}
+		if r := jw(t, env, "", "provision"); r.code != 0 {
+			t.Fatalf("provision: %s", r.stderr)
+		}
+		r := jw(t, env, "", "status", "--json")
+		if !strings.Contains(r.stdout, "stream TASKS has 1 replica(s) in cluster jetworker") {
+			t.Fatalf("status --json:\n%s", r.stdout)
+		}
+		stop, _ := background(t, append(env, "JETWORKER_WEBHOOK_URL=http://127.0.0.1:1/", "JETWORKER_WEBHOOK_SECRET=x"), "worker")
+		testutil.Eventually(t, 15*time.Second, func() error {
+			r := jw(t, env, "", "status", "--json")
+			if !strings.Contains(r.stdout, `"worker-webhook"`) {
+				return fmt.Errorf("worker not up yet")
+			}
+			return nil
+		})
+		res := stop()
+		if !strings.Contains(res.stderr, `"msg":"durability"`) || !strings.Contains(res.stderr, "stream DLQ has 1 replica(s)") {
+			t.Fatalf("worker did not warn at start-up:\n%s", res.stderr)
+		}
+		if r := jw(t, env, "", "provision", "--replicas", "3"); r.code != 0 {
+			// Replicas can be raised in place.
+			t.Fatalf("provision --replicas 3: %s", r.stderr)
+		}
+		r = jw(t, env, "", "status")
+		if strings.Contains(r.stdout, "stream TASKS has") {
+			t.Fatalf("after R3 still warned:\n%s", r.stdout)
+		}
+	})
+}

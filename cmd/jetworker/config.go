@@ -26,6 +26,7 @@ type ConnEnv struct {
 	TLSCert        string        `envconfig:"TLS_CERT" desc:"PEM client certificate (mutual TLS)"`
 	TLSKey         string        `envconfig:"TLS_KEY" desc:"PEM client key (mutual TLS)"`
 	ConnectTimeout time.Duration `envconfig:"CONNECT_TIMEOUT" default:"5s" desc:"how long to try to connect before giving up"`
+	MonitorURL     string        `envconfig:"NATS_MONITOR_URL" desc:"nats-server monitoring endpoint (http://host:8222), to check its durability settings"`
 }
 
 // LogEnv is how to log.
@@ -73,6 +74,7 @@ func (c *ConnEnv) flags(f flagEnv) {
 	f.str(&c.TLSCert, "tls-cert", "TLS_CERT", "client certificate")
 	f.str(&c.TLSKey, "tls-key", "TLS_KEY", "client key")
 	f.dur(&c.ConnectTimeout, "connect-timeout", "CONNECT_TIMEOUT", "connect timeout")
+	f.str(&c.MonitorURL, "monitor-url", "NATS_MONITOR_URL", "nats-server monitoring URL")
 }
 
 func (l *LogEnv) flags(f flagEnv) {

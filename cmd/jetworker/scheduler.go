@@ -57,6 +57,7 @@ func runScheduler(ctx context.Context, std *stdio, args []string) error {
 	defer c.Close()
 	logConfig(log, "scheduler", e.Base, slog.String("lease_key", e.LeaseKey), slog.Duration("lease_ttl", e.LeaseTTL))
 
+	warnDurability(ctx, log, checkDurability(ctx, c, e.MonitorURL, []string{e.Stream, "KV_jetworker_schedules", "KV_jetworker_schedule_state", "KV_jetworker_leases"}))
 	cfg := e.schedulerConfig(log)
 	parts := []jetworker.Runner{jetworker.RunnerFunc(c.watch)}
 	web, err := newWeb(c, e.HTTPAddr, e.Base, log)

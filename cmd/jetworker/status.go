@@ -15,10 +15,11 @@ import (
 
 // statusReport is what "status" prints, also as JSON.
 type statusReport struct {
-	Streams   []streamStatus        `json:"streams"`
-	Consumers []consumerStatus      `json:"consumers"`
-	Workers   []consumer.WorkerInfo `json:"workers"`
-	Leader    string                `json:"scheduler_leader"`
+	Streams    []streamStatus        `json:"streams"`
+	Consumers  []consumerStatus      `json:"consumers"`
+	Workers    []consumer.WorkerInfo `json:"workers"`
+	Leader     string                `json:"scheduler_leader"`
+	Durability durability            `json:"durability"`
 }
 
 type streamStatus struct {
@@ -59,6 +60,11 @@ func runStatus(ctx context.Context, std *stdio, args []string) error {
 	if err != nil {
 		return err
 	}
+	names := make([]string, 0, len(rep.Streams))
+	for _, s := range rep.Streams {
+		names = append(names, s.Name)
+	}
+	rep.Durability = checkDurability(ctx, c, b.MonitorURL, names)
 	if asJSON {
 		return printJSON(std, rep)
 	}
@@ -138,4 +144,13 @@ func printStatus(std *stdio, rep statusReport) {
 		leader = "none"
 	}
 	fmt.Fprintf(std.out, "\nscheduler leader: %s\n", leader)
+	d := rep.Durability
+	cluster := d.Cluster
+	if cluster == "" {
+		cluster = "none (single server)"
+	}
+	fmt.Fprintf(std.out, "cluster: %s; server sync: %s\n", cluster, d.Sync)
+	for _, w := range d.Warnings {
+		fmt.Fprintf(std.out, "WARNING: %s\n", w)
+	}
 }

@@ -210,6 +210,7 @@ func runWorker(ctx context.Context, std *stdio, args []string) error {
 			return err
 		}
 	}
+	warnDurability(ctx, log, checkDurability(ctx, c, e.MonitorURL, []string{e.Stream, e.DLQStream}))
 	web, err := newWeb(c, e.HTTPAddr, e.Base, log)
 	if err != nil {
 		return err
