@@ -1,0 +1,32 @@
+package bench_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/internal/bench"
+)
+
+// Example runs a tiny benchmark of both sides on an embedded server.
+func Example() {
+	srv, err := embedded.Start(embedded.Config{Port: -1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, js, err := srv.ConnectJetStream()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	rep, err := bench.Run(context.Background(), js, bench.Config{N: 500, Concurrency: 2})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("raw processed %d, jetworker processed %d, ratios measured: %v\n",
+		rep.Raw.Processed, rep.Jetworker.Processed, rep.ProcessRatio > 0 && rep.EnqueueRatio > 0)
+	// Output: raw processed 500, jetworker processed 500, ratios measured: true
+}
