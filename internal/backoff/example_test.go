@@ -2,7 +2,6 @@ package backoff_test
 
 import (
 	"fmt"
-
 	"time"
 
 	"github.com/jetworker/jetworker/internal/backoff"
