@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker"
@@ -116,9 +117,14 @@ type Report struct {
 	Rate         int     `json:"rate"`
 	Work         string  `json:"work"`
 	Raw          Result  `json:"raw"`
+	RawMsgID     Result  `json:"raw_msgid"`
 	Jetworker    Result  `json:"jetworker"`
 	EnqueueRatio float64 `json:"enqueue_ratio"`
 	ProcessRatio float64 `json:"process_ratio"`
+	// EnqueueRatioMsgID compares jetworker with raw nats.go publishing
+	// with a Nats-Msg-Id header, as jetworker always does: the server's
+	// de-duplication is most of the gap to plain PublishAsync.
+	EnqueueRatioMsgID float64 `json:"enqueue_ratio_msgid"`
 	Server       string  `json:"server"`
 	GoMaxProcs   int     `json:"gomaxprocs"`
 }
@@ -139,9 +145,13 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error
 	if rep.Raw, err = runSide(ctx, js, cfg, rawSide{}); err != nil {
 		return rep, fmt.Errorf("raw baseline: %w", err)
 	}
+	if rep.RawMsgID, err = runSide(ctx, js, cfg, rawSide{msgID: true}); err != nil {
+		return rep, fmt.Errorf("raw baseline with message IDs: %w", err)
+	}
 	if rep.Jetworker, err = runSide(ctx, js, cfg, jwSide{}); err != nil {
 		return rep, fmt.Errorf("jetworker: %w", err)
 	}
+	rep.EnqueueRatioMsgID = ratio(rep.Jetworker.EnqueuePerSec, rep.RawMsgID.EnqueuePerSec)
 	rep.EnqueueRatio = ratio(rep.Jetworker.EnqueuePerSec, rep.Raw.EnqueuePerSec)
 	rep.ProcessRatio = ratio(rep.Jetworker.ProcessPerSec, rep.Raw.ProcessPerSec)
 	return rep, nil
@@ -328,14 +338,24 @@ func peakRSSMiB() float64 {
 	return 0
 }
 
-// rawSide is plain nats.go: PublishAsync, and Consume + Ack feeding a pool
-// of goroutines of the same size as jetworker's.
-type rawSide struct{}
+// rawSide is plain nats.go: PublishAsync (with a UUIDv7 Nats-Msg-Id when
+// msgID is set), and Consume + Ack feeding a pool of goroutines of the same
+// size as jetworker's.
+type rawSide struct{ msgID bool }
 
-func (rawSide) name() string { return "raw" }
+func (r rawSide) name() string {
+	if r.msgID {
+		return "raw_msgid"
+	}
+	return "raw"
+}
 
-func (rawSide) producer(_ context.Context, js jetstream.JetStream, subject string) (func([]byte) error, func() error, error) {
+func (r rawSide) producer(_ context.Context, js jetstream.JetStream, subject string) (func([]byte) error, func() error, error) {
 	send := func(p []byte) error {
+		if r.msgID {
+			_, err := js.PublishAsync(subject, p, jetstream.WithMsgID(uuid.Must(uuid.NewV7()).String()))
+			return err
+		}
 		_, err := js.PublishAsync(subject, p)
 		return err
 	}
