@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,34 +66,32 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-// deadLetter makes one dead letter and returns its sequence.
+// deadLetter makes one dead letter with a real consumer and returns its
+// sequence. Each call uses its own durable and subject.
 func deadLetter(t *testing.T, b *testBundle) uint64 {
 	t.Helper()
 	dlq, _ := consumer.NewDeadLetters(b.js, consumer.DeadLettersConfig{})
-	before, _ := dlq.List(t.Context(), consumer.Filter{})
-	done := make(chan struct{}, 1)
-	startConsumer(t, b.js, func(_ context.Context, tk *jetworker.Task) error {
-		if tk.Subject == "tasks.doomed" {
-			defer func() { done <- struct{}{} }()
-			return jetworker.Permanent(errors.New("doomed"))
-		}
-		return nil
-	}, consumer.Config{Durable: "dl" + strings.ReplaceAll(t.Name(), "/", "_")})
+	n := deadLetterCalls.Add(1)
+	subject := fmt.Sprintf("tasks.doomed.%d", n)
+	startConsumer(t, b.js, func(context.Context, *jetworker.Task) error {
+		return jetworker.Permanent(errors.New("doomed"))
+	}, consumer.Config{Durable: fmt.Sprintf("doomed%d", n), FilterSubjects: []string{subject}})
 	pub, _ := publisher.New(b.js, publisher.Config{})
-	if _, err := pub.Publish(t.Context(), "tasks.doomed", []byte(`{"n":1}`), nil); err != nil {
+	if _, err := pub.Publish(t.Context(), subject, []byte(`{"n":1}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	<-done
 	var dls []consumer.DeadLetter
-	testutil.Eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		var err error
-		if dls, err = dlq.List(t.Context(), consumer.Filter{}); err == nil && len(dls) <= len(before) {
-			err = fmt.Errorf("%d dead letters, want %d", len(dls), len(before)+1)
+		if dls, err = dlq.List(t.Context(), consumer.Filter{Subject: subject}); err == nil && len(dls) != 1 {
+			err = fmt.Errorf("%d dead letters on %s, want 1", len(dls), subject)
 		}
 		return err
 	})
-	return dls[len(dls)-1].Seq
+	return dls[0].Seq
 }
+
+var deadLetterCalls atomic.Int64
 
 func TestReadOnly(t *testing.T) {
 	t.Parallel()

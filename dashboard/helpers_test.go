@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -140,3 +141,5 @@ func decode[T any](t *testing.T, r response) T {
 	}
 	return v
 }
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
