@@ -74,10 +74,7 @@ var errNATSDown = errors.New("skipped: NATS connection is not up")
 
 // readiness runs every check concurrently, each bounded by CheckTimeout.
 func (s *Server) readiness(ctx context.Context) readiness {
-	s.mu.Lock()
-	checks := make([]namedCheck, 0, len(s.checks)+2+len(s.cfg.TaskStreams))
-	s.mu.Unlock()
-
+	var checks []namedCheck
 	natsUp := s.js.Conn().Status() == nats.CONNECTED
 	checks = append(checks, namedCheck{"nats", func(context.Context) error {
 		if !natsUp {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
 )
 
@@ -178,9 +179,8 @@ func (s *Server) formReplay(w http.ResponseWriter, r *http.Request) {
 	seq, err := parseSeq(r)
 	var msg string
 	if err == nil {
-		var res struct{ ID string }
-		rr, rerr := s.dlq.Replay(r.Context(), seq)
-		res.ID, err = rr.ID, rerr
+		var res publisher.Result
+		res, err = s.dlq.Replay(r.Context(), seq)
 		msg = fmt.Sprintf("Dead letter #%d replayed as task %s.", seq, res.ID)
 		if err == nil {
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "dead letter replayed", slog.Uint64(logkey.Seq, seq), slog.String(logkey.TaskID, res.ID))

@@ -156,17 +156,17 @@ func TestConsumerSpanContinuesPublisherTrace(t *testing.T) {
 		tracing.AttrStream:           "TASKS",
 	} {
 		if v, ok := attr(s, k); !ok || v.AsString() != want {
-			t.Errorf("attribute %s: got %q, want %q", k, v.Emit(), want)
+			t.Errorf("attribute %s: got %q, want %q", k, v.String(), want)
 		}
 	}
 	if v, ok := attr(s, tracing.AttrStreamSequence); !ok || v.AsInt64() != 1 {
-		t.Errorf("attribute %s: got %v, want 1", tracing.AttrStreamSequence, v.Emit())
+		t.Errorf("attribute %s: got %v, want 1", tracing.AttrStreamSequence, v.String())
 	}
 	if v, ok := attr(s, tracing.AttrDeliveryCount); !ok || v.AsInt64() != 1 {
-		t.Errorf("attribute %s: got %v, want 1", tracing.AttrDeliveryCount, v.Emit())
+		t.Errorf("attribute %s: got %v, want 1", tracing.AttrDeliveryCount, v.String())
 	}
 	if v, ok := attr(s, "messaging.message.id"); !ok || v.AsString() == "" {
-		t.Errorf("attribute messaging.message.id: got %q, want the task ID", v.Emit())
+		t.Errorf("attribute messaging.message.id: got %q, want the task ID", v.String())
 	}
 	if s.Status().Code == codes.Error {
 		t.Errorf("status: got Error (%s), want unset", s.Status().Description)
