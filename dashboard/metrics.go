@@ -22,15 +22,15 @@ import (
 // keeps; see [SubjectTokens].
 const DefaultSubjectTokens = 3
 
-// Default histogram buckets, in seconds.
-var (
-	// DefaultDurationBuckets are the buckets of the handler duration
-	// histogram: 5ms to 10 minutes.
-	DefaultDurationBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
-	// DefaultLatencyBuckets are the buckets of the enqueue-to-start
-	// latency and schedule fire lag histograms: 1ms to 10 minutes.
-	DefaultLatencyBuckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 600}
-)
+// defaultDurationBuckets and defaultLatencyBuckets are the histograms'
+// default bucket bounds in seconds; MetricsConfig documents them.
+func defaultDurationBuckets() []float64 {
+	return []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+}
+
+func defaultLatencyBuckets() []float64 {
+	return []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 600}
+}
 
 // MetricsConfig tunes [NewMetrics]. The zero value is ready to use.
 type MetricsConfig struct {
@@ -51,7 +51,8 @@ type MetricsConfig struct {
 	DurationBuckets []float64
 	// LatencyBuckets are the enqueue-to-start latency and fire lag
 	// histograms' bucket upper bounds in seconds, increasing. Defaults to
-	// DefaultLatencyBuckets.
+	// 1ms, 5ms, 10ms, 25ms, 50ms, 100ms, 250ms, 500ms, 1s, 2.5s, 5s, 10s,
+	// 30s, 1m, 5m, 10m.
 	LatencyBuckets []float64
 	// DisableRuntimeMetrics leaves out the Go runtime and process
 	// collectors (go_*, process_*). Defaults to false.
@@ -66,10 +67,10 @@ func (c MetricsConfig) withDefaults() MetricsConfig {
 		c.ScheduleLabelFunc = func(name string) string { return name }
 	}
 	if len(c.DurationBuckets) == 0 {
-		c.DurationBuckets = DefaultDurationBuckets
+		c.DurationBuckets = defaultDurationBuckets()
 	}
 	if len(c.LatencyBuckets) == 0 {
-		c.LatencyBuckets = DefaultLatencyBuckets
+		c.LatencyBuckets = defaultLatencyBuckets()
 	}
 	c.DurationBuckets = slices.Clone(c.DurationBuckets)
 	c.LatencyBuckets = slices.Clone(c.LatencyBuckets)
