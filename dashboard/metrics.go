@@ -47,7 +47,8 @@ type MetricsConfig struct {
 	// thousands of entries. Defaults to the name itself.
 	ScheduleLabelFunc func(name string) string
 	// DurationBuckets are the handler duration histogram's bucket upper
-	// bounds in seconds, increasing. Defaults to DefaultDurationBuckets.
+	// bounds in seconds, increasing. Defaults to 5ms, 10ms, 25ms, 50ms,
+	// 100ms, 250ms, 500ms, 1s, 2.5s, 5s, 10s, 30s, 1m, 2m, 5m, 10m.
 	DurationBuckets []float64
 	// LatencyBuckets are the enqueue-to-start latency and fire lag
 	// histograms' bucket upper bounds in seconds, increasing. Defaults to
