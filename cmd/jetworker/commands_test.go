@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -457,4 +458,51 @@ func TestDurabilityGuard(t *testing.T) {
 			t.Fatalf("after R3 still warned:\n%s", r.stdout)
 		}
 	})
+}
+
+func TestHTTPSurface(t *testing.T) {
+	t.Parallel()
+	_, env := natsEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	_, _ = background(t, append(env,
+		"JETWORKER_WEBHOOK_URL=http://127.0.0.1:1/", "JETWORKER_WEBHOOK_SECRET=x",
+		"JETWORKER_HTTP_ADDR="+addr, "JETWORKER_HTTP_TOKEN=let-me-in",
+	), "worker")
+	get := func(path string, token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if code, body := get("/readyz", ""); code != http.StatusOK {
+			return fmt.Errorf("/readyz: %d %s", code, body)
+		}
+		return nil
+	})
+	if code, _ := get("/healthz", ""); code != http.StatusOK {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code, _ := get("/metrics", ""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without token: %d, want 401", code)
+	}
+	code, body := get("/metrics", "let-me-in")
+	if code != http.StatusOK || !strings.Contains(body, "jetworker_") || !strings.Contains(body, `consumer="worker-webhook"`) {
+		t.Errorf("/metrics: %d\n%.2000s", code, body)
+	}
+	if code, body := get("/", "let-me-in"); code != http.StatusOK || !strings.Contains(body, "worker-webhook") {
+		t.Errorf("dashboard: %d\n%.500s", code, body)
+	}
 }

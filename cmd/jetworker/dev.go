@@ -26,6 +26,7 @@ type devEnv struct {
 	Port     int    `envconfig:"DEV_PORT" default:"4222" desc:"client port of the embedded server (-1: any free port)"`
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"dashboard, health and metrics address (empty: off)"`
 	NoDemo   bool   `envconfig:"NO_DEMO" desc:"do not publish demo tasks or create the demo schedule"`
+	HTTPEnv
 }
 
 // demoHandler is what the dev worker runs: a few demo task types, and a
@@ -72,6 +73,7 @@ func runDev(ctx context.Context, std *stdio, args []string) error {
 	f.integer(&e.Port, "port", "DEV_PORT", "client port")
 	f.str(&e.HTTPAddr, "http-addr", "HTTP_ADDR", "HTTP address")
 	f.boolean(&e.NoDemo, "no-demo", "NO_DEMO", "no demo tasks")
+	e.HTTPEnv.flags(f)
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -107,7 +109,7 @@ func runDev(ctx context.Context, std *stdio, args []string) error {
 	}
 
 	b := Base{ConnEnv: ConnEnv{NATSURL: srv.URL()}, LogEnv: e.LogEnv, StreamEnv: StreamEnv{Stream: publisher.DefaultTaskStream, DLQStream: publisher.DefaultDeadLetterStream}}
-	web, err := newWeb(c, e.HTTPAddr, b, log)
+	web, err := newWeb(c, e.HTTPAddr, b, e.HTTPEnv, log)
 	if err != nil {
 		return err
 	}

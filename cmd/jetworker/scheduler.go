@@ -15,7 +15,8 @@ type schedulerEnv struct {
 	LeaseKey string        `envconfig:"LEASE_KEY" default:"scheduler" desc:"lease key the schedulers of one deployment share"`
 	LeaseTTL time.Duration `envconfig:"LEASE_TTL" default:"10s" desc:"leader lease TTL; a crashed leader is replaced within about this"`
 	Replicas int           `envconfig:"REPLICAS" default:"1" desc:"replicas of the streams and buckets it creates (3 in a cluster)"`
-	HTTPAddr string        `envconfig:"HTTP_ADDR" desc:"serve health, metrics and the dashboard on this address (empty: off)"`
+	HTTPEnv
+	HTTPAddr string `envconfig:"HTTP_ADDR" desc:"serve health, metrics and the dashboard on this address (empty: off)"`
 }
 
 func (e *schedulerEnv) bind(std *stdio, name string) (*flagEnv, error) {
@@ -28,6 +29,7 @@ func (e *schedulerEnv) bind(std *stdio, name string) (*flagEnv, error) {
 	f.dur(&e.LeaseTTL, "lease-ttl", "LEASE_TTL", "lease TTL")
 	f.integer(&e.Replicas, "replicas", "REPLICAS", "replicas")
 	f.str(&e.HTTPAddr, "http-addr", "HTTP_ADDR", "HTTP address")
+	e.HTTPEnv.flags(*f)
 	return f, nil
 }
 
@@ -60,7 +62,7 @@ func runScheduler(ctx context.Context, std *stdio, args []string) error {
 	warnDurability(ctx, log, checkDurability(ctx, c, e.MonitorURL, []string{e.Stream, "KV_jetworker_schedules", "KV_jetworker_schedule_state", "KV_jetworker_leases"}))
 	cfg := e.schedulerConfig(log)
 	parts := []jetworker.Runner{jetworker.RunnerFunc(c.watch)}
-	web, err := newWeb(c, e.HTTPAddr, e.Base, log)
+	web, err := newWeb(c, e.HTTPAddr, e.Base, e.HTTPEnv, log)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,8 @@ type workerEnv struct {
 	ShutdownGrace  time.Duration `envconfig:"SHUTDOWN_GRACE" default:"10s" desc:"time in-flight tasks get to finish on shutdown"`
 	Provision      bool          `envconfig:"PROVISION" default:"true" desc:"create or update the task and dead-letter streams at start (needs admin permissions)"`
 	Replicas       int           `envconfig:"REPLICAS" default:"1" desc:"replicas of the streams it creates (3 in a cluster)"`
-	HTTPAddr       string        `envconfig:"HTTP_ADDR" desc:"serve health, metrics and the dashboard on this address (empty: off)"`
+	HTTPEnv
+	HTTPAddr string `envconfig:"HTTP_ADDR" desc:"serve health, metrics and the dashboard on this address (empty: off)"`
 
 	WebhookURL     string `envconfig:"WEBHOOK_URL" desc:"add a webhook route posting to this URL"`
 	WebhookSecret  string `envconfig:"WEBHOOK_SECRET" desc:"HMAC secret of the webhook route"`
@@ -59,6 +60,7 @@ func (e *workerEnv) bind(std *stdio, name string) (*flagEnv, error) {
 	f.boolean(&e.Provision, "provision", "PROVISION", "provision streams")
 	f.integer(&e.Replicas, "replicas", "REPLICAS", "replicas")
 	f.str(&e.HTTPAddr, "http-addr", "HTTP_ADDR", "HTTP address")
+	e.HTTPEnv.flags(*f)
 	return f, nil
 }
 
@@ -211,7 +213,7 @@ func runWorker(ctx context.Context, std *stdio, args []string) error {
 		}
 	}
 	warnDurability(ctx, log, checkDurability(ctx, c, e.MonitorURL, []string{e.Stream, e.DLQStream}))
-	web, err := newWeb(c, e.HTTPAddr, e.Base, log)
+	web, err := newWeb(c, e.HTTPAddr, e.Base, e.HTTPEnv, log)
 	if err != nil {
 		return err
 	}
