@@ -604,9 +604,8 @@ func ids(prefix string, n int) []string {
 	return s
 }
 
-// streamMsgIDs reads every stored message of stream and returns the
-// Nats-Msg-Id of each.
-func streamMsgIDs(t *testing.T, js jetstream.JetStream, stream string) []string {
+// streamMsgs reads every stored message of stream.
+func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) []*jetstream.RawStreamMsg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -618,7 +617,7 @@ func streamMsgIDs(t *testing.T, js jetstream.JetStream, stream string) []string 
 	if err != nil {
 		t.Fatalf("stream %s info: %v", stream, err)
 	}
-	var out []string
+	var out []*jetstream.RawStreamMsg
 	if info.State.Msgs == 0 {
 		return nil
 	}
@@ -630,6 +629,16 @@ func streamMsgIDs(t *testing.T, js jetstream.JetStream, stream string) []string 
 		if err != nil {
 			t.Fatalf("stream %s seq %d: %v", stream, seq, err)
 		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// streamMsgIDs returns the Nats-Msg-Id of every stored message of stream.
+func streamMsgIDs(t *testing.T, js jetstream.JetStream, stream string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range streamMsgs(t, js, stream) {
 		out = append(out, m.Header.Get(nats.MsgIdHdr))
 	}
 	return out
