@@ -67,7 +67,7 @@ func TestDeadLetterPaths(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			var calls atomic.Int64
+			var calls, hooked atomic.Int64
 			h := jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
 				calls.Add(1)
 				return tt.handler(ctx, task)
@@ -75,6 +75,7 @@ func TestDeadLetterPaths(t *testing.T) {
 			start(t, newConsumer(t, b.js, h, consumer.Config{
 				Durable: "orders", MaxDeliver: tt.maxDeliver,
 				Backoff: func(int, error) time.Duration { return 10 * time.Millisecond },
+				Hooks: consumer.Hooks{DeadLetterFunc: func(context.Context, *jetworker.Task, string) { hooked.Add(1) }},
 			}))
 			res, err := b.pub.Publish(t.Context(), "tasks.orders.charge", []byte(tt.data), &publisher.PublishOpts{
 				ID: "task-" + tt.name, Header: nats.Header{"X-Tenant": {"acme"}},
@@ -114,6 +115,12 @@ func TestDeadLetterPaths(t *testing.T) {
 				t.Errorf("handler ran %d times, want %d", got, tt.attempts)
 			}
 			testutil.Eventually(t, 5*time.Second, func() error {
+				if n := hooked.Load(); n != 1 {
+					return fmt.Errorf("DeadLetterFunc called %d times, want 1", n)
+				}
+				return nil
+			})
+			testutil.Eventually(t, 5*time.Second, func() error {
 				if m := streamMsgs(t, b.js, "TASKS"); m != 0 {
 					return fmt.Errorf("TASKS still holds %d messages", m)
 				}
@@ -149,11 +156,23 @@ func TestMaxDeliveriesWithoutHandlerResult(t *testing.T) {
 	}
 
 	var calls atomic.Int64
+	hooked := make(chan string, 2)
+	cfg.Hooks.DeadLetterFunc = func(_ context.Context, task *jetworker.Task, reason string) {
+		hooked <- task.ID + ": " + reason
+	}
 	start(t, newConsumer(t, b.js, jetworker.HandlerFunc(func(context.Context, *jetworker.Task) error {
 		calls.Add(1)
 		return nil
 	}), cfg))
 	dl := waitDeadLetters(t, b.js, 1)[0]
+	select {
+	case got := <-hooked:
+		if !strings.HasPrefix(got, "crash-1: max deliveries") {
+			t.Errorf("DeadLetterFunc got %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("DeadLetterFunc not called for the advisory path")
+	}
 	if dl.Attempts != 2 || dl.OriginalSeq != res.Sequence || dl.TaskID != "crash-1" || string(dl.Data) != "payload" {
 		t.Fatalf("dead letter: got attempts=%d seq=%d id=%q data=%q", dl.Attempts, dl.OriginalSeq, dl.TaskID, dl.Data)
 	}

@@ -49,4 +49,9 @@ type Hooks struct {
 	// StartFunc returned, the outcome, the handler's run time and its
 	// error (nil when it succeeded).
 	DoneFunc func(ctx context.Context, t *jetworker.Task, o Outcome, d time.Duration, err error)
+	// DeadLetterFunc is called after a task's dead-letter copy is stored,
+	// on both paths: a handler's result, and the max-deliveries advisory
+	// (where no handler ran, so no StartFunc or DoneFunc call surrounds
+	// it and ctx is the consumer's).
+	DeadLetterFunc func(ctx context.Context, t *jetworker.Task, reason string)
 }

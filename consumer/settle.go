@@ -109,5 +109,8 @@ func (c *Consumer) deadLetterAndTerm(msg jetstream.Msg, t *jetworker.Task, herr 
 		c.log.LogAttrs(ctx, slog.LevelWarn, "term after dead-letter", append(attrs, slog.Any("term_err", err))...)
 	}
 	c.log.LogAttrs(ctx, slog.LevelError, "task dead-lettered", attrs...)
+	if c.cfg.Hooks.DeadLetterFunc != nil {
+		c.cfg.Hooks.DeadLetterFunc(ctx, t, herr.Error())
+	}
 	return true
 }

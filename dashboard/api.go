@@ -29,7 +29,7 @@ func statusOf(err error) int {
 func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, err error) {
 	code := statusOf(err)
 	if code == http.StatusInternalServerError {
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "dashboard request", slog.String("path", r.URL.Path), slog.String(logkey.Err, err.Error()))
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "dashboard request", slog.String(logkey.Path, r.URL.Path), slog.String(logkey.Err, err.Error()))
 	}
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }

@@ -256,9 +256,9 @@ func (m *Metrics) ConsumerHooks() consumer.Hooks {
 			subj := m.cfg.SubjectLabelFunc(t.Subject)
 			m.processed.WithLabelValues(subj, o.String()).Inc()
 			m.duration.WithLabelValues(subj).Observe(d.Seconds())
-			if o == consumer.DeadLettered {
-				m.deadLetters.WithLabelValues(subj).Inc()
-			}
+		},
+		DeadLetterFunc: func(_ context.Context, t *jetworker.Task, _ string) {
+			m.deadLetters.WithLabelValues(m.cfg.SubjectLabelFunc(t.Subject)).Inc()
 		},
 	}
 }
@@ -327,11 +327,16 @@ func (m *Metrics) SchedulerHooks() SchedulerHooks {
 // JoinConsumerHooks combines consumer hooks (metrics and tracing, say) into
 // one. StartFuncs run in the order given, each receiving the context the
 // previous one returned; DoneFuncs run in reverse order, so the first hook
-// wraps the others like a deferred call. Missing functions are skipped.
+// wraps the others like a deferred call; DeadLetterFuncs run in order.
+// Missing functions are skipped.
 func JoinConsumerHooks(hooks ...consumer.Hooks) consumer.Hooks {
 	var starts []func(context.Context, *jetworker.Task) context.Context
 	var dones []func(context.Context, *jetworker.Task, consumer.Outcome, time.Duration, error)
+	var deads []func(context.Context, *jetworker.Task, string)
 	for _, h := range hooks {
+		if h.DeadLetterFunc != nil {
+			deads = append(deads, h.DeadLetterFunc)
+		}
 		if h.StartFunc != nil {
 			starts = append(starts, h.StartFunc)
 		}
@@ -352,6 +357,13 @@ func JoinConsumerHooks(hooks ...consumer.Hooks) consumer.Hooks {
 		out.DoneFunc = func(ctx context.Context, t *jetworker.Task, o consumer.Outcome, d time.Duration, err error) {
 			for _, f := range slices.Backward(dones) {
 				f(ctx, t, o, d, err)
+			}
+		}
+	}
+	if len(deads) > 0 {
+		out.DeadLetterFunc = func(ctx context.Context, t *jetworker.Task, reason string) {
+			for _, f := range deads {
+				f(ctx, t, reason)
 			}
 		}
 	}

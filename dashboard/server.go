@@ -133,7 +133,7 @@ func (s *Server) Run(ctx context.Context) error {
 	addr := ln.Addr().String()
 	s.addr.Store(&addr)
 	close(s.ready)
-	s.log.LogAttrs(ctx, slog.LevelInfo, "dashboard listening", slog.String("addr", addr),
+	s.log.LogAttrs(ctx, slog.LevelInfo, "dashboard listening", slog.String(logkey.Addr, addr),
 		slog.Bool("read_only", s.cfg.ReadOnly), slog.Bool("auth", s.cfg.authEnabled()))
 
 	served := make(chan error, 1)

@@ -18,4 +18,6 @@ const (
 	Err       = "err"
 	Stack     = "stack"
 	Leader    = "leader"
+	Addr      = "addr"
+	Path      = "path"
 )
