@@ -20,6 +20,7 @@ const (
 	DefaultConcurrency      = 10
 	DefaultMaxAckPending    = 1000
 	DefaultPullExpiry       = 5 * time.Second
+	DefaultPullMaxMessages  = 500
 	DefaultAckWait          = 30 * time.Second
 	DefaultMaxDeliver       = 5
 	DefaultHandlerTimeout   = 5 * time.Minute
@@ -59,9 +60,11 @@ type Config struct {
 	// Concurrency if that is larger. A worker never holds more than
 	// Concurrency + PullMaxMessages of them itself.
 	MaxAckPending int
-	// PullMaxMessages is how many messages the worker requests ahead of
-	// free handlers. Defaults to Concurrency: a message waits locally at
-	// most as long as one round of handlers takes.
+	// PullMaxMessages bounds how many messages the worker requests ahead
+	// of free handlers. The depth adapts within [1, PullMaxMessages] to the
+	// measured handler duration, so that a buffered message starts within
+	// AckWait/4: deep for fast handlers, shallow for slow ones. Defaults
+	// to 500 (nats.go's default).
 	PullMaxMessages int
 	// PullExpiry is how long one pull request waits on the server. A
 	// request that went unanswered (seen with a tight MaxAckPending) costs
@@ -125,7 +128,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
 	c.MaxAckPending = cmp.Or(c.MaxAckPending, max(DefaultMaxAckPending, c.Concurrency))
-	c.PullMaxMessages = cmp.Or(c.PullMaxMessages, c.Concurrency)
+	c.PullMaxMessages = cmp.Or(c.PullMaxMessages, DefaultPullMaxMessages)
 	c.PullExpiry = cmp.Or(c.PullExpiry, DefaultPullExpiry)
 	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
 	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, c.AckWait/3)

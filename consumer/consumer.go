@@ -28,9 +28,10 @@ type Consumer struct {
 	cfg Config
 	log *slog.Logger
 
-	running atomic.Bool
-	ready   chan struct{}
-	stream  jetstream.Stream // set in Run before any worker starts
+	running  atomic.Bool
+	ready    chan struct{}
+	prefetch *prefetch
+	stream   jetstream.Stream // set in Run before any worker starts
 
 	inFlight  atomic.Int64
 	processed atomic.Uint64
@@ -50,7 +51,7 @@ func New(js jetstream.JetStream, h jetworker.Handler, cfg Config) (*Consumer, er
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Consumer{
+	c := &Consumer{
 		js:  js,
 		h:   h,
 		cfg: cfg,
@@ -60,7 +61,10 @@ func New(js jetstream.JetStream, h jetworker.Handler, cfg Config) (*Consumer, er
 			slog.String(logkey.Consumer, cfg.Durable),
 		),
 		ready: make(chan struct{}),
-	}, nil
+	}
+	// Start shallow; the controller deepens it once handlers prove fast.
+	c.prefetch = &prefetch{c: c, next: min(cfg.Concurrency, cfg.PullMaxMessages)}
+	return c, nil
 }
 
 // Config returns the effective configuration, defaults filled in.
@@ -108,11 +112,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		bg.Go(func() { c.keepPresence(bgCtx) })
 	}
 
-	it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.PullMaxMessages), jetstream.PullExpiry(c.cfg.PullExpiry))
-	if err != nil {
-		return fmt.Errorf("consumer: start pulling: %w", err)
-	}
-
 	// Handler contexts keep ctx's values but are cancelled only by us.
 	hctx, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardCancel()
@@ -123,18 +122,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		slots[i] = newSlot(c.cfg.HeartbeatInterval, c.log)
 		workers.Go(func() { c.work(hctx, work, slots[i]) })
 	}
+	c.prefetch.slots = slots
 
-	// Stop pulling when ctx ends; Drain lets Next hand out what is
-	// already buffered, which dispatch then Naks.
-	stopWatch := make(chan struct{})
-	var watch sync.WaitGroup
-	watch.Go(func() {
-		select {
-		case <-ctx.Done():
-		case <-stopWatch:
-		}
-		it.Drain()
-	})
+	// The prefetch controller retunes the pull depth while running, and
+	// when ctx ends drains the iterator: Next then hands out what is
+	// already buffered, which dispatch Naks.
+	pctx, stopPrefetch := context.WithCancel(ctx)
+	var ctl sync.WaitGroup
+	ctl.Go(func() { c.prefetch.run(pctx) })
 
 	c.log.InfoContext(ctx, "consumer started",
 		slog.Int("concurrency", c.cfg.Concurrency),
@@ -142,9 +137,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		slog.Int("max_deliver", c.cfg.MaxDeliver))
 	close(c.ready)
 
-	runErr := c.dispatch(ctx, it, work)
-	close(stopWatch)
-	watch.Wait()
+	runErr := c.pull(ctx, cons, work)
+	stopPrefetch()
+	ctl.Wait()
 	close(work)
 
 	if err := c.waitWorkers(ctx, &workers, slots, hardCancel); err != nil {
@@ -154,17 +149,41 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return runErr
 }
 
+// pull opens iterators and dispatches their messages until ctx ends,
+// opening a new iterator whenever the prefetch controller drained the last
+// one for a retune. It returns an error if consuming stopped for another
+// reason while ctx was still live.
+func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, work chan<- jetstream.Msg) error {
+	for {
+		it, err := c.prefetch.open(cons)
+		if err != nil {
+			return fmt.Errorf("consumer: start pulling: %w", err)
+		}
+		if it == nil { // stopped before it could open
+			return nil
+		}
+		err = c.dispatch(ctx, it, work)
+		switch rotating, _ := c.prefetch.state(); {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			return err
+		case !rotating:
+			return errors.New("consumer: pulling stopped")
+		}
+	}
+}
+
 // dispatch hands messages to free workers until the iterator closes. It
-// returns an error if consuming stopped while ctx was still live.
+// returns an error if the consumer was deleted.
 func (c *Consumer) dispatch(ctx context.Context, it jetstream.MessagesContext, work chan<- jetstream.Msg) error {
+	var held []jetstream.Msg
 	for {
 		msg, err := it.Next()
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("consumer: pulling stopped: %w", err)
+				c.deliverHeld(ctx, held, work)
+				return nil
 			}
 			if errors.Is(err, jetstream.ErrConsumerDeleted) {
 				it.Stop()
@@ -179,10 +198,46 @@ func (c *Consumer) dispatch(ctx context.Context, it jetstream.MessagesContext, w
 			c.requeue(msg)
 			continue
 		}
+		if _, shrinking := c.prefetch.state(); shrinking {
+			// The buffer was deep for slow handlers: keep what it held
+			// alive ourselves rather than let it wait unattended.
+			if err := msg.InProgress(); err != nil {
+				c.log.WarnContext(ctx, "heartbeat held message", slog.Any(logkey.Err, err))
+			}
+			held = append(held, msg)
+			continue
+		}
+		if len(held) > 0 {
+			c.deliverHeld(ctx, held, work)
+			held = held[:0]
+		}
 		select {
 		case work <- msg:
 		case <-ctx.Done():
 			c.requeue(msg)
+		}
+	}
+}
+
+// deliverHeld hands held messages to workers in order, marking the ones
+// still waiting in progress every HeartbeatInterval. On shutdown it Naks
+// the rest.
+func (c *Consumer) deliverHeld(ctx context.Context, held []jetstream.Msg, work chan<- jetstream.Msg) {
+	hb := time.NewTicker(c.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	for len(held) > 0 {
+		select {
+		case work <- held[0]:
+			held = held[1:]
+		case <-hb.C:
+			for _, m := range held {
+				_ = m.InProgress()
+			}
+		case <-ctx.Done():
+			for _, m := range held {
+				c.requeue(m)
+			}
+			return
 		}
 	}
 }

@@ -256,14 +256,14 @@ func TestGoroutinesEndWithRun(t *testing.T) {
 		}
 		return nil
 	})
-	if n := consumerGoroutines(); n == 0 {
+	if n, _ := consumerGoroutines(); n == 0 {
 		t.Fatal("found no consumer goroutines while running: the check cannot see them")
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if n := consumerGoroutines(); n != 0 {
-		t.Fatalf("%d goroutines of the consumer package still run after Run returned", n)
+	if n, stacks := consumerGoroutines(); n != 0 {
+		t.Fatalf("%d goroutines of the consumer package still run after Run returned:\n%s", n, stacks)
 	}
 	if err := c.Run(t.Context()); !errors.Is(err, consumer.ErrAlreadyRunning) {
 		t.Fatalf("second Run: got %v, want ErrAlreadyRunning", err)
@@ -271,17 +271,21 @@ func TestGoroutinesEndWithRun(t *testing.T) {
 }
 
 // consumerGoroutines counts goroutines with a frame in package consumer
-// (not consumer_test).
-func consumerGoroutines() int {
+// (not consumer_test) and returns their stacks.
+func consumerGoroutines() (int, string) {
 	buf := make([]byte, 1<<22)
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
+	var stacks []string
 	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if strings.Contains(g, "jetworker/consumer.") {
+		// Test goroutines (paused parallel tests of package consumer)
+		// are not the consumer's.
+		if strings.Contains(g, "jetworker/consumer.") && !strings.Contains(g, "testing.tRunner") {
 			n++
+			stacks = append(stacks, g)
 		}
 	}
-	return n
+	return n, strings.Join(stacks, "\n\n")
 }
 
 func TestConfigValidation(t *testing.T) {

@@ -75,7 +75,7 @@ func TestDeadLetterPaths(t *testing.T) {
 			start(t, newConsumer(t, b.js, h, consumer.Config{
 				Durable: "orders", MaxDeliver: tt.maxDeliver,
 				Backoff: func(int, error) time.Duration { return 10 * time.Millisecond },
-				Hooks: consumer.Hooks{DeadLetterFunc: func(context.Context, *jetworker.Task, string) { hooked.Add(1) }},
+				Hooks:   consumer.Hooks{DeadLetterFunc: func(context.Context, *jetworker.Task, string) { hooked.Add(1) }},
 			}))
 			res, err := b.pub.Publish(t.Context(), "tasks.orders.charge", []byte(tt.data), &publisher.PublishOpts{
 				ID: "task-" + tt.name, Header: nats.Header{"X-Tenant": {"acme"}},

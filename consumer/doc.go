@@ -9,11 +9,17 @@
 //
 // # Pulling
 //
-// The consumer pulls with nats.go's Messages iterator, asking for at most
-// PullMaxMessages (default: Concurrency) ahead of its handlers, and takes a
-// message from the iterator only when a handler is free. A message
-// therefore never waits in a local buffer for longer than one round of
-// handlers; MaxAckPending (server side, >= Concurrency) bounds the
+// The consumer pulls with nats.go's Messages iterator and takes a message
+// from it only when a handler is free. How many messages it requests ahead
+// (the prefetch) adapts to the handlers: only running handlers' messages
+// get heartbeats, so a buffered message must start well within AckWait.
+// The prefetch starts at Concurrency, deepens up to PullMaxMessages (500)
+// while finished handlers show that a buffer that deep still drains within
+// AckWait/4, and shrinks at once when finished or still-running handlers
+// show it would not. When it shrinks, the consumer takes the messages
+// already buffered into its own hands and marks them in progress until a
+// handler is free, so no message waits unattended until its AckWait
+// expires. MaxAckPending (server side, >= Concurrency) bounds the
 // unacknowledged messages of all workers on the durable.
 //
 // # Settlement

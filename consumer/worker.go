@@ -24,6 +24,7 @@ type slot struct {
 
 	mu       sync.Mutex
 	msg      jetstream.Msg
+	began    time.Time // when the handler started
 	deadline time.Time // no heartbeats after it; zero means none
 	active   bool      // a handler is running on msg
 	settled  bool      // shutdown already Nak'ed msg
@@ -40,6 +41,7 @@ func newSlot(interval time.Duration, log *slog.Logger) *slot {
 func (s *slot) start(msg jetstream.Msg, deadline time.Time) {
 	s.mu.Lock()
 	s.msg, s.deadline, s.active, s.settled = msg, deadline, true, false
+	s.began = time.Now()
 	s.mu.Unlock()
 	s.timer.Reset(s.interval)
 }
@@ -54,6 +56,16 @@ func (s *slot) stop() (settled bool) {
 	settled = s.settled
 	s.msg = nil
 	return settled
+}
+
+// running returns how long the current handler has run, 0 when idle.
+func (s *slot) running(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.active {
+		return 0
+	}
+	return now.Sub(s.began)
 }
 
 // beat marks the message in progress and re-arms the timer, unless the
@@ -138,6 +150,7 @@ func (c *Consumer) process(hctx context.Context, msg jetstream.Msg, s *slot, tas
 	s.start(msg, deadline)
 	herr := c.call(runCtx, task)
 	took := time.Since(began)
+	c.prefetch.observe(took)
 	if s.stop() {
 		c.done(ctx, task, Requeued, took, herr)
 		return

@@ -338,9 +338,9 @@ func peakRSSMiB() float64 {
 	return 0
 }
 
-// rawSide is plain nats.go: PublishAsync (with a UUIDv7 Nats-Msg-Id when
-// msgID is set), and Consume + Ack feeding a pool of goroutines of the same
-// size as jetworker's.
+// rawSide is plain nats.go with its default options: PublishAsync (with a
+// UUIDv7 Nats-Msg-Id when msgID is set), and Consume + Ack feeding a pool
+// of goroutines of the same size as jetworker's.
 type rawSide struct{ msgID bool }
 
 func (r rawSide) name() string {
@@ -372,7 +372,7 @@ func (r rawSide) producer(_ context.Context, js jetstream.JetStream, subject str
 
 func (rawSide) consume(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func([]byte)) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: max(consumer.DefaultMaxAckPending, concurrency),
+		Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy,
 	})
 	if err != nil {
 		return err
@@ -392,7 +392,7 @@ func (rawSide) consume(ctx context.Context, js jetstream.JetStream, stream strin
 		case work <- m:
 		case <-ctx.Done():
 		}
-	}, jetstream.PullMaxMessages(concurrency), jetstream.PullExpiry(consumer.DefaultPullExpiry))
+	}) // plain Consume: nats.go's defaults
 	if err != nil {
 		close(work)
 		wg.Wait()
