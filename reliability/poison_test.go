@@ -119,10 +119,22 @@ func TestPoison(t *testing.T) {
 	for _, e := range rcv.executions() {
 		execs[e.ID]++
 	}
-	var wrong []string
+	var (
+		wrong    []string
+		mismatch int // Jetworker-Attempts above the executions
+	)
+	// The promise is about executions: one for a malformed task, MaxDeliver
+	// for one that always fails. Jetworker-Attempts counts deliveries; under
+	// a backlog a delivery can expire in a worker's local buffer (AckWait)
+	// before it runs, so the header may be higher. Reported, not failed.
 	check := func(id string, attempts int) {
-		if got := dlq[id]; len(got) != 1 || got[0] != attempts || execs[id] != attempts {
+		got := dlq[id]
+		if len(got) != 1 || execs[id] != attempts || got[0] < attempts {
 			wrong = append(wrong, fmt.Sprintf("%s: dlq attempts %v, executions %d, want %d", id, got, execs[id], attempts))
+			return
+		}
+		if got[0] != attempts {
+			mismatch++
 		}
 	}
 	for _, id := range bad {
@@ -139,8 +151,8 @@ func TestPoison(t *testing.T) {
 	baseRate := float64(healthy) / baseTime.Seconds()
 	mixedRate := float64(healthy) / mixedTime.Seconds()
 	ratio := mixedRate / baseRate
-	figure(t, "scenario=6 healthy=%d malformed=%d always_fail=%d max_deliver=%d dlq=%d dlq_wrong=%d baseline_rate=%.0f/s mixed_rate=%.0f/s ratio=%.2f",
-		healthy, len(bad), len(fail), maxDeliver, len(dlq), len(wrong), baseRate, mixedRate, ratio)
+	figure(t, "scenario=6 healthy=%d malformed=%d always_fail=%d max_deliver=%d dlq=%d dlq_wrong=%d attempts_header_above_executions=%d baseline_rate=%.0f/s mixed_rate=%.0f/s ratio=%.2f",
+		healthy, len(bad), len(fail), maxDeliver, len(dlq), len(wrong), mismatch, baseRate, mixedRate, ratio)
 	for _, w := range head(wrong) {
 		t.Error(w)
 	}
