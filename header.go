@@ -25,7 +25,10 @@ const (
 
 	// HeaderError is the error text of a dead-lettered task.
 	HeaderError = "Jetworker-Error"
-	// HeaderAttempts is the number of deliveries a dead-lettered task had.
+	// HeaderAttempts is the number of deliveries a dead-lettered task had,
+	// as the server counts them: a delivery that was never handled (its
+	// worker crashed first, or it was requeued on shutdown) counts too, so
+	// it can exceed the number of handler runs.
 	HeaderAttempts = "Jetworker-Attempts"
 	// HeaderOriginalSubject is the subject a dead-lettered task had.
 	HeaderOriginalSubject = "Jetworker-Original-Subject"

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,15 +33,38 @@ type WorkerInfo struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
-// presenceBucket creates or updates the presence bucket with ttl as its
-// MaxAge, so records of dead workers expire.
-func presenceBucket(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      bucket,
+// ProvisionPresence creates or updates the presence bucket (bucket ""
+// means jetworker_workers) with ttl as its MaxAge, so records of dead
+// workers expire. Consumers create it when it is missing; provision it
+// with an admin identity when workers run with consume-only permissions.
+func ProvisionPresence(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration, replicas int) error {
+	_, err := js.CreateOrUpdateKeyValue(ctx, presenceConfig(bucket, ttl, replicas))
+	if err != nil {
+		return fmt.Errorf("presence bucket %q: %w", presenceConfig(bucket, ttl, replicas).Bucket, err)
+	}
+	return nil
+}
+
+func presenceConfig(bucket string, ttl time.Duration, replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      cmp.Or(bucket, DefaultPresenceBucket),
 		Description: "jetworker worker presence",
-		TTL:         ttl,
+		TTL:         cmp.Or(ttl, DefaultPresenceTTL),
 		History:     1,
-	})
+		Replicas:    cmp.Or(replicas, 1),
+	}
+}
+
+// presenceBucket opens the presence bucket, creating it only when it is
+// missing, so workers need no create permission once it is provisioned.
+func presenceBucket(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, presenceConfig(bucket, ttl, 1))
+		if errors.Is(err, jetstream.ErrBucketExists) { // another worker won the race
+			kv, err = js.KeyValue(ctx, bucket)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("presence bucket %q: %w", bucket, err)
 	}

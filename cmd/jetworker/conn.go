@@ -21,6 +21,7 @@ type conn struct {
 	url string // redacted
 
 	done   chan struct{}
+	denied chan error // the first permission violation
 	mu     sync.Mutex
 	reason error
 }
@@ -114,10 +115,20 @@ func connect(ctx context.Context, e ConnEnv, name string, log *slog.Logger) (*co
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{url: redactURL(e.NATSURL), done: make(chan struct{})}
+	c := &conn{url: redactURL(e.NATSURL), done: make(chan struct{}), denied: make(chan error, 1)}
 	var closeOnce sync.Once
 	opts = append(opts,
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				// Fatal: a missing permission never fixes itself, and
+				// waiting for the refused request to time out would only
+				// hide it. watch ends the command with this error.
+				select {
+				case c.denied <- err:
+				default:
+				}
+				return
+			}
 			attrs := []any{slog.Any("err", err)}
 			if sub != nil {
 				attrs = append(attrs, slog.String("subject", sub.Subject))
@@ -183,14 +194,17 @@ func connect(ctx context.Context, e ConnEnv, name string, log *slog.Logger) (*co
 	return c, nil
 }
 
-// watchConn is a run part that fails when the connection closes for good,
-// so a worker whose credentials were revoked exits visibly instead of
-// idling.
+// watch is a run part that fails when the connection closes for good, so
+// a worker whose credentials were revoked exits visibly instead of
+// idling, and when the server refuses an operation for lack of
+// permission, naming it.
 func (c *conn) watch(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-c.done:
 		return fmt.Errorf("NATS connection to %s closed: %w", c.url, c.Err())
+	case err := <-c.denied:
+		return fmt.Errorf("NATS refused an operation this identity needs (see deploy/README.md for the permissions a worker and a scheduler need): %w", err)
 	}
 }

@@ -27,8 +27,8 @@ type durability struct {
 
 // checkDurability inspects the streams a command uses: R1 streams in a
 // cluster, streams with asynchronous persistence, and (through the
-// server's monitoring endpoint, or $SYS when the connection may ask) a
-// server that does not sync every write. Missing streams are skipped.
+// server's monitoring endpoint, when configured) a server that does not
+// sync every write. Missing streams are skipped.
 func checkDurability(ctx context.Context, c *conn, monitorURL string, streams []string) durability {
 	d := durability{Cluster: c.nc.ConnectedClusterName(), Sync: "unknown"}
 	for _, name := range streams {
@@ -44,7 +44,7 @@ func checkDurability(ctx context.Context, c *conn, monitorURL string, streams []
 			d.Warnings = append(d.Warnings, fmt.Sprintf("stream %s uses asynchronous persistence: acknowledged writes can be lost", name))
 		}
 	}
-	jsc, err := serverJetStreamConfig(ctx, c, monitorURL)
+	jsc, err := serverJetStreamConfig(ctx, monitorURL)
 	switch {
 	case err != nil:
 		d.Sync = "unknown"
@@ -68,50 +68,36 @@ type jsConfig struct {
 }
 
 // serverJetStreamConfig reads the connected server's JetStream config from
-// its monitoring endpoint, or from $SYS.REQ.SERVER.PING.VARZ when the
-// connection belongs to the system account.
-func serverJetStreamConfig(ctx context.Context, c *conn, monitorURL string) (jsConfig, error) {
+// its monitoring endpoint. Without one it reports an error: asking $SYS
+// would be a permission violation for every identity but the system
+// account's.
+func serverJetStreamConfig(ctx context.Context, monitorURL string) (jsConfig, error) {
+	if monitorURL == "" {
+		return jsConfig{}, errors.New("no monitoring URL")
+	}
 	var v struct {
 		JetStream struct {
 			Config *jsConfig `json:"config"`
 		} `json:"jetstream"`
-		Data struct { // the $SYS answer wraps varz in "data"
-			JetStream struct {
-				Config *jsConfig `json:"config"`
-			} `json:"jetstream"`
-		} `json:"data"`
 	}
-	if monitorURL != "" {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(monitorURL, "/")+"/varz", nil)
-		if err != nil {
-			return jsConfig{}, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return jsConfig{}, err
-		}
-		defer resp.Body.Close()
-		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-			return jsConfig{}, fmt.Errorf("decode varz: %w", err)
-		}
-	} else {
-		msg, err := c.nc.Request("$SYS.REQ.SERVER.PING.VARZ", nil, 500*time.Millisecond)
-		if err != nil {
-			return jsConfig{}, err
-		}
-		if err := json.Unmarshal(msg.Data, &v); err != nil {
-			return jsConfig{}, err
-		}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(monitorURL, "/")+"/varz", nil)
+	if err != nil {
+		return jsConfig{}, err
 	}
-	switch {
-	case v.JetStream.Config != nil:
-		return *v.JetStream.Config, nil
-	case v.Data.JetStream.Config != nil:
-		return *v.Data.JetStream.Config, nil
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return jsConfig{}, err
 	}
-	return jsConfig{}, errors.New("varz has no JetStream config")
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return jsConfig{}, fmt.Errorf("decode varz: %w", err)
+	}
+	if v.JetStream.Config == nil {
+		return jsConfig{}, errors.New("varz has no JetStream config")
+	}
+	return *v.JetStream.Config, nil
 }
 
 // warnDurability logs the guard's warnings at start-up.

@@ -21,7 +21,7 @@ type provisionEnv struct {
 
 func runProvision(ctx context.Context, std *stdio, args []string) error {
 	var e provisionEnv
-	fs := newFlagSet("provision", std, "\n\nCreates or updates the task and dead-letter streams, the schedule buckets and,\nwith a routes file, the routes' durable consumers, so workers can run with\nconsume-only permissions (JETWORKER_PROVISION=false).", &e)
+	fs := newFlagSet("provision", std, "\n\nCreates or updates the task and dead-letter streams, the schedule and presence buckets and,\nwith a routes file, the routes' durable consumers, so workers can run with\nconsume-only permissions (JETWORKER_PROVISION=false).", &e)
 	if err := e.Base.bind(fs, &e); err != nil {
 		return err
 	}
@@ -57,7 +57,10 @@ func runProvision(ctx context.Context, std *stdio, args []string) error {
 	if err := store.Provision(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(std.out, "buckets %s and %s ok\n", schedule.SchedulesBucket, schedule.StateBucket)
+	if err := consumer.ProvisionPresence(ctx, c.js, "", 0, e.Replicas); err != nil {
+		return err
+	}
+	fmt.Fprintf(std.out, "buckets %s, %s and %s ok\n", schedule.SchedulesBucket, schedule.StateBucket, consumer.DefaultPresenceBucket)
 	w := workerEnv{Base: e.Base, Durable: e.Durable}
 	for _, r := range rs {
 		cfg := w.consumerConfig(r, log)
