@@ -105,7 +105,7 @@ func TestSchedulerFailover(t *testing.T) {
 		var next int
 		next, at = leaderAfter(stopAt, paused)
 		pauseFailover = max(pauseFailover, at.Sub(stopAt))
-		time.Sleep(stopAt.Add(ttl + 2*time.Second).Sub(time.Now()))
+		time.Sleep(time.Until(stopAt.Add(ttl + 2*time.Second)))
 		contAt := time.Now()
 		paused.signal(syscall.SIGCONT)
 		time.Sleep(3 * time.Second)
