@@ -76,6 +76,7 @@ func TestSecurity(t *testing.T) {
         "$JS.API.INFO",
         "$JS.API.STREAM.INFO.TASKS", "$JS.API.STREAM.INFO.DLQ",
         "$JS.API.STREAM.MSG.GET.TASKS",
+        "$JS.API.STREAM.MSG.DELETE.TASKS",
         "$JS.API.CONSUMER.INFO.TASKS.worker-webhook",
         "$JS.API.CONSUMER.MSG.NEXT.TASKS.worker-webhook",
         "$JS.ACK.TASKS.worker-webhook.>",
