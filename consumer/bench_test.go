@@ -20,7 +20,7 @@ import (
 )
 
 const (
-	benchTasks       = 20_000
+	benchTasks       = 100_000
 	benchConcurrency = 10
 	benchPayload     = 256
 )
@@ -107,6 +107,7 @@ func BenchmarkConsume(b *testing.B) {
 			}
 			<-all
 			cc.Stop()
+			<-cc.Closed() // no callback still sending on work
 			close(work)
 			wg.Wait()
 		})
