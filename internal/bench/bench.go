@@ -266,35 +266,39 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 }
 
 // produce sends cfg.N payloads from cfg.Publishers goroutines, paced at
-// cfg.Rate when set.
+// cfg.Rate when set: each publisher sends its share in small bursts, one
+// burst per tick of at least a millisecond (tickers cannot fire every few
+// microseconds).
 func produce(ctx context.Context, cfg Config, send func([]byte) error, name string) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, cfg.Publishers)
-	var interval time.Duration
+	tick, burst := time.Duration(0), 1
 	if cfg.Rate > 0 {
-		interval = time.Duration(float64(time.Second) * float64(cfg.Publishers) / float64(cfg.Rate))
+		perPublisher := float64(cfg.Rate) / float64(cfg.Publishers)
+		tick = max(time.Duration(float64(time.Second)/perPublisher), time.Millisecond)
+		burst = max(int(perPublisher*tick.Seconds()+0.5), 1)
 	}
 	for range cfg.Publishers {
 		wg.Go(func() {
 			payload := make([]byte, cfg.Size)
-			var tick *time.Ticker
-			if interval > 0 {
-				tick = time.NewTicker(interval)
-				defer tick.Stop()
+			var t *time.Ticker
+			if tick > 0 {
+				t = time.NewTicker(tick)
+				defer t.Stop()
 			}
-			for {
-				i := next.Add(1)
-				if i > int64(cfg.N) {
-					return
-				}
-				if tick != nil {
+			for sent := 0; ; sent++ {
+				if t != nil && sent%burst == 0 {
 					select {
-					case <-tick.C:
+					case <-t.C:
 					case <-ctx.Done():
 						errs <- ctx.Err()
 						return
 					}
+				}
+				i := next.Add(1)
+				if i > int64(cfg.N) {
+					return
 				}
 				binary.BigEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
 				if err := send(payload); err != nil {
