@@ -187,3 +187,22 @@ func TestRunAllRejectsNilPart(t *testing.T) {
 		t.Fatal("got nil error for a nil part")
 	}
 }
+
+func TestRunAllLeavesOutEchoesOfItsCancel(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("permission denied")
+	failer := jetworker.RunnerFunc(func(ctx context.Context) error { return boom })
+	echo := jetworker.RunnerFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		return fmt.Errorf("provision: %w", ctx.Err())
+	})
+	other := errors.New("disk full")
+	late := jetworker.RunnerFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		return other
+	})
+	err := jetworker.RunAll(t.Context(), failer, echo, late)
+	if !errors.Is(err, boom) || !errors.Is(err, other) || errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v; want the failure and the other real error, without the cancellation echo", err)
+	}
+}

@@ -23,7 +23,8 @@ func (f RunnerFunc) Run(ctx context.Context) error { return f(ctx) }
 // RunAll runs every part in its own goroutine and blocks until all have
 // returned. When one part returns an error, RunAll cancels the context of
 // the others and, once they have all stopped, returns the first error
-// (later errors are joined to it). A part that returns nil while ctx is
+// (later errors are joined to it, except those that only report the
+// cancellation). A part that returns nil while ctx is
 // still live does not stop the others. Cancelling ctx stops every part;
 // RunAll then returns nil if they all shut down cleanly.
 func RunAll(ctx context.Context, parts ...Runner) error {
@@ -47,8 +48,13 @@ func RunAll(ctx context.Context, parts ...Runner) error {
 				return
 			}
 			mu.Lock()
+			defer mu.Unlock()
+			// A part cut short by our own cancel only echoes the first
+			// failure; leave it out so the cause stands alone.
+			if len(errs) > 0 && errors.Is(err, context.Canceled) {
+				return
+			}
 			errs = append(errs, fmt.Errorf("part %d (%T): %w", i, p, err))
-			mu.Unlock()
 			cancel()
 		})
 	}
