@@ -150,15 +150,15 @@ func TestSecurity(t *testing.T) {
 		{
 			// The right worker identity on a durable it may not consume: a
 			// permission violation, not a credentials problem.
-			name:    "permissions",
-			conf:    fmt.Sprintf("authorization {\n users: [\n  {user: admin, password: %q}\n  {user: worker, password: %q, %s}\n ]\n}\n", adminPass, workerPass, workerPerms),
-			admin:   []string{"USER", "admin", "PASSWORD", adminPass},
-			good:    []string{"USER", "worker", "PASSWORD", workerPass, "PROVISION", "false"},
-			bad:     []string{"USER", "worker", "PASSWORD", workerPass, "PROVISION", "false", "DURABLE", "intruder"},
+			name:  "permissions",
+			conf:  fmt.Sprintf("authorization {\n users: [\n  {user: admin, password: %q}\n  {user: worker, password: %q, %s}\n ]\n}\n", adminPass, workerPass, workerPerms),
+			admin: []string{"USER", "admin", "PASSWORD", adminPass},
+			good:  []string{"USER", "worker", "PASSWORD", workerPass, "PROVISION", "false"},
+			bad:   []string{"USER", "worker", "PASSWORD", workerPass, "PROVISION", "false", "DURABLE", "intruder"},
 			// The worker exits on the server's violation report, naming it.
 			badWant: regexp.MustCompile(`NATS refused an operation this identity needs.*Permissions Violation for Publish to \\?"\$JS\.API\.CONSUMER\.INFO\.TASKS\.intruder-webhook`),
 			secrets: []string{adminPass, workerPass},
-			routes:    true,
+			routes:  true,
 		},
 	}
 	var results []string
