@@ -60,7 +60,7 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: dir})
+		srv, err := embedded.Start(embedded.Config{Port: -1, StoreDir: dir, Logger: serverLogger(e.LogEnv, std.err, std.isTTY)})
 		if err != nil {
 			return err
 		}
