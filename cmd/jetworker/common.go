@@ -5,6 +5,8 @@ import (
 	"flag"
 	"log/slog"
 	"strings"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Base is the configuration every NATS command shares.
@@ -72,3 +74,19 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// header builds the headers of repeated --header k=v flags, or nil.
+func (m multiFlag) header() (nats.Header, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	h := nats.Header{}
+	for _, kv := range m {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("--header %q: want key=value", kv)
+		}
+		h.Add(k, v)
+	}
+	return h, nil
+}

@@ -159,3 +159,19 @@ func TestEmailRouteConfig(t *testing.T) {
 		t.Error("tls ssl3: got nil error")
 	}
 }
+
+func TestHeaderFlags(t *testing.T) {
+	t.Parallel()
+	h, err := multiFlag{"X-Tenant=acme", "X-Tag=a", "X-Tag=b=c"}.header()
+	if err != nil || h.Get("X-Tenant") != "acme" || len(h.Values("X-Tag")) != 2 || h.Values("X-Tag")[1] != "b=c" {
+		t.Fatalf("got %v, %v", h, err)
+	}
+	if h, err := (multiFlag{}).header(); h != nil || err != nil {
+		t.Fatalf("no flags: got %v, %v", h, err)
+	}
+	for _, bad := range []string{"novalue", "=v"} {
+		if _, err := (multiFlag{bad}).header(); err == nil {
+			t.Errorf("%q: got nil error", bad)
+		}
+	}
+}

@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/jetworker/jetworker/publisher"
 )
@@ -50,15 +47,8 @@ func runPublish(ctx context.Context, std *stdio, args []string) error {
 		}
 		opts.At = t
 	}
-	if len(headers) > 0 {
-		opts.Header = nats.Header{}
-		for _, h := range headers {
-			k, v, ok := strings.Cut(h, "=")
-			if !ok || k == "" {
-				return usagef("--header %q: want key=value", h)
-			}
-			opts.Header.Add(k, v)
-		}
+	if opts.Header, err = headers.header(); err != nil {
+		return err
 	}
 
 	log, c, err := b.open(ctx, std, "publish")

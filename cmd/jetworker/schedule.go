@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/jetworker/jetworker/schedule"
 )
@@ -84,15 +81,8 @@ func runSchedule(ctx context.Context, std *stdio, args []string) error {
 		} else if payload != "" {
 			e.Payload = []byte(payload)
 		}
-		if len(headers) > 0 {
-			e.Header = nats.Header{}
-			for _, h := range headers {
-				k, v, ok := strings.Cut(h, "=")
-				if !ok || k == "" {
-					return usagef("--header %q: want key=value", h)
-				}
-				e.Header.Add(k, v)
-			}
+		if e.Header, err = headers.header(); err != nil {
+			return err
 		}
 		for _, tv := range []struct {
 			s string
