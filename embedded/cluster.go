@@ -92,24 +92,27 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 	return c, nil
 }
 
-// WaitReady blocks until one running node leads the JetStream meta group
-// and every running node is current with it, or timeout passes.
+// WaitReady blocks until one running node leads the JetStream meta group,
+// every running node is current with it, and the leader sees every
+// running node online (so R3 placement can use them), or timeout passes.
 func (c *Cluster) WaitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		leader, current := false, true
+		running, online, leader, current := 0, 0, false, true
 		for _, s := range c.Servers {
 			if !s.ns.Running() {
 				continue
 			}
+			running++
 			if s.ns.JetStreamIsLeader() {
 				leader = true
+				online = len(s.ns.JetStreamClusterPeers())
 			}
 			if !s.ns.JetStreamIsCurrent() {
 				current = false
 			}
 		}
-		if leader && current {
+		if leader && current && online >= running {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -156,7 +156,10 @@ func TestPoison(t *testing.T) {
 	for _, w := range head(wrong) {
 		t.Error(w)
 	}
-	if ratio < 0.9 {
-		t.Errorf("healthy throughput with poison: got %.2f of the baseline, want >= 0.90", ratio)
+	// The throughput bar is the full form's: the short form runs beside
+	// every other package's tests on 2 cores, where a 1.5k-task timing
+	// swings by more than 10%; there it only catches a collapse.
+	if bar := size(0.5, 0.9); ratio < bar {
+		t.Errorf("healthy throughput with poison: got %.2f of the baseline, want >= %.2f", ratio, bar)
 	}
 }

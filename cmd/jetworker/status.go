@@ -18,7 +18,9 @@ type statusReport struct {
 	Streams    []streamStatus        `json:"streams"`
 	Consumers  []consumerStatus      `json:"consumers"`
 	Workers    []consumer.WorkerInfo `json:"workers"`
+	WorkersErr string                `json:"workers_error,omitempty"`
 	Leader     string                `json:"scheduler_leader"`
+	LeaderErr  string                `json:"scheduler_leader_error,omitempty"`
 	Durability durability            `json:"durability"`
 }
 
@@ -111,13 +113,15 @@ func collectStatus(ctx context.Context, js jetstream.JetStream) (statusReport, e
 			return rep, fmt.Errorf("consumers of %q: %w", s.Name, err)
 		}
 	}
+	// Presence and the lease are bookkeeping: when their buckets are
+	// unavailable (an R1 bucket on a lost node), say so and show the rest.
 	workers, err := consumer.ListWorkers(ctx, js, "")
 	if err != nil {
-		return rep, err
+		rep.WorkersErr = err.Error()
 	}
 	rep.Workers = workers
 	if rep.Leader, err = schedule.Leader(ctx, js, ""); err != nil {
-		return rep, err
+		rep.LeaderErr = err.Error()
 	}
 	return rep, nil
 }
@@ -139,8 +143,14 @@ func printStatus(std *stdio, rep statusReport) {
 		fmt.Fprintf(tw, "%s\t%s/%s\t%d\t%d\t%d\t%d\t%s\n", w.ID, w.Stream, w.Consumer, w.Concurrency, w.InFlight, w.Processed, w.Failed, w.StartedAt.Local().Format(time.DateTime))
 	}
 	_ = tw.Flush()
+	if rep.WorkersErr != "" {
+		fmt.Fprintf(std.out, "workers: unavailable: %s\n", rep.WorkersErr)
+	}
 	leader := rep.Leader
-	if leader == "" {
+	switch {
+	case rep.LeaderErr != "":
+		leader = "unavailable: " + rep.LeaderErr
+	case leader == "":
 		leader = "none"
 	}
 	fmt.Fprintf(std.out, "\nscheduler leader: %s\n", leader)

@@ -211,6 +211,10 @@ func runWorker(ctx context.Context, std *stdio, args []string) error {
 			publisher.StreamConfig{Name: e.DLQStream, Replicas: e.Replicas}); err != nil {
 			return err
 		}
+		// With the same replicas, so presence survives a node loss.
+		if err := consumer.ProvisionPresence(ctx, c.js, "", 0, e.Replicas); err != nil {
+			return err
+		}
 	}
 	warnDurability(ctx, log, checkDurability(ctx, c, e.MonitorURL, []string{e.Stream, e.DLQStream}))
 	web, err := newWeb(c, e.HTTPAddr, e.Base, e.HTTPEnv, log)
