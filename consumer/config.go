@@ -83,8 +83,10 @@ type Config struct {
 	// to exponential from 1s, doubling, capped at 5m, with 20% jitter.
 	Backoff BackoffFunc
 	// HandlerTimeout bounds one handler call; the handler's context is
-	// cancelled at the deadline and the attempt counts as failed.
-	// Defaults to 5m; -1 disables it.
+	// cancelled at the deadline and the attempt counts as failed. The
+	// deadline is rounded up by at most a tenth of it (at most 100ms), so
+	// tasks starting together share one timer. Defaults to 5m; -1
+	// disables it.
 	HandlerTimeout time.Duration
 	// ShutdownGrace is how long in-flight handlers may run after Run's
 	// context ends before their contexts are cancelled. Defaults to 10s.

@@ -115,12 +115,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// Handler contexts keep ctx's values but are cancelled only by us.
 	hctx, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardCancel()
+	var dl *deadlines
+	if c.cfg.HandlerTimeout > 0 {
+		dl = newDeadlines(hctx, c.cfg.HandlerTimeout)
+	}
 	work := make(chan jetstream.Msg)
 	var workers sync.WaitGroup
 	slots := make([]*slot, c.cfg.Concurrency)
 	for i := range slots {
 		slots[i] = newSlot(c.cfg.HeartbeatInterval, c.log)
-		workers.Go(func() { c.work(hctx, work, slots[i]) })
+		workers.Go(func() { c.work(hctx, dl, work, slots[i]) })
 	}
 	c.prefetch.slots = slots
 

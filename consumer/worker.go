@@ -100,15 +100,16 @@ func (s *slot) abandon() {
 	}
 }
 
-// work runs handlers on messages from msgs until it is closed.
-func (c *Consumer) work(hctx context.Context, msgs <-chan jetstream.Msg, s *slot) {
+// work runs handlers on messages from msgs until it is closed. dl is nil
+// when handlers have no timeout.
+func (c *Consumer) work(hctx context.Context, dl *deadlines, msgs <-chan jetstream.Msg, s *slot) {
 	var task jetworker.Task // reused: handlers must not keep it
 	for msg := range msgs {
-		c.process(hctx, msg, s, &task)
+		c.process(hctx, dl, msg, s, &task)
 	}
 }
 
-func (c *Consumer) process(hctx context.Context, msg jetstream.Msg, s *slot, task *jetworker.Task) {
+func (c *Consumer) process(hctx context.Context, dl *deadlines, msg jetstream.Msg, s *slot, task *jetworker.Task) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream message: nothing to retry.
@@ -132,23 +133,20 @@ func (c *Consumer) process(hctx context.Context, msg jetstream.Msg, s *slot, tas
 	c.inFlight.Add(1)
 	defer c.inFlight.Add(-1)
 
+	// A real deadline, so handlers can pass it on (HTTP calls, SQL) and
+	// see context.DeadlineExceeded; shared by tasks starting together.
+	began := time.Now()
 	ctx := hctx
+	var deadline time.Time
+	if dl != nil {
+		ctx = dl.context(began)
+		deadline, _ = ctx.Deadline()
+	}
 	if c.cfg.Hooks.StartFunc != nil {
 		ctx = c.cfg.Hooks.StartFunc(ctx, task)
 	}
-	// A real deadline, so handlers can pass it on (HTTP calls, SQL) and
-	// see context.DeadlineExceeded.
-	runCtx := ctx
-	var deadline time.Time
-	if c.cfg.HandlerTimeout > 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(ctx, c.cfg.HandlerTimeout)
-		defer cancel()
-		deadline, _ = runCtx.Deadline()
-	}
-	began := time.Now()
 	s.start(msg, deadline)
-	herr := c.call(runCtx, task)
+	herr := c.call(ctx, task)
 	took := time.Since(began)
 	c.prefetch.observe(took)
 	if s.stop() {
