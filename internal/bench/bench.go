@@ -125,8 +125,8 @@ type Report struct {
 	// with a Nats-Msg-Id header, as jetworker always does: the server's
 	// de-duplication is most of the gap to plain PublishAsync.
 	EnqueueRatioMsgID float64 `json:"enqueue_ratio_msgid"`
-	Server       string  `json:"server"`
-	GoMaxProcs   int     `json:"gomaxprocs"`
+	Server            string  `json:"server"`
+	GoMaxProcs        int     `json:"gomaxprocs"`
 }
 
 // Run measures the raw baseline, then jetworker, each on a fresh stream of
