@@ -38,9 +38,9 @@ type WorkerInfo struct {
 // workers expire. Consumers create it when it is missing; provision it
 // with an admin identity when workers run with consume-only permissions.
 func ProvisionPresence(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration, replicas int) error {
-	_, err := js.CreateOrUpdateKeyValue(ctx, presenceConfig(bucket, ttl, replicas))
-	if err != nil {
-		return fmt.Errorf("presence bucket %q: %w", presenceConfig(bucket, ttl, replicas).Bucket, err)
+	cfg := presenceConfig(bucket, ttl, replicas)
+	if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+		return fmt.Errorf("presence bucket %q: %w", cfg.Bucket, err)
 	}
 	return nil
 }
