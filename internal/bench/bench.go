@@ -179,10 +179,21 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 	stream := "BENCH_" + strings.ToUpper(s.name())
 	subject := "bench." + s.name() + ".task"
 	_ = js.DeleteStream(ctx, stream)
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+	scfg := jetstream.StreamConfig{
 		Name: stream, Subjects: []string{"bench." + s.name() + ".>"}, Retention: jetstream.WorkQueuePolicy,
 		Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: 10 * time.Second,
-	}); err != nil {
+	}
+	// Once, under a loaded CI machine, the server answered "error creating
+	// store for stream" right after the previous side's stream was
+	// deleted; a benchmark may simply try again.
+	var err error
+	for attempt := range 3 {
+		if _, err = js.CreateStream(ctx, scfg); err == nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
+	if err != nil {
 		return Result{}, fmt.Errorf("create stream %s: %w", stream, err)
 	}
 	defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), stream) }()
