@@ -9,9 +9,11 @@ const (
 	// HeaderTaskID carries the task ID on delayed tasks, whose
 	// [HeaderMsgID] the server removes when it releases them.
 	HeaderTaskID = "Jetworker-Task-Id"
-	// HeaderEnqueuedAt is the RFC 3339 time (nanoseconds) at which the
-	// task became due: its publish time, or for a delayed task the time it
-	// was scheduled for.
+	// HeaderEnqueuedAt is the RFC 3339 time (nanoseconds) at which a
+	// delayed task became due. Immediate tasks do not carry it: the time
+	// the server stored them (Task.Published) is their enqueue time, and
+	// leaving the header out makes every publish and delivery cheaper.
+	// [Task.EnqueuedAt] reads either.
 	HeaderEnqueuedAt = "Jetworker-Enqueued-At"
 	// HeaderTraceParent is the W3C trace context parent header.
 	HeaderTraceParent = "traceparent"

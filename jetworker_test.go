@@ -70,18 +70,21 @@ func TestTaskIDAndEnqueuedAt(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 11, 21, 8, 0, 0, 123, time.UTC)
 	tests := []struct {
-		name   string
-		header nats.Header
-		id     string
-		at     time.Time
-		atOK   bool
+		name      string
+		header    nats.Header
+		published time.Time
+		id        string
+		at        time.Time
+		atOK      bool
 	}{
 		{name: "nil header"},
 		{name: "msg id", header: nats.Header{jetworker.HeaderMsgID: {"a"}}, id: "a"},
 		{name: "delayed task id", header: nats.Header{jetworker.HeaderTaskID: {"b"}}, id: "b"},
 		{name: "msg id wins", header: nats.Header{jetworker.HeaderMsgID: {"a"}, jetworker.HeaderTaskID: {"b"}}, id: "a"},
 		{name: "enqueued at", header: nats.Header{jetworker.HeaderEnqueuedAt: {at.Format(time.RFC3339Nano)}}, at: at, atOK: true},
-		{name: "malformed enqueued at", header: nats.Header{jetworker.HeaderEnqueuedAt: {"yesterday"}}},
+		{name: "malformed enqueued at", header: nats.Header{jetworker.HeaderEnqueuedAt: {"yesterday"}}, published: at},
+		{name: "stored time without header", header: nats.Header{jetworker.HeaderMsgID: {"a"}}, id: "a", published: at, at: at, atOK: true},
+		{name: "header wins over stored time", header: nats.Header{jetworker.HeaderEnqueuedAt: {at.Format(time.RFC3339Nano)}}, published: at.Add(time.Second), at: at, atOK: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,7 +92,7 @@ func TestTaskIDAndEnqueuedAt(t *testing.T) {
 			if got := jetworker.TaskID(tt.header); got != tt.id {
 				t.Errorf("TaskID: got %q, want %q", got, tt.id)
 			}
-			task := &jetworker.Task{Header: tt.header}
+			task := &jetworker.Task{Header: tt.header, Published: tt.published}
 			got, ok := task.EnqueuedAt()
 			if ok != tt.atOK || !got.Equal(tt.at) {
 				t.Errorf("EnqueuedAt: got %v %v, want %v %v", got, ok, tt.at, tt.atOK)

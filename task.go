@@ -47,16 +47,17 @@ func TaskID(h nats.Header) string {
 	return h.Get(HeaderTaskID)
 }
 
-// EnqueuedAt returns the time the task became due, read from its
-// Jetworker-Enqueued-At header, and false if the header is missing or
-// malformed.
+// EnqueuedAt returns the time the task became due: the
+// Jetworker-Enqueued-At header of a delayed task, otherwise the time the
+// server stored it (Published). It reports false if neither is known or
+// the header is malformed.
 func (t *Task) EnqueuedAt() (time.Time, bool) {
-	if t.Header == nil {
-		return time.Time{}, false
+	v := ""
+	if t.Header != nil {
+		v = t.Header.Get(HeaderEnqueuedAt)
 	}
-	v := t.Header.Get(HeaderEnqueuedAt)
 	if v == "" {
-		return time.Time{}, false
+		return t.Published, !t.Published.IsZero()
 	}
 	at, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {

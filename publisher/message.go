@@ -43,9 +43,9 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 	}
 
 	// One allocation holds every header value.
-	n := 2 + len(o.Header)
+	n := 1 + len(o.Header)
 	if delayed {
-		n += 3
+		n += 4
 	}
 	if o.TTL > 0 {
 		n++
@@ -67,7 +67,6 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 		}
 	}
 	set(jetworker.HeaderMsgID, id)
-	set(jetworker.HeaderEnqueuedAt, due.UTC().Format(time.RFC3339Nano))
 	if o.ExpectStream != "" {
 		set(jetstream.ExpectedStreamHeader, o.ExpectStream)
 	}
@@ -84,6 +83,9 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 		// The server strips Nats-Msg-Id from the released task: keep the
 		// ID in a header of ours as well.
 		set(jetworker.HeaderTaskID, id)
+		// The released message is stored when the server gets to it;
+		// keep the time it was due for latency metrics.
+		set(jetworker.HeaderEnqueuedAt, due.UTC().Format(time.RFC3339Nano))
 		set(jetstream.ScheduleHeader, "@at "+due.UTC().Format(time.RFC3339Nano))
 		set(jetstream.ScheduleTargetHeader, subject)
 		if o.TTL > 0 {
