@@ -129,7 +129,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.prefetch.slots = slots
 
 	// The prefetch controller retunes the pull depth while running, and
-	// when ctx ends drains the iterator: Next then hands out what is
+	// when ctx ends drains the current Consume: nats.go then hands out what is
 	// already buffered, which dispatch Naks.
 	pctx, stopPrefetch := context.WithCancel(ctx)
 	var ctl sync.WaitGroup
@@ -153,74 +153,103 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return runErr
 }
 
-// pull opens iterators and dispatches their messages until ctx ends,
-// opening a new iterator whenever the prefetch controller drained the last
-// one for a retune. It returns an error if consuming stopped for another
-// reason while ctx was still live.
+// pull consumes and dispatches messages until ctx ends, consuming anew
+// whenever the prefetch controller drained the last pull for a retune. It
+// returns an error if consuming stopped for another reason while ctx was
+// still live.
+//
+// It uses nats.go's Consume rather than its Messages iterator: the
+// callback runs on the subscription's goroutine and may block until a
+// worker is free (nats.go pauses its heartbeat check meanwhile and pulls
+// more only once the callback returns), and it costs no timer per message.
 func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, work chan<- jetstream.Msg) error {
 	for {
-		it, err := c.prefetch.open(cons)
+		d := &dispatcher{c: c, ctx: ctx, work: work}
+		cc, err := c.prefetch.open(cons, d.handle, d.fail)
 		if err != nil {
 			return fmt.Errorf("consumer: start pulling: %w", err)
 		}
-		if it == nil { // stopped before it could open
+		if cc == nil { // stopped before it could open
 			return nil
 		}
-		err = c.dispatch(ctx, it, work)
-		switch rotating, _ := c.prefetch.state(); {
-		case ctx.Err() != nil:
-			return nil
+		<-cc.Closed()
+		d.finished.Store(true)
+		c.deliverHeld(ctx, d.held, work)
+		rotating, _ := c.prefetch.state()
+		switch err := d.error(); {
 		case err != nil:
 			return err
+		case ctx.Err() != nil:
+			return nil
 		case !rotating:
 			return errors.New("consumer: pulling stopped")
 		}
 	}
 }
 
-// dispatch hands messages to free workers until the iterator closes. It
-// returns an error if the consumer was deleted.
-func (c *Consumer) dispatch(ctx context.Context, it jetstream.MessagesContext, work chan<- jetstream.Msg) error {
-	var held []jetstream.Msg
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				c.deliverHeld(ctx, held, work)
-				return nil
-			}
-			if errors.Is(err, jetstream.ErrConsumerDeleted) {
-				it.Stop()
-				return fmt.Errorf("consumer: durable %q deleted while running: %w", c.cfg.Durable, err)
-			}
-			// Missed heartbeats and the like are transient: nats.go keeps
-			// pulling after reconnecting.
-			c.log.WarnContext(ctx, "pull", slog.Any(logkey.Err, err))
-			continue
-		}
-		if ctx.Err() != nil {
-			c.requeue(msg)
-			continue
-		}
-		if _, shrinking := c.prefetch.state(); shrinking {
-			// The buffer was deep for slow handlers: keep what it held
-			// alive ourselves rather than let it wait unattended.
-			if err := msg.InProgress(); err != nil {
-				c.log.WarnContext(ctx, "heartbeat held message", slog.Any(logkey.Err, err))
-			}
-			held = append(held, msg)
-			continue
-		}
-		if len(held) > 0 {
-			c.deliverHeld(ctx, held, work)
-			held = held[:0]
-		}
-		select {
-		case work <- msg:
-		case <-ctx.Done():
-			c.requeue(msg)
-		}
+// dispatcher hands one Consume's messages to free workers. Its handle
+// runs on nats.go's subscription goroutine, one message at a time, so
+// held needs no lock; err is set from nats.go's error callback.
+type dispatcher struct {
+	c    *Consumer
+	ctx  context.Context
+	work chan<- jetstream.Msg
+	held []jetstream.Msg // drained while shrinking, waiting for workers
+
+	finished atomic.Bool // its Consume has closed
+
+	mu  sync.Mutex
+	err error
+}
+
+func (d *dispatcher) handle(msg jetstream.Msg) {
+	if d.ctx.Err() != nil {
+		d.c.requeue(msg)
+		return
 	}
+	if _, shrinking := d.c.prefetch.state(); shrinking {
+		// The buffer was deep for slow handlers: keep what it held
+		// alive ourselves rather than let it wait unattended.
+		if err := msg.InProgress(); err != nil {
+			d.c.log.WarnContext(d.ctx, "heartbeat held message", slog.Any(logkey.Err, err))
+		}
+		d.held = append(d.held, msg)
+		return
+	}
+	if len(d.held) > 0 {
+		d.c.deliverHeld(d.ctx, d.held, d.work)
+		d.held = d.held[:0]
+	}
+	select {
+	case d.work <- msg:
+	case <-d.ctx.Done():
+		d.c.requeue(msg)
+	}
+}
+
+// fail receives nats.go's consume errors: a deleted consumer ends
+// consuming with an error; missed heartbeats and the like are transient,
+// nats.go keeps pulling after reconnecting.
+func (d *dispatcher) fail(cc jetstream.ConsumeContext, err error) {
+	if d.finished.Load() {
+		// nats.go may still report a missed heartbeat of a drained
+		// Consume, whose timer a last buffered message re-armed.
+		return
+	}
+	if errors.Is(err, jetstream.ErrConsumerDeleted) {
+		d.mu.Lock()
+		d.err = fmt.Errorf("consumer: durable %q deleted while running: %w", d.c.cfg.Durable, err)
+		d.mu.Unlock()
+		cc.Stop()
+		return
+	}
+	d.c.log.WarnContext(d.ctx, "pull", slog.Any(logkey.Err, err))
+}
+
+func (d *dispatcher) error() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
 }
 
 // deliverHeld hands held messages to workers in order, marking the ones

@@ -9,12 +9,12 @@
 //
 // # Pulling
 //
-// The consumer pulls with nats.go's Messages iterator and takes a message
-// from it only when a handler is free. How many messages it requests ahead
+// The consumer pulls with nats.go's Consume and hands a message on only
+// when a handler is free (until then nats.go waits to pull more). How many messages it requests ahead
 // (the prefetch) adapts to the handlers: only running handlers' messages
 // get heartbeats, so a buffered message must start well within AckWait.
 // The prefetch starts at Concurrency, deepens up to PullMaxMessages (500)
-// while finished handlers show that a buffer that deep still drains within
+// (first looking after 5ms, then every 100ms) while finished handlers show that a buffer that deep still drains within
 // AckWait/4, and shrinks at once when finished or still-running handlers
 // show it would not. When it shrinks, the consumer takes the messages
 // already buffered into its own hands and marks them in progress until a

@@ -11,8 +11,13 @@ import (
 )
 
 // retuneEvery is how often the prefetch controller looks at handler
-// durations.
+// durations once running.
 const retuneEvery = 100 * time.Millisecond
+
+// firstRetune is the controller's first look. It doubles on each look up
+// to retuneEvery, so fast handlers get a deep prefetch within milliseconds
+// of start instead of spending a tenth of a second on a shallow one.
+const firstRetune = 5 * time.Millisecond
 
 // minSamples is how many finished handler calls a window needs before the
 // controller deepens the prefetch. Shrinking needs no minimum.
@@ -30,11 +35,11 @@ func prefetchFor(concurrency int, ackWait, d time.Duration, maxP int) int {
 	return min(max(p, 1), maxP)
 }
 
-// prefetch adapts the iterator's PullMaxMessages to the handlers' speed:
+// prefetch adapts the pull's PullMaxMessages to the handlers' speed:
 // deep for fast handlers (throughput), shallow for slow ones, because only
 // running handlers' messages get heartbeats and a buffered message must not
 // sit until its AckWait runs out. Changing the depth means draining the
-// iterator and opening a new one. When it shrinks, dispatch takes the
+// current Consume and starting a new one. When it shrinks, dispatch takes the
 // drained messages into its own hands and keeps them alive with InProgress
 // until workers are free (see [Consumer.deliverHeld]).
 //
@@ -49,7 +54,7 @@ type prefetch struct {
 	durCount atomic.Int64
 
 	mu        sync.Mutex
-	it        jetstream.MessagesContext
+	cc        jetstream.ConsumeContext
 	current   int
 	next      int
 	est       time.Duration // smoothed handler duration; 0 until measured
@@ -64,9 +69,9 @@ func (p *prefetch) observe(d time.Duration) {
 	p.durCount.Add(1)
 }
 
-// open starts an iterator with the current prefetch and registers it, or
+// open starts consuming with the current prefetch and registers it, or
 // returns nil if the controller has stopped.
-func (p *prefetch) open(cons jetstream.Consumer) (jetstream.MessagesContext, error) {
+func (p *prefetch) open(cons jetstream.Consumer, handle jetstream.MessageHandler, fail jetstream.ConsumeErrHandlerFunc) (jetstream.ConsumeContext, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
@@ -74,15 +79,15 @@ func (p *prefetch) open(cons jetstream.Consumer) (jetstream.MessagesContext, err
 	}
 	p.current = p.next
 	p.rotating, p.shrinking = false, false
-	it, err := cons.Messages(jetstream.PullMaxMessages(p.current), jetstream.PullExpiry(p.c.cfg.PullExpiry))
+	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(p.current), jetstream.PullExpiry(p.c.cfg.PullExpiry), jetstream.ConsumeErrHandler(fail))
 	if err != nil {
 		return nil, err
 	}
-	p.it = it
-	return it, nil
+	p.cc = cc
+	return cc, nil
 }
 
-// state reports whether the current iterator is being drained for a retune
+// state reports whether the current Consume is being drained for a retune
 // and whether that retune shrinks the prefetch.
 func (p *prefetch) state() (rotating, shrinking bool) {
 	p.mu.Lock()
@@ -91,22 +96,25 @@ func (p *prefetch) state() (rotating, shrinking bool) {
 }
 
 // run retunes every retuneEvery until ctx ends, then drains the current
-// iterator and stops.
+// current Consume and stops.
 func (p *prefetch) run(ctx context.Context) {
-	t := time.NewTicker(retuneEvery)
+	every := firstRetune
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			p.mu.Lock()
 			p.stopped = true
-			if p.it != nil {
-				p.it.Drain()
+			if p.cc != nil {
+				p.cc.Drain()
 			}
 			p.mu.Unlock()
 			return
 		case now := <-t.C:
 			p.retune(ctx, now)
+			every = min(2*every, retuneEvery)
+			t.Reset(every)
 		}
 	}
 }
@@ -126,7 +134,7 @@ func (p *prefetch) retune(ctx context.Context, now time.Time) {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.rotating || p.stopped || p.it == nil {
+	if p.rotating || p.stopped || p.cc == nil {
 		return
 	}
 	if n >= minSamples {
@@ -152,12 +160,12 @@ func (p *prefetch) retune(ctx context.Context, now time.Time) {
 	}
 }
 
-// rotate drains the iterator so dispatch reopens it with depth to.
+// rotate drains the current Consume so pull starts another with depth to.
 // p.mu is held.
 func (p *prefetch) rotate(ctx context.Context, to int, shrinking bool) {
 	p.c.log.LogAttrs(ctx, slog.LevelDebug, "prefetch retuned",
 		slog.Int("from", p.current), slog.Int("to", to), slog.Duration("handler_avg", p.est))
 	p.next = to
 	p.rotating, p.shrinking = true, shrinking
-	p.it.Drain()
+	p.cc.Drain()
 }
