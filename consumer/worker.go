@@ -110,12 +110,17 @@ func (c *Consumer) work(hctx context.Context, dl *deadlines, msgs <-chan jetstre
 }
 
 func (c *Consumer) process(hctx context.Context, dl *deadlines, msg jetstream.Msg, s *slot, task *jetworker.Task) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		// Not a JetStream message: nothing to retry.
-		c.log.ErrorContext(hctx, "message without JetStream metadata", slog.String(logkey.Subject, msg.Subject()), slog.Any(logkey.Err, err))
-		_ = msg.Term()
-		return
+	ack, ok := parseAckReply(msg.Reply())
+	if !ok {
+		// A form this parser does not know: nats.go's parser decides.
+		meta, err := msg.Metadata()
+		if err != nil {
+			// Not a JetStream message: nothing to retry.
+			c.log.ErrorContext(hctx, "message without JetStream metadata", slog.String(logkey.Subject, msg.Subject()), slog.Any(logkey.Err, err))
+			_ = msg.Term()
+			return
+		}
+		ack = ackInfo{delivered: meta.NumDelivered, streamSeq: meta.Sequence.Stream, timestamp: meta.Timestamp.UnixNano()}
 	}
 	hdr := msg.Headers()
 	*task = jetworker.Task{
@@ -123,11 +128,11 @@ func (c *Consumer) process(hctx context.Context, dl *deadlines, msg jetstream.Ms
 		Subject:   msg.Subject(),
 		Data:      msg.Data(),
 		Header:    hdr,
-		Stream:    meta.Stream,
-		Consumer:  meta.Consumer,
-		Sequence:  meta.Sequence.Stream,
-		Delivered: meta.NumDelivered,
-		Published: meta.Timestamp,
+		Stream:    c.cfg.Stream,
+		Consumer:  c.cfg.Durable,
+		Sequence:  ack.streamSeq,
+		Delivered: ack.delivered,
+		Published: time.Unix(0, ack.timestamp),
 	}
 
 	c.inFlight.Add(1)
