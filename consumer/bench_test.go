@@ -78,67 +78,92 @@ func BenchmarkConsume(b *testing.B) {
 		b.ReportMetric(float64(mallocs)/n, "allocs/task")
 	}
 
-	b.Run("raw", func(b *testing.B) {
-		run(b, func(b *testing.B, durable string) {
-			cons, err := js.CreateOrUpdateConsumer(b.Context(), "TASKS", jetstream.ConsumerConfig{
-				Durable: durable, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "tasks.>",
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var done atomic.Int64
-			all := make(chan struct{})
-			work := make(chan jetstream.Msg)
-			var wg sync.WaitGroup
-			for range benchConcurrency {
-				wg.Go(func() {
-					for m := range work {
-						_ = m.Ack()
-						if done.Add(1) == benchTasks {
-							close(all)
-						}
+	rawProcess := func(b *testing.B, durable string) {
+		cons, err := js.CreateOrUpdateConsumer(b.Context(), "TASKS", jetstream.ConsumerConfig{
+			Durable: durable, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "tasks.>",
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var done atomic.Int64
+		all := make(chan struct{})
+		work := make(chan jetstream.Msg)
+		var wg sync.WaitGroup
+		for range benchConcurrency {
+			wg.Go(func() {
+				for m := range work {
+					_ = m.Ack()
+					if done.Add(1) == benchTasks {
+						close(all)
 					}
-				})
-			}
-			// Plain Consume: nats.go's defaults (500 messages ahead).
-			cc, err := cons.Consume(func(m jetstream.Msg) { work <- m })
-			if err != nil {
-				b.Fatal(err)
-			}
-			<-all
-			cc.Stop()
-			<-cc.Closed() // no callback still sending on work
-			close(work)
-			wg.Wait()
-		})
-	})
-
-	b.Run("jetworker", func(b *testing.B) {
-		run(b, func(b *testing.B, durable string) {
-			var done atomic.Int64
-			all := make(chan struct{})
-			h := jetworker.HandlerFunc(func(context.Context, *jetworker.Task) error {
-				if done.Add(1) == benchTasks {
-					close(all)
 				}
-				return nil
 			})
-			c, err := consumer.New(js, h, consumer.Config{
-				Durable: durable, Concurrency: benchConcurrency, PresenceBucket: "-",
-				Logger: slog.New(slog.DiscardHandler),
-			})
-			if err != nil {
-				b.Fatal(err)
+		}
+		// Plain Consume: nats.go's defaults (500 messages ahead).
+		cc, err := cons.Consume(func(m jetstream.Msg) { work <- m })
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-all
+		cc.Stop()
+		<-cc.Closed() // no callback still sending on work
+		close(work)
+		wg.Wait()
+	}
+	jwProcess := func(b *testing.B, durable string) {
+		var done atomic.Int64
+		all := make(chan struct{})
+		h := jetworker.HandlerFunc(func(context.Context, *jetworker.Task) error {
+			if done.Add(1) == benchTasks {
+				close(all)
 			}
-			ctx, cancel := context.WithCancel(b.Context())
-			errc := make(chan error, 1)
-			go func() { errc <- c.Run(ctx) }()
-			<-all
-			cancel()
-			if err := <-errc; err != nil {
-				b.Fatal(err)
-			}
+			return nil
 		})
+		c, err := consumer.New(js, h, consumer.Config{
+			Durable: durable, Concurrency: benchConcurrency, PresenceBucket: "-",
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(b.Context())
+		errc := make(chan error, 1)
+		go func() { errc <- c.Run(ctx) }()
+		<-all
+		cancel()
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("raw", func(b *testing.B) { run(b, rawProcess) })
+	b.Run("jetworker", func(b *testing.B) { run(b, jwProcess) })
+	// Both sides in turn, op by op, so that a machine's drift (disk,
+	// neighbours) weighs on both alike: the ratio metric is the one to read.
+	b.Run("interleaved", func(b *testing.B) {
+		var rawTotal, jwTotal time.Duration
+		i := 0
+		for b.Loop() {
+			for _, side := range []struct {
+				process func(*testing.B, string)
+				total   *time.Duration
+			}{{rawProcess, &rawTotal}, {jwProcess, &jwTotal}} {
+				b.StopTimer()
+				fill(b)
+				durable := "mix" + strconv.Itoa(i)
+				i++
+				began := time.Now()
+				b.StartTimer()
+				side.process(b, durable)
+				b.StopTimer()
+				*side.total += time.Since(began)
+				_ = js.DeleteConsumer(b.Context(), "TASKS", durable)
+				b.StartTimer()
+			}
+		}
+		n := float64(i / 2 * benchTasks)
+		b.ReportMetric(n/rawTotal.Seconds(), "raw-tasks/s")
+		b.ReportMetric(n/jwTotal.Seconds(), "jetworker-tasks/s")
+		b.ReportMetric(rawTotal.Seconds()/jwTotal.Seconds(), "ratio")
 	})
 }
 

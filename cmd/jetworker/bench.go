@@ -112,7 +112,7 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 			r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.AllocsPerTask, r.PeakRSSMiB)
 	}
 	fmt.Fprintf(tw, "jetworker/raw\t%.2f\t%.2f\t\t\t\t\t\t\n", rep.EnqueueRatio, rep.ProcessRatio)
-	fmt.Fprintf(tw, "jetworker/raw_msgid\t%.2f\t\t\t\t\t\t\t\n", rep.EnqueueRatioMsgID)
+	fmt.Fprintf(tw, "jetworker/raw_msgid\t%.2f\t%.2f\t\t\t\t\t\t\n", rep.EnqueueRatioMsgID, rep.ProcessRatioMsgID)
 	_ = tw.Flush()
 	return nil
 }

@@ -125,6 +125,10 @@ type Report struct {
 	// with a Nats-Msg-Id header, as jetworker always does: the server's
 	// de-duplication is most of the gap to plain PublishAsync.
 	EnqueueRatioMsgID float64 `json:"enqueue_ratio_msgid"`
+	// ProcessRatioMsgID compares jetworker's processing with raw nats.go
+	// consuming the raw_msgid side's tasks, which carry a header as
+	// jetworker's do.
+	ProcessRatioMsgID float64 `json:"process_ratio_msgid"`
 	Server            string  `json:"server"`
 	GoMaxProcs        int     `json:"gomaxprocs"`
 }
@@ -152,6 +156,7 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error
 		return rep, fmt.Errorf("jetworker: %w", err)
 	}
 	rep.EnqueueRatioMsgID = ratio(rep.Jetworker.EnqueuePerSec, rep.RawMsgID.EnqueuePerSec)
+	rep.ProcessRatioMsgID = ratio(rep.Jetworker.ProcessPerSec, rep.RawMsgID.ProcessPerSec)
 	rep.EnqueueRatio = ratio(rep.Jetworker.EnqueuePerSec, rep.Raw.EnqueuePerSec)
 	rep.ProcessRatio = ratio(rep.Jetworker.ProcessPerSec, rep.Raw.ProcessPerSec)
 	return rep, nil

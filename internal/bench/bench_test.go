@@ -38,8 +38,8 @@ func TestRunMeasuresBothSides(t *testing.T) {
 					t.Errorf("%s: implausible result %+v", r.Name, r)
 				}
 			}
-			if rep.ProcessRatio <= 0 || rep.EnqueueRatio <= 0 {
-				t.Errorf("ratios: %v %v", rep.EnqueueRatio, rep.ProcessRatio)
+			if rep.ProcessRatio <= 0 || rep.EnqueueRatio <= 0 || rep.ProcessRatioMsgID <= 0 || rep.EnqueueRatioMsgID <= 0 {
+				t.Errorf("ratios: %v %v %v %v", rep.EnqueueRatio, rep.ProcessRatio, rep.EnqueueRatioMsgID, rep.ProcessRatioMsgID)
 			}
 			if got := strings.Join(phases, ","); !strings.Contains(got, "raw") || !strings.Contains(got, "jetworker") {
 				t.Errorf("progress phases %q", got)
