@@ -97,3 +97,40 @@ func BenchmarkPublishAsync(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPublishAsyncInterleaved publishes batches of 1,000 tasks
+// through raw js.PublishAsync, raw with a Nats-Msg-Id, and jetworker's
+// PublishAsync in turn, each batch until its last ack, so that drift on a
+// noisy machine weighs on all three alike. Read the ratio metrics:
+// jetworker's throughput over each raw side's.
+func BenchmarkPublishAsyncInterleaved(b *testing.B) {
+	js, pub := benchSetup(b)
+	data := make([]byte, benchPayload)
+	const batch = 1000
+	var raw, rawID, jw time.Duration
+	timed := func(total *time.Duration, publish func() error, wait func() error) {
+		began := time.Now()
+		for range batch {
+			if err := publish(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := wait(); err != nil {
+			b.Fatal(err)
+		}
+		*total += time.Since(began)
+	}
+	rawWait := func() error { <-js.PublishAsyncComplete(); return nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		timed(&raw, func() error { _, err := js.PublishAsync("tasks.bench", data); return err }, rawWait)
+		timed(&rawID, func() error {
+			_, err := js.PublishAsync("tasks.bench", data, jetstream.WithMsgID(newBenchID()))
+			return err
+		}, rawWait)
+		timed(&jw, func() error { _, err := pub.PublishAsync(b.Context(), "tasks.bench", data, nil); return err },
+			func() error { return pub.Wait(b.Context()) })
+	}
+	b.ReportMetric(raw.Seconds()/jw.Seconds(), "ratio-raw")
+	b.ReportMetric(rawID.Seconds()/jw.Seconds(), "ratio-raw-msgid")
+}

@@ -32,12 +32,12 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 		return nil, id, err
 	}
 
-	now := p.cfg.NowFunc()
-	due := now
+	// Only delayed tasks need the clock: the server timestamps the rest.
+	var due time.Time
 	delayed := o.Delay > 0 || !o.At.IsZero()
 	switch {
 	case o.Delay > 0:
-		due = now.Add(o.Delay)
+		due = p.cfg.NowFunc().Add(o.Delay)
 	case !o.At.IsZero():
 		due = o.At
 	}

@@ -48,7 +48,7 @@ type Config struct {
 	// IDFunc makes task IDs for publishes that give none. It must return
 	// unique IDs. Defaults to time-ordered UUIDv7 strings.
 	IDFunc func() string
-	// NowFunc is the clock used for Jetworker-Enqueued-At and delays.
+	// NowFunc is the clock that turns a Delay into a release time.
 	// Defaults to time.Now.
 	NowFunc func() time.Time
 	// Logger receives the publisher's log lines. Defaults to
