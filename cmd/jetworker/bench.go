@@ -46,6 +46,7 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	fs.IntVar(&cfg.Rate, "rate", 0, "mixed: target tasks/s (0: as fast as possible)")
 	fs.DurationVar(&cfg.Work, "work", 0, "simulated work per task")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of the benchmark streams")
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "run the three sides in turn this many times; report medians")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
@@ -104,7 +105,11 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	if rep.Rate > 0 {
 		fmt.Fprintf(std.out, " at %d/s", rep.Rate)
 	}
-	fmt.Fprintf(std.out, ", work %s, nats-server %s, GOMAXPROCS %d\n\n", rep.Work, rep.Server, rep.GoMaxProcs)
+	fmt.Fprintf(std.out, ", work %s, nats-server %s, GOMAXPROCS %d", rep.Work, rep.Server, rep.GoMaxProcs)
+	if rep.Rounds > 1 {
+		fmt.Fprintf(std.out, ", median of %d rounds", rep.Rounds)
+	}
+	fmt.Fprint(std.out, "\n\n")
 	tw := tabwriter.NewWriter(std.out, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tenqueue/s\tprocess/s\tp50\tp95\tp99\tallocs/task\tpeak RSS MiB\t")
 	for _, r := range []bench.Result{rep.Raw, rep.RawMsgID, rep.Jetworker} {

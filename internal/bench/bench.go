@@ -55,6 +55,11 @@ type Config struct {
 	Work time.Duration
 	// Replicas of the benchmark streams. Defaults to 1.
 	Replicas int
+	// Rounds runs the three sides in turn this many times and reports
+	// each side's median round and the median of the rounds' ratios, so
+	// that a noisy machine's drift weighs on every side alike. Defaults
+	// to 1.
+	Rounds int
 	// Progress, when set, is called with a phase name and the tasks done.
 	// Producers and handlers call it concurrently.
 	Progress func(phase string, done, total int)
@@ -67,6 +72,7 @@ func (c Config) withDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, 10)
 	c.Mode = cmp.Or(c.Mode, Sequential)
 	c.Replicas = cmp.Or(c.Replicas, 1)
+	c.Rounds = cmp.Or(c.Rounds, 1)
 	if c.Progress == nil {
 		c.Progress = func(string, int, int) {}
 	}
@@ -86,6 +92,9 @@ func (c Config) validate() error {
 	}
 	if c.Mode != Sequential && c.Mode != Mixed {
 		errs = append(errs, fmt.Errorf("bench: Mode %q: want %s or %s", c.Mode, Sequential, Mixed))
+	}
+	if c.Rounds < 1 {
+		errs = append(errs, fmt.Errorf("bench: Rounds must be > 0, got %d", c.Rounds))
 	}
 	if c.Rate < 0 || c.Work < 0 {
 		errs = append(errs, errors.New("bench: Rate and Work must not be negative"))
@@ -116,6 +125,7 @@ type Report struct {
 	Mode         string  `json:"mode"`
 	Rate         int     `json:"rate"`
 	Work         string  `json:"work"`
+	Rounds       int     `json:"rounds"`
 	Raw          Result  `json:"raw"`
 	RawMsgID     Result  `json:"raw_msgid"`
 	Jetworker    Result  `json:"jetworker"`
@@ -133,8 +143,9 @@ type Report struct {
 	GoMaxProcs        int     `json:"gomaxprocs"`
 }
 
-// Run measures the raw baseline, then jetworker, each on a fresh stream of
-// the server js is connected to, and deletes the streams afterwards.
+// Run measures the raw baseline, the baseline with message IDs, then
+// jetworker, each on a fresh stream of the server js is connected to, and
+// deletes the streams afterwards; Config.Rounds times over, in turn.
 func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -142,24 +153,72 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error
 	}
 	rep := Report{
 		Config: cfg, N: cfg.N, Size: cfg.Size, Publishers: cfg.Publishers, Concurrency: cfg.Concurrency,
-		Mode: cfg.Mode, Rate: cfg.Rate, Work: cfg.Work.String(),
+		Mode: cfg.Mode, Rate: cfg.Rate, Work: cfg.Work.String(), Rounds: cfg.Rounds,
 		Server: js.Conn().ConnectedServerVersion(), GoMaxProcs: runtime.GOMAXPROCS(0),
 	}
-	var err error
-	if rep.Raw, err = runSide(ctx, js, cfg, rawSide{}); err != nil {
-		return rep, fmt.Errorf("raw baseline: %w", err)
+	var raw, rawID, jw []Result
+	var enq, proc, enqID, procID []float64
+	for round := range cfg.Rounds {
+		r, err := runSide(ctx, js, cfg, rawSide{})
+		if err != nil {
+			return rep, fmt.Errorf("round %d: raw baseline: %w", round+1, err)
+		}
+		ri, err := runSide(ctx, js, cfg, rawSide{msgID: true})
+		if err != nil {
+			return rep, fmt.Errorf("round %d: raw baseline with message IDs: %w", round+1, err)
+		}
+		j, err := runSide(ctx, js, cfg, jwSide{})
+		if err != nil {
+			return rep, fmt.Errorf("round %d: jetworker: %w", round+1, err)
+		}
+		raw, rawID, jw = append(raw, r), append(rawID, ri), append(jw, j)
+		enq = append(enq, ratio(j.EnqueuePerSec, r.EnqueuePerSec))
+		proc = append(proc, ratio(j.ProcessPerSec, r.ProcessPerSec))
+		enqID = append(enqID, ratio(j.EnqueuePerSec, ri.EnqueuePerSec))
+		procID = append(procID, ratio(j.ProcessPerSec, ri.ProcessPerSec))
 	}
-	if rep.RawMsgID, err = runSide(ctx, js, cfg, rawSide{msgID: true}); err != nil {
-		return rep, fmt.Errorf("raw baseline with message IDs: %w", err)
-	}
-	if rep.Jetworker, err = runSide(ctx, js, cfg, jwSide{}); err != nil {
-		return rep, fmt.Errorf("jetworker: %w", err)
-	}
-	rep.EnqueueRatioMsgID = ratio(rep.Jetworker.EnqueuePerSec, rep.RawMsgID.EnqueuePerSec)
-	rep.ProcessRatioMsgID = ratio(rep.Jetworker.ProcessPerSec, rep.RawMsgID.ProcessPerSec)
-	rep.EnqueueRatio = ratio(rep.Jetworker.EnqueuePerSec, rep.Raw.EnqueuePerSec)
-	rep.ProcessRatio = ratio(rep.Jetworker.ProcessPerSec, rep.Raw.ProcessPerSec)
+	rep.Raw, rep.RawMsgID, rep.Jetworker = medianResult(raw), medianResult(rawID), medianResult(jw)
+	rep.EnqueueRatio, rep.ProcessRatio = median(enq), median(proc)
+	rep.EnqueueRatioMsgID, rep.ProcessRatioMsgID = median(enqID), median(procID)
 	return rep, nil
+}
+
+// medianResult takes each figure's median over rounds; peak RSS is the
+// highest seen.
+func medianResult(rs []Result) Result {
+	pick := func(f func(Result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		return median(v)
+	}
+	out := rs[0]
+	out.EnqueuePerSec = pick(func(r Result) float64 { return r.EnqueuePerSec })
+	out.ProcessPerSec = pick(func(r Result) float64 { return r.ProcessPerSec })
+	out.P50 = time.Duration(pick(func(r Result) float64 { return float64(r.P50) }))
+	out.P95 = time.Duration(pick(func(r Result) float64 { return float64(r.P95) }))
+	out.P99 = time.Duration(pick(func(r Result) float64 { return float64(r.P99) }))
+	out.AllocsPerTask = pick(func(r Result) float64 { return r.AllocsPerTask })
+	for _, r := range rs {
+		out.PeakRSSMiB = max(out.PeakRSSMiB, r.PeakRSSMiB)
+		out.Processed = min(out.Processed, r.Processed)
+	}
+	return out
+}
+
+// median returns the middle value (the mean of the two middle ones for an
+// even count); v is sorted in place.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	m := len(v) / 2
+	if len(v)%2 == 0 {
+		return (v[m-1] + v[m]) / 2
+	}
+	return v[m]
 }
 
 func ratio(a, b float64) float64 {

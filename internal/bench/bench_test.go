@@ -54,10 +54,42 @@ func TestRunMeasuresBothSides(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	js := embedded.JetStream(t)
-	_, err := bench.Run(t.Context(), js, bench.Config{Size: 4, Mode: "sideways", Work: -time.Second})
-	for _, want := range []string{"Size", "Mode", "Work"} {
+	_, err := bench.Run(t.Context(), js, bench.Config{Size: 4, Mode: "sideways", Work: -time.Second, Rounds: -1})
+	for _, want := range []string{"Size", "Mode", "Work", "Rounds"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got %v, want an error naming %s", err, want)
 		}
+	}
+}
+
+func TestRoundsReportMedians(t *testing.T) {
+	t.Parallel()
+	js := embedded.JetStream(t)
+	phases := map[string]int{}
+	var mu sync.Mutex
+	rep, err := bench.Run(t.Context(), js, bench.Config{
+		N: 1000, Size: 64, Concurrency: 4, Rounds: 3,
+		Progress: func(phase string, done, total int) {
+			if done == total {
+				mu.Lock()
+				phases[phase]++
+				mu.Unlock()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if rep.Rounds != 3 {
+		t.Errorf("Rounds = %d, want 3", rep.Rounds)
+	}
+	// Every side ran three times.
+	for _, phase := range []string{"raw enqueue", "raw_msgid process", "jetworker process"} {
+		if phases[phase] != 3 {
+			t.Errorf("phase %q completed %d times, want 3 (%v)", phase, phases[phase], phases)
+		}
+	}
+	if rep.Jetworker.Processed != 1000 || rep.ProcessRatio <= 0 || rep.EnqueueRatioMsgID <= 0 {
+		t.Errorf("implausible report %+v", rep)
 	}
 }
