@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker/embedded"
@@ -80,6 +81,18 @@ func BenchmarkPublishAsync(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := js.PublishAsync("tasks.bench", data, jetstream.WithMsgID(newBenchID())); err != nil {
+				b.Fatal(err)
+			}
+		}
+		<-js.PublishAsyncComplete()
+	})
+	// A header the server does not de-duplicate on: what carrying a
+	// header costs, apart from de-duplication.
+	b.Run("raw-header", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m := &nats.Msg{Subject: "tasks.bench", Data: data, Header: nats.Header{"X-Id": {newBenchID()}}}
+			if _, err := js.PublishMsgAsync(m); err != nil {
 				b.Fatal(err)
 			}
 		}
