@@ -188,7 +188,7 @@ func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
 		}, []string{"subject"}),
 		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Name: "task_wait_seconds",
-			Help:    "Time from enqueue (Jetworker-Enqueued-At) to the start of the first attempt, by subject.",
+			Help:    "Time from enqueue (the stored time, or Jetworker-Enqueued-At for delayed tasks) to the start of the first attempt, by subject.",
 			Buckets: cfg.LatencyBuckets,
 		}, []string{"subject"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
