@@ -49,31 +49,39 @@ func BenchmarkConsume(b *testing.B) {
 			b.Fatal("publish did not complete")
 		}
 	}
+	// op fills the stream, then times one process call on a fresh durable
+	// and counts its allocations; the durable is removed afterwards so
+	// the next op's is alone on the work-queue stream.
+	i := 0
+	op := func(b *testing.B, process func(b *testing.B, durable string)) (took time.Duration, mallocs uint64) {
+		b.StopTimer()
+		defer b.StartTimer()
+		fill(b)
+		durable := "bench" + strconv.Itoa(i)
+		i++
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		began := time.Now()
+		b.StartTimer()
+		process(b, durable)
+		b.StopTimer()
+		took = time.Since(began)
+		runtime.ReadMemStats(&after)
+		_ = js.DeleteConsumer(b.Context(), "TASKS", durable)
+		return took, after.Mallocs - before.Mallocs
+	}
 	run := func(b *testing.B, process func(b *testing.B, durable string)) {
 		b.ReportAllocs()
 		var total time.Duration
 		var mallocs uint64
-		i := 0
+		ops := 0
 		for b.Loop() {
-			b.StopTimer()
-			fill(b)
-			durable := "bench" + strconv.Itoa(i)
-			i++
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			began := time.Now()
-			b.StartTimer()
-			process(b, durable)
-			b.StopTimer()
-			total += time.Since(began)
-			runtime.ReadMemStats(&after)
-			mallocs += after.Mallocs - before.Mallocs
-			// Remove the durable so the next op's durable is alone on
-			// the work-queue stream.
-			_ = js.DeleteConsumer(b.Context(), "TASKS", durable)
-			b.StartTimer()
+			took, m := op(b, process)
+			total += took
+			mallocs += m
+			ops++
 		}
-		n := float64(i * benchTasks)
+		n := float64(ops * benchTasks)
 		b.ReportMetric(n/total.Seconds(), "tasks/s")
 		b.ReportMetric(float64(mallocs)/n, "allocs/task")
 	}
@@ -141,26 +149,15 @@ func BenchmarkConsume(b *testing.B) {
 	// neighbours) weighs on both alike: the ratio metric is the one to read.
 	b.Run("interleaved", func(b *testing.B) {
 		var rawTotal, jwTotal time.Duration
-		i := 0
+		rounds := 0
 		for b.Loop() {
-			for _, side := range []struct {
-				process func(*testing.B, string)
-				total   *time.Duration
-			}{{rawProcess, &rawTotal}, {jwProcess, &jwTotal}} {
-				b.StopTimer()
-				fill(b)
-				durable := "mix" + strconv.Itoa(i)
-				i++
-				began := time.Now()
-				b.StartTimer()
-				side.process(b, durable)
-				b.StopTimer()
-				*side.total += time.Since(began)
-				_ = js.DeleteConsumer(b.Context(), "TASKS", durable)
-				b.StartTimer()
-			}
+			took, _ := op(b, rawProcess)
+			rawTotal += took
+			took, _ = op(b, jwProcess)
+			jwTotal += took
+			rounds++
 		}
-		n := float64(i / 2 * benchTasks)
+		n := float64(rounds * benchTasks)
 		b.ReportMetric(n/rawTotal.Seconds(), "raw-tasks/s")
 		b.ReportMetric(n/jwTotal.Seconds(), "jetworker-tasks/s")
 		b.ReportMetric(rawTotal.Seconds()/jwTotal.Seconds(), "ratio")

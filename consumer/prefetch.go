@@ -95,7 +95,7 @@ func (p *prefetch) state() (rotating, shrinking bool) {
 	return p.rotating && !p.stopped, p.shrinking && !p.stopped
 }
 
-// run retunes every retuneEvery until ctx ends, then drains the current
+// run retunes every retuneEvery until ctx ends, then drains the
 // current Consume and stops.
 func (p *prefetch) run(ctx context.Context) {
 	every := firstRetune
