@@ -44,6 +44,7 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 10, "handlers at once")
 	fs.StringVar(&cfg.Mode, "mode", bench.Sequential, "sequential (enqueue all, then drain) or mixed (produce and consume at once)")
 	fs.IntVar(&cfg.Rate, "rate", 0, "mixed: target tasks/s (0: as fast as possible)")
+	fs.Float64Var(&cfg.Load, "load", 0, "mixed: pace at this fraction (0-1] of jetworker's unpaced mixed rate, measured first (instead of --rate)")
 	fs.DurationVar(&cfg.Work, "work", 0, "simulated work per task")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of the benchmark streams")
 	fs.IntVar(&cfg.Rounds, "rounds", 1, "run the three sides in turn this many times; report medians")
@@ -105,7 +106,10 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	if rep.Rate > 0 {
 		fmt.Fprintf(std.out, " at %d/s", rep.Rate)
 	}
-	fmt.Fprintf(std.out, ", work %s, nats-server %s, GOMAXPROCS %d", rep.Work, rep.Server, rep.GoMaxProcs)
+	if rep.Load > 0 {
+		fmt.Fprintf(std.out, " (%.0f%% of jetworker's unpaced %.0f/s)", 100*rep.Load, rep.MaxRate)
+	}
+	fmt.Fprintf(std.out, ", work %s, nats-server %s, GOMAXPROCS %d, GOGC %s", rep.Work, rep.Server, rep.GoMaxProcs, rep.GOGC)
 	if rep.Rounds > 1 {
 		fmt.Fprintf(std.out, ", median of %d rounds", rep.Rounds)
 	}

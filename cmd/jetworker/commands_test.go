@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -368,6 +369,20 @@ func TestBenchJSON(t *testing.T) {
 	}
 	if rep.N != 2000 || rep.Raw.Processed != 2000 || rep.Jetworker.Processed != 2000 || rep.ProcessRatio <= 0 {
 		t.Fatalf("report: %+v", rep)
+	}
+}
+
+// --load paces the mixed mode at a fraction of jetworker's own maximum,
+// and the header says both.
+func TestBenchLoad(t *testing.T) {
+	t.Parallel()
+	r := jw(t, nil, "", "bench", "--n", "1000", "--concurrency", "4", "--mode", "mixed", "--load", "0.5")
+	if r.code != 0 || !regexp.MustCompile(`mixed mode at \d+/s \(50% of jetworker's unpaced \d+/s\)`).MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, "GOGC ") {
+		t.Fatalf("bench --load: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := jw(t, nil, "", "bench", "--n", "1000", "--load", "0.5"); r.code == 0 || !strings.Contains(r.stderr, "Load applies to mixed mode") {
+		t.Fatalf("bench --load in sequential mode: exit %d\n%s", r.code, r.stderr)
 	}
 }
 

@@ -51,6 +51,11 @@ type Config struct {
 	// Rate paces Mixed mode in tasks/s across all publishers; 0 means as
 	// fast as possible.
 	Rate int
+	// Load, in (0, 1], paces Mixed mode at this fraction of jetworker's
+	// maximum: the run first measures an unpaced mixed round of the
+	// jetworker side, then runs every side at Load times its process
+	// rate. It replaces Rate; 0 means Rate decides.
+	Load float64
 	// Work is the simulated work time of each handler. Defaults to 0.
 	Work time.Duration
 	// Replicas of the benchmark streams. Defaults to 1.
@@ -99,6 +104,12 @@ func (c Config) validate() error {
 	if c.Rate < 0 || c.Work < 0 {
 		errs = append(errs, errors.New("bench: Rate and Work must not be negative"))
 	}
+	if c.Load < 0 || c.Load > 1 {
+		errs = append(errs, fmt.Errorf("bench: Load must be in (0, 1], got %g", c.Load))
+	}
+	if c.Load > 0 && (c.Mode != Mixed || c.Rate > 0) {
+		errs = append(errs, errors.New("bench: Load applies to mixed mode without Rate"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -117,13 +128,17 @@ type Result struct {
 
 // Report is a whole run: the raw baseline, jetworker, and their ratios.
 type Report struct {
-	Config       Config  `json:"-"`
-	N            int     `json:"n"`
-	Size         int     `json:"size"`
-	Publishers   int     `json:"publishers"`
-	Concurrency  int     `json:"concurrency"`
-	Mode         string  `json:"mode"`
-	Rate         int     `json:"rate"`
+	Config      Config `json:"-"`
+	N           int    `json:"n"`
+	Size        int    `json:"size"`
+	Publishers  int    `json:"publishers"`
+	Concurrency int    `json:"concurrency"`
+	Mode        string `json:"mode"`
+	Rate        int    `json:"rate"`
+	// Load and MaxRate are set when Config.Load paced the run: Rate is
+	// Load times MaxRate, jetworker's unpaced mixed process rate.
+	Load         float64 `json:"load,omitempty"`
+	MaxRate      float64 `json:"max_rate,omitempty"`
 	Work         string  `json:"work"`
 	Rounds       int     `json:"rounds"`
 	Raw          Result  `json:"raw"`
@@ -141,6 +156,10 @@ type Report struct {
 	ProcessRatioMsgID float64 `json:"process_ratio_msgid"`
 	Server            string  `json:"server"`
 	GoMaxProcs        int     `json:"gomaxprocs"`
+	// GOGC is the garbage collector's setting the run used: "100" unless
+	// the GOGC environment variable says otherwise. With the embedded
+	// server, its garbage shares this process's collector.
+	GOGC string `json:"gogc"`
 }
 
 // Run measures the raw baseline, the baseline with message IDs, then
@@ -155,6 +174,17 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error
 		Config: cfg, N: cfg.N, Size: cfg.Size, Publishers: cfg.Publishers, Concurrency: cfg.Concurrency,
 		Mode: cfg.Mode, Rate: cfg.Rate, Work: cfg.Work.String(), Rounds: cfg.Rounds,
 		Server: js.Conn().ConnectedServerVersion(), GoMaxProcs: runtime.GOMAXPROCS(0),
+		GOGC: cmp.Or(os.Getenv("GOGC"), "100"),
+	}
+	if cfg.Load > 0 {
+		unpaced := cfg
+		unpaced.Load = 0
+		top, err := runSide(ctx, js, unpaced, jwSide{})
+		if err != nil {
+			return rep, fmt.Errorf("measure jetworker's maximum for Load: %w", err)
+		}
+		cfg.Rate = max(int(cfg.Load*top.ProcessPerSec+0.5), 1)
+		rep.Load, rep.MaxRate, rep.Rate = cfg.Load, top.ProcessPerSec, cfg.Rate
 	}
 	var raw, rawID, jw []Result
 	var enq, proc, enqID, procID []float64

@@ -54,10 +54,54 @@ func TestRunMeasuresBothSides(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	js := embedded.JetStream(t)
-	_, err := bench.Run(t.Context(), js, bench.Config{Size: 4, Mode: "sideways", Work: -time.Second, Rounds: -1})
-	for _, want := range []string{"Size", "Mode", "Work", "Rounds"} {
+	_, err := bench.Run(t.Context(), js, bench.Config{Size: 4, Mode: "sideways", Work: -time.Second, Rounds: -1, Load: 1.5})
+	for _, want := range []string{"Size", "Mode", "Work", "Rounds", "Load must be in"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got %v, want an error naming %s", err, want)
+		}
+	}
+	for _, cfg := range []bench.Config{{Load: 0.5}, {Mode: bench.Mixed, Rate: 100, Load: 0.5}} {
+		if _, err := bench.Run(t.Context(), js, cfg); err == nil || !strings.Contains(err.Error(), "Load applies to mixed mode without Rate") {
+			t.Errorf("%+v: got %v, want the Load error", cfg, err)
+		}
+	}
+}
+
+// Load paces every side at a fraction of jetworker's unpaced mixed rate,
+// measured first in the same run.
+func TestLoadPacesAtAFractionOfTheMaximum(t *testing.T) {
+	t.Parallel()
+	js := embedded.JetStream(t)
+	phases := map[string]int{}
+	var mu sync.Mutex
+	rep, err := bench.Run(t.Context(), js, bench.Config{
+		N: 2000, Size: 64, Concurrency: 4, Mode: bench.Mixed, Load: 0.25,
+		Progress: func(phase string, done, total int) {
+			if done == total {
+				mu.Lock()
+				phases[phase]++
+				mu.Unlock()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if rep.MaxRate <= 0 || rep.Load != 0.25 {
+		t.Fatalf("MaxRate %v, Load %v: want the measured maximum and 0.25", rep.MaxRate, rep.Load)
+	}
+	if want := int(0.25*rep.MaxRate + 0.5); rep.Rate != want {
+		t.Errorf("Rate = %d, want 0.25 x %.0f = %d", rep.Rate, rep.MaxRate, want)
+	}
+	// jetworker ran once unpaced, then once paced; the raw sides once.
+	if phases["jetworker process"] != 2 || phases["raw process"] != 1 {
+		t.Errorf("completed phases %v: want jetworker twice, raw once", phases)
+	}
+	// Paced well below its maximum, a side cannot enqueue much faster
+	// than the rate asked.
+	for _, r := range []bench.Result{rep.Raw, rep.RawMsgID, rep.Jetworker} {
+		if r.EnqueuePerSec > 1.5*float64(rep.Rate) {
+			t.Errorf("%s enqueued %.0f/s, paced at %d/s", r.Name, r.EnqueuePerSec, rep.Rate)
 		}
 	}
 }
