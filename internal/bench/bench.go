@@ -122,8 +122,13 @@ type Result struct {
 	P95           time.Duration `json:"p95_enqueue_to_start_ns"`
 	P99           time.Duration `json:"p99_enqueue_to_start_ns"`
 	AllocsPerTask float64       `json:"allocs_per_task"`
-	PeakRSSMiB    float64       `json:"peak_rss_mib"`
-	Processed     int           `json:"processed"`
+	// BytesPerTask is the bytes allocated during the side divided by N.
+	BytesPerTask float64 `json:"bytes_per_task"`
+	// GCCycles is how many garbage collections completed during the
+	// side; with the embedded server, its garbage counts too.
+	GCCycles   int     `json:"gc_cycles"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	Processed  int     `json:"processed"`
 }
 
 // Report is a whole run: the raw baseline, jetworker, and their ratios.
@@ -230,6 +235,8 @@ func medianResult(rs []Result) Result {
 	out.P95 = time.Duration(pick(func(r Result) float64 { return float64(r.P95) }))
 	out.P99 = time.Duration(pick(func(r Result) float64 { return float64(r.P99) }))
 	out.AllocsPerTask = pick(func(r Result) float64 { return r.AllocsPerTask })
+	out.BytesPerTask = pick(func(r Result) float64 { return r.BytesPerTask })
+	out.GCCycles = int(pick(func(r Result) float64 { return float64(r.GCCycles) }))
 	for _, r := range rs {
 		out.PeakRSSMiB = max(out.PeakRSSMiB, r.PeakRSSMiB)
 		out.Processed = min(out.Processed, r.Processed)
@@ -363,6 +370,8 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 		return res, fmt.Errorf("consumer: %w", err)
 	}
 	res.AllocsPerTask = float64(m1.Mallocs-m0.Mallocs) / float64(cfg.N)
+	res.BytesPerTask = float64(m1.TotalAlloc-m0.TotalAlloc) / float64(cfg.N)
+	res.GCCycles = int(m1.NumGC - m0.NumGC)
 	res.PeakRSSMiB = peakRSSMiB()
 	res.Processed = int(processed.Load())
 	slices.Sort(lat)
