@@ -163,18 +163,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 // worker is free (nats.go pauses its heartbeat check meanwhile and pulls
 // more only once the callback returns), and it costs no timer per message.
 func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, work chan<- jetstream.Msg) error {
+	// Consumes drained to deepen the prefetch, still handing out what
+	// they buffered while the deeper one pulls.
+	var retired sync.WaitGroup
+	defer retired.Wait()
 	for {
 		d := &dispatcher{c: c, ctx: ctx, work: work}
-		cc, err := c.prefetch.open(cons, d.handle, d.fail)
+		cc, deepened, err := c.prefetch.open(cons, d.handle, d.fail)
 		if err != nil {
 			return fmt.Errorf("consumer: start pulling: %w", err)
 		}
 		if cc == nil { // stopped before it could open
 			return nil
 		}
-		<-cc.Closed()
-		d.finished.Store(true)
-		c.deliverHeld(ctx, d.held, work)
+		select {
+		case <-deepened:
+			retired.Go(func() { d.finish(cc) })
+			continue
+		case <-cc.Closed():
+		}
+		d.finish(cc)
 		rotating, _ := c.prefetch.state()
 		switch err := d.error(); {
 		case err != nil:
@@ -200,6 +208,14 @@ type dispatcher struct {
 
 	mu  sync.Mutex
 	err error
+}
+
+// finish waits until cc, the Consume d serves, has closed, then hands the
+// messages it held to workers.
+func (d *dispatcher) finish(cc jetstream.ConsumeContext) {
+	<-cc.Closed()
+	d.finished.Store(true)
+	d.c.deliverHeld(d.ctx, d.held, d.work)
 }
 
 func (d *dispatcher) handle(msg jetstream.Msg) {

@@ -39,9 +39,13 @@ func prefetchFor(concurrency int, ackWait, d time.Duration, maxP int) int {
 // deep for fast handlers (throughput), shallow for slow ones, because only
 // running handlers' messages get heartbeats and a buffered message must not
 // sit until its AckWait runs out. Changing the depth means draining the
-// current Consume and starting a new one. When it shrinks, dispatch takes the
-// drained messages into its own hands and keeps them alive with InProgress
-// until workers are free (see [Consumer.deliverHeld]).
+// current Consume and starting a new one. When it deepens, the new one
+// starts at once while the old one hands out what it buffered: nats.go
+// looks at a draining subscription only every 100 ms, a stall tasks would
+// otherwise wait through. When it shrinks, the new one starts after the
+// old one has closed, and dispatch takes the drained messages into its own
+// hands and keeps them alive with InProgress until workers are free (see
+// [Consumer.deliverHeld]).
 //
 // It deepens on the smoothed duration of finished handlers (at least
 // minSamples per window) and shrinks at once when finished handlers, or
@@ -55,6 +59,7 @@ type prefetch struct {
 
 	mu        sync.Mutex
 	cc        jetstream.ConsumeContext
+	deepened  chan struct{} // closed when cc is drained to deepen
 	current   int
 	next      int
 	est       time.Duration // smoothed handler duration; 0 until measured
@@ -70,21 +75,22 @@ func (p *prefetch) observe(d time.Duration) {
 }
 
 // open starts consuming with the current prefetch and registers it, or
-// returns nil if the controller has stopped.
-func (p *prefetch) open(cons jetstream.Consumer, handle jetstream.MessageHandler, fail jetstream.ConsumeErrHandlerFunc) (jetstream.ConsumeContext, error) {
+// returns nil if the controller has stopped. deepened is closed when the
+// controller drains cc to start a deeper Consume.
+func (p *prefetch) open(cons jetstream.Consumer, handle jetstream.MessageHandler, fail jetstream.ConsumeErrHandlerFunc) (cc jetstream.ConsumeContext, deepened <-chan struct{}, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
-		return nil, nil
+		return nil, nil, nil
 	}
 	p.current = p.next
 	p.rotating, p.shrinking = false, false
-	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(p.current), jetstream.PullExpiry(p.c.cfg.PullExpiry), jetstream.ConsumeErrHandler(fail))
+	cc, err = cons.Consume(handle, jetstream.PullMaxMessages(p.current), jetstream.PullExpiry(p.c.cfg.PullExpiry), jetstream.ConsumeErrHandler(fail))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	p.cc = cc
-	return cc, nil
+	p.cc, p.deepened = cc, make(chan struct{})
+	return cc, p.deepened, nil
 }
 
 // state reports whether the current Consume is being drained for a retune
@@ -168,4 +174,7 @@ func (p *prefetch) rotate(ctx context.Context, to int, shrinking bool) {
 	p.next = to
 	p.rotating, p.shrinking = true, shrinking
 	p.cc.Drain()
+	if !shrinking {
+		close(p.deepened)
+	}
 }
