@@ -379,40 +379,41 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 	return res, nil
 }
 
-// produce sends cfg.N payloads from cfg.Publishers goroutines, paced at
-// cfg.Rate when set: each publisher sends its share in small bursts, one
-// burst per tick of at least a millisecond (tickers cannot fire every few
-// microseconds).
+// produce sends cfg.N payloads from cfg.Publishers goroutines. With
+// cfg.Rate set, task i (counted across publishers) is due i/Rate seconds
+// after the start: a publisher ahead of the schedule sleeps, for at least a
+// millisecond (sleeps of a few microseconds would cost more than they
+// pace), and one behind sends at once, so the rate holds on average and
+// bursts stay within about a millisecond's worth of tasks.
 func produce(ctx context.Context, cfg Config, send func([]byte) error, name string) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, cfg.Publishers)
-	tick, burst := time.Duration(0), 1
-	if cfg.Rate > 0 {
-		perPublisher := float64(cfg.Rate) / float64(cfg.Publishers)
-		tick = max(time.Duration(float64(time.Second)/perPublisher), time.Millisecond)
-		burst = max(int(perPublisher*tick.Seconds()+0.5), 1)
-	}
+	start := time.Now()
 	for range cfg.Publishers {
 		wg.Go(func() {
 			payload := make([]byte, cfg.Size)
-			var t *time.Ticker
-			if tick > 0 {
-				t = time.NewTicker(tick)
-				defer t.Stop()
+			var sleep *time.Timer
+			if cfg.Rate > 0 {
+				sleep = time.NewTimer(time.Hour)
+				defer sleep.Stop()
 			}
-			for sent := 0; ; sent++ {
-				if t != nil && sent%burst == 0 {
-					select {
-					case <-t.C:
-					case <-ctx.Done():
-						errs <- ctx.Err()
-						return
-					}
-				}
+			for {
 				i := next.Add(1)
 				if i > int64(cfg.N) {
 					return
+				}
+				if sleep != nil {
+					due := start.Add(time.Duration(float64(i-1) * float64(time.Second) / float64(cfg.Rate)))
+					if d := time.Until(due); d > 0 {
+						sleep.Reset(max(d, time.Millisecond))
+						select {
+						case <-sleep.C:
+						case <-ctx.Done():
+							errs <- ctx.Err()
+							return
+						}
+					}
 				}
 				binary.BigEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
 				if err := send(payload); err != nil {
