@@ -115,14 +115,14 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	}
 	fmt.Fprint(std.out, "\n\n")
 	tw := tabwriter.NewWriter(std.out, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tenqueue/s\tprocess/s\tp50\tp95\tp99\tallocs/task\tB/task\tGCs\tpeak RSS MiB\t")
+	fmt.Fprintln(tw, "\tenqueue/s\tprocess/s\tp50\tp95\tp99\tmax\tallocs/task\tB/task\tGCs\tpeak RSS MiB\t")
 	for _, r := range []bench.Result{rep.Raw, rep.RawMsgID, rep.Jetworker} {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%s\t%s\t%.1f\t%.0f\t%d\t%.0f\t\n", r.Name, r.EnqueuePerSec, r.ProcessPerSec,
-			r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.AllocsPerTask,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.1f\t%.0f\t%d\t%.0f\t\n", r.Name, r.EnqueuePerSec, r.ProcessPerSec,
+			r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.AllocsPerTask,
 			r.BytesPerTask, r.GCCycles, r.PeakRSSMiB)
 	}
-	fmt.Fprintf(tw, "jetworker/raw\t%.2f\t%.2f\t\t\t\t\t\t\t\t\n", rep.EnqueueRatio, rep.ProcessRatio)
-	fmt.Fprintf(tw, "jetworker/raw_msgid\t%.2f\t%.2f\t\t\t\t\t\t\t\t\n", rep.EnqueueRatioMsgID, rep.ProcessRatioMsgID)
+	fmt.Fprintf(tw, "jetworker/raw\t%.2f\t%.2f\t\t\t\t\t\t\t\t\t\n", rep.EnqueueRatio, rep.ProcessRatio)
+	fmt.Fprintf(tw, "jetworker/raw_msgid\t%.2f\t%.2f\t\t\t\t\t\t\t\t\t\n", rep.EnqueueRatioMsgID, rep.ProcessRatioMsgID)
 	_ = tw.Flush()
 	return nil
 }

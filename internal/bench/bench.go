@@ -121,6 +121,9 @@ type Result struct {
 	P50           time.Duration `json:"p50_enqueue_to_start_ns"`
 	P95           time.Duration `json:"p95_enqueue_to_start_ns"`
 	P99           time.Duration `json:"p99_enqueue_to_start_ns"`
+	// Max is the slowest task's enqueue-to-start latency: a stall that
+	// hits a few hundred tasks shows here before it moves the p99.
+	Max           time.Duration `json:"max_enqueue_to_start_ns"`
 	AllocsPerTask float64       `json:"allocs_per_task"`
 	// BytesPerTask is the bytes allocated during the side divided by N.
 	BytesPerTask float64 `json:"bytes_per_task"`
@@ -234,6 +237,7 @@ func medianResult(rs []Result) Result {
 	out.P50 = time.Duration(pick(func(r Result) float64 { return float64(r.P50) }))
 	out.P95 = time.Duration(pick(func(r Result) float64 { return float64(r.P95) }))
 	out.P99 = time.Duration(pick(func(r Result) float64 { return float64(r.P99) }))
+	out.Max = time.Duration(pick(func(r Result) float64 { return float64(r.Max) }))
 	out.AllocsPerTask = pick(func(r Result) float64 { return r.AllocsPerTask })
 	out.BytesPerTask = pick(func(r Result) float64 { return r.BytesPerTask })
 	out.GCCycles = int(pick(func(r Result) float64 { return float64(r.GCCycles) }))
@@ -375,7 +379,7 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 	res.PeakRSSMiB = peakRSSMiB()
 	res.Processed = int(processed.Load())
 	slices.Sort(lat)
-	res.P50, res.P95, res.P99 = pct(lat, 50), pct(lat, 95), pct(lat, 99)
+	res.P50, res.P95, res.P99, res.Max = pct(lat, 50), pct(lat, 95), pct(lat, 99), pct(lat, 100)
 	return res, nil
 }
 

@@ -7,12 +7,12 @@ import (
 func TestMedianResult(t *testing.T) {
 	t.Parallel()
 	rs := []Result{
-		{Name: "x", EnqueuePerSec: 300, ProcessPerSec: 10, P50: 3, P95: 30, P99: 300, AllocsPerTask: 3, BytesPerTask: 300, GCCycles: 1, PeakRSSMiB: 50, Processed: 10},
-		{Name: "x", EnqueuePerSec: 100, ProcessPerSec: 30, P50: 1, P95: 10, P99: 100, AllocsPerTask: 1, BytesPerTask: 100, GCCycles: 5, PeakRSSMiB: 90, Processed: 10},
-		{Name: "x", EnqueuePerSec: 200, ProcessPerSec: 20, P50: 2, P95: 20, P99: 200, AllocsPerTask: 2, BytesPerTask: 200, GCCycles: 3, PeakRSSMiB: 70, Processed: 9},
+		{Name: "x", EnqueuePerSec: 300, ProcessPerSec: 10, P50: 3, P95: 30, P99: 300, Max: 3000, AllocsPerTask: 3, BytesPerTask: 300, GCCycles: 1, PeakRSSMiB: 50, Processed: 10},
+		{Name: "x", EnqueuePerSec: 100, ProcessPerSec: 30, P50: 1, P95: 10, P99: 100, Max: 1000, AllocsPerTask: 1, BytesPerTask: 100, GCCycles: 5, PeakRSSMiB: 90, Processed: 10},
+		{Name: "x", EnqueuePerSec: 200, ProcessPerSec: 20, P50: 2, P95: 20, P99: 200, Max: 2000, AllocsPerTask: 2, BytesPerTask: 200, GCCycles: 3, PeakRSSMiB: 70, Processed: 9},
 	}
 	got := medianResult(rs)
-	want := Result{Name: "x", EnqueuePerSec: 200, ProcessPerSec: 20, P50: 2, P95: 20, P99: 200, AllocsPerTask: 2, BytesPerTask: 200, GCCycles: 3, PeakRSSMiB: 90, Processed: 9}
+	want := Result{Name: "x", EnqueuePerSec: 200, ProcessPerSec: 20, P50: 2, P95: 20, P99: 200, Max: 2000, AllocsPerTask: 2, BytesPerTask: 200, GCCycles: 3, PeakRSSMiB: 90, Processed: 9}
 	if got != want {
 		t.Errorf("medianResult = %+v, want %+v", got, want)
 	}
