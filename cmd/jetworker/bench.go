@@ -47,7 +47,7 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	fs.Float64Var(&cfg.Load, "load", 0, "mixed: pace at this fraction (0-1] of jetworker's unpaced mixed rate, measured first (instead of --rate)")
 	fs.DurationVar(&cfg.Work, "work", 0, "simulated work per task")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of the benchmark streams")
-	fs.IntVar(&cfg.Rounds, "rounds", 1, "run the three sides in turn this many times; report medians")
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "run the three sides this many times, each round starting with the next side; report medians")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err

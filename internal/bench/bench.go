@@ -62,8 +62,9 @@ type Config struct {
 	Replicas int
 	// Rounds runs the three sides in turn this many times and reports
 	// each side's median round and the median of the rounds' ratios, so
-	// that a noisy machine's drift weighs on every side alike. Defaults
-	// to 1.
+	// that a noisy machine's drift weighs on every side alike. Each round
+	// starts with the next side (raw, raw_msgid, jetworker, then
+	// raw_msgid, jetworker, raw, ...). Defaults to 1.
 	Rounds int
 	// Progress, when set, is called with a phase name and the tasks done.
 	// Producers and handlers call it concurrently.
@@ -172,7 +173,8 @@ type Report struct {
 
 // Run measures the raw baseline, the baseline with message IDs, then
 // jetworker, each on a fresh stream of the server js is connected to, and
-// deletes the streams afterwards; Config.Rounds times over, in turn.
+// deletes the streams afterwards; Config.Rounds times over, each round
+// starting with the next side.
 func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -196,19 +198,22 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error
 	}
 	var raw, rawID, jw []Result
 	var enq, proc, enqID, procID []float64
+	sides := []side{rawSide{}, rawSide{msgID: true}, jwSide{}}
 	for round := range cfg.Rounds {
-		r, err := runSide(ctx, js, cfg, rawSide{})
-		if err != nil {
-			return rep, fmt.Errorf("round %d: raw baseline: %w", round+1, err)
+		// Each round starts one side later, so that over three rounds
+		// every side runs once first, once second and once last: what a
+		// side leaves behind (a deleted stream's files, garbage for the
+		// collector) does not always weigh on the same neighbour.
+		got := make([]Result, len(sides))
+		for k := range sides {
+			i := (round + k) % len(sides)
+			r, err := runSide(ctx, js, cfg, sides[i])
+			if err != nil {
+				return rep, fmt.Errorf("round %d: %s: %w", round+1, sides[i].name(), err)
+			}
+			got[i] = r
 		}
-		ri, err := runSide(ctx, js, cfg, rawSide{msgID: true})
-		if err != nil {
-			return rep, fmt.Errorf("round %d: raw baseline with message IDs: %w", round+1, err)
-		}
-		j, err := runSide(ctx, js, cfg, jwSide{})
-		if err != nil {
-			return rep, fmt.Errorf("round %d: jetworker: %w", round+1, err)
-		}
+		r, ri, j := got[0], got[1], got[2]
 		raw, rawID, jw = append(raw, r), append(rawID, ri), append(jw, j)
 		enq = append(enq, ratio(j.EnqueuePerSec, r.EnqueuePerSec))
 		proc = append(proc, ratio(j.ProcessPerSec, r.ProcessPerSec))

@@ -1,6 +1,7 @@
 package bench_test
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -127,6 +128,7 @@ func TestRoundsReportMedians(t *testing.T) {
 	t.Parallel()
 	js := embedded.JetStream(t)
 	phases := map[string]int{}
+	var order []string // sides in the order their enqueues finished
 	var mu sync.Mutex
 	rep, err := bench.Run(t.Context(), js, bench.Config{
 		N: 1000, Size: 64, Concurrency: 4, Rounds: 3,
@@ -134,6 +136,9 @@ func TestRoundsReportMedians(t *testing.T) {
 			if done == total {
 				mu.Lock()
 				phases[phase]++
+				if side, ok := strings.CutSuffix(phase, " enqueue"); ok {
+					order = append(order, side)
+				}
 				mu.Unlock()
 			}
 		},
@@ -149,6 +154,15 @@ func TestRoundsReportMedians(t *testing.T) {
 		if phases[phase] != 3 {
 			t.Errorf("phase %q completed %d times, want 3 (%v)", phase, phases[phase], phases)
 		}
+	}
+	// Each round starts with the next side.
+	want := []string{
+		"raw", "raw_msgid", "jetworker",
+		"raw_msgid", "jetworker", "raw",
+		"jetworker", "raw", "raw_msgid",
+	}
+	if !slices.Equal(order, want) {
+		t.Errorf("sides ran in the order %v, want %v", order, want)
 	}
 	if rep.Jetworker.Processed != 1000 || rep.ProcessRatio <= 0 || rep.EnqueueRatioMsgID <= 0 {
 		t.Errorf("implausible report %+v", rep)
