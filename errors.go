@@ -6,6 +6,21 @@ import (
 	"time"
 )
 
+// Subject errors, shared by every package that publishes tasks or reads
+// subject filters (the publisher, schedules, dead-letter replay, the mux
+// and the consumer). Check them with errors.Is.
+var (
+	// ErrInvalidSubject is wrapped by the error for a subject that is
+	// empty, has an empty token, white space, control characters or
+	// wildcards where a literal subject is needed. The text quotes it.
+	ErrInvalidSubject = errors.New("jetworker: invalid subject")
+	// ErrReservedSubject is wrapped by the error for a subject in a space
+	// the server owns: every subject starting with '$' ($JS., $KV., $O.,
+	// $SYS., $NATS.) and _INBOX. replies. Publishing a task there would be
+	// a request to the server, such as purging a stream.
+	ErrReservedSubject = errors.New("jetworker: reserved subject")
+)
+
 // PermanentError marks a handler error that retrying cannot fix. The
 // consumer copies the task to the dead-letter stream and terminates it.
 // Create one with [Permanent].
