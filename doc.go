@@ -1,8 +1,8 @@
 // Package jetworker is the shared vocabulary of the jetworker toolkit for
 // event-driven background work on NATS JetStream: the [Task] a handler
-// receives, the [Handler] interface, the [Codec] used for payloads, the
-// header names every package agrees on, and the outcome errors
-// [Permanent] and [RetryAfter] that decide what happens to a message.
+// receives, the [Handler] interface, the header names every package agrees
+// on, the outcome errors [Permanent] and [RetryAfter] that decide what
+// happens to a message, and [PanicError] for a recovered panic.
 //
 // The package does no I/O and keeps no state. The work is done by its
 // sub-packages:

@@ -71,6 +71,27 @@ func (e *RetryError) Error() string {
 // Unwrap returns the wrapped error.
 func (e *RetryError) Unwrap() error { return e.Err }
 
+// PanicError is a handler panic recovered by the consumer (or by the
+// handlers package's Recover middleware): the value passed to panic and the
+// stack of the goroutine that panicked. The consumer logs it once, with its
+// stack, and retries the task like any failure. If the value is an error,
+// Unwrap returns it, so a panic(jetworker.Permanent(err)) keeps its meaning.
+type PanicError struct {
+	// Value is the value passed to panic.
+	Value any
+	// Stack is the formatted stack trace, as from runtime/debug.Stack.
+	Stack []byte
+}
+
+// Error returns the panic value as text; the stack is in the Stack field.
+func (e *PanicError) Error() string { return fmt.Sprintf("handler panic: %v", e.Value) }
+
+// Unwrap returns the panic value if it is an error, and nil otherwise.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
 // IsPermanent reports whether err or any error it wraps is a
 // [PermanentError].
 func IsPermanent(err error) bool {

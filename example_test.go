@@ -42,5 +42,5 @@ func ExampleRunAll() {
 	fmt.Println(err)
 	// Output:
 	// worker stopped
-	// part 1 (jetworker.RunnerFunc): dashboard: listen: address in use
+	// dashboard: listen: address in use
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,46 +100,6 @@ func TestTaskIDAndEnqueuedAt(t *testing.T) {
 	}
 }
 
-func TestJSONCodec(t *testing.T) {
-	t.Parallel()
-	type payload struct {
-		Name string `json:"name"`
-	}
-	tests := []struct {
-		name    string
-		codec   jetworker.JSONCodec
-		data    string
-		wantErr string
-	}{
-		{name: "valid", data: `{"name":"x"}`},
-		{name: "unknown field allowed", data: `{"name":"x","extra":1}`},
-		{name: "unknown field refused", codec: jetworker.JSONCodec{DisallowUnknownFields: true}, data: `{"name":"x","extra":1}`, wantErr: `unknown field "extra"`},
-		{name: "malformed", data: `{"name":`, wantErr: "json decode"},
-		{name: "trailing data", data: `{"name":"x"} {}`, wantErr: "trailing data"},
-		{name: "wrong type", data: `{"name":3}`, wantErr: "cannot unmarshal number"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			var p payload
-			err := tt.codec.Unmarshal([]byte(tt.data), &p)
-			if tt.wantErr == "" {
-				if err != nil || p.Name != "x" {
-					t.Fatalf("got %+v, %v; want name x, nil", p, err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("got %v, want an error containing %q", err, tt.wantErr)
-			}
-		})
-	}
-	b, err := jetworker.JSONCodec{}.Marshal(payload{Name: "y"})
-	if err != nil || string(b) != `{"name":"y"}` {
-		t.Fatalf("Marshal: got %s, %v", b, err)
-	}
-}
-
 func TestRunAllStopsEveryPartWhenOneFails(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("boom")
@@ -207,5 +166,37 @@ func TestRunAllLeavesOutEchoesOfItsCancel(t *testing.T) {
 	err := jetworker.RunAll(t.Context(), failer, echo, late)
 	if !errors.Is(err, boom) || !errors.Is(err, other) || errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v; want the failure and the other real error, without the cancellation echo", err)
+	}
+}
+
+func TestRef(t *testing.T) {
+	t.Parallel()
+	task := &jetworker.Task{Stream: "TASKS", Sequence: 42}
+	if got := task.Ref(); got != "TASKS/42" {
+		t.Fatalf("Ref: got %q, want TASKS/42", got)
+	}
+	stream, seq, ok := jetworker.ParseRef("TASKS/42")
+	if !ok || stream != "TASKS" || seq != 42 {
+		t.Fatalf("ParseRef(TASKS/42): got %q %d %v, want TASKS 42 true", stream, seq, ok)
+	}
+	for _, bad := range []string{"", "TASKS", "TASKS/", "/42", "TASKS/0", "TASKS/x", "TASKS/-1"} {
+		if _, _, ok := jetworker.ParseRef(bad); ok {
+			t.Errorf("ParseRef(%q): got ok, want false", bad)
+		}
+	}
+}
+
+func TestPanicErrorUnwrapsErrorValues(t *testing.T) {
+	t.Parallel()
+	cause := jetworker.Permanent(errors.New("bad input"))
+	pe := &jetworker.PanicError{Value: cause, Stack: []byte("stack")}
+	if !jetworker.IsPermanent(pe) {
+		t.Fatal("a panic with a Permanent value: got not permanent, want permanent")
+	}
+	if got := (&jetworker.PanicError{Value: 42}).Unwrap(); got != nil {
+		t.Fatalf("Unwrap of a non-error value: got %v, want nil", got)
+	}
+	if got := pe.Error(); got != "handler panic: permanent: bad input" {
+		t.Fatalf("Error: got %q", got)
 	}
 }

@@ -22,9 +22,9 @@ func (f RunnerFunc) Run(ctx context.Context) error { return f(ctx) }
 
 // RunAll runs every part in its own goroutine and blocks until all have
 // returned. When one part returns an error, RunAll cancels the context of
-// the others and, once they have all stopped, returns the first error
-// (later errors are joined to it, except those that only report the
-// cancellation). A part that returns nil while ctx is
+// the others and, once they have all stopped, returns the first error as
+// the part returned it (later errors are joined to it, except those that
+// only report the cancellation). A part that returns nil while ctx is
 // still live does not stop the others. Cancelling ctx stops every part;
 // RunAll then returns nil if they all shut down cleanly.
 func RunAll(ctx context.Context, parts ...Runner) error {
@@ -41,7 +41,7 @@ func RunAll(ctx context.Context, parts ...Runner) error {
 			return fmt.Errorf("jetworker: RunAll part %d is nil", i)
 		}
 	}
-	for i, p := range parts {
+	for _, p := range parts {
 		wg.Go(func() {
 			err := p.Run(ctx)
 			if err == nil {
@@ -54,7 +54,7 @@ func RunAll(ctx context.Context, parts ...Runner) error {
 			if len(errs) > 0 && errors.Is(err, context.Canceled) {
 				return
 			}
-			errs = append(errs, fmt.Errorf("part %d (%T): %w", i, p, err))
+			errs = append(errs, err)
 			cancel()
 		})
 	}

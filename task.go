@@ -1,6 +1,8 @@
 package jetworker
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,8 +15,9 @@ import (
 // A Task is owned by the handler call it is passed to; handlers must not
 // keep it after they return.
 type Task struct {
-	// ID is the task ID, from the Nats-Msg-Id header (or Jetworker-Task-Id
-	// for delayed tasks). Empty when the publisher set neither.
+	// ID is the task's idempotency key, from the Nats-Msg-Id header (or
+	// Jetworker-Task-Id for delayed tasks). Empty for a task published
+	// without one: such a task is known by its [Task.Ref].
 	ID string
 	// Subject is the message subject; it names the task type.
 	Subject string
@@ -33,6 +36,32 @@ type Task struct {
 	Delivered uint64
 	// Published is when the server stored the message.
 	Published time.Time
+}
+
+// Ref returns the task's identity in its stream, "<stream>/<sequence>"
+// (for example "TASKS/42"). Every task has one, with or without an ID;
+// logs, the command line, dead letters and the dashboard show it in this
+// form.
+func (t *Task) Ref() string { return Ref(t.Stream, t.Sequence) }
+
+// Ref formats the identity of the message with sequence seq in stream:
+// "<stream>/<seq>". [ParseRef] reads it back.
+func Ref(stream string, seq uint64) string {
+	return stream + "/" + strconv.FormatUint(seq, 10)
+}
+
+// ParseRef splits a reference made by [Ref] into its stream and sequence.
+// It reports false when ref is not of that form.
+func ParseRef(ref string) (stream string, seq uint64, ok bool) {
+	i := strings.LastIndexByte(ref, '/')
+	if i <= 0 {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseUint(ref[i+1:], 10, 64)
+	if err != nil || seq == 0 {
+		return "", 0, false
+	}
+	return ref[:i], seq, true
 }
 
 // TaskID returns the task ID carried in h: the Nats-Msg-Id header, or

@@ -16,7 +16,8 @@ import (
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/embedded"
-	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
+	"github.com/jetworker/jetworker/streams"
 )
 
 const (
@@ -30,9 +31,9 @@ const (
 // Ack loop (nats.go's default options) feeding the same number of
 // goroutines, on the same server in the same run. Compare the tasks/s metrics: jetworker/raw is the ratio.
 func BenchmarkConsume(b *testing.B) {
-	srv := embedded.StartT(b, embedded.Config{})
-	_, js := srv.ConnectT(b)
-	if err := publisher.Provision(b.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	srv := embeddedtest.Start(b, embedded.Config{})
+	_, js := embeddedtest.Connect(b, srv)
+	if err := streams.Provision(b.Context(), js, streams.Config{}); err != nil {
 		b.Fatal(err)
 	}
 	payload := make([]byte, benchPayload)
@@ -174,9 +175,9 @@ func BenchmarkBacklogMemory(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("JETWORKER_BACKLOG")); err == nil && v > 0 {
 		backlog = v
 	}
-	srv := embedded.StartT(b, embedded.Config{})
-	_, js := srv.ConnectT(b)
-	if err := publisher.Provision(b.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	srv := embeddedtest.Start(b, embedded.Config{})
+	_, js := embeddedtest.Connect(b, srv)
+	if err := streams.Provision(b.Context(), js, streams.Config{}); err != nil {
 		b.Fatal(err)
 	}
 	payload := make([]byte, benchPayload)

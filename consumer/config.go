@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/jetworker/jetworker/internal/backoff"
-	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // Defaults for [Config].
 const (
-	DefaultStream           = publisher.DefaultTaskStream
+	DefaultStream           = streams.DefaultTaskStream
 	DefaultDurable          = "jetworker"
-	DefaultFilterSubject    = publisher.DefaultTaskSubjects
+	DefaultFilterSubject    = streams.DefaultTaskSubjects
 	DefaultConcurrency      = 10
 	DefaultMaxAckPending    = 1000
 	DefaultPullExpiry       = 5 * time.Second
@@ -29,7 +29,7 @@ const (
 	DefaultBackoffBase      = time.Second
 	DefaultBackoffMax       = 5 * time.Minute
 	DefaultBackoffJitter    = 0.2
-	DefaultDeadLetterStream = publisher.DefaultDeadLetterStream
+	DefaultDeadLetterStream = streams.DefaultDeadLetterStream
 	DefaultDeadLetterPrefix = "dlq"
 	DefaultPresenceBucket   = "jetworker_workers"
 	DefaultPresenceTTL      = 30 * time.Second

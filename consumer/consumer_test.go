@@ -18,8 +18,10 @@ import (
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 )
 
 type testBundle struct {
@@ -30,9 +32,9 @@ type testBundle struct {
 
 func setup(t *testing.T) testBundle {
 	t.Helper()
-	srv := embedded.StartT(t, embedded.Config{})
-	_, js := srv.ConnectT(t)
-	if err := publisher.Provision(t.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	srv := embeddedtest.Start(t, embedded.Config{})
+	_, js := embeddedtest.Connect(t, srv)
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	pub, err := publisher.New(js, publisher.Config{})
@@ -78,7 +80,7 @@ func start(t *testing.T, c *consumer.Consumer) (stop func() error) {
 func newConsumer(t *testing.T, js jetstream.JetStream, h jetworker.Handler, cfg consumer.Config) *consumer.Consumer {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = testutil.Logger(t, slog.LevelDebug)
 	}
 	c, err := consumer.New(js, h, cfg)
 	if err != nil {
@@ -290,7 +292,7 @@ func consumerGoroutines() (int, string) {
 
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
+	js := embeddedtest.JetStream(t)
 	h := jetworker.HandlerFunc(func(context.Context, *jetworker.Task) error { return nil })
 	tests := []struct {
 		name string
@@ -406,11 +408,11 @@ func TestPresenceListsLiveWorkers(t *testing.T) {
 
 func TestEventFanOutToTwoDurables(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartT(t, embedded.Config{})
-	_, js := srv.ConnectT(t)
-	if _, err := publisher.EnsureStream(t.Context(), js, publisher.TaskStream(publisher.StreamConfig{
-		Name: "EVENTS", Subjects: []string{"events.>"}, Retention: publisher.Interest,
-	})); err != nil {
+	srv := embeddedtest.Start(t, embedded.Config{})
+	_, js := embeddedtest.Connect(t, srv)
+	if _, err := streams.Ensure(t.Context(), js, streams.Tasks{
+		Name: "EVENTS", Subjects: []string{"events.>"}, Retention: streams.Interest,
+	}.StreamConfig()); err != nil {
 		t.Fatalf("stream: %v", err)
 	}
 	pub, _ := publisher.New(js, publisher.Config{})
@@ -419,7 +421,7 @@ func TestEventFanOutToTwoDurables(t *testing.T) {
 	var counts sync.Map
 	for _, svc := range []string{"billing", "email"} {
 		// Each service has its own connection, as separate processes would.
-		_, sjs := srv.ConnectT(t)
+		_, sjs := embeddedtest.Connect(t, srv)
 		h := jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
 			if _, dup := seen[svc].LoadOrStore(task.ID, true); dup {
 				t.Errorf("%s processed %s twice", svc, task.ID)
@@ -475,20 +477,4 @@ func waitDeadLetters(t *testing.T, js jetstream.JetStream, n int) []consumer.Dea
 		t.Fatalf("%d dead letters, want %d", len(got), n)
 	}
 	return got
-}
-
-// testLogger sends consumer logs to the test log when -v is set, and
-// discards them otherwise.
-func testLogger(t *testing.T) *slog.Logger {
-	if !testing.Verbose() {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }

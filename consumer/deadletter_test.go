@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,8 +16,10 @@ import (
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 )
 
 func TestDeadLetterPaths(t *testing.T) {
@@ -45,10 +48,10 @@ func TestDeadLetterPaths(t *testing.T) {
 			},
 		},
 		{
-			name: "undecodable payload", data: `{"id":`, maxDeliver: 5, attempts: 1, errText: "json decode",
+			name: "undecodable payload", data: `{"id":`, maxDeliver: 5, attempts: 1, errText: "unexpected end of JSON input",
 			handler: func(ctx context.Context, task *jetworker.Task) error {
 				var o order
-				if err := (jetworker.JSONCodec{}).Unmarshal(task.Data, &o); err != nil {
+				if err := json.Unmarshal(task.Data, &o); err != nil {
 					return jetworker.Permanent(err)
 				}
 				return nil
@@ -191,10 +194,10 @@ func TestMaxDeliveriesWithoutHandlerResult(t *testing.T) {
 
 func TestDeadLetterPublishFailureKeepsTask(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartT(t, embedded.Config{})
-	_, js := srv.ConnectT(t)
+	srv := embeddedtest.Start(t, embedded.Config{})
+	_, js := embeddedtest.Connect(t, srv)
 	// A task stream but no dead-letter stream.
-	if _, err := publisher.EnsureStream(t.Context(), js, publisher.TaskStream(publisher.StreamConfig{})); err != nil {
+	if _, err := streams.Ensure(t.Context(), js, streams.Tasks{}.StreamConfig()); err != nil {
 		t.Fatalf("stream: %v", err)
 	}
 	pub, _ := publisher.New(js, publisher.Config{})

@@ -11,6 +11,7 @@ import (
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // ExampleConsumer_Run runs a worker on an embedded server: one task
@@ -29,7 +30,7 @@ func ExampleConsumer_Run() {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := publisher.Provision(ctx, js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	if err := streams.Provision(ctx, js, streams.Config{}); err != nil {
 		log.Fatal(err)
 	}
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
 )
 
@@ -57,7 +58,7 @@ func TestCrashedWorkersTaskIsRedelivered(t *testing.T) {
 	cfg := consumer.Config{Durable: "shared", AckWait: ackWait, ShutdownGrace: 10 * time.Millisecond, HardStopTimeout: 10 * time.Millisecond}
 
 	// Worker A on its own connection takes the task and never finishes.
-	ncA, jsA := b.srv.ConnectT(t)
+	ncA, jsA := embeddedtest.Connect(t, b.srv)
 	startedA := make(chan struct{})
 	var releaseA sync.Once
 	unblock := make(chan struct{})

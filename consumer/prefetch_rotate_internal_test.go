@@ -11,8 +11,10 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // TestDeepeningStartsBeforeTheOldPullDrains: deepening the prefetch must
@@ -22,9 +24,9 @@ import (
 // once; afterwards every task still runs exactly once.
 func TestDeepeningStartsBeforeTheOldPullDrains(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartT(t, embedded.Config{})
-	_, js := srv.ConnectT(t)
-	if err := publisher.Provision(t.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	srv := embeddedtest.Start(t, embedded.Config{})
+	_, js := embeddedtest.Connect(t, srv)
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	pub, err := publisher.New(js, publisher.Config{})

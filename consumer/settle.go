@@ -13,8 +13,12 @@ import (
 )
 
 // settle turns a handler result into the message's fate, as the package
-// documentation's table says.
-func (c *Consumer) settle(hctx context.Context, msg jetstream.Msg, t *jetworker.Task, herr error) Outcome {
+// documentation's table says, and logs it: the consumer is the one layer
+// that logs task outcomes. ctx is the handler's context (its values, such
+// as a trace, flow into the logs and hooks; its cancellation does not
+// stop the settlement); hctx is cancelled only by a hard shutdown.
+func (c *Consumer) settle(ctx, hctx context.Context, msg jetstream.Msg, t *jetworker.Task, herr error) Outcome {
+	ctx = context.WithoutCancel(ctx)
 	attrs := func(extra ...slog.Attr) []slog.Attr {
 		return append([]slog.Attr{
 			slog.String(logkey.Subject, t.Subject),
@@ -25,31 +29,31 @@ func (c *Consumer) settle(hctx context.Context, msg jetstream.Msg, t *jetworker.
 	}
 
 	if herr == nil {
-		if err := c.ack(msg); err != nil {
+		if err := c.ack(ctx, msg); err != nil {
 			// The handler's work is done; the server will redeliver after
 			// AckWait and the handler must tolerate that.
-			c.log.LogAttrs(hctx, slog.LevelWarn, "ack", attrs(slog.Any(logkey.Err, err))...)
-		} else if c.log.Enabled(hctx, slog.LevelDebug) {
-			c.log.LogAttrs(hctx, slog.LevelDebug, "task done", attrs()...)
+			c.log.LogAttrs(ctx, slog.LevelWarn, "ack", attrs(slog.Any(logkey.Err, err))...)
+		} else if c.log.Enabled(ctx, slog.LevelDebug) {
+			c.log.LogAttrs(ctx, slog.LevelDebug, "task done", attrs()...)
 		}
 		return Acked
 	}
 
-	var pe *panicError
+	var pe *jetworker.PanicError
 	if errors.As(herr, &pe) {
-		c.log.LogAttrs(hctx, slog.LevelError, "handler panic", attrs(slog.Any(logkey.Err, herr), slog.String(logkey.Stack, string(pe.stack)))...)
+		c.log.LogAttrs(ctx, slog.LevelError, "handler panic", attrs(slog.Any(logkey.Err, herr), slog.String(logkey.Stack, string(pe.Stack)))...)
 	}
 
 	// Shutdown cancelled the handler: hand the task to another worker now.
 	if hctx.Err() != nil {
 		c.requeue(msg)
-		c.log.LogAttrs(hctx, slog.LevelWarn, "task interrupted by shutdown, requeued", attrs(slog.Any(logkey.Err, herr))...)
+		c.log.LogAttrs(ctx, slog.LevelWarn, "task interrupted by shutdown, requeued", attrs(slog.Any(logkey.Err, herr))...)
 		return Requeued
 	}
 
 	permanent := jetworker.IsPermanent(herr)
 	if permanent || t.Delivered >= uint64(c.cfg.MaxDeliver) {
-		if c.deadLetterAndTerm(msg, t, herr) {
+		if c.deadLetterAndTerm(ctx, msg, t, herr) {
 			return DeadLettered
 		}
 		return Retried
@@ -63,17 +67,17 @@ func (c *Consumer) settle(hctx context.Context, msg jetstream.Msg, t *jetworker.
 		delay = c.cfg.Backoff(int(t.Delivered), herr)
 	}
 	if err := msg.NakWithDelay(delay); err != nil {
-		c.log.LogAttrs(hctx, slog.LevelWarn, "nak", attrs(slog.Any(logkey.Err, err))...)
+		c.log.LogAttrs(ctx, slog.LevelWarn, "nak", attrs(slog.Any(logkey.Err, err))...)
 	}
-	c.log.LogAttrs(hctx, slog.LevelWarn, "task failed, will retry", attrs(slog.Duration(logkey.Delay, delay), slog.Any(logkey.Err, herr))...)
+	c.log.LogAttrs(ctx, slog.LevelWarn, "task failed, will retry", attrs(slog.Duration(logkey.Delay, delay), slog.Any(logkey.Err, herr))...)
 	return Retried
 }
 
-func (c *Consumer) ack(msg jetstream.Msg) error {
+func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) error {
 	if !c.cfg.DoubleAck {
 		return msg.Ack()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
 	return msg.DoubleAck(ctx)
 }
@@ -82,8 +86,8 @@ func (c *Consumer) ack(msg jetstream.Msg) error {
 // that is acknowledged, terminates the message. If the copy cannot be
 // stored it Naks the message instead, so the task is never lost, and
 // reports false.
-func (c *Consumer) deadLetterAndTerm(msg jetstream.Msg, t *jetworker.Task, herr error) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+func (c *Consumer) deadLetterAndTerm(ctx context.Context, msg jetstream.Msg, t *jetworker.Task, herr error) bool {
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
 	attrs := []slog.Attr{
 		slog.String(logkey.Subject, t.Subject),

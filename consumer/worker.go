@@ -163,7 +163,7 @@ func (c *Consumer) process(hctx context.Context, dl *deadlines, msg jetstream.Ms
 	} else {
 		c.failed.Add(1)
 	}
-	o := c.settle(hctx, msg, task, herr)
+	o := c.settle(ctx, hctx, msg, task, herr)
 	c.done(ctx, task, o, took, herr)
 }
 
@@ -173,19 +173,11 @@ func (c *Consumer) done(ctx context.Context, t *jetworker.Task, o Outcome, d tim
 	}
 }
 
-// panicError is a recovered handler panic.
-type panicError struct {
-	value any
-	stack []byte
-}
-
-func (e *panicError) Error() string { return fmt.Sprintf("handler panic: %v", e.value) }
-
 // call runs the handler, turning a panic into an error.
 func (c *Consumer) call(ctx context.Context, t *jetworker.Task) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &panicError{value: v, stack: debug.Stack()}
+			err = &jetworker.PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
 	err = c.h.Handle(ctx, t)

@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/jetworker/jetworker/consumer"
-	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // Defaults for [Config].
 const (
 	DefaultAddr             = "127.0.0.1:8080"
-	DefaultTaskStream       = publisher.DefaultTaskStream
+	DefaultTaskStream       = streams.DefaultTaskStream
 	DefaultDeadLetterStream = consumer.DefaultDeadLetterStream
 	DefaultDeadLetterPrefix = consumer.DefaultDeadLetterPrefix
 	DefaultPresenceBucket   = consumer.DefaultPresenceBucket

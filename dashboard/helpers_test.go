@@ -19,7 +19,8 @@ import (
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/embedded"
-	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
+	"github.com/jetworker/jetworker/streams"
 )
 
 type testBundle struct {
@@ -34,8 +35,8 @@ type testBundle struct {
 // httptest server on 127.0.0.1. Streams are not provisioned.
 func setup(t *testing.T, cfg dashboard.Config) *testBundle {
 	t.Helper()
-	srv := embedded.StartT(t, embedded.Config{})
-	nc, js := srv.ConnectT(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	srv := embeddedtest.Start(t, embedded.Config{})
+	nc, js := embeddedtest.Connect(t, srv, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -50,7 +51,7 @@ func setup(t *testing.T, cfg dashboard.Config) *testBundle {
 
 func provision(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
-	if err := publisher.Provision(t.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 }

@@ -7,7 +7,7 @@
 // registered with t.Cleanup, so a test needs one line to get a connected
 // JetStream context:
 //
-//	js := embedded.JetStream(t)
+//	js := embeddedtest.JetStream(t)
 //
 // [StartCluster] and [StartClusterT] start an N-node cluster with routes on
 // 127.0.0.1 and JetStream on every node, able to host R3 streams.

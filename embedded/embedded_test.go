@@ -20,11 +20,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 )
 
 func TestJetStreamOneLiner(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
+	js := embeddedtest.JetStream(t)
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
 		t.Fatalf("create stream: %v", err)
 	}
@@ -39,14 +40,14 @@ func TestJetStreamOneLiner(t *testing.T) {
 
 func TestStartWithUserPassword(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartT(t, embedded.Config{User: "app", Password: "s3cret"})
+	srv := embeddedtest.Start(t, embedded.Config{User: "app", Password: "s3cret"})
 	if strings.Contains(srv.URL(), "s3cret") {
 		t.Fatalf("URL %q carries the password", srv.URL())
 	}
 	if _, err := nats.Connect(srv.URL(), nats.UserInfo("app", "wrong")); !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("wrong password: got %v, want nats.ErrAuthorization", err)
 	}
-	nc, _ := srv.ConnectT(t) // the Config's credentials
+	nc, _ := embeddedtest.Connect(t, srv) // the Config's credentials
 	if !nc.IsConnected() {
 		t.Fatal("not connected with the configured credentials")
 	}
@@ -54,24 +55,24 @@ func TestStartWithUserPassword(t *testing.T) {
 
 func TestStartWithToken(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartT(t, embedded.Config{Token: "tok"})
+	srv := embeddedtest.Start(t, embedded.Config{Token: "tok"})
 	if _, err := nats.Connect(srv.URL()); !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("no token: got %v, want nats.ErrAuthorization", err)
 	}
-	srv.ConnectT(t)
+	embeddedtest.Connect(t, srv)
 }
 
 func TestStartWithTLS(t *testing.T) {
 	t.Parallel()
 	cert, pool := selfSigned(t)
-	srv := embedded.StartT(t, embedded.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	srv := embeddedtest.Start(t, embedded.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
 	if !strings.HasPrefix(srv.URL(), "tls://") {
 		t.Fatalf("URL %q, want tls://", srv.URL())
 	}
 	if _, err := nats.Connect(strings.Replace(srv.URL(), "tls://", "nats://", 1), nats.Timeout(2*time.Second)); err == nil {
 		t.Fatal("plain connection to a TLS server succeeded")
 	}
-	nc, _ := srv.ConnectT(t, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	nc, _ := embeddedtest.Connect(t, srv, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
 	if !nc.TLSRequired() {
 		t.Fatal("connection is not TLS")
 	}
@@ -106,7 +107,7 @@ func TestConfigErrors(t *testing.T) {
 
 func TestStartTwiceOnSamePortFails(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartT(t, embedded.Config{})
+	srv := embeddedtest.Start(t, embedded.Config{})
 	port := srv.NATSServer().Addr().(*net.TCPAddr).Port
 	other, err := embedded.Start(embedded.Config{Port: port, StoreDir: t.TempDir(), ReadyTimeout: 500 * time.Millisecond})
 	if err == nil {
@@ -117,8 +118,8 @@ func TestStartTwiceOnSamePortFails(t *testing.T) {
 
 func TestClusterR3SurvivesNodeLoss(t *testing.T) {
 	t.Parallel()
-	c := embedded.StartClusterT(t, 3)
-	_, js := c.ConnectT(t)
+	c := embeddedtest.StartCluster(t, 3)
+	_, js := embeddedtest.ConnectCluster(t, c)
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
 		Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3,
 	}); err != nil {
@@ -198,7 +199,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 
 func TestMonitorPort(t *testing.T) {
 	t.Parallel()
-	srv := embedded.StartT(t, embedded.Config{MonitorPort: -1, SyncAlways: true})
+	srv := embeddedtest.Start(t, embedded.Config{MonitorPort: -1, SyncAlways: true})
 	u := srv.MonitorURL()
 	if !strings.HasPrefix(u, "http://127.0.0.1:") {
 		t.Fatalf("MonitorURL %q", u)
@@ -218,7 +219,7 @@ func TestMonitorPort(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || !v.JetStream.Config.SyncAlways {
 		t.Fatalf("varz sync_always: %+v, %v", v, err)
 	}
-	if embedded.StartT(t, embedded.Config{}).MonitorURL() != "" {
+	if embeddedtest.Start(t, embedded.Config{}).MonitorURL() != "" {
 		t.Fatal("MonitorURL set without MonitorPort")
 	}
 }

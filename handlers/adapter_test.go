@@ -22,7 +22,7 @@ func TestJSON(t *testing.T) {
 	tests := []struct {
 		name          string
 		data          string
-		opts          *handlers.JSONOptions
+		strict        bool
 		fnErr         error
 		wantCalled    bool
 		wantPermanent bool
@@ -31,7 +31,7 @@ func TestJSON(t *testing.T) {
 		{name: "decodes", data: `{"email":"a@example.com","plan":"pro"}`, wantCalled: true},
 		{name: "unknown field accepted by default", data: `{"email":"a@example.com","plan":"pro","extra":1}`, wantCalled: true},
 		{name: "unknown field rejected when disallowed", data: `{"email":"a@example.com","plan":"pro","extra":1}`,
-			opts: &handlers.JSONOptions{DisallowUnknownFields: true}, wantPermanent: true,
+			strict: true, wantPermanent: true,
 			wantText: []string{"handlers_test.signup", `unknown field "extra"`, `"tasks.signup"`}},
 		{name: "malformed", data: `{"email":`, wantPermanent: true,
 			wantText: []string{"decode handlers_test.signup payload", "unexpected EOF"}},
@@ -45,10 +45,14 @@ func TestJSON(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var got *signup
-			h := handlers.JSON(func(ctx context.Context, t *jetworker.Task, v signup) error {
+			fn := func(ctx context.Context, t *jetworker.Task, v signup) error {
 				got = &v
 				return tt.fnErr
-			}, tt.opts)
+			}
+			h := handlers.JSON(fn)
+			if tt.strict {
+				h = handlers.JSONStrict(fn)
+			}
 			err := h.Handle(t.Context(), &jetworker.Task{Subject: "tasks.signup", Data: []byte(tt.data)})
 
 			if (got != nil) != tt.wantCalled {
@@ -81,7 +85,7 @@ func TestJSONPointerType(t *testing.T) {
 	h := handlers.JSON(func(ctx context.Context, t *jetworker.Task, v *signup) error {
 		got = v
 		return nil
-	}, nil)
+	})
 	if err := h.Handle(t.Context(), &jetworker.Task{Data: []byte(`{"plan":"pro"}`)}); err != nil {
 		t.Fatalf("got %v, want nil", err)
 	}
@@ -92,7 +96,7 @@ func TestJSONPointerType(t *testing.T) {
 
 func TestJSONNilFuncPanics(t *testing.T) {
 	t.Parallel()
-	if got := catchPanic(func() { handlers.JSON[signup](nil, nil) }); !strings.Contains(got, "nil function") {
+	if got := catchPanic(func() { handlers.JSON[signup](nil) }); !strings.Contains(got, "nil function") {
 		t.Errorf("got panic %q, want one about a nil function", got)
 	}
 }

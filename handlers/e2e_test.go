@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"github.com/jetworker/jetworker/consumer"
-	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/handlers"
 	"github.com/jetworker/jetworker/handlers/webhook"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // TestEndToEndWebhook runs publisher -> consumer -> mux -> webhook handler
@@ -26,8 +27,8 @@ import (
 // a task with no route is dead-lettered without any request.
 func TestEndToEndWebhook(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
-	if err := publisher.Provision(t.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	js := embeddedtest.JetStream(t)
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	const secret = "e2e-secret"

@@ -23,7 +23,7 @@ func Example() {
 		func(ctx context.Context, t *jetworker.Task, v welcome) error {
 			fmt.Println("welcome", v.Email)
 			return nil
-		}, nil))
+		}))
 	mux.RouteFunc("tasks.email.>", func(ctx context.Context, t *jetworker.Task) error {
 		fmt.Println("other email task:", t.Subject)
 		return nil

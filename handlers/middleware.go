@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"runtime/debug"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/jetworker/jetworker"
-	"github.com/jetworker/jetworker/internal/logkey"
 )
 
 // Middleware wraps a [jetworker.Handler] in another, to add behaviour
@@ -43,16 +41,17 @@ func Chain(mws ...Middleware) Middleware {
 }
 
 // Recover returns middleware that turns a panic in the next handler into a
-// returned [*PanicError] carrying the panic value and the stack, so the
-// task is retried like any failure instead of crashing the worker. It does
-// not log: the layer that handles the error does ([Logging] logs the stack
-// of a PanicError at Error).
+// returned [*jetworker.PanicError] carrying the panic value and the stack,
+// so the task is retried like any failure. The consumer already recovers
+// handler panics into the same error; Recover is for running handlers
+// outside a consumer (tests, other frameworks). It does not log: the
+// consumer logs every failure once, with the stack of a panic.
 func Recover() Middleware {
 	return func(next jetworker.Handler) jetworker.Handler {
 		return jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) (err error) {
 			defer func() {
 				if v := recover(); v != nil {
-					err = &PanicError{Value: v, Stack: debug.Stack()}
+					err = &jetworker.PanicError{Value: v, Stack: debug.Stack()}
 				}
 			}()
 			return next.Handle(ctx, t)
@@ -76,57 +75,6 @@ func Timeout(d time.Duration) Middleware {
 			err := next.Handle(ctx, t)
 			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("handler timeout %s: %w", d, err)
-			}
-			return err
-		})
-	}
-}
-
-// Logging returns middleware that logs each task's outcome to logger (nil
-// means [slog.Default]) with typed attributes: subject, task_id, stream,
-// seq, delivered and duration. Success is logged at Debug. A retryable
-// failure is logged at Warn (with delay for [jetworker.RetryAfter]); a
-// [jetworker.Permanent] failure and a recovered panic (with its stack) at
-// Error. The error is returned unchanged.
-//
-// Because it logs errors that it also returns, install Logging in place of,
-// not in addition to, logging the same failures further up.
-func Logging(logger *slog.Logger) Middleware {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	return func(next jetworker.Handler) jetworker.Handler {
-		return jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
-			start := time.Now()
-			err := next.Handle(ctx, t)
-			attrs := []slog.Attr{
-				slog.String(logkey.Subject, t.Subject),
-				slog.String(logkey.TaskID, t.ID),
-				slog.String(logkey.Stream, t.Stream),
-				slog.Uint64(logkey.Seq, t.Sequence),
-				slog.Uint64(logkey.Delivered, t.Delivered),
-				slog.Duration(logkey.Duration, time.Since(start)),
-			}
-			if err == nil {
-				logger.LogAttrs(ctx, slog.LevelDebug, "task done", attrs...)
-				return nil
-			}
-			attrs = append(attrs, slog.Any(logkey.Err, err))
-			var (
-				pe    *PanicError
-				retry *jetworker.RetryError
-			)
-			switch {
-			case errors.As(err, &pe):
-				attrs = append(attrs, slog.String(logkey.Stack, string(pe.Stack)))
-				logger.LogAttrs(ctx, slog.LevelError, "task panicked", attrs...)
-			case jetworker.IsPermanent(err):
-				logger.LogAttrs(ctx, slog.LevelError, "task failed permanently", attrs...)
-			case errors.As(err, &retry):
-				attrs = append(attrs, slog.Duration(logkey.Delay, retry.Delay))
-				logger.LogAttrs(ctx, slog.LevelWarn, "task failed, retry after delay", attrs...)
-			default:
-				logger.LogAttrs(ctx, slog.LevelWarn, "task failed, will retry", attrs...)
 			}
 			return err
 		})

@@ -1,11 +1,8 @@
 package handlers_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,19 +23,16 @@ func stockMiddleware() []struct {
 	name string
 	mw   handlers.Middleware
 } {
-	discard := slog.New(slog.DiscardHandler)
 	return []struct {
 		name string
 		mw   handlers.Middleware
 	}{
 		{"Recover", handlers.Recover()},
 		{"Timeout", handlers.Timeout(time.Minute)},
-		{"Logging", handlers.Logging(discard)},
-		{"Logging with nil logger", handlers.Logging(nil)},
 		{"ConcurrencyLimit", handlers.ConcurrencyLimit(1)},
 		{"RateLimit", handlers.RateLimit(rate.Inf, 1)},
 		{"Chain of all", handlers.Chain(
-			handlers.Logging(discard), handlers.Recover(), handlers.Timeout(time.Minute),
+			handlers.Recover(), handlers.Timeout(time.Minute),
 			handlers.ConcurrencyLimit(1), handlers.RateLimit(rate.Inf, 1),
 		)},
 		{"empty Chain", handlers.Chain()},
@@ -177,7 +171,7 @@ func TestRecover(t *testing.T) {
 				return nil
 			}))
 			err := h.Handle(t.Context(), &jetworker.Task{})
-			var pe *handlers.PanicError
+			var pe *jetworker.PanicError
 			if !errors.As(err, &pe) {
 				t.Fatalf("got %v, want a *PanicError", err)
 			}
@@ -217,64 +211,6 @@ func TestTimeout(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "handler timeout 1ms") {
 		t.Errorf("got %q, want it to name the timeout", err)
-	}
-}
-
-func TestLogging(t *testing.T) {
-	t.Parallel()
-	errBoom := errors.New("boom")
-	tests := []struct {
-		name      string
-		handler   jetworker.HandlerFunc
-		wantLevel string
-		wantMsg   string
-		wantKeys  []string
-	}{
-		{"success at debug", func(ctx context.Context, t *jetworker.Task) error { return nil },
-			"DEBUG", "task done", nil},
-		{"plain failure at warn", func(ctx context.Context, t *jetworker.Task) error { return errBoom },
-			"WARN", "task failed, will retry", []string{"err"}},
-		{"retry after at warn with delay", func(ctx context.Context, t *jetworker.Task) error {
-			return jetworker.RetryAfter(errBoom, 3*time.Second)
-		}, "WARN", "task failed, retry after delay", []string{"err", "delay"}},
-		{"permanent at error", func(ctx context.Context, t *jetworker.Task) error { return jetworker.Permanent(errBoom) },
-			"ERROR", "task failed permanently", []string{"err"}},
-		{"panic at error with stack", func(ctx context.Context, t *jetworker.Task) error { panic("kaboom") },
-			"ERROR", "task panicked", []string{"err", "stack"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			var buf bytes.Buffer
-			logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			h := handlers.Chain(handlers.Logging(logger), handlers.Recover())(tt.handler)
-			task := &jetworker.Task{
-				ID: "task-1", Subject: "tasks.log", Stream: "TASKS", Sequence: 42, Delivered: 2,
-			}
-			_ = h.Handle(t.Context(), task)
-
-			var line map[string]any
-			if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
-				t.Fatalf("want exactly one JSON log line, got %q: %v", buf.String(), err)
-			}
-			if line["level"] != tt.wantLevel || line["msg"] != tt.wantMsg {
-				t.Errorf("got %v %q, want %s %q", line["level"], line["msg"], tt.wantLevel, tt.wantMsg)
-			}
-			want := map[string]any{
-				"subject": "tasks.log", "task_id": "task-1", "stream": "TASKS",
-				"seq": float64(42), "delivered": float64(2),
-			}
-			for k, v := range want {
-				if line[k] != v {
-					t.Errorf("attr %s = %v, want %v", k, line[k], v)
-				}
-			}
-			for _, k := range append(tt.wantKeys, "duration") {
-				if _, ok := line[k]; !ok {
-					t.Errorf("missing attr %s in %v", k, line)
-				}
-			}
-		})
 	}
 }
 

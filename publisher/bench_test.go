@@ -8,7 +8,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 )
 
 const benchPayload = 256
@@ -18,9 +20,9 @@ const benchPayload = 256
 // long runs, alike for both sides.
 func benchSetup(b *testing.B) (jetstream.JetStream, *publisher.Publisher) {
 	b.Helper()
-	srv := embedded.StartT(b, embedded.Config{})
-	_, js := srv.ConnectT(b)
-	if err := publisher.Provision(b.Context(), js, publisher.StreamConfig{Duplicates: 10 * time.Second, Retention: publisher.Limits}, publisher.StreamConfig{}); err != nil {
+	srv := embeddedtest.Start(b, embedded.Config{})
+	_, js := embeddedtest.Connect(b, srv)
+	if err := streams.Provision(b.Context(), js, streams.Config{Tasks: streams.Tasks{Duplicates: 10 * time.Second, Retention: streams.Limits}}); err != nil {
 		b.Fatal(err)
 	}
 	pub, err := publisher.New(js, publisher.Config{})

@@ -27,7 +27,7 @@
 //
 // # Provisioning
 //
-// [EnsureStream] creates a stream or brings an existing one in line with
+
 // the wanted configuration. Settings the server can change in place are
 // updated; settings it cannot change, or that would take over somebody
 // else's stream (subjects, retention, storage), are reported as

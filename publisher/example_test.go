@@ -7,6 +7,7 @@ import (
 
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // Example provisions the task streams on an embedded server, publishes a
@@ -25,7 +26,7 @@ func Example() {
 	defer nc.Close()
 
 	ctx := context.Background()
-	if err := publisher.Provision(ctx, js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	if err := streams.Provision(ctx, js, streams.Config{}); err != nil {
 		log.Fatal(err)
 	}
 	pub, err := publisher.New(js, publisher.Config{})

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // message validates a publish and builds its message. It does I/O only
@@ -91,7 +92,7 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 		if o.TTL > 0 {
 			set(jetstream.ScheduleTTLHeader, o.TTL.String())
 		}
-		msg.Subject = delaySubjectPrefix(info.name) + newID()
+		msg.Subject = streams.DelaySubjectPrefix(info.name) + newID()
 	} else if o.TTL > 0 {
 		set(jetstream.MsgTTLHeader, o.TTL.String())
 	}
@@ -139,17 +140,6 @@ type streamInfo struct {
 	name string
 }
 
-// DelaySubject returns the subject filter under which delayed tasks of
-// the named stream wait for their release time. [TaskStream] adds it to
-// the task stream's subjects; consumers must not filter on it.
-func DelaySubject(stream string) string {
-	return delaySubjectPrefix(stream) + ">"
-}
-
-func delaySubjectPrefix(stream string) string {
-	return "jetworker.delay." + stream + "."
-}
-
 // delayStream finds the stream that stores subject and checks it can hold
 // delayed tasks. Positive answers are cached per subject.
 func (p *Publisher) delayStream(ctx context.Context, subject, expect string) (*streamInfo, error) {
@@ -176,8 +166,8 @@ func (p *Publisher) delayStream(ctx context.Context, subject, expect string) (*s
 	if !cfg.AllowMsgSchedules {
 		return nil, fmt.Errorf("publish %q: %w: stream %q does not allow message schedules", subject, ErrDelayNotSupported, name)
 	}
-	if !slices.Contains(cfg.Subjects, DelaySubject(name)) {
-		return nil, fmt.Errorf("publish %q: %w: stream %q does not capture %q", subject, ErrDelayNotSupported, name, DelaySubject(name))
+	if !slices.Contains(cfg.Subjects, streams.DelaySubject(name)) {
+		return nil, fmt.Errorf("publish %q: %w: stream %q does not capture %q", subject, ErrDelayNotSupported, name, streams.DelaySubject(name))
 	}
 	info := &streamInfo{name: name}
 	p.streams.Store(key, info)

@@ -15,9 +15,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker"
-	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 )
 
 type testBundle struct {
@@ -29,8 +30,8 @@ type testBundle struct {
 // publisher on them.
 func setup(t *testing.T, cfg publisher.Config) testBundle {
 	t.Helper()
-	js := embedded.JetStream(t)
-	if err := publisher.Provision(t.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	js := embeddedtest.JetStream(t)
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	pub, err := publisher.New(js, cfg)
@@ -333,7 +334,7 @@ func TestPublishTTL(t *testing.T) {
 
 func TestNewValidatesConfig(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
+	js := embeddedtest.JetStream(t)
 	_, err := publisher.New(js, publisher.Config{MaxInFlight: -1, AsyncAckTimeout: -time.Second})
 	if err == nil || !strings.Contains(err.Error(), "MaxInFlight") || !strings.Contains(err.Error(), "AsyncAckTimeout") {
 		t.Fatalf("got %v, want errors naming MaxInFlight and AsyncAckTimeout", err)

@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/jetworker/jetworker/embedded"
-	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // BenchmarkScheduler10kEvery1s runs one scheduler with 10,000 entries at
@@ -21,10 +22,10 @@ import (
 // ms) and the heap in use while running.
 func BenchmarkScheduler10kEvery1s(b *testing.B) {
 	const n = 10000
-	srv := embedded.StartT(b, embedded.Config{})
-	_, js := srv.ConnectT(b)
+	srv := embeddedtest.Start(b, embedded.Config{})
+	_, js := embeddedtest.Connect(b, srv)
 	ctx := b.Context()
-	if err := publisher.Provision(ctx, js, publisher.StreamConfig{Retention: publisher.Limits, Memory: true}, publisher.StreamConfig{}); err != nil {
+	if err := streams.Provision(ctx, js, streams.Config{Tasks: streams.Tasks{Retention: streams.Limits, Memory: true}}); err != nil {
 		b.Fatal(err)
 	}
 	store, err := schedule.NewStore(js, schedule.StoreConfig{})
@@ -42,7 +43,7 @@ func BenchmarkScheduler10kEvery1s(b *testing.B) {
 		lags  []time.Duration
 		fired = make(chan struct{}, 1)
 	)
-	_, sjs := srv.ConnectT(b)
+	_, sjs := embeddedtest.Connect(b, srv)
 	s, err := schedule.New(sjs, schedule.Config{
 		Logger: slog.New(slog.DiscardHandler),
 		FiredFunc: func(f schedule.Fire) {

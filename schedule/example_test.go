@@ -9,8 +9,8 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/embedded"
-	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // Example stores a schedule, runs a scheduler until it fires once, and
@@ -27,7 +27,7 @@ func Example() {
 	}
 	defer nc.Close()
 	ctx := context.Background()
-	if err := publisher.Provision(ctx, js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	if err := streams.Provision(ctx, js, streams.Config{}); err != nil {
 		log.Fatal(err)
 	}
 
@@ -76,7 +76,7 @@ func Example() {
 	stop()
 	fmt.Println("run:", <-done)
 
-	stream, err := js.Stream(ctx, publisher.DefaultTaskStream)
+	stream, err := js.Stream(ctx, streams.DefaultTaskStream)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -15,9 +15,10 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
-	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // testBundle is one embedded server with the task stream and a store.
@@ -29,9 +30,9 @@ type testBundle struct {
 
 func setup(t *testing.T) testBundle {
 	t.Helper()
-	srv := embedded.StartT(t, embedded.Config{})
-	_, js := srv.ConnectT(t)
-	if err := publisher.Provision(t.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	srv := embeddedtest.Start(t, embedded.Config{})
+	_, js := embeddedtest.Connect(t, srv)
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatalf("provision streams: %v", err)
 	}
 	store, err := schedule.NewStore(js, schedule.StoreConfig{})
@@ -67,10 +68,10 @@ type runner struct {
 // start runs a scheduler with cfg's hooks wrapped for recording.
 func (b testBundle) start(t *testing.T, name string, cfg schedule.Config) *runner {
 	t.Helper()
-	nc, js := b.srv.ConnectT(t)
+	nc, js := embeddedtest.Connect(t, b.srv)
 	r := &runner{name: name, nc: nc, done: make(chan error, 1), gained: make(chan time.Time, 16)}
 	cfg.InstanceID = name
-	cfg.Logger = testLogger(t)
+	cfg.Logger = testutil.Logger(t, slog.LevelWarn)
 	cfg.LeaderFunc = func(leading bool) {
 		r.leading.Store(leading)
 		if leading {
@@ -131,21 +132,6 @@ func (r *runner) firesOf(name string) []schedule.Fire {
 	return out
 }
 
-// testLogger logs warnings and above to t.Log with -v, nothing otherwise.
-func testLogger(t *testing.T) *slog.Logger {
-	if !testing.Verbose() {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
-}
-
 func waitGain(t *testing.T, r *runner, within time.Duration) time.Time {
 	t.Helper()
 	select {
@@ -184,7 +170,7 @@ func leaderOf(t *testing.T, rs []*runner, timeout time.Duration) *runner {
 func storedFires(t *testing.T, js jetstream.JetStream, name string) (map[string]int, []string) {
 	t.Helper()
 	ctx := t.Context()
-	s, err := js.Stream(ctx, publisher.DefaultTaskStream)
+	s, err := js.Stream(ctx, streams.DefaultTaskStream)
 	if err != nil {
 		t.Fatalf("stream: %v", err)
 	}
@@ -443,7 +429,7 @@ func TestStoreEditsTakeEffect(t *testing.T) {
 		t.Fatalf("edit: %v", err)
 	}
 	testutil.Eventually(t, 2*time.Second, func() error {
-		st, err := b.js.Stream(ctx, publisher.DefaultTaskStream)
+		st, err := b.js.Stream(ctx, streams.DefaultTaskStream)
 		if err != nil {
 			return err
 		}

@@ -3,11 +3,13 @@ package schedule_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
+	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/schedule"
 )
 
@@ -103,7 +105,7 @@ func TestStoreWatch(t *testing.T) {
 
 func TestStoreProvisionsOnFirstUse(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
+	js := embeddedtest.JetStream(t)
 	store, err := schedule.NewStore(js, schedule.StoreConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +117,7 @@ func TestStoreProvisionsOnFirstUse(t *testing.T) {
 
 func TestNewValidatesConfig(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
+	js := embeddedtest.JetStream(t)
 	_, err := schedule.New(js, schedule.Config{LeaseTTL: 500 * time.Millisecond, LeaseMargin: -1,
 		MaxConcurrentFires: -1, LeaseKey: "bad key"})
 	for _, w := range []string{"LeaseTTL", "LeaseMargin", "MaxConcurrentFires", "LeaseKey"} {
@@ -134,7 +136,7 @@ func TestNewValidatesConfig(t *testing.T) {
 func TestRunTwice(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	s, err := schedule.New(b.js, schedule.Config{Logger: testLogger(t)})
+	s, err := schedule.New(b.js, schedule.Config{Logger: testutil.Logger(t, slog.LevelWarn)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 	"github.com/jetworker/jetworker/tracing"
 )
 
@@ -31,7 +32,7 @@ func Example() {
 	defer nc.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := publisher.Provision(ctx, js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	if err := streams.Provision(ctx, js, streams.Config{}); err != nil {
 		log.Fatal(err)
 	}
 

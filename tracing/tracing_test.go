@@ -16,8 +16,9 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
-	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 	"github.com/jetworker/jetworker/tracing"
 )
 
@@ -27,9 +28,9 @@ import (
 // contexts by subject.
 func runTraced(t *testing.T, h jetworker.HandlerFunc, settled int, subjects ...string) (*tracetest.SpanRecorder, map[string]trace.SpanContext) {
 	t.Helper()
-	js := embedded.JetStream(t)
+	js := embeddedtest.JetStream(t)
 	ctx := t.Context()
-	if err := publisher.Provision(ctx, js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	if err := streams.Provision(ctx, js, streams.Config{}); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	rec := tracetest.NewSpanRecorder()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/handlers/webhook"
 	"github.com/jetworker/jetworker/internal/testutil"
 )
@@ -138,7 +139,7 @@ func TestDLQCommands(t *testing.T) {
 			t.Fatalf("publish: %s", r.stderr)
 		}
 	}
-	_, js := srv.ConnectT(t)
+	_, js := embeddedtest.Connect(t, srv)
 	dlq, _ := consumer.NewDeadLetters(js, consumer.DeadLettersConfig{})
 	var seqs []uint64
 	testutil.Eventually(t, 20*time.Second, func() error {
@@ -249,7 +250,7 @@ func TestDevRunsDemoAndStopsOnSIGINT(t *testing.T) {
 
 func TestErrorsPeopleWillHit(t *testing.T) {
 	t.Parallel()
-	authSrv := embedded.StartT(t, embedded.Config{User: "app", Password: "right"})
+	authSrv := embeddedtest.Start(t, embedded.Config{User: "app", Password: "right"})
 	_, env := natsEnv(t)
 	tests := []struct {
 		name     string
@@ -404,7 +405,7 @@ func TestWorkerCheckAndProvision(t *testing.T) {
 		t.Fatalf("worker --check with a bad From: exit %d, want 2\n%s", r.code, r.stderr)
 	}
 
-	srv := embedded.StartT(t, embedded.Config{})
+	srv := embeddedtest.Start(t, embedded.Config{})
 	env := []string{"JETWORKER_NATS_URL=" + srv.URL()}
 	r = jw(t, env, "", "provision", "--routes", routes)
 	if r.code != 0 || !strings.Contains(r.stdout, "consumer worker-hooks on TASKS ok") {
@@ -423,7 +424,7 @@ func TestDurabilityGuard(t *testing.T) {
 	t.Parallel()
 	t.Run("single server without sync always", func(t *testing.T) {
 		t.Parallel()
-		srv := embedded.StartT(t, embedded.Config{MonitorPort: -1})
+		srv := embeddedtest.Start(t, embedded.Config{MonitorPort: -1})
 		env := []string{"JETWORKER_NATS_URL=" + srv.URL(), "JETWORKER_NATS_MONITOR_URL=" + srv.MonitorURL()}
 		jw(t, env, "", "provision")
 		r := jw(t, env, "", "status")
@@ -433,7 +434,7 @@ func TestDurabilityGuard(t *testing.T) {
 	})
 	t.Run("single server with sync always", func(t *testing.T) {
 		t.Parallel()
-		srv := embedded.StartT(t, embedded.Config{MonitorPort: -1, SyncAlways: true})
+		srv := embeddedtest.Start(t, embedded.Config{MonitorPort: -1, SyncAlways: true})
 		env := []string{"JETWORKER_NATS_URL=" + srv.URL(), "JETWORKER_NATS_MONITOR_URL=" + srv.MonitorURL()}
 		jw(t, env, "", "provision")
 		r := jw(t, env, "", "status")
@@ -443,7 +444,7 @@ func TestDurabilityGuard(t *testing.T) {
 	})
 	t.Run("R1 streams in a cluster", func(t *testing.T) {
 		t.Parallel()
-		c := embedded.StartClusterT(t, 3)
+		c := embeddedtest.StartCluster(t, 3)
 		env := []string{"JETWORKER_NATS_URL=" + c.URL()}
 		if r := jw(t, env, "", "provision"); r.code != 0 {
 			t.Fatalf("provision: %s", r.stderr)

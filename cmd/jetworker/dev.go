@@ -16,6 +16,7 @@ import (
 	"github.com/jetworker/jetworker/handlers"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // devEnv configures "jetworker dev".
@@ -40,7 +41,7 @@ func demoHandler(log *slog.Logger, out func(format string, args ...any)) jetwork
 	mux.Route("tasks.demo.hello", handlers.JSON(func(ctx context.Context, t *jetworker.Task, v hello) error {
 		out("hello, %s (task %s)", v.Name, t.ID)
 		return nil
-	}, nil))
+	}))
 	mux.RouteFunc("tasks.demo.flaky", func(ctx context.Context, t *jetworker.Task) error {
 		if t.Delivered == 1 {
 			out("flaky task %s failed on attempt 1; retrying in 1s", t.ID)
@@ -97,7 +98,7 @@ func runDev(ctx context.Context, std *stdio, args []string) error {
 		return err
 	}
 	defer c.Close()
-	if err := publisher.Provision(ctx, c.js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	if err := streams.Provision(ctx, c.js, streams.Config{}); err != nil {
 		return err
 	}
 	store, err := schedule.NewStore(c.js, schedule.StoreConfig{})
@@ -108,7 +109,7 @@ func runDev(ctx context.Context, std *stdio, args []string) error {
 		return err
 	}
 
-	b := Base{ConnEnv: ConnEnv{NATSURL: srv.URL()}, LogEnv: e.LogEnv, StreamEnv: StreamEnv{Stream: publisher.DefaultTaskStream, DLQStream: publisher.DefaultDeadLetterStream}}
+	b := Base{ConnEnv: ConnEnv{NATSURL: srv.URL()}, LogEnv: e.LogEnv, StreamEnv: StreamEnv{Stream: streams.DefaultTaskStream, DLQStream: streams.DefaultDeadLetterStream}}
 	web, err := newWeb(c, e.HTTPAddr, b, e.HTTPEnv, log)
 	if err != nil {
 		return err

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/jetworker/jetworker/embedded"
-	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // binary is the jetworker binary built once for every test.
@@ -113,9 +114,9 @@ func background(t *testing.T, env []string, args ...string) (stop func() result,
 // and returns the env that points the binary at it.
 func natsEnv(t *testing.T) (*embedded.Server, []string) {
 	t.Helper()
-	srv := embedded.StartT(t, embedded.Config{})
-	_, js := srv.ConnectT(t)
-	if err := publisher.Provision(t.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	srv := embeddedtest.Start(t, embedded.Config{})
+	_, js := embeddedtest.Connect(t, srv)
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	return srv, []string{"JETWORKER_NATS_URL=" + srv.URL()}

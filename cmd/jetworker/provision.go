@@ -7,8 +7,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker/consumer"
-	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // provisionEnv configures "jetworker provision".
@@ -44,9 +44,7 @@ func runProvision(ctx context.Context, std *stdio, args []string) error {
 		return err
 	}
 	defer c.Close()
-	if err := publisher.Provision(ctx, c.js,
-		publisher.StreamConfig{Name: e.Stream, Replicas: e.Replicas},
-		publisher.StreamConfig{Name: e.DLQStream, Replicas: e.Replicas}); err != nil {
+	if err := streams.Provision(ctx, c.js, streams.Config{Tasks: streams.Tasks{Name: e.Stream}, DeadLetters: streams.DeadLetters{Name: e.DLQStream}, Replicas: e.Replicas}); err != nil {
 		return err
 	}
 	fmt.Fprintf(std.out, "streams %s and %s ok\n", e.Stream, e.DLQStream)

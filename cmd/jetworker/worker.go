@@ -8,10 +8,9 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
-	"github.com/jetworker/jetworker/handlers"
 	"github.com/jetworker/jetworker/handlers/webhook"
 	"github.com/jetworker/jetworker/internal/backoff"
-	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // workerEnv configures "jetworker worker". Routes come from a file
@@ -156,7 +155,7 @@ func routeHandler(r route, log *slog.Logger) (jetworker.Handler, error) {
 	default:
 		return nil, usagef("route %s: no handler", r.Name)
 	}
-	return handlers.Chain(handlers.Logging(log))(h), nil
+	return h, nil
 }
 
 func runWorker(ctx context.Context, std *stdio, args []string) error {
@@ -206,9 +205,7 @@ func runWorker(ctx context.Context, std *stdio, args []string) error {
 	logConfig(log, "worker", e.Base, slog.Int("routes", len(rs)), slog.String("durable", e.Durable), slog.Bool("provision", e.Provision))
 
 	if e.Provision {
-		if err := publisher.Provision(ctx, c.js,
-			publisher.StreamConfig{Name: e.Stream, Replicas: e.Replicas},
-			publisher.StreamConfig{Name: e.DLQStream, Replicas: e.Replicas}); err != nil {
+		if err := streams.Provision(ctx, c.js, streams.Config{Tasks: streams.Tasks{Name: e.Stream}, DeadLetters: streams.DeadLetters{Name: e.DLQStream}, Replicas: e.Replicas}); err != nil {
 			return err
 		}
 		// With the same replicas, so presence survives a node loss.

@@ -18,6 +18,7 @@ import (
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
 )
 
 func main() {
@@ -43,7 +44,7 @@ func run() error {
 	defer nc.Close()
 	fmt.Println("embedded nats-server at", srv.URL(), "storing in", srv.StoreDir())
 
-	if err := publisher.Provision(ctx, js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	if err := streams.Provision(ctx, js, streams.Config{}); err != nil {
 		return err
 	}
 	pub, err := publisher.New(js, publisher.Config{})

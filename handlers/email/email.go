@@ -17,6 +17,7 @@ import (
 	"github.com/wneessen/go-mail"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/internal/payload"
 )
 
 // Defaults for [Config] fields left at their zero value.
@@ -158,7 +159,7 @@ func (c Config) validate() error {
 // [jetworker.Permanent].
 func (h *Handler) Handle(ctx context.Context, t *jetworker.Task) error {
 	var m Message
-	if err := (jetworker.JSONCodec{DisallowUnknownFields: true}).Unmarshal(t.Data, &m); err != nil {
+	if err := payload.DecodeJSON(t.Data, &m, true); err != nil {
 		return jetworker.Permanent(fmt.Errorf("decode email message of subject %q: %w", t.Subject, err))
 	}
 	return h.send(ctx, m, taskKey(t))

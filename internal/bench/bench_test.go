@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/bench"
 )
 
@@ -16,7 +16,7 @@ func TestRunMeasuresBothSides(t *testing.T) {
 	for _, mode := range []string{bench.Sequential, bench.Mixed} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			js := embedded.JetStream(t)
+			js := embeddedtest.JetStream(t)
 			var (
 				mu     sync.Mutex
 				phases []string
@@ -54,7 +54,7 @@ func TestRunMeasuresBothSides(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
+	js := embeddedtest.JetStream(t)
 	_, err := bench.Run(t.Context(), js, bench.Config{Size: 4, Mode: "sideways", Work: -time.Second, Rounds: -1, Load: 1.5})
 	for _, want := range []string{"Size", "Mode", "Work", "Rounds", "Load must be in"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -72,7 +72,7 @@ func TestConfigErrors(t *testing.T) {
 // measured first in the same run.
 func TestLoadPacesAtAFractionOfTheMaximum(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
+	js := embeddedtest.JetStream(t)
 	phases := map[string]int{}
 	var mu sync.Mutex
 	rep, err := bench.Run(t.Context(), js, bench.Config{
@@ -111,7 +111,7 @@ func TestLoadPacesAtAFractionOfTheMaximum(t *testing.T) {
 // catch up rather than lose the time.
 func TestRateHoldsOnAverage(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
+	js := embeddedtest.JetStream(t)
 	const rate = 2500 // not a whole number of tasks per millisecond
 	rep, err := bench.Run(t.Context(), js, bench.Config{N: 2500, Size: 64, Concurrency: 4, Mode: bench.Mixed, Rate: rate})
 	if err != nil {
@@ -126,7 +126,7 @@ func TestRateHoldsOnAverage(t *testing.T) {
 
 func TestRoundsReportMedians(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
+	js := embeddedtest.JetStream(t)
 	phases := map[string]int{}
 	var order []string // sides in the order their enqueues finished
 	var mu sync.Mutex

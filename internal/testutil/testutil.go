@@ -1,7 +1,10 @@
-// Package testutil holds test helpers shared by jetworker's packages.
+// Package testutil holds the test helpers jetworker's packages share: one
+// way to wait for a condition and one way to log into a test's output.
 package testutil
 
 import (
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -22,4 +25,15 @@ func Eventually(tb testing.TB, timeout time.Duration, cond func() error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Logger returns a logger that writes lines at level and above into the
+// test's output (shown with -v or when the test fails), and discards
+// everything when the test is not verbose.
+func Logger(tb testing.TB, level slog.Level) *slog.Logger {
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = tb.Output()
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

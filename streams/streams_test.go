@@ -1,4 +1,4 @@
-package publisher_test
+package streams_test
 
 import (
 	"errors"
@@ -8,18 +8,18 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetworker/jetworker/embedded"
-	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
+	"github.com/jetworker/jetworker/streams"
 )
 
 func TestProvisionIsIdempotent(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
-	if err := publisher.Provision(t.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	js := embeddedtest.JetStream(t)
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatalf("first provision: %v", err)
 	}
 	before := streamCreated(t, js)
-	if err := publisher.Provision(t.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{}); err != nil {
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatalf("second provision: %v", err)
 	}
 	if after := streamCreated(t, js); after != before {
@@ -62,11 +62,11 @@ func streamCreated(t *testing.T, js jetstream.JetStream) [2]string {
 
 func TestEnsureStreamUpdatesChangeableSettings(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
-	if _, err := publisher.EnsureStream(t.Context(), js, publisher.TaskStream(publisher.StreamConfig{})); err != nil {
+	js := embeddedtest.JetStream(t)
+	if _, err := streams.Ensure(t.Context(), js, streams.Tasks{}.StreamConfig()); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	s, err := publisher.EnsureStream(t.Context(), js, publisher.TaskStream(publisher.StreamConfig{Duplicates: 5 * time.Minute}))
+	s, err := streams.Ensure(t.Context(), js, streams.Tasks{Duplicates: 5 * time.Minute}.StreamConfig())
 	if err != nil {
 		t.Fatalf("update: %v", err)
 	}
@@ -77,14 +77,14 @@ func TestEnsureStreamUpdatesChangeableSettings(t *testing.T) {
 
 func TestEnsureStreamReportsConflicts(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
+	js := embeddedtest.JetStream(t)
 	// Somebody else's stream under our name.
 	theirs := jetstream.StreamConfig{Name: "TASKS", Subjects: []string{"orders.>"}, Retention: jetstream.LimitsPolicy}
 	if _, err := js.CreateStream(t.Context(), theirs); err != nil {
 		t.Fatalf("create theirs: %v", err)
 	}
-	err := publisher.Provision(t.Context(), js, publisher.StreamConfig{}, publisher.StreamConfig{})
-	if !errors.Is(err, publisher.ErrStreamConflict) {
+	err := streams.Provision(t.Context(), js, streams.Config{})
+	if !errors.Is(err, streams.ErrConflict) {
 		t.Fatalf("got %v, want ErrStreamConflict", err)
 	}
 	for _, want := range []string{"Subjects", "orders.>", "Retention"} {
@@ -103,16 +103,55 @@ func TestEnsureStreamReportsConflicts(t *testing.T) {
 
 func TestProvisionRejectsMaxBytesWithDelays(t *testing.T) {
 	t.Parallel()
-	js := embedded.JetStream(t)
-	err := publisher.Provision(t.Context(), js, publisher.StreamConfig{MaxBytes: 1 << 20}, publisher.StreamConfig{})
+	js := embeddedtest.JetStream(t)
+	err := streams.Provision(t.Context(), js, streams.Config{Tasks: streams.Tasks{MaxBytes: 1 << 20}})
 	if err == nil || !strings.Contains(err.Error(), "DisableDelays") {
 		t.Fatalf("got %v, want an error naming DisableDelays", err)
 	}
-	if err := publisher.Provision(t.Context(), js, publisher.StreamConfig{MaxBytes: 1 << 20, DisableDelays: true}, publisher.StreamConfig{}); err != nil {
+	if err := streams.Provision(t.Context(), js, streams.Config{Tasks: streams.Tasks{MaxBytes: 1 << 20, DisableDelays: true}}); err != nil {
 		t.Fatalf("MaxBytes without delays: %v", err)
 	}
 	s, _ := js.Stream(t.Context(), "TASKS")
 	if cfg := s.CachedInfo().Config; cfg.Discard != jetstream.DiscardNew || cfg.MaxBytes != 1<<20 {
 		t.Fatalf("got discard=%v maxbytes=%d, want discard new with 1MiB", cfg.Discard, cfg.MaxBytes)
+	}
+}
+
+func TestStreamsCarryTheirKind(t *testing.T) {
+	t.Parallel()
+	js := embeddedtest.JetStream(t)
+	// A stream made before kinds existed: Provision adds the kind and
+	// direct gets in place.
+	old := streams.Tasks{}.StreamConfig()
+	old.Metadata, old.AllowDirect = nil, false
+	if _, err := js.CreateStream(t.Context(), old); err != nil {
+		t.Fatalf("create old TASKS: %v", err)
+	}
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	for name, want := range map[string]string{"TASKS": streams.KindTasks, "DLQ": streams.KindDeadLetters} {
+		s, err := js.Stream(t.Context(), name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		cfg := s.CachedInfo().Config
+		if got := streams.Kind(cfg); got != want {
+			t.Errorf("%s kind: got %q, want %q", name, got, want)
+		}
+		if !cfg.AllowDirect {
+			t.Errorf("%s: direct gets off, want on", name)
+		}
+	}
+}
+
+func TestProvisionUsesSharedReplicasAndPrefix(t *testing.T) {
+	t.Parallel()
+	cfg := streams.DeadLetters{Prefix: "dead"}.StreamConfig()
+	if len(cfg.Subjects) != 1 || cfg.Subjects[0] != "dead.>" {
+		t.Fatalf("dead-letter subjects with prefix dead: got %v, want [dead.>]", cfg.Subjects)
+	}
+	if got := streams.DelaySubject("TASKS"); got != "jetworker.delay.TASKS.>" {
+		t.Fatalf("DelaySubject: got %q", got)
 	}
 }
