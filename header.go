@@ -6,8 +6,11 @@ const (
 	// HeaderMsgID is the task ID. The server drops a second message with
 	// the same ID inside the stream's duplicate window.
 	HeaderMsgID = "Nats-Msg-Id"
-	// HeaderTaskID carries the task ID on delayed tasks, whose
-	// [HeaderMsgID] the server removes when it releases them.
+	// HeaderTaskID carries the task ID where Nats-Msg-Id cannot: on
+	// delayed tasks, whose [HeaderMsgID] the server removes when it
+	// releases them; on dead letters, whose Nats-Msg-Id de-duplicates the
+	// copy; on replayed tasks, whose Nats-Msg-Id de-duplicates the replay.
+	// [TaskID] prefers it to Nats-Msg-Id.
 	HeaderTaskID = "Jetworker-Task-Id"
 	// HeaderEnqueuedAt is the RFC 3339 time (nanoseconds) at which a
 	// delayed task became due. Immediate tasks do not carry it: the time
@@ -42,7 +45,13 @@ const (
 	HeaderConsumer = "Jetworker-Consumer"
 	// HeaderFailedAt is the RFC 3339 time a task was dead-lettered.
 	HeaderFailedAt = "Jetworker-Failed-At"
+	// HeaderPayloadTruncated is set on a dead letter whose payload did not
+	// fit in the server's max payload next to the dead-letter headers: its
+	// value is the original payload's size in bytes, and the stored payload
+	// is the leading part of it. Such a dead letter cannot be replayed.
+	HeaderPayloadTruncated = "Jetworker-Payload-Truncated"
 	// HeaderReplayedFrom is set on a task replayed from the dead letters;
-	// it names the dead-letter stream and sequence it was replayed from.
+	// it names the dead letter it was replayed from as a [Ref]
+	// ("DLQ/7").
 	HeaderReplayedFrom = "Jetworker-Replayed-From"
 )

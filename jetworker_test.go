@@ -79,7 +79,7 @@ func TestTaskIDAndEnqueuedAt(t *testing.T) {
 		{name: "nil header"},
 		{name: "msg id", header: nats.Header{jetworker.HeaderMsgID: {"a"}}, id: "a"},
 		{name: "delayed task id", header: nats.Header{jetworker.HeaderTaskID: {"b"}}, id: "b"},
-		{name: "msg id wins", header: nats.Header{jetworker.HeaderMsgID: {"a"}, jetworker.HeaderTaskID: {"b"}}, id: "a"},
+		{name: "task id header wins over the de-duplication key", header: nats.Header{jetworker.HeaderMsgID: {"replay-DLQ-7"}, jetworker.HeaderTaskID: {"b"}}, id: "b"},
 		{name: "enqueued at", header: nats.Header{jetworker.HeaderEnqueuedAt: {at.Format(time.RFC3339Nano)}}, at: at, atOK: true},
 		{name: "malformed enqueued at", header: nats.Header{jetworker.HeaderEnqueuedAt: {"yesterday"}}, published: at},
 		{name: "stored time without header", header: nats.Header{jetworker.HeaderMsgID: {"a"}}, id: "a", published: at, at: at, atOK: true},

@@ -15,9 +15,8 @@ import (
 // A Task is owned by the handler call it is passed to; handlers must not
 // keep it after they return.
 type Task struct {
-	// ID is the task's idempotency key, from the Nats-Msg-Id header (or
-	// Jetworker-Task-Id for delayed tasks). Empty for a task published
-	// without one: such a task is known by its [Task.Ref].
+	// ID is the task's idempotency key (see [TaskID]). Empty for a task
+	// published without one: such a task is known by its [Task.Ref].
 	ID string
 	// Subject is the message subject; it names the task type.
 	Subject string
@@ -64,16 +63,17 @@ func ParseRef(ref string) (stream string, seq uint64, ok bool) {
 	return ref[:i], seq, true
 }
 
-// TaskID returns the task ID carried in h: the Nats-Msg-Id header, or
-// the Jetworker-Task-Id header that delayed tasks carry instead.
+// TaskID returns the task ID carried in h: the Jetworker-Task-Id header
+// (delayed, dead-lettered and replayed tasks carry their ID there), or else
+// the Nats-Msg-Id header. It returns "" for a task published without an ID.
 func TaskID(h nats.Header) string {
 	if h == nil {
 		return ""
 	}
-	if id := h.Get(HeaderMsgID); id != "" {
+	if id := h.Get(HeaderTaskID); id != "" {
 		return id
 	}
-	return h.Get(HeaderTaskID)
+	return h.Get(HeaderMsgID)
 }
 
 // EnqueuedAt returns the time the task became due: the

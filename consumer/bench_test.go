@@ -129,7 +129,7 @@ func BenchmarkConsume(b *testing.B) {
 			return nil
 		})
 		c, err := consumer.New(js, h, consumer.Config{
-			Durable: durable, Concurrency: benchConcurrency, PresenceBucket: "-",
+			Durable: durable, Concurrency: benchConcurrency, DisablePresence: true,
 			Logger: slog.New(slog.DiscardHandler),
 		})
 		if err != nil {
@@ -202,7 +202,7 @@ func BenchmarkBacklogMemory(b *testing.B) {
 			}
 			return nil
 		})
-		c, err := consumer.New(js, h, consumer.Config{Durable: "backlog", Concurrency: benchConcurrency, PresenceBucket: "-", Logger: slog.New(slog.DiscardHandler)})
+		c, err := consumer.New(js, h, consumer.Config{Durable: "backlog", Concurrency: benchConcurrency, DisablePresence: true, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jetworker/jetworker/internal/backoff"
+	"github.com/jetworker/jetworker/internal/subject"
 	"github.com/jetworker/jetworker/streams"
 )
 
@@ -30,7 +30,7 @@ const (
 	DefaultBackoffMax       = 5 * time.Minute
 	DefaultBackoffJitter    = 0.2
 	DefaultDeadLetterStream = streams.DefaultDeadLetterStream
-	DefaultDeadLetterPrefix = "dlq"
+	DefaultDeadLetterPrefix = streams.DefaultDeadLetterPrefix
 	DefaultPresenceBucket   = "jetworker_workers"
 	DefaultPresenceTTL      = 30 * time.Second
 )
@@ -106,12 +106,12 @@ type Config struct {
 	// task is stored on <prefix>.<stream>.<durable>. Defaults to "dlq".
 	DeadLetterPrefix string
 
-	// PresenceBucket is the KV bucket where the worker keeps its presence
-	// record. Defaults to "jetworker_workers"; "-" disables presence.
-	PresenceBucket string
-	// PresenceTTL is how long a presence record lives without refresh.
-	// Defaults to 30s.
-	PresenceTTL time.Duration
+	// Presence is where the worker keeps its presence record (a KV bucket
+	// with a TTL, read by ListWorkers, the dashboard and "jetworker
+	// status"). Defaults to the jetworker_workers bucket with a 30s TTL.
+	Presence Presence
+	// DisablePresence turns the presence record off. Defaults to false.
+	DisablePresence bool
 
 	// Hooks receive events for metrics and tracing. Defaults to none.
 	Hooks Hooks
@@ -144,8 +144,7 @@ func (c Config) withDefaults() Config {
 	c.HardStopTimeout = cmp.Or(c.HardStopTimeout, DefaultHardStopTimeout)
 	c.DeadLetterStream = cmp.Or(c.DeadLetterStream, DefaultDeadLetterStream)
 	c.DeadLetterPrefix = cmp.Or(c.DeadLetterPrefix, DefaultDeadLetterPrefix)
-	c.PresenceBucket = cmp.Or(c.PresenceBucket, DefaultPresenceBucket)
-	c.PresenceTTL = cmp.Or(c.PresenceTTL, DefaultPresenceTTL)
+	c.Presence = c.Presence.withDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -155,18 +154,29 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Validate reports every problem with c, joined, as [New] would: each
+// message names the field. Zero fields are checked with their defaults.
+// It does no I/O.
+func (c Config) Validate() error { return c.withDefaults().validate() }
+
 func (c Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("consumer: "+format, args...)) }
-	if strings.ContainsAny(c.Durable, ".*> \t") {
-		bad("Durable %q must not contain '.', '*', '>' or white space", c.Durable)
+	for _, name := range []struct{ field, v string }{
+		{"Durable", c.Durable}, {"Stream", c.Stream}, {"DeadLetterStream", c.DeadLetterStream}, {"DeadLetterPrefix", c.DeadLetterPrefix},
+	} {
+		if err := subject.ValidateName(name.field, name.v); err != nil {
+			bad("%v", err)
+		}
 	}
-	if strings.ContainsAny(c.Stream, ".*> \t") {
-		bad("Stream %q must not contain '.', '*', '>' or white space", c.Stream)
-	}
-	for _, s := range c.FilterSubjects {
-		if s == "" || strings.ContainsAny(s, " \t") {
-			bad("FilterSubjects entry %q is not a valid subject", s)
+	for i, s := range c.FilterSubjects {
+		if err := subject.ValidateFilter(s); err != nil {
+			bad("FilterSubjects[%d]: %v", i, err)
+		}
+		for _, o := range c.FilterSubjects[:i] {
+			if subject.Overlap(s, o) {
+				bad("FilterSubjects %q and %q overlap; the server refuses overlapping filters", o, s)
+			}
 		}
 	}
 	if c.Concurrency < 1 {
@@ -199,16 +209,10 @@ func (c Config) validate() error {
 	if c.HardStopTimeout < 0 {
 		bad("HardStopTimeout must be >= 0, got %s", c.HardStopTimeout)
 	}
-	if strings.ContainsAny(c.DeadLetterPrefix, ".*> \t") {
-		bad("DeadLetterPrefix %q must be one subject token", c.DeadLetterPrefix)
-	}
-	if c.PresenceBucket != "-" && c.PresenceTTL < time.Second {
-		bad("PresenceTTL must be >= 1s, got %s", c.PresenceTTL)
+	if !c.DisablePresence {
+		if err := c.Presence.validate(); err != nil {
+			bad("Presence: %v", err)
+		}
 	}
 	return errors.Join(errs...)
-}
-
-// deadLetterSubject is where dead tasks of this consumer are stored.
-func (c Config) deadLetterSubject() string {
-	return c.DeadLetterPrefix + "." + c.Stream + "." + c.Durable
 }

@@ -108,7 +108,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.listenMaxDeliveries(bgCtx, &bg); err != nil {
 		return err
 	}
-	if c.cfg.PresenceBucket != "-" {
+	if !c.cfg.DisablePresence {
 		bg.Go(func() { c.keepPresence(bgCtx) })
 	}
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
@@ -247,7 +248,7 @@ func TestGoroutinesEndWithRun(t *testing.T) {
 	c := newConsumer(t, b.js, jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
 		calls.Add(1)
 		return nil
-	}), consumer.Config{Durable: "leakcheck", Concurrency: 8, PresenceTTL: time.Second})
+	}), consumer.Config{Durable: "leakcheck", Concurrency: 8, Presence: consumer.Presence{TTL: time.Second}})
 	stop := start(t, c)
 	for i := range 20 {
 		publish(t, b.pub, "tasks.leak", "x", fmt.Sprint(i))
@@ -385,10 +386,10 @@ func TestPresenceListsLiveWorkers(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	c := newConsumer(t, b.js, jetworker.HandlerFunc(func(context.Context, *jetworker.Task) error { return nil }),
-		consumer.Config{Durable: "present", Concurrency: 3, PresenceTTL: 2 * time.Second})
+		consumer.Config{Durable: "present", Concurrency: 3, Presence: consumer.Presence{TTL: 2 * time.Second}})
 	stop := start(t, c)
 	testutil.Eventually(t, 5*time.Second, func() error {
-		ws, err := consumer.ListWorkers(t.Context(), b.js, "")
+		ws, err := consumer.Presence{}.List(t.Context(), b.js)
 		if err != nil {
 			return err
 		}
@@ -400,7 +401,7 @@ func TestPresenceListsLiveWorkers(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	ws, err := consumer.ListWorkers(t.Context(), b.js, "")
+	ws, err := consumer.Presence{}.List(t.Context(), b.js)
 	if err != nil || len(ws) != 0 {
 		t.Fatalf("after stop: got %+v, %v; want no workers", ws, err)
 	}
@@ -456,15 +457,17 @@ func TestEventFanOutToTwoDurables(t *testing.T) {
 
 // waitDeadLetters waits until the DLQ holds exactly n entries and returns
 // them; it fails if more appear.
-func waitDeadLetters(t *testing.T, js jetstream.JetStream, n int) []consumer.DeadLetter {
+func waitDeadLetters(t *testing.T, js jetstream.JetStream, n int) []dlq.Entry {
 	t.Helper()
-	dlq, err := consumer.NewDeadLetters(js, consumer.DeadLettersConfig{})
+	dead, err := dlq.New(js, dlq.Config{})
 	if err != nil {
 		t.Fatalf("dead letters: %v", err)
 	}
-	var got []consumer.DeadLetter
+	var got []dlq.Entry
 	testutil.Eventually(t, 15*time.Second, func() error {
-		got, err = dlq.List(t.Context(), consumer.Filter{})
+		var page dlq.Page
+		page, err = dead.List(t.Context(), dlq.Filter{}, 0, dlq.MaxPageSize)
+		got = page.Entries
 		if err != nil {
 			return err
 		}

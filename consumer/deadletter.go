@@ -6,20 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/internal/logkey"
 )
-
-// maxErrorHeader bounds the error text stored in a dead letter's header.
-const maxErrorHeader = 2048
 
 // deadTask is what a dead letter is made from.
 type deadTask struct {
@@ -30,54 +25,27 @@ type deadTask struct {
 	attempts uint64
 }
 
-// strippedHeaders are server directives of the original publish that must
-// not apply to the dead-letter copy (they would expire it, expect another
-// stream, or de-duplicate it against the original).
-func stripped(k string) bool {
-	return k == jetworker.HeaderMsgID || k == jetstream.MsgTTLHeader || k == jetstream.MsgRollup ||
-		strings.HasPrefix(k, "Nats-Expected-") || strings.HasPrefix(k, "Nats-Schedule")
-}
-
 // deadLetter stores a copy of the task on the dead-letter subject and waits
-// for the PubAck. The copy's Nats-Msg-Id is <stream>.<durable>.<seq>, so
-// the handler path and the max-deliveries path store a task once.
+// for the PubAck. The copy's Nats-Msg-Id makes the handler path and the
+// max-deliveries path store a task once; the copy always fits in the
+// server's max payload (see [dlq.Message]).
 func (c *Consumer) deadLetter(ctx context.Context, d deadTask, reason string) error {
-	h := make(nats.Header, len(d.header)+9)
-	for k, vs := range d.header {
-		if !stripped(k) {
-			h[k] = vs
-		}
-	}
-	if id := jetworker.TaskID(d.header); id != "" {
-		h.Set(jetworker.HeaderTaskID, id)
-	}
-	h.Set(jetworker.HeaderMsgID, c.cfg.Stream+"."+c.cfg.Durable+"."+strconv.FormatUint(d.seq, 10))
-	h.Set(jetworker.HeaderError, headerValue(reason))
-	h.Set(jetworker.HeaderAttempts, strconv.FormatUint(d.attempts, 10))
-	h.Set(jetworker.HeaderOriginalSubject, d.subject)
-	h.Set(jetworker.HeaderOriginalStream, c.cfg.Stream)
-	h.Set(jetworker.HeaderOriginalSeq, strconv.FormatUint(d.seq, 10))
-	h.Set(jetworker.HeaderConsumer, c.cfg.Durable)
-	h.Set(jetworker.HeaderFailedAt, c.cfg.NowFunc().UTC().Format(time.RFC3339Nano))
-	subject := c.cfg.deadLetterSubject()
-	if _, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: d.data, Header: h}); err != nil {
-		return fmt.Errorf("dead-letter seq %d to %q: %w", d.seq, subject, err)
+	msg := dlq.Message(dlq.Letter{
+		Prefix:   c.cfg.DeadLetterPrefix,
+		Stream:   c.cfg.Stream,
+		Consumer: c.cfg.Durable,
+		Seq:      d.seq,
+		Subject:  d.subject,
+		Header:   d.header,
+		Data:     d.data,
+		Attempts: d.attempts,
+		Reason:   reason,
+		FailedAt: c.cfg.NowFunc(),
+	}, c.js.Conn().MaxPayload())
+	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("dead-letter %s to %q: %w", jetworker.Ref(c.cfg.Stream, d.seq), msg.Subject, err)
 	}
 	return nil
-}
-
-// headerValue makes s safe as a single-line header value, bounded in size.
-func headerValue(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > maxErrorHeader {
-		s = s[:maxErrorHeader] + "…"
-	}
-	return s
 }
 
 // maxDeliveriesAdvisory is the server's JSConsumerDeliveryExceededAdvisory.

@@ -87,8 +87,8 @@ func TestDeadLetterPaths(t *testing.T) {
 			}
 			dl := waitDeadLetters(t, b.js, 1)[0]
 
-			if dl.Subject != "dlq.TASKS.orders" {
-				t.Errorf("subject: got %q, want dlq.TASKS.orders", dl.Subject)
+			if want := "dlq.TASKS.orders.tasks.orders.charge"; dl.Subject != want {
+				t.Errorf("subject: got %q, want %s", dl.Subject, want)
 			}
 			if string(dl.Data) != tt.data {
 				t.Errorf("data: got %q, want the original %q", dl.Data, tt.data)
@@ -219,111 +219,5 @@ func TestDeadLetterPublishFailureKeepsTask(t *testing.T) {
 	}
 	if m := streamMsgs(t, js, "TASKS"); m != 1 {
 		t.Fatalf("TASKS holds %d messages, want the task kept", m)
-	}
-}
-
-func TestReplayRunsTaskOnce(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	var runs, successes atomic.Int64
-	h := jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
-		n := runs.Add(1)
-		if n == 1 {
-			return jetworker.Permanent(errors.New("downstream rejected"))
-		}
-		if task.Header.Get(jetworker.HeaderReplayedFrom) == "" {
-			t.Errorf("replayed task has no %s header", jetworker.HeaderReplayedFrom)
-		}
-		successes.Add(1)
-		return nil
-	})
-	start(t, newConsumer(t, b.js, h, consumer.Config{}))
-	publish(t, b.pub, "tasks.replay", "data", "replay-me")
-	dl := waitDeadLetters(t, b.js, 1)[0]
-
-	dlq, _ := consumer.NewDeadLetters(b.js, consumer.DeadLettersConfig{})
-	res, err := dlq.Replay(t.Context(), dl.Seq)
-	if err != nil {
-		t.Fatalf("replay: %v", err)
-	}
-	if res.ID == "replay-me" || res.Duplicate {
-		t.Fatalf("replay result %+v: want a fresh, stored task", res)
-	}
-	testutil.Eventually(t, 5*time.Second, func() error {
-		if successes.Load() != 1 {
-			return errors.New("replayed task has not run")
-		}
-		return nil
-	})
-	if _, err := dlq.Replay(t.Context(), dl.Seq); !errors.Is(err, consumer.ErrDeadLetterNotFound) {
-		t.Fatalf("second replay: got %v, want ErrDeadLetterNotFound", err)
-	}
-	// Give a wrongly re-published task every chance to arrive.
-	testutil.Eventually(t, 2*time.Second, func() error {
-		if m := streamMsgs(t, b.js, "TASKS"); m != 0 {
-			return fmt.Errorf("TASKS holds %d", m)
-		}
-		return nil
-	})
-	if got := successes.Load(); got != 1 {
-		t.Fatalf("replayed task ran %d times, want 1", got)
-	}
-	if m := streamMsgs(t, b.js, "DLQ"); m != 0 {
-		t.Fatalf("DLQ still holds %d messages after replay", m)
-	}
-}
-
-func TestDeadLetterListFilterAndPurge(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	fail := jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
-		return jetworker.Permanent(errors.New("no"))
-	})
-	start(t, newConsumer(t, b.js, fail, consumer.Config{Durable: "alpha", FilterSubjects: []string{"tasks.alpha.>"}}))
-	start(t, newConsumer(t, b.js, fail, consumer.Config{Durable: "beta", FilterSubjects: []string{"tasks.beta.>"}}))
-	for i := range 3 {
-		publish(t, b.pub, "tasks.alpha.x", "a", fmt.Sprintf("a%d", i))
-		publish(t, b.pub, "tasks.beta.y", "b", fmt.Sprintf("b%d", i))
-	}
-	publish(t, b.pub, "tasks.beta.z", "b", "bz")
-	all := waitDeadLetters(t, b.js, 7)
-	dlq, _ := consumer.NewDeadLetters(b.js, consumer.DeadLettersConfig{})
-
-	tests := []struct {
-		name string
-		f    consumer.Filter
-		want int
-	}{
-		{name: "all", f: consumer.Filter{}, want: 7},
-		{name: "by consumer", f: consumer.Filter{Consumer: "alpha"}, want: 3},
-		{name: "by stream and consumer", f: consumer.Filter{Stream: "TASKS", Consumer: "beta"}, want: 4},
-		{name: "by subject", f: consumer.Filter{Subject: "tasks.beta.z"}, want: 1},
-		{name: "limit", f: consumer.Filter{Limit: 2}, want: 2},
-		{name: "until before all", f: consumer.Filter{Until: all[0].FailedAt}, want: 0},
-		{name: "other stream", f: consumer.Filter{Stream: "OTHER"}, want: 0},
-	}
-	for _, tt := range tests {
-		got, err := dlq.List(t.Context(), tt.f)
-		if err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
-		}
-		if len(got) != tt.want {
-			t.Errorf("%s: got %d dead letters, want %d", tt.name, len(got), tt.want)
-		}
-	}
-	if _, err := dlq.Get(t.Context(), 99999); !errors.Is(err, consumer.ErrDeadLetterNotFound) {
-		t.Errorf("Get missing: got %v, want ErrDeadLetterNotFound", err)
-	}
-	n, err := dlq.Purge(t.Context(), consumer.Filter{Subject: "tasks.beta.z"})
-	if err != nil || n != 1 {
-		t.Fatalf("purge by subject: got %d, %v; want 1", n, err)
-	}
-	n, err = dlq.Purge(t.Context(), consumer.Filter{Consumer: "alpha", Stream: "TASKS"})
-	if err != nil || n != 3 {
-		t.Fatalf("purge alpha: got %d, %v; want 3", n, err)
-	}
-	left, _ := dlq.List(t.Context(), consumer.Filter{})
-	if len(left) != 3 {
-		t.Fatalf("after purges %d dead letters left, want 3", len(left))
 	}
 }

@@ -40,12 +40,16 @@
 //
 // # Dead letters
 //
-// A dead task of stream S and durable C is copied to <prefix>.S.C (default
-// dlq.S.C) in the dead-letter stream, with its original data and headers
-// and Jetworker-Error, -Attempts, -Original-Subject, -Original-Stream,
-// -Original-Seq, -Consumer and -Failed-At. The original task ID moves to
-// Jetworker-Task-Id; the copy's Nats-Msg-Id is S.C.<seq>, so one task is
-// dead-lettered once even when both paths below reach it.
+// A dead task of stream S and durable C, stored on subject X, is copied to
+// <prefix>.S.C.X (default dlq.S.C.X) in the dead-letter stream, with its
+// original data and headers and Jetworker-Error, -Attempts,
+// -Original-Subject, -Original-Stream, -Original-Seq, -Consumer and
+// -Failed-At (the dlq package documents the layout). The original task ID
+// moves to Jetworker-Task-Id; the copy's Nats-Msg-Id is S.C.<seq>, so one
+// task is dead-lettered once even when both paths below reach it. The copy
+// always fits in the server's max payload: a task close to it is stored
+// with a shortened error and, if need be, a cut payload
+// (Jetworker-Payload-Truncated), never left undead in the task stream.
 //
 // Messages whose deliveries run out without any handler result (a worker
 // that keeps crashing, an expired AckWait on the last delivery) are
@@ -54,7 +58,7 @@
 // worker acts on each), fetches the message by stream sequence,
 // dead-letters it and, on a work-queue stream, deletes the original.
 //
-// [DeadLetters] lists, inspects, replays and purges dead letters.
+// The dlq package lists, inspects, replays and purges dead letters.
 //
 // # Heartbeats
 //
@@ -84,6 +88,7 @@
 // # Presence
 //
 // Each running consumer keeps a [WorkerInfo] record in the
-// jetworker_workers KV bucket, refreshed every PresenceTTL/3 and expiring
-// with the bucket's TTL; [ListWorkers] reads them.
+// jetworker_workers KV bucket ([Presence]), refreshed every TTL/3 (at most
+// every 2s) and expiring
+// with the bucket's TTL; [Presence.List] reads them.
 package consumer

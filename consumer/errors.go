@@ -11,9 +11,6 @@ var (
 	// to the wanted one (for example a push consumer, or another ack
 	// policy). The existing consumer is left unchanged.
 	ErrConsumerConflict = errors.New("consumer: existing durable consumer conflicts")
-	// ErrDeadLetterNotFound is returned by [DeadLetters.Get] and
-	// [DeadLetters.Replay] when no dead letter has the given sequence.
-	ErrDeadLetterNotFound = errors.New("consumer: dead letter not found")
 	// ErrHandlersStuck is returned by [Consumer.Run] when handlers did
 	// not return within HardStopTimeout after their contexts were
 	// cancelled. Their messages were Nak'ed; their goroutines still run.

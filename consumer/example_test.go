@@ -9,6 +9,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/streams"
@@ -69,16 +70,16 @@ func ExampleConsumer_Run() {
 	if err := <-runErr; err != nil {
 		log.Fatal(err)
 	}
-	dlq, _ := consumer.NewDeadLetters(js, consumer.DeadLettersConfig{})
-	dead, err := dlq.List(context.Background(), consumer.Filter{})
+	store, _ := dlq.New(js, dlq.Config{})
+	page, err := store.List(context.Background(), dlq.Filter{}, 0, 0)
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, d := range dead {
+	for _, d := range page.Entries {
 		fmt.Printf("dead letter on %s: %s failed with %q\n", d.Subject, d.OriginalSubject, d.Error)
 	}
 	// Output:
 	// handling tasks.email.welcome (attempt 1): {"to":"ada@example.com"}
 	// handling tasks.report.broken (attempt 1): {"day":"monday"}
-	// dead letter on dlq.TASKS.example: tasks.report.broken failed with "permanent: report template missing"
+	// dead letter on dlq.TASKS.example.tasks.report.broken: tasks.report.broken failed with "permanent: report template missing"
 }

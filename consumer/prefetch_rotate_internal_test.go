@@ -54,7 +54,7 @@ func TestDeepeningStartsBeforeTheOldPullDrains(t *testing.T) {
 		mu.Unlock()
 		return nil
 	})
-	c, err := New(js, h, Config{Concurrency: 2, PresenceBucket: "-", Logger: slog.New(slog.DiscardHandler)})
+	c, err := New(js, h, Config{Concurrency: 2, DisablePresence: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,10 +16,13 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/internal/subject"
 )
 
 // WorkerInfo is a running consumer's presence record, kept in the
-// jetworker_workers KV bucket and refreshed every PresenceTTL/3.
+// presence bucket ([Presence]) and refreshed every TTL/3 (at most 2s):
+// InFlight counts the handlers running now, not messages delivered and
+// waiting.
 type WorkerInfo struct {
 	ID          string    `json:"id"`
 	Host        string    `json:"host"`
@@ -33,40 +37,83 @@ type WorkerInfo struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
-// ProvisionPresence creates or updates the presence bucket (bucket ""
-// means jetworker_workers) with ttl as its MaxAge, so records of dead
-// workers expire. Consumers create it when it is missing; provision it
-// with an admin identity when workers run with consume-only permissions.
-func ProvisionPresence(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration, replicas int) error {
-	cfg := presenceConfig(bucket, ttl, replicas)
-	if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
-		return fmt.Errorf("presence bucket %q: %w", cfg.Bucket, err)
+// Presence locates the worker presence bucket: a KV bucket whose TTL
+// (MaxAge) expires the records of workers that died without removing them.
+// The zero value is the jetworker_workers bucket with a 30s TTL and one
+// replica.
+type Presence struct {
+	// Bucket is the KV bucket. Defaults to "jetworker_workers".
+	Bucket string
+	// TTL is how long a record lives without a refresh; workers refresh
+	// theirs every TTL/3 (at most every 2s). At least 1s. Defaults to
+	// 30s.
+	TTL time.Duration
+	// Replicas is the number of copies when the bucket is created. Defaults
+	// to 1; use 3 in a cluster.
+	Replicas int
+}
+
+func (p Presence) withDefaults() Presence {
+	p.Bucket = cmp.Or(p.Bucket, DefaultPresenceBucket)
+	p.TTL = cmp.Or(p.TTL, DefaultPresenceTTL)
+	p.Replicas = cmp.Or(p.Replicas, 1)
+	return p
+}
+
+func (p Presence) validate() error {
+	var errs []error
+	if err := subject.ValidateName("Bucket", p.Bucket); err != nil {
+		errs = append(errs, err)
+	}
+	if p.TTL < time.Second {
+		errs = append(errs, fmt.Errorf("TTL must be >= 1s, got %s", p.TTL))
+	}
+	if p.Replicas < 1 || p.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("Replicas must be 1 to 5, got %d", p.Replicas))
+	}
+	return errors.Join(errs...)
+}
+
+func (p Presence) kvConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      p.Bucket,
+		Description: "jetworker worker presence",
+		TTL:         p.TTL,
+		History:     1,
+		Replicas:    p.Replicas,
+	}
+}
+
+// refresh is how often a worker rewrites its record: often enough that
+// the dashboard's "running" figure is fresh.
+func (p Presence) refresh() time.Duration { return min(p.TTL/3, 2*time.Second) }
+
+// Provision creates or updates the presence bucket. Consumers create it
+// when it is missing; provision it with an admin identity when workers run
+// with consume-only permissions. It is idempotent.
+func (p Presence) Provision(ctx context.Context, js jetstream.JetStream) error {
+	p = p.withDefaults()
+	if err := p.validate(); err != nil {
+		return fmt.Errorf("consumer: presence: %w", err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, p.kvConfig()); err != nil {
+		return fmt.Errorf("presence bucket %q: %w", p.Bucket, err)
 	}
 	return nil
 }
 
-func presenceConfig(bucket string, ttl time.Duration, replicas int) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      cmp.Or(bucket, DefaultPresenceBucket),
-		Description: "jetworker worker presence",
-		TTL:         cmp.Or(ttl, DefaultPresenceTTL),
-		History:     1,
-		Replicas:    cmp.Or(replicas, 1),
-	}
-}
-
-// presenceBucket opens the presence bucket, creating it only when it is
-// missing, so workers need no create permission once it is provisioned.
-func presenceBucket(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, bucket)
+// open opens the presence bucket, creating it only when it is missing, so
+// workers need no create permission once it is provisioned.
+func (p Presence) open(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, p.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, presenceConfig(bucket, ttl, 1))
+		kv, err = js.CreateKeyValue(ctx, p.kvConfig())
 		if errors.Is(err, jetstream.ErrBucketExists) { // another worker won the race
-			kv, err = js.KeyValue(ctx, bucket)
+			kv, err = js.KeyValue(ctx, p.Bucket)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("presence bucket %q: %w", bucket, err)
+		return nil, fmt.Errorf("presence bucket %q: %w", p.Bucket, err)
 	}
 	return kv, nil
 }
@@ -74,7 +121,7 @@ func presenceBucket(ctx context.Context, js jetstream.JetStream, bucket string, 
 // keepPresence writes this worker's record until ctx ends, then deletes it.
 // Failures are logged, never fatal: presence is for tools, not for work.
 func (c *Consumer) keepPresence(ctx context.Context) {
-	kv, err := presenceBucket(ctx, c.js, c.cfg.PresenceBucket, c.cfg.PresenceTTL)
+	kv, err := c.cfg.Presence.open(ctx, c.js)
 	if err != nil {
 		c.log.WarnContext(ctx, "worker presence disabled", slog.Any(logkey.Err, err))
 		return
@@ -101,7 +148,7 @@ func (c *Consumer) keepPresence(ctx context.Context) {
 		}
 	}
 	put()
-	t := time.NewTicker(c.cfg.PresenceTTL / 3)
+	t := time.NewTicker(c.cfg.Presence.refresh())
 	defer t.Stop()
 	for {
 		select {
@@ -116,12 +163,10 @@ func (c *Consumer) keepPresence(ctx context.Context) {
 	}
 }
 
-// ListWorkers returns the presence records of live workers in bucket
-// ("" means jetworker_workers). A missing bucket means no workers.
-func ListWorkers(ctx context.Context, js jetstream.JetStream, bucket string) ([]WorkerInfo, error) {
-	if bucket == "" {
-		bucket = DefaultPresenceBucket
-	}
+// List returns the presence records of live workers, sorted by ID. A
+// missing bucket means no workers.
+func (p Presence) List(ctx context.Context, js jetstream.JetStream) ([]WorkerInfo, error) {
+	bucket := p.withDefaults().Bucket
 	kv, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, nil
@@ -133,7 +178,7 @@ func ListWorkers(ctx context.Context, js jetstream.JetStream, bucket string) ([]
 	if err != nil {
 		return nil, fmt.Errorf("list workers: %w", err)
 	}
-	var out []WorkerInfo
+	out := []WorkerInfo{}
 	for k := range keys.Keys() {
 		e, err := kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
@@ -148,6 +193,7 @@ func ListWorkers(ctx context.Context, js jetstream.JetStream, bucket string) ([]
 		}
 		out = append(out, w)
 	}
+	slices.SortFunc(out, func(a, b WorkerInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/internal/logkey"
 	"github.com/jetworker/jetworker/schedule"
 )
@@ -17,7 +18,7 @@ import (
 // statusOf maps the errors of the libraries to HTTP status codes.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, consumer.ErrDeadLetterNotFound), errors.Is(err, schedule.ErrNotFound):
+	case errors.Is(err, dlq.ErrNotFound), errors.Is(err, schedule.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, schedule.ErrInvalidEntry):
 		return http.StatusUnprocessableEntity
@@ -37,7 +38,7 @@ func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, err error) {
 func parseSeq(r *http.Request) (uint64, error) {
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil || seq == 0 {
-		return 0, fmt.Errorf("%w: bad sequence %q", consumer.ErrDeadLetterNotFound, r.PathValue("seq"))
+		return 0, fmt.Errorf("%w: bad sequence %q", dlq.ErrNotFound, r.PathValue("seq"))
 	}
 	return seq, nil
 }
@@ -56,12 +57,17 @@ func (s *Server) apiCSRFToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiDeadLetters(w http.ResponseWriter, r *http.Request) {
-	dls, err := s.deadLetters(r.Context(), s.deadLetterFilter(r))
+	q, err := s.deadLetterQuery(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	page, err := s.deadLetters(r.Context(), q)
 	if err != nil {
 		s.apiFail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, dls)
+	writeJSON(w, http.StatusOK, page)
 }
 
 func (s *Server) apiDeadLetter(w http.ResponseWriter, r *http.Request) {
@@ -89,7 +95,7 @@ func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
 		s.apiFail(w, r, err)
 		return
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "dead letter replayed", slog.Uint64(logkey.Seq, seq), slog.String(logkey.TaskID, res.ID))
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "dead letter replayed", slog.Uint64(logkey.Seq, seq), slog.String(logkey.TaskID, res.TaskID), slog.String(logkey.Task, res.Ref))
 	writeJSON(w, http.StatusOK, res)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dashboard"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
@@ -70,7 +71,7 @@ func TestAuth(t *testing.T) {
 // sequence. Each call uses its own durable and subject.
 func deadLetter(t *testing.T, b *testBundle) uint64 {
 	t.Helper()
-	dlq, _ := consumer.NewDeadLetters(b.js, consumer.DeadLettersConfig{})
+	store, _ := dlq.New(b.js, dlq.Config{})
 	n := deadLetterCalls.Add(1)
 	subject := fmt.Sprintf("tasks.doomed.%d", n)
 	startConsumer(t, b.js, func(context.Context, *jetworker.Task) error {
@@ -80,11 +81,15 @@ func deadLetter(t *testing.T, b *testBundle) uint64 {
 	if _, err := pub.Publish(t.Context(), subject, []byte(`{"n":1}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	var dls []consumer.DeadLetter
+	var dls []dlq.Entry
 	testutil.Eventually(t, 10*time.Second, func() error {
 		var err error
-		if dls, err = dlq.List(t.Context(), consumer.Filter{Subject: subject}); err == nil && len(dls) != 1 {
-			err = fmt.Errorf("%d dead letters on %s, want 1", len(dls), subject)
+		var page dlq.Page
+		if page, err = store.List(t.Context(), dlq.Filter{Subject: subject}, 0, 0); err == nil && len(page.Entries) != 1 {
+			err = fmt.Errorf("%d dead letters on %s, want 1", len(page.Entries), subject)
+		}
+		if err == nil {
+			dls = page.Entries
 		}
 		return err
 	})

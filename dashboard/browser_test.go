@@ -17,6 +17,7 @@ import (
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dashboard"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
@@ -83,10 +84,11 @@ func TestBrowserReplayDeadLetter(t *testing.T) {
 	publish("tasks.idle.a", `{}`)
 	publish("tasks.idle.b", `{}`)
 	publish("tasks.work.report", `{"report":"weekly","format":"pdf"}`)
-	dlq, _ := consumer.NewDeadLetters(b.js, consumer.DeadLettersConfig{})
+	dead, _ := dlq.New(b.js, dlq.Config{})
 	var seq uint64
 	testutil.Eventually(t, 10*time.Second, func() error {
-		dls, err := dlq.List(t.Context(), consumer.Filter{})
+		page, err := dead.List(t.Context(), dlq.Filter{}, 0, 0)
+		dls := page.Entries
 		if err != nil || len(dls) != 1 {
 			return fmt.Errorf("dead letters: %d, %v; want 1", len(dls), err)
 		}
@@ -183,8 +185,11 @@ func TestBrowserReplayDeadLetter(t *testing.T) {
 		t.Fatalf("load dead letters: %v", err)
 	}
 	screenshot("dead-letters.png")
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(replay)), chromedp.WaitVisible(chromedp.CSS(`.flash.ok`))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(replay)), chromedp.WaitVisible(chromedp.CSS(`.flash`))); err != nil {
 		t.Fatalf("replay: %v", err)
+	}
+	if msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.flash.err`), chromedp.AtLeast(0))); err == nil && msg != "" {
+		t.Fatalf("replay: got the error %q, want a confirmation", msg)
 	}
 	select {
 	case msg := <-dialogs:
@@ -194,17 +199,17 @@ func TestBrowserReplayDeadLetter(t *testing.T) {
 	default:
 		t.Error("replay did not ask for confirmation")
 	}
-	waitText(`.flash.ok`, "a replay confirmation", func(s string) bool { return strings.Contains(s, "replayed as task") })
+	waitText(`.flash.ok`, "a replay confirmation", func(s string) bool { return strings.Contains(s, "replayed as TASKS/") })
 	select {
 	case from := <-replayed:
-		if want := fmt.Sprintf("DLQ:%d", seq); !strings.Contains(from, fmt.Sprint(seq)) {
+		if want := jetworker.Ref("DLQ", seq); from != want {
 			t.Errorf("replayed task's %s: got %q, want it to name %s", jetworker.HeaderReplayedFrom, from, want)
 		}
 	case <-ctx.Done():
 		t.Fatal("replayed task not processed by the consumer")
 	}
-	if dls, _ := dlq.List(t.Context(), consumer.Filter{}); len(dls) != 0 {
-		t.Errorf("dead letters after replay: got %d, want 0", len(dls))
+	if page, _ := dead.List(t.Context(), dlq.Filter{}, 0, 0); len(page.Entries) != 0 {
+		t.Errorf("dead letters after replay: got %d, want 0", len(page.Entries))
 	}
 
 	// Schedules and workers render.

@@ -46,8 +46,10 @@ type Config struct {
 	// Defaults to "dlq".
 	DeadLetterPrefix string
 	// PresenceBucket is the KV bucket of worker presence records.
-	// Defaults to "jetworker_workers"; "-" hides the workers page.
+	// Defaults to "jetworker_workers".
 	PresenceBucket string
+	// DisableWorkers hides the workers page and API. Defaults to false.
+	DisableWorkers bool
 	// LeaseKey is the scheduler lease key shown as the leader. Defaults to
 	// "scheduler".
 	LeaseKey string

@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/schedule"
 )
 
@@ -148,44 +150,69 @@ func (s *Server) fullOverview(ctx context.Context) (overviewView, error) {
 }
 
 func (s *Server) workers(ctx context.Context) ([]consumer.WorkerInfo, error) {
-	if s.cfg.PresenceBucket == "-" {
-		return nil, nil
+	if s.cfg.DisableWorkers {
+		return []consumer.WorkerInfo{}, nil
 	}
-	ws, err := consumer.ListWorkers(ctx, s.js, s.cfg.PresenceBucket)
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(ws, func(i, j int) bool { return ws[i].ID < ws[j].ID })
-	return ws, nil
+	return consumer.Presence{Bucket: s.cfg.PresenceBucket}.List(ctx, s.js)
 }
 
-// deadLetterFilter reads a dead-letter filter from query parameters stream,
-// consumer, subject and limit.
-func (s *Server) deadLetterFilter(r *http.Request) consumer.Filter {
+// deadLetterQuery is a dead-letter listing request read from query
+// parameters: stream, consumer, subject (wildcards allowed), task_id,
+// since and until (RFC 3339), before (the paging cursor) and limit.
+type deadLetterQuery struct {
+	Filter dlq.Filter
+	Before uint64
+	Limit  int
+}
+
+func (s *Server) deadLetterQuery(r *http.Request) (deadLetterQuery, error) {
 	q := r.URL.Query()
-	f := consumer.Filter{
-		Stream:   q.Get("stream"),
-		Consumer: q.Get("consumer"),
-		Subject:  q.Get("subject"),
-		Limit:    s.cfg.DeadLetterLimit,
+	dq := deadLetterQuery{
+		Filter: dlq.Filter{
+			Stream:   strings.TrimSpace(q.Get("stream")),
+			Consumer: strings.TrimSpace(q.Get("consumer")),
+			Subject:  strings.TrimSpace(q.Get("subject")),
+			TaskID:   strings.TrimSpace(q.Get("task_id")),
+		},
+		Limit: s.cfg.DeadLetterLimit,
 	}
-	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n > 0 && n < f.Limit {
-		f.Limit = n
+	var errs []error
+	for _, t := range []struct {
+		key string
+		dst *time.Time
+	}{{"since", &dq.Filter.Since}, {"until", &dq.Filter.Until}} {
+		if v := strings.TrimSpace(q.Get(t.key)); v != "" {
+			at, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", t.key, v))
+			}
+			*t.dst = at
+		}
 	}
-	return f
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("before %q: want a sequence number", v))
+		}
+		dq.Before = n
+	}
+	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n > 0 && n < dq.Limit {
+		dq.Limit = n
+	}
+	if err := dq.Filter.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return dq, errors.Join(errs...)
 }
 
-// deadLetters lists dead letters; a missing dead-letter stream is an empty
-// list.
-func (s *Server) deadLetters(ctx context.Context, f consumer.Filter) ([]consumer.DeadLetter, error) {
-	dls, err := s.dlq.List(ctx, f)
+// deadLetters lists a page of dead letters; a missing dead-letter stream is
+// an empty page.
+func (s *Server) deadLetters(ctx context.Context, q deadLetterQuery) (dlq.Page, error) {
+	page, err := s.dlq.List(ctx, q.Filter, q.Before, q.Limit)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return []consumer.DeadLetter{}, nil
+		return dlq.Page{Entries: []dlq.Entry{}}, nil
 	}
-	if dls == nil {
-		dls = []consumer.DeadLetter{}
-	}
-	return dls, err
+	return page, err
 }
 
 type scheduleView struct {

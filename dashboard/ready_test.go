@@ -41,7 +41,7 @@ func TestReadyzTransitions(t *testing.T) {
 
 	// 1. Nothing provisioned, the consumer's check not passing.
 	c, err := consumer.New(b.js, jetworker.HandlerFunc(func(context.Context, *jetworker.Task) error { return nil }),
-		consumer.Config{Durable: "ready", PresenceBucket: "-"})
+		consumer.Config{Durable: "ready", DisablePresence: true})
 	if err != nil {
 		t.Fatal(err)
 	}

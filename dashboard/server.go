@@ -16,7 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/internal/logkey"
 	"github.com/jetworker/jetworker/schedule"
 )
@@ -30,7 +30,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
-	dlq     *consumer.DeadLetters
+	dlq     *dlq.Store
 	store   *schedule.Store
 	csrf    string
 	pages   map[string]*template.Template
@@ -62,7 +62,7 @@ func New(js jetstream.JetStream, cfg Config) (*Server, error) {
 		}
 		cfg.Metrics = m
 	}
-	dlq, err := consumer.NewDeadLetters(js, consumer.DeadLettersConfig{Stream: cfg.DeadLetterStream, Prefix: cfg.DeadLetterPrefix})
+	dead, err := dlq.New(js, dlq.Config{Stream: cfg.DeadLetterStream, Prefix: cfg.DeadLetterPrefix})
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
@@ -77,7 +77,7 @@ func New(js jetstream.JetStream, cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With(slog.String(logkey.Component, "dashboard")),
 		metrics: cfg.Metrics,
-		dlq:     dlq,
+		dlq:     dead,
 		store:   store,
 		csrf:    hex.EncodeToString(token),
 		ready:   make(chan struct{}),

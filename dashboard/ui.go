@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,8 +19,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/internal/logkey"
-	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
 )
 
@@ -140,27 +141,39 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 }
 
 type deadLettersPage struct {
-	Filter  consumer.Filter
-	Limit   int
-	Letters []consumer.DeadLetter
-	Query   string
+	Filter  dlq.Filter
+	Letters []dlq.Entry
+	Next    uint64 // cursor of the older page; 0 on the last
+	Before  uint64 // this page's cursor; 0 on the newest
+	Query   string // the request's query, for forms that come back here
+	Older   string // query of the older page
+	Newest  string // query of the newest page
 }
 
 func (s *Server) pageDeadLetters(w http.ResponseWriter, r *http.Request) {
 	pd := s.newPage(r, "dead-letters", "Dead letters", true)
-	f := s.deadLetterFilter(r)
-	dls, err := s.deadLetters(r.Context(), f)
+	q, err := s.deadLetterQuery(r)
+	var page dlq.Page
+	if err == nil {
+		page, err = s.deadLetters(r.Context(), q)
+	}
 	if err != nil {
 		pd.Err = err.Error()
 	}
-	pd.Data = deadLettersPage{Filter: f, Limit: s.cfg.DeadLetterLimit, Letters: dls, Query: r.URL.RawQuery}
+	older, newest := r.URL.Query(), r.URL.Query()
+	older.Set("before", strconv.FormatUint(page.Next, 10))
+	newest.Del("before")
+	pd.Data = deadLettersPage{
+		Filter: q.Filter, Letters: page.Entries, Next: page.Next, Before: q.Before,
+		Query: r.URL.RawQuery, Older: older.Encode(), Newest: newest.Encode(),
+	}
 	s.render(w, r, "deadletters", http.StatusOK, pd)
 }
 
 func (s *Server) pageDeadLetter(w http.ResponseWriter, r *http.Request) {
 	pd := s.newPage(r, "dead-letters", "Dead letter", false)
 	seq, err := parseSeq(r)
-	var dl *consumer.DeadLetter
+	var dl *dlq.Entry
 	if err == nil {
 		dl, err = s.dlq.Get(r.Context(), seq)
 	}
@@ -179,11 +192,11 @@ func (s *Server) formReplay(w http.ResponseWriter, r *http.Request) {
 	seq, err := parseSeq(r)
 	var msg string
 	if err == nil {
-		var res publisher.Result
+		var res dlq.Replayed
 		res, err = s.dlq.Replay(r.Context(), seq)
-		msg = fmt.Sprintf("Dead letter #%d replayed as task %s.", seq, res.ID)
+		msg = fmt.Sprintf("Dead letter #%d replayed as %s.", seq, res.Ref)
 		if err == nil {
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "dead letter replayed", slog.Uint64(logkey.Seq, seq), slog.String(logkey.TaskID, res.ID))
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "dead letter replayed", slog.Uint64(logkey.Seq, seq), slog.String(logkey.TaskID, res.TaskID), slog.String(logkey.Task, res.Ref))
 		}
 	}
 	redirect(w, r, localNext(r, "/dead-letters"), msg, err)
@@ -209,7 +222,7 @@ func (s *Server) pageWorkers(w http.ResponseWriter, r *http.Request) {
 	pd.Data = struct {
 		Workers  []consumer.WorkerInfo
 		Disabled bool
-	}{ws, s.cfg.PresenceBucket == "-"}
+	}{ws, s.cfg.DisableWorkers}
 	s.render(w, r, "workers", http.StatusOK, pd)
 }
 

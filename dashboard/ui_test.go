@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dashboard"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/schedule"
 )
 
@@ -102,13 +102,13 @@ func TestScheduleFormAndDeadLetterForms(t *testing.T) {
 	if r.code != http.StatusOK || !strings.Contains(r.body, "deleted") {
 		t.Errorf("delete dead letter: got %d", r.code)
 	}
-	dlq, _ := consumer.NewDeadLetters(b.js, consumer.DeadLettersConfig{})
-	if dls, _ := dlq.List(t.Context(), consumer.Filter{}); len(dls) != 0 {
-		t.Errorf("dead letters after delete: got %d, want 0", len(dls))
+	dead, _ := dlq.New(b.js, dlq.Config{})
+	if page, _ := dead.List(t.Context(), dlq.Filter{}, 0, 0); len(page.Entries) != 0 {
+		t.Errorf("dead letters after delete: got %d, want 0", len(page.Entries))
 	}
 	// The API replays.
 	seq = deadLetter(t, b)
-	if r := b.do(t, http.MethodPost, "/api/dead-letters/"+itoa(seq)+"/replay", nil, dashboard.CSRFHeader, tok); r.code != http.StatusOK || !strings.Contains(r.body, "replay-") {
+	if r := b.do(t, http.MethodPost, "/api/dead-letters/"+itoa(seq)+"/replay", nil, dashboard.CSRFHeader, tok); r.code != http.StatusOK || !strings.Contains(r.body, `"ref": "TASKS/`) {
 		t.Errorf("API replay: got %d %s", r.code, r.body)
 	}
 	if r := b.do(t, http.MethodPost, "/api/dead-letters/"+itoa(seq)+"/replay", nil, dashboard.CSRFHeader, tok); r.code != http.StatusNotFound {

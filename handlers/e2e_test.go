@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/handlers"
 	"github.com/jetworker/jetworker/handlers/webhook"
@@ -93,14 +94,15 @@ func TestEndToEndWebhook(t *testing.T) {
 		}
 	}
 
-	dlq, _ := consumer.NewDeadLetters(js, consumer.DeadLettersConfig{})
+	store, _ := dlq.New(js, dlq.Config{})
 	testutil.Eventually(t, 15*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(delivered["ok-1"]) != 1 || len(delivered["ok-2"]) != 1 || len(delivered["rate-limited"]) != 2 {
 			return fmt.Errorf("deliveries so far: %v", delivered)
 		}
-		dead, err := dlq.List(t.Context(), consumer.Filter{})
+		page, err := store.List(t.Context(), dlq.Filter{}, 0, 0)
+		dead := page.Entries
 		if err != nil {
 			return err
 		}
@@ -117,7 +119,8 @@ func TestEndToEndWebhook(t *testing.T) {
 	if len(delivered["unrouted"]) != 0 || len(delivered["rejected"]) != 1 {
 		t.Errorf("unrouted requests %d (want 0), rejected requests %d (want 1)", len(delivered["unrouted"]), len(delivered["rejected"]))
 	}
-	dead, _ := dlq.List(t.Context(), consumer.Filter{})
+	page, _ := store.List(t.Context(), dlq.Filter{}, 0, 0)
+	dead := page.Entries
 	for _, d := range dead {
 		if d.TaskID == "unrouted" && !mentions(d.Error, "no route", "tasks.other.thing") {
 			t.Errorf("unrouted dead letter error %q", d.Error)

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/handlers/webhook"
@@ -140,10 +140,11 @@ func TestDLQCommands(t *testing.T) {
 		}
 	}
 	_, js := embeddedtest.Connect(t, srv)
-	dlq, _ := consumer.NewDeadLetters(js, consumer.DeadLettersConfig{})
+	store, _ := dlq.New(js, dlq.Config{})
 	var seqs []uint64
 	testutil.Eventually(t, 20*time.Second, func() error {
-		list, err := dlq.List(t.Context(), consumer.Filter{})
+		page, err := store.List(t.Context(), dlq.Filter{}, 0, 0)
+		list := page.Entries
 		if err != nil {
 			return err
 		}

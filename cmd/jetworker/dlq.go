@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dlq"
 )
 
 const dlqSynopsis = ` ls|show|replay|purge [args]
@@ -29,17 +30,19 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 		return err
 	}
 	var (
-		f            consumer.Filter
+		f            dlq.Filter
+		limit        int
 		since, until string
 		all, yes     bool
 		asJSON       bool
 	)
 	fs.StringVar(&f.Stream, "from-stream", "", "only dead letters from this task stream")
 	fs.StringVar(&f.Consumer, "consumer", "", "only dead letters of this durable consumer")
-	fs.StringVar(&f.Subject, "subject", "", "only dead letters whose original subject is this")
+	fs.StringVar(&f.Subject, "subject", "", "only dead letters whose original subject matches this (wildcards: tasks.email.>)")
+	fs.StringVar(&f.TaskID, "task-id", "", "only dead letters of this task ID")
 	fs.StringVar(&since, "since", "", "only dead letters failed at or after this (RFC 3339 or a duration ago, e.g. 1h)")
 	fs.StringVar(&until, "until", "", "only dead letters failed before this (RFC 3339 or a duration ago)")
-	fs.IntVar(&f.Limit, "limit", 0, "at most this many (0: all)")
+	fs.IntVar(&limit, "limit", 0, "ls: at most this many, newest first (0: all)")
 	fs.BoolVar(&all, "all", false, "replay: every dead letter the filters select")
 	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	fs.BoolVar(&asJSON, "json", false, "ls, show: print JSON")
@@ -79,14 +82,14 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 		return err
 	}
 	defer c.Close()
-	dlq, err := consumer.NewDeadLetters(c.js, consumer.DeadLettersConfig{Stream: b.DLQStream})
+	store, err := dlq.New(c.js, dlq.Config{Stream: b.DLQStream})
 	if err != nil {
 		return err
 	}
 
 	switch sub {
 	case "ls":
-		list, err := dlq.List(ctx, f)
+		list, err := listAll(ctx, store, f, limit)
 		if err != nil {
 			return err
 		}
@@ -102,7 +105,7 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 		fmt.Fprintf(std.out, "%d dead letters\n", len(list))
 		return nil
 	case "show":
-		d, err := dlq.Get(ctx, seqs[0])
+		d, err := store.Get(ctx, seqs[0])
 		if err != nil {
 			return err
 		}
@@ -113,12 +116,8 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 		return nil
 	case "replay":
 		if all {
-			list, err := dlq.List(ctx, f)
-			if err != nil {
+			if err := store.Scan(ctx, f, func(e *dlq.Entry) bool { seqs = append(seqs, e.Seq); return true }); err != nil {
 				return err
-			}
-			for _, d := range list {
-				seqs = append(seqs, d.Seq)
 			}
 		}
 		if len(seqs) == 0 {
@@ -131,11 +130,11 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 		p := newProgress(std, "replay", len(seqs))
 		var errs []error
 		for _, seq := range seqs {
-			res, err := dlq.Replay(ctx, seq)
+			res, err := store.Replay(ctx, seq)
 			if err != nil {
 				errs = append(errs, err)
 			} else if len(seqs) == 1 {
-				fmt.Fprintf(std.out, "replayed dead letter %d as task %s (seq %d)\n", seq, res.ID, res.Sequence)
+				fmt.Fprintf(std.out, "replayed dead letter %d as %s\n", seq, res.Ref)
 			}
 			p.step()
 		}
@@ -149,7 +148,7 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 			p := newProgress(std, "purge", len(seqs))
 			var errs []error
 			for _, seq := range seqs {
-				if err := dlq.Delete(ctx, seq); err != nil {
+				if err := store.Delete(ctx, seq); err != nil {
 					errs = append(errs, err)
 				}
 				p.step()
@@ -157,28 +156,53 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 			p.done(len(seqs) - len(errs))
 			return errors.Join(errs...)
 		}
-		list, err := dlq.List(ctx, f)
+		count, err := store.Count(ctx, f)
 		if err != nil {
 			return err
 		}
-		if len(list) == 0 {
+		if count == 0 {
 			fmt.Fprintln(std.out, "no dead letters to purge")
 			return nil
 		}
-		if ok, err := confirm(std, fmt.Sprintf("Delete %d dead letter(s)?", len(list)), yes); !ok {
+		if ok, err := confirm(std, fmt.Sprintf("Delete %d dead letter(s)?", count), yes); !ok {
 			return err
 		}
-		n, err := dlq.Purge(ctx, f)
+		n, err := store.Purge(ctx, f)
 		fmt.Fprintf(std.out, "purged %d dead letters\n", n)
 		return err
 	}
 	return nil
 }
 
-func printDeadLetter(std *stdio, d *consumer.DeadLetter) {
+// listAll returns the dead letters f selects, newest first, up to limit
+// (0: all).
+func listAll(ctx context.Context, store *dlq.Store, f dlq.Filter, limit int) ([]dlq.Entry, error) {
+	out := []dlq.Entry{}
+	var before uint64
+	for {
+		n := dlq.MaxPageSize
+		if limit > 0 {
+			n = min(n, limit-len(out))
+		}
+		page, err := store.List(ctx, f, before, n)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, page.Entries...)
+		if page.Next == 0 || (limit > 0 && len(out) >= limit) {
+			return out, nil
+		}
+		before = page.Next
+	}
+}
+
+func printDeadLetter(std *stdio, d *dlq.Entry) {
 	fmt.Fprintf(std.out, "Seq:       %d (%s)\n", d.Seq, d.Subject)
-	fmt.Fprintf(std.out, "Task:      %s\n", d.TaskID)
-	fmt.Fprintf(std.out, "Origin:    %s seq %d, subject %s\n", d.OriginalStream, d.OriginalSeq, d.OriginalSubject)
+	fmt.Fprintf(std.out, "Task:      %s\n", cmp.Or(d.TaskID, "(no ID)"))
+	fmt.Fprintf(std.out, "Origin:    %s, subject %s\n", d.OriginalRef, d.OriginalSubject)
+	if d.Problem != "" {
+		fmt.Fprintf(std.out, "Replay:    refused: %s\n", d.Problem)
+	}
 	fmt.Fprintf(std.out, "Consumer:  %s\n", d.Consumer)
 	fmt.Fprintf(std.out, "Failed at: %s after %d attempt(s)\n", d.FailedAt.Format(time.RFC3339), d.Attempts)
 	fmt.Fprintf(std.out, "Error:     %s\n", d.Error)

@@ -55,7 +55,7 @@ func runProvision(ctx context.Context, std *stdio, args []string) error {
 	if err := store.Provision(ctx); err != nil {
 		return err
 	}
-	if err := consumer.ProvisionPresence(ctx, c.js, "", 0, e.Replicas); err != nil {
+	if err := (consumer.Presence{Replicas: e.Replicas}).Provision(ctx, c.js); err != nil {
 		return err
 	}
 	fmt.Fprintf(std.out, "buckets %s, %s and %s ok\n", schedule.SchedulesBucket, schedule.StateBucket, consumer.DefaultPresenceBucket)

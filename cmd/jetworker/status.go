@@ -115,7 +115,7 @@ func collectStatus(ctx context.Context, js jetstream.JetStream) (statusReport, e
 	}
 	// Presence and the lease are bookkeeping: when their buckets are
 	// unavailable (an R1 bucket on a lost node), say so and show the rest.
-	workers, err := consumer.ListWorkers(ctx, js, "")
+	workers, err := consumer.Presence{}.List(ctx, js)
 	if err != nil {
 		rep.WorkersErr = err.Error()
 	}

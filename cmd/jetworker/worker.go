@@ -209,7 +209,7 @@ func runWorker(ctx context.Context, std *stdio, args []string) error {
 			return err
 		}
 		// With the same replicas, so presence survives a node loss.
-		if err := consumer.ProvisionPresence(ctx, c.js, "", 0, e.Replicas); err != nil {
+		if err := (consumer.Presence{Replicas: e.Replicas}).Provision(ctx, c.js); err != nil {
 			return err
 		}
 	}

@@ -562,7 +562,7 @@ func (jwSide) consume(ctx context.Context, js jetstream.JetStream, stream string
 		return nil
 	}), consumer.Config{
 		Stream: stream, Durable: "bench", FilterSubjects: []string{"bench.>"}, Concurrency: concurrency,
-		PresenceBucket: "-", Logger: slog.New(slog.DiscardHandler),
+		DisablePresence: true, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ const (
 	Seq       = "seq"
 	Delivered = "delivered"
 	TaskID    = "task_id"
+	Task      = "task" // a task's Ref, <stream>/<seq>
 	Schedule  = "schedule"
 	Slot      = "slot"
 	Delay     = "delay"

@@ -1,0 +1,138 @@
+package dlq
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/streams"
+)
+
+// maxError bounds the error text stored in a dead letter's header, and
+// minError is what it is cut to when the copy would not fit otherwise.
+const (
+	maxError = 2048
+	minError = 256
+)
+
+// Letter is a task a consumer gives up on, as [Message] needs it.
+type Letter struct {
+	// Prefix is the first token of dead-letter subjects. Defaults to "dlq".
+	Prefix string
+	// Stream, Consumer and Seq locate the original message.
+	Stream   string
+	Consumer string
+	Seq      uint64
+	// Subject, Header and Data are the original message's.
+	Subject string
+	Header  nats.Header
+	Data    []byte
+	// Attempts is the number of deliveries the task had.
+	Attempts uint64
+	// Reason is the last error, as text.
+	Reason string
+	// FailedAt is when the consumer gave up.
+	FailedAt time.Time
+}
+
+// Subject returns the dead-letter subject of a task of stream and consumer
+// stored on original: <prefix>.<stream>.<consumer>.<original>.
+func Subject(prefix, stream, consumer, original string) string {
+	return prefix + "." + stream + "." + consumer + "." + original
+}
+
+// MsgID returns the de-duplication key of the dead letter of the task with
+// sequence seq in stream, given up by consumer: one task is stored once
+// even when both dead-letter paths reach it.
+func MsgID(stream, consumer string, seq uint64) string {
+	return stream + "." + consumer + "." + strconv.FormatUint(seq, 10)
+}
+
+// directive reports whether an original header is a server directive that
+// must not apply to a copy or a replay: it would expire it, roll up its
+// subject, expect another stream or sequence, schedule it, or de-duplicate
+// it against the original. Every Nats- header is one.
+func directive(k string) bool {
+	return strings.HasPrefix(strings.ToLower(k), "nats-")
+}
+
+// Message builds the dead-letter copy of l. The copy fits in maxPayload
+// bytes (0 means no limit): when it would not, the error text is cut to
+// 256 bytes and then the payload to what fits, with
+// Jetworker-Payload-Truncated set to its original length.
+func Message(l Letter, maxPayload int64) *nats.Msg {
+	prefix := l.Prefix
+	if prefix == "" {
+		prefix = streams.DefaultDeadLetterPrefix
+	}
+	h := make(nats.Header, len(l.Header)+10)
+	for k, vs := range l.Header {
+		if !directive(k) && k != jetworker.HeaderPayloadTruncated {
+			h[k] = vs
+		}
+	}
+	if id := jetworker.TaskID(l.Header); id != "" {
+		h.Set(jetworker.HeaderTaskID, id)
+	}
+	h.Set(jetworker.HeaderMsgID, MsgID(l.Stream, l.Consumer, l.Seq))
+	h.Set(jetworker.HeaderError, oneLine(l.Reason, maxError))
+	h.Set(jetworker.HeaderAttempts, strconv.FormatUint(l.Attempts, 10))
+	h.Set(jetworker.HeaderOriginalSubject, l.Subject)
+	h.Set(jetworker.HeaderOriginalStream, l.Stream)
+	h.Set(jetworker.HeaderOriginalSeq, strconv.FormatUint(l.Seq, 10))
+	h.Set(jetworker.HeaderConsumer, l.Consumer)
+	h.Set(jetworker.HeaderFailedAt, l.FailedAt.UTC().Format(time.RFC3339Nano))
+	msg := &nats.Msg{Subject: Subject(prefix, l.Stream, l.Consumer, l.Subject), Data: l.Data, Header: h}
+	if maxPayload <= 0 {
+		return msg
+	}
+	// The server counts the subject, headers and data; leave room for the
+	// protocol line's other fields as nats.go does not count them.
+	budget := maxPayload - int64(headerSize(h)) - int64(len(msg.Data))
+	if budget >= 0 {
+		return msg
+	}
+	h.Set(jetworker.HeaderError, oneLine(l.Reason, minError))
+	h.Set(jetworker.HeaderPayloadTruncated, strconv.Itoa(len(l.Data)))
+	room := maxPayload - int64(headerSize(h))
+	if room >= int64(len(l.Data)) {
+		h.Del(jetworker.HeaderPayloadTruncated)
+		return msg
+	}
+	msg.Data = l.Data[:max(room, 0)]
+	return msg
+}
+
+// headerSize is the encoded size of h on the wire (NATS/1.0 header block).
+func headerSize(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
+	}
+	return n
+}
+
+// oneLine makes s a single-line header value of at most n bytes (plus an
+// ellipsis), without cutting a character in half.
+func oneLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !startsRune(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func startsRune(b byte) bool { return b&0xC0 != 0x80 }
