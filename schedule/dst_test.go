@@ -1,0 +1,347 @@
+package schedule_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/jetworker/jetworker/schedule"
+)
+
+// at parses an RFC 3339 instant of a test table.
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// showIn formats t as UTC and as the wall clock of loc.
+func showIn(t time.Time, loc *time.Location) string {
+	return t.UTC().Format(time.RFC3339) + " (" + t.In(loc).Format("2006-01-02 15:04:05 MST") + ")"
+}
+
+// TestNextAcrossDSTFollowsCronos checks the slots around both
+// transitions of several zones against Cronos's rules: a skipped reading
+// fires at the transition instant, a repeated one fires in both passes for
+// interval specs and in the first pass for the others.
+func TestNextAcrossDSTFollowsCronos(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		zone  string
+		spec  string
+		after time.Time
+		want  []string // RFC 3339 with the zone's offset
+	}{
+		// New York: 2026-03-08 02:00 EST -> 03:00 EDT (07:00Z);
+		// 2026-11-01 02:00 EDT -> 01:00 EST (06:00Z).
+		{
+			name: "New York 02:30 daily in the gap fires at the transition instant, then daily",
+			zone: "America/New_York", spec: "30 2 * * *", after: at("2026-03-07T12:00:00-05:00"),
+			want: []string{"2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00"},
+		},
+		{
+			name: "New York 02:00 daily, the gap's first reading, fires at the transition instant",
+			zone: "America/New_York", spec: "0 2 * * *", after: at("2026-03-07T12:00:00-05:00"),
+			want: []string{"2026-03-08T03:00:00-04:00", "2026-03-09T02:00:00-04:00"},
+		},
+		{
+			name: "New York 03:00 daily, the reading at the transition, fires there once",
+			zone: "America/New_York", spec: "0 3 * * *", after: at("2026-03-07T12:00:00-05:00"),
+			want: []string{"2026-03-08T03:00:00-04:00", "2026-03-09T03:00:00-04:00"},
+		},
+		{
+			name: "New York */30 in the gap and at 03:00 collapse into one fire",
+			zone: "America/New_York", spec: "*/30 * * * *", after: at("2026-03-08T01:15:00-05:00"),
+			want: []string{"2026-03-08T01:30:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-08T03:30:00-04:00"},
+		},
+		{
+			name: "New York */15 fires once for the gap's four slots",
+			zone: "America/New_York", spec: "*/15 * * * *", after: at("2026-03-08T01:40:00-05:00"),
+			want: []string{"2026-03-08T01:45:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-08T03:15:00-04:00"},
+		},
+		{
+			name: "New York hourly skips no hour and doubles none on spring forward",
+			zone: "America/New_York", spec: "0 * * * *", after: at("2026-03-08T00:30:00-05:00"),
+			want: []string{"2026-03-08T01:00:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-08T04:00:00-04:00"},
+		},
+		{
+			name: "New York @hourly on spring forward",
+			zone: "America/New_York", spec: "@hourly", after: at("2026-03-08T00:30:00-05:00"),
+			want: []string{"2026-03-08T01:00:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-08T04:00:00-04:00"},
+		},
+		{
+			name: "New York after 01:59:59 EST, just before the gap, the gap's slot is next",
+			zone: "America/New_York", spec: "30 2 * * *", after: at("2026-03-08T01:59:59-05:00"),
+			want: []string{"2026-03-08T03:00:00-04:00"},
+		},
+		{
+			name: "New York after the transition instant itself, the gap has fired: next day",
+			zone: "America/New_York", spec: "30 2 * * *", after: at("2026-03-08T03:00:00-04:00"),
+			want: []string{"2026-03-09T02:30:00-04:00"},
+		},
+		{
+			name: "New York first slot computed at 03:10 EDT is the next day, not none that day and not 03:30",
+			zone: "America/New_York", spec: "30 2 * * *", after: at("2026-03-08T03:10:00-04:00"),
+			want: []string{"2026-03-09T02:30:00-04:00", "2026-03-10T02:30:00-04:00"},
+		},
+		{
+			name: "New York */30 computed at 03:10 EDT continues at 03:30",
+			zone: "America/New_York", spec: "*/30 * * * *", after: at("2026-03-08T03:10:00-04:00"),
+			want: []string{"2026-03-08T03:30:00-04:00"},
+		},
+		{
+			name: "New York after 02:30 read at the old offset (03:30 EDT): the gap has fired",
+			zone: "America/New_York", spec: "*/15 * * * *", after: at("2026-03-08T02:30:00-05:00"),
+			want: []string{"2026-03-08T03:45:00-04:00"},
+		},
+		{
+			name: "New York after time.Date(02:30) in the gap, which Go reads as 01:30 EST",
+			zone: "America/New_York", spec: "30 2 * * *",
+			after: time.Date(2026, 3, 8, 2, 30, 0, 0, mustLoad(t, "America/New_York")),
+			want:  []string{"2026-03-08T03:00:00-04:00"},
+		},
+		{
+			name: "New York six fields: every 20s of 02:30 in the gap is one fire",
+			zone: "America/New_York", spec: "*/20 30 2 * * *", after: at("2026-03-08T01:59:00-05:00"),
+			want: []string{"2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00", "2026-03-09T02:30:20-04:00"},
+		},
+		{
+			name: "New York six fields: 02:59:59 in the gap fires at the transition",
+			zone: "America/New_York", spec: "59 59 2 * * *", after: at("2026-03-07T12:00:00-05:00"),
+			want: []string{"2026-03-08T03:00:00-04:00", "2026-03-09T02:59:59-04:00"},
+		},
+		{
+			name: "New York 01:30 daily fires once on fall back, in the first pass",
+			zone: "America/New_York", spec: "30 1 * * *", after: at("2026-10-31T12:00:00-04:00"),
+			want: []string{"2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"},
+		},
+		{
+			name: "New York */20 in hour 1 is interval (minute step): both passes",
+			zone: "America/New_York", spec: "*/20 1 * * *", after: at("2026-11-01T00:50:00-04:00"),
+			want: []string{
+				"2026-11-01T01:00:00-04:00", "2026-11-01T01:20:00-04:00", "2026-11-01T01:40:00-04:00",
+				"2026-11-01T01:00:00-05:00", "2026-11-01T01:20:00-05:00", "2026-11-01T01:40:00-05:00",
+				"2026-11-02T01:00:00-05:00",
+			},
+		},
+		{
+			name: "New York 0,30 in hour 1 is a list, not interval: first pass only",
+			zone: "America/New_York", spec: "0,30 1 * * *", after: at("2026-11-01T00:50:00-04:00"),
+			want: []string{"2026-11-01T01:00:00-04:00", "2026-11-01T01:30:00-04:00", "2026-11-02T01:00:00-05:00"},
+		},
+		{
+			name: "New York 01:30 in an hour range is interval: both passes",
+			zone: "America/New_York", spec: "30 1-2 * * *", after: at("2026-11-01T00:50:00-04:00"),
+			want: []string{"2026-11-01T01:30:00-04:00", "2026-11-01T01:30:00-05:00", "2026-11-01T02:30:00-05:00"},
+		},
+		{
+			name: "New York */30 fires in both passes of the repeated hour",
+			zone: "America/New_York", spec: "*/30 * * * *", after: at("2026-11-01T00:45:00-04:00"),
+			want: []string{
+				"2026-11-01T01:00:00-04:00", "2026-11-01T01:30:00-04:00",
+				"2026-11-01T01:00:00-05:00", "2026-11-01T01:30:00-05:00", "2026-11-01T02:00:00-05:00",
+			},
+		},
+		{
+			name: "New York hourly fires 01:00 in both passes",
+			zone: "America/New_York", spec: "0 * * * *", after: at("2026-11-01T00:30:00-04:00"),
+			want: []string{"2026-11-01T01:00:00-04:00", "2026-11-01T01:00:00-05:00", "2026-11-01T02:00:00-05:00"},
+		},
+		{
+			name: "New York @hourly fires 01:00 in both passes",
+			zone: "America/New_York", spec: "@hourly", after: at("2026-11-01T00:30:00-04:00"),
+			want: []string{"2026-11-01T01:00:00-04:00", "2026-11-01T01:00:00-05:00", "2026-11-01T02:00:00-05:00"},
+		},
+		{
+			name: "New York @daily at midnight is untouched by fall back",
+			zone: "America/New_York", spec: "@daily", after: at("2026-10-31T12:00:00-04:00"),
+			want: []string{"2026-11-01T00:00:00-04:00", "2026-11-02T00:00:00-05:00"},
+		},
+		{
+			name: "New York 02:00 daily, just after the repeated hour, fires once at 02:00 EST",
+			zone: "America/New_York", spec: "0 2 * * *", after: at("2026-10-31T12:00:00-04:00"),
+			want: []string{"2026-11-01T02:00:00-05:00", "2026-11-02T02:00:00-05:00"},
+		},
+		{
+			name: "New York after 01:10 EDT, in the first pass, 01:30 EDT is next",
+			zone: "America/New_York", spec: "30 1 * * *", after: at("2026-11-01T01:10:00-04:00"),
+			want: []string{"2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"},
+		},
+		{
+			name: "New York after 01:45 EDT, past the first pass's slot, the second pass does not fire",
+			zone: "America/New_York", spec: "30 1 * * *", after: at("2026-11-01T01:45:00-04:00"),
+			want: []string{"2026-11-02T01:30:00-05:00"},
+		},
+		{
+			name: "New York after 01:10 EST, in the second pass, a non-interval spec does not fire again",
+			zone: "America/New_York", spec: "30 1 * * *", after: at("2026-11-01T01:10:00-05:00"),
+			want: []string{"2026-11-02T01:30:00-05:00"},
+		},
+		{
+			name: "New York after 01:10 EST, in the second pass, an interval spec continues in it",
+			zone: "America/New_York", spec: "*/20 1 * * *", after: at("2026-11-01T01:10:00-05:00"),
+			want: []string{"2026-11-01T01:20:00-05:00", "2026-11-01T01:40:00-05:00", "2026-11-02T01:00:00-05:00"},
+		},
+		{
+			name: "New York after 01:10 EST, in the second pass, 02:00 daily still fires at 02:00 EST",
+			zone: "America/New_York", spec: "0 2 * * *", after: at("2026-11-01T01:10:00-05:00"),
+			want: []string{"2026-11-01T02:00:00-05:00"},
+		},
+		{
+			name: "New York six fields: 01:30:15 daily fires once on fall back",
+			zone: "America/New_York", spec: "15 30 1 * * *", after: at("2026-10-31T12:00:00-04:00"),
+			want: []string{"2026-11-01T01:30:15-04:00", "2026-11-02T01:30:15-05:00"},
+		},
+		{
+			name: "New York six fields: second 30 of every hour's minute 0 is interval: both passes",
+			zone: "America/New_York", spec: "30 0 * * * *", after: at("2026-11-01T00:59:00-04:00"),
+			want: []string{"2026-11-01T01:00:30-04:00", "2026-11-01T01:00:30-05:00", "2026-11-01T02:00:30-05:00"},
+		},
+		{
+			name: "New York six fields: a seconds step makes 01:30 interval: both passes",
+			zone: "America/New_York", spec: "*/30 30 1 * * *", after: at("2026-11-01T01:00:00-04:00"),
+			want: []string{
+				"2026-11-01T01:30:00-04:00", "2026-11-01T01:30:30-04:00",
+				"2026-11-01T01:30:00-05:00", "2026-11-01T01:30:30-05:00", "2026-11-02T01:30:00-05:00",
+			},
+		},
+
+		// Berlin: 2026-03-29 02:00 CET -> 03:00 CEST (01:00Z);
+		// 2026-10-25 03:00 CEST -> 02:00 CET (01:00Z).
+		{
+			name: "Berlin 02:30 daily in the gap fires at 03:00 CEST",
+			zone: "Europe/Berlin", spec: "30 2 * * *", after: at("2026-03-28T12:00:00+01:00"),
+			want: []string{"2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"},
+		},
+		{
+			name: "Berlin six fields 02:30:00 in the gap fires at 03:00 CEST",
+			zone: "Europe/Berlin", spec: "0 30 2 * * *", after: at("2026-03-28T12:00:00+01:00"),
+			want: []string{"2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"},
+		},
+		{
+			name: "Berlin */30 collapses the gap into 03:00 CEST",
+			zone: "Europe/Berlin", spec: "*/30 * * * *", after: at("2026-03-29T01:15:00+01:00"),
+			want: []string{"2026-03-29T01:30:00+01:00", "2026-03-29T03:00:00+02:00", "2026-03-29T03:30:00+02:00"},
+		},
+		{
+			name: "Berlin 02:30 daily fires once on fall back, in the first pass",
+			zone: "Europe/Berlin", spec: "30 2 * * *", after: at("2026-10-24T12:00:00+02:00"),
+			want: []string{"2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"},
+		},
+		{
+			name: "Berlin */30 fires in both passes of 02:00-03:00",
+			zone: "Europe/Berlin", spec: "*/30 * * * *", after: at("2026-10-25T01:45:00+02:00"),
+			want: []string{
+				"2026-10-25T02:00:00+02:00", "2026-10-25T02:30:00+02:00",
+				"2026-10-25T02:00:00+01:00", "2026-10-25T02:30:00+01:00", "2026-10-25T03:00:00+01:00",
+			},
+		},
+		{
+			name: "Berlin 03:00 daily, which occurs once on fall back, fires at 03:00 CET",
+			zone: "Europe/Berlin", spec: "0 3 * * *", after: at("2026-10-24T12:00:00+02:00"),
+			want: []string{"2026-10-25T03:00:00+01:00", "2026-10-26T03:00:00+01:00"},
+		},
+
+		// Sydney: 2026-04-05 03:00 AEDT -> 02:00 AEST (fall back, 16:00Z);
+		// 2026-10-04 02:00 AEST -> 03:00 AEDT (spring forward, 16:00Z).
+		{
+			name: "Sydney 02:30 daily fires once on April fall back, in the first pass",
+			zone: "Australia/Sydney", spec: "30 2 * * *", after: at("2026-04-04T12:00:00+11:00"),
+			want: []string{"2026-04-05T02:30:00+11:00", "2026-04-06T02:30:00+10:00"},
+		},
+		{
+			name: "Sydney */30 fires in both passes on April fall back",
+			zone: "Australia/Sydney", spec: "*/30 * * * *", after: at("2026-04-05T01:45:00+11:00"),
+			want: []string{
+				"2026-04-05T02:00:00+11:00", "2026-04-05T02:30:00+11:00",
+				"2026-04-05T02:00:00+10:00", "2026-04-05T02:30:00+10:00", "2026-04-05T03:00:00+10:00",
+			},
+		},
+		{
+			name: "Sydney 02:30 daily in the October gap fires at 03:00 AEDT",
+			zone: "Australia/Sydney", spec: "30 2 * * *", after: at("2026-10-03T12:00:00+10:00"),
+			want: []string{"2026-10-04T03:00:00+11:00", "2026-10-05T02:30:00+11:00"},
+		},
+		{
+			name: "Sydney hourly on October spring forward fires 02:00's slot at 03:00 AEDT",
+			zone: "Australia/Sydney", spec: "0 * * * *", after: at("2026-10-04T00:30:00+10:00"),
+			want: []string{"2026-10-04T01:00:00+10:00", "2026-10-04T03:00:00+11:00", "2026-10-04T04:00:00+11:00"},
+		},
+
+		// Lord Howe, 30-minute shifts: 2026-04-05 02:00 +11 -> 01:30 +10:30
+		// (15:00Z); 2026-10-04 02:00 +10:30 -> 02:30 +11 (15:30Z).
+		{
+			name: "Lord Howe 02:15 daily in the 30-minute gap fires at 02:30 +11",
+			zone: "Australia/Lord_Howe", spec: "15 2 * * *", after: at("2026-10-03T12:00:00+10:30"),
+			want: []string{"2026-10-04T02:30:00+11:00", "2026-10-05T02:15:00+11:00"},
+		},
+		{
+			name: "Lord Howe 02:30 daily, the reading at the transition, fires there once",
+			zone: "Australia/Lord_Howe", spec: "30 2 * * *", after: at("2026-10-03T12:00:00+10:30"),
+			want: []string{"2026-10-04T02:30:00+11:00", "2026-10-05T02:30:00+11:00"},
+		},
+		{
+			name: "Lord Howe */10 collapses 02:00, 02:10, 02:20 and 02:30 into one fire",
+			zone: "Australia/Lord_Howe", spec: "*/10 * * * *", after: at("2026-10-04T01:45:00+10:30"),
+			want: []string{"2026-10-04T01:50:00+10:30", "2026-10-04T02:30:00+11:00", "2026-10-04T02:40:00+11:00"},
+		},
+		{
+			name: "Lord Howe 01:45 daily fires once in the repeated half hour",
+			zone: "Australia/Lord_Howe", spec: "45 1 * * *", after: at("2026-04-04T12:00:00+11:00"),
+			want: []string{"2026-04-05T01:45:00+11:00", "2026-04-06T01:45:00+10:30"},
+		},
+		{
+			name: "Lord Howe */15 fires in both passes of the repeated half hour",
+			zone: "Australia/Lord_Howe", spec: "*/15 * * * *", after: at("2026-04-05T01:20:00+11:00"),
+			want: []string{
+				"2026-04-05T01:30:00+11:00", "2026-04-05T01:45:00+11:00",
+				"2026-04-05T01:30:00+10:30", "2026-04-05T01:45:00+10:30", "2026-04-05T02:00:00+10:30",
+			},
+		},
+		{
+			name: "Lord Howe 0,30 in hour 1: 01:00 once, the repeated 01:30 in the first pass only",
+			zone: "Australia/Lord_Howe", spec: "0,30 1 * * *", after: at("2026-04-05T00:50:00+11:00"),
+			want: []string{"2026-04-05T01:00:00+11:00", "2026-04-05T01:30:00+11:00", "2026-04-06T01:00:00+10:30"},
+		},
+
+		// Tokyo has no DST: the same specs on the same days are plain.
+		{
+			name: "Tokyo control: 02:30 daily on New York's spring-forward day",
+			zone: "Asia/Tokyo", spec: "30 2 * * *", after: at("2026-03-07T12:00:00+09:00"),
+			want: []string{"2026-03-08T02:30:00+09:00", "2026-03-09T02:30:00+09:00"},
+		},
+		{
+			name: "Tokyo control: */30 on New York's fall-back day",
+			zone: "Asia/Tokyo", spec: "*/30 * * * *", after: at("2026-11-01T00:45:00+09:00"),
+			want: []string{"2026-11-01T01:00:00+09:00", "2026-11-01T01:30:00+09:00", "2026-11-01T02:00:00+09:00"},
+		},
+		{
+			name: "Tokyo control: six fields 01:30:15 daily",
+			zone: "Asia/Tokyo", spec: "15 30 1 * * *", after: at("2026-10-31T12:00:00+09:00"),
+			want: []string{"2026-11-01T01:30:15+09:00", "2026-11-02T01:30:15+09:00"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			loc := mustLoad(t, tt.zone)
+			e := schedule.Entry{Name: "x", Spec: tt.spec, TimeZone: tt.zone, Subject: "tasks.x"}
+			got, err := e.Next(tt.after, len(tt.want))
+			if err != nil {
+				t.Fatalf("Next: %v", err)
+			}
+			for i, w := range tt.want {
+				want := at(w)
+				if i >= len(got) {
+					t.Errorf("slot %d: got none, want %s", i, showIn(want, loc))
+					continue
+				}
+				if !got[i].Equal(want) {
+					t.Errorf("slot %d: got %s, want %s", i, showIn(got[i], loc), showIn(want, loc))
+				}
+			}
+		})
+	}
+}
