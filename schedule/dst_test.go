@@ -1,6 +1,9 @@
 package schedule_test
 
 import (
+	"fmt"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -343,5 +346,153 @@ func TestNextAcrossDSTFollowsCronos(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNextMatchesBruteForceOracle compares Next with a reference that
+// steps through the instants around each 2026 transition of several zones
+// one by one (a minute, or a second for six-field specs) and applies the
+// rules directly: an instant fires if its wall-clock reading matches and
+// was not shown before (or the spec is an interval spec), or if a reading
+// the clocks skipped just before it matches.
+func TestNextMatchesBruteForceOracle(t *testing.T) {
+	t.Parallel()
+	specs := []struct {
+		spec     string
+		interval bool // written out here, not taken from the package
+	}{
+		{"30 2 * * *", false},
+		{"0 2 * * *", false},
+		{"0 3 * * *", false},
+		{"30 1 * * *", false},
+		{"0,30 1 * * *", false},
+		{"45 1,2 * * *", false},
+		{"@daily", false},
+		{"*/15 * * * *", true},
+		{"*/20 1 * * *", true},
+		{"5-10 1,2 * * *", true},
+		{"0 * * * *", true},
+		{"@hourly", true},
+		{"15 30 1,2 * * *", false},
+		{"*/20 30 1,2 * * *", true},
+		{"0 */7 * * * *", true},
+	}
+	zones := []string{"America/New_York", "Europe/Berlin", "Australia/Sydney", "Australia/Lord_Howe", "Asia/Tokyo"}
+	for _, zone := range zones {
+		loc := mustLoad(t, zone)
+		days := transitions(loc, 2026)
+		if len(days) == 0 {
+			days = []time.Time{at("2026-03-08T07:00:00Z")} // the control: any day
+		}
+		for _, tr := range days {
+			for _, sp := range specs {
+				name := fmt.Sprintf("%s/%s/%s", zone, tr.In(loc).Format("2006-01-02"), sp.spec)
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					checkAgainstOracle(t, loc, sp.spec, sp.interval, tr)
+				})
+			}
+		}
+	}
+}
+
+// transitions returns the instants in year at which loc's offset changes.
+func transitions(loc *time.Location, year int) []time.Time {
+	var out []time.Time
+	t := time.Date(year, 1, 1, 0, 0, 0, 0, loc)
+	for {
+		_, end := t.ZoneBounds()
+		if end.IsZero() || end.Year() > year {
+			return out
+		}
+		_, before := end.Add(-time.Nanosecond).Zone()
+		if _, after := end.Zone(); after != before {
+			out = append(out, end)
+		}
+		t = end
+	}
+}
+
+func checkAgainstOracle(t *testing.T, loc *time.Location, spec string, interval bool, tr time.Time) {
+	t.Helper()
+	// step: the oracle's resolution; span: how far it looks either side
+	// of the transition; stride: the distance between checked after times.
+	step, span, stride := time.Minute, 26*time.Hour, 7*time.Minute
+	if len(strings.Fields(spec)) == 6 {
+		step, span, stride = time.Second, 3*time.Hour, 67*time.Second
+	}
+	lo, hi := tr.Add(-span), tr.Add(span)
+	e := schedule.Entry{Name: "x", Spec: spec, TimeZone: loc.String(), Subject: "tasks.x"}
+
+	// The readings the spec matches, as Unix seconds of the reading
+	// written in UTC, from the spec evaluated in UTC, which has no DST.
+	utc := e
+	utc.TimeZone = ""
+	matches := map[int64]bool{}
+	for m := lo.Add(-6 * time.Hour); m.Before(hi.Add(18 * time.Hour)); {
+		next, err := utc.Next(m, 1024)
+		if err != nil {
+			t.Fatalf("Next in UTC: %v", err)
+		}
+		if len(next) == 0 {
+			break
+		}
+		for _, n := range next {
+			matches[n.Unix()] = true
+		}
+		m = next[len(next)-1]
+	}
+
+	var want []time.Time
+	shown := map[int64]bool{}
+	_, prevOff := lo.Add(-step).In(loc).Zone()
+	for i := lo; i.Before(hi); i = i.Add(step) {
+		_, off := i.In(loc).Zone()
+		reading := i.Unix() + int64(off)
+		fire := matches[reading] && (interval || !shown[reading])
+		for skipped := i.Unix() + int64(prevOff); skipped < reading; skipped += int64(step / time.Second) {
+			fire = fire || matches[skipped]
+		}
+		shown[reading] = true
+		prevOff = off
+		if fire {
+			want = append(want, i)
+		}
+	}
+
+	// The whole window, slot by slot.
+	got, err := e.Next(lo.Add(-time.Nanosecond), len(want)+1)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	for len(got) > 0 && !got[len(got)-1].Before(hi) {
+		got = got[:len(got)-1]
+	}
+	for i := range max(len(got), len(want)) {
+		switch {
+		case i >= len(got):
+			t.Fatalf("slot %d: got none, want %s", i, showIn(want[i], loc))
+		case i >= len(want):
+			t.Fatalf("slot %d: got %s, want none", i, showIn(got[i], loc))
+		case !got[i].Equal(want[i]):
+			t.Fatalf("slot %d: got %s, want %s", i, showIn(got[i], loc), showIn(want[i], loc))
+		}
+	}
+
+	// Next from any point near the transition, on and between steps.
+	for a := tr.Add(-2 * time.Hour); a.Before(tr.Add(2 * time.Hour)); a = a.Add(stride) {
+		for _, after := range []time.Time{a, a.Add(step / 2)} {
+			got, err := e.Next(after, 1)
+			if err != nil {
+				t.Fatalf("Next: %v", err)
+			}
+			k := sort.Search(len(want), func(k int) bool { return want[k].After(after) })
+			switch {
+			case k < len(want) && (len(got) == 0 || !got[0].Equal(want[k])):
+				t.Fatalf("after %s: got %v, want %s", showIn(after, loc), got, showIn(want[k], loc))
+			case k == len(want) && len(got) > 0 && got[0].Before(hi):
+				t.Fatalf("after %s: got %s, want a slot after %s", showIn(after, loc), showIn(got[0], loc), showIn(hi, loc))
+			}
+		}
 	}
 }
