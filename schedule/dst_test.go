@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
 )
 
@@ -494,5 +498,66 @@ func checkAgainstOracle(t *testing.T, loc *time.Location, spec string, interval 
 				t.Fatalf("after %s: got %s, want a slot after %s", showIn(after, loc), showIn(got[0], loc), showIn(hi, loc))
 			}
 		}
+	}
+}
+
+// TestSchedulerFiresSkippedSlotAtTransition runs a scheduler whose clock
+// reads two seconds before New York's 2026 spring forward and checks that
+// a 02:30 daily entry, whose slot does not exist that day, fires once, at
+// 03:00 EDT.
+func TestSchedulerFiresSkippedSlotAtTransition(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	b.put(t, schedule.Entry{Name: "nightly", Spec: "30 2 * * *", TimeZone: "America/New_York", Subject: "tasks.nightly"})
+	st, err := b.js.Stream(ctx, publisher.DefaultTaskStream)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	cons, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{FilterSubject: "tasks.nightly", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("create consumer: %v", err)
+	}
+
+	transition := at("2026-03-08T07:00:00Z") // 02:00 EST becomes 03:00 EDT
+	offset := time.Until(transition.Add(-2 * time.Second))
+	now := func() time.Time { return time.Now().Add(offset) }
+	r := b.start(t, "s", schedule.Config{LeaseTTL: 2 * time.Second, NowFunc: now})
+	waitGain(t, r, 5*time.Second)
+	if started := now(); !started.Before(transition) {
+		t.Fatalf("scheduler led only at %s, after the transition; the test needs it to start within 2s", started.UTC().Format(time.RFC3339Nano))
+	}
+
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	var fired []string
+	for m := range batch.Messages() {
+		fired = append(fired, m.Headers().Get(jetworker.HeaderFireTime))
+	}
+	if err := batch.Error(); err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	want := transition.Format(time.RFC3339)
+	if len(fired) != 1 || fired[0] != want {
+		t.Fatalf("fired %v within 5s, want one fire at %s", fired, want)
+	}
+
+	// Nothing more: the next slot is 02:30 EDT the following day.
+	batch, err = cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	for m := range batch.Messages() {
+		t.Errorf("second fire at %s, want none", m.Headers().Get(jetworker.HeaderFireTime))
+	}
+	slots, _ := storedFires(t, b.js, "nightly")
+	if len(slots) != 1 || slots[want] != 1 {
+		t.Errorf("stored fires %v, want one at %s", slots, want)
+	}
+	fires := r.firesOf("nightly")
+	if len(fires) != 1 || !fires[0].Slot.Equal(transition) {
+		t.Errorf("FiredFunc saw %v, want one fire of slot %s", fires, want)
 	}
 }
