@@ -22,14 +22,30 @@
 // every scheduler derives the same slots and daylight saving time does not
 // affect them.
 //
-// Daylight saving time, for cron specs and descriptors:
+// Daylight saving time, for cron specs and descriptors, follows Cronos
+// (the cron library of Hangfire). A spec matches wall-clock readings in
+// the entry's zone:
 //
-//   - Spring forward: a slot whose wall-clock time does not exist that day
-//     (02:30 when clocks jump from 02:00 to 03:00) fires once, at the first
-//     instant after the gap (03:30 in the example; ISC cron's rule).
-//   - Fall back: a slot whose wall-clock time occurs twice fires once, in
-//     the first pass. Only schedules whose hour field matches every hour
-//     ("*/15 * * * *") fire in both passes, so they keep their interval.
+//   - Spring forward: a reading that does not exist that day (02:30 when
+//     New York's clocks jump from 02:00 EST to 03:00 EDT) fires at the
+//     transition instant, the first valid time after the gap (03:00 EDT).
+//     All readings of one gap that match, and a match at the transition
+//     instant itself, are one fire: "*/15 * * * *" fires at 01:45 EST,
+//     03:00 EDT, 03:15 EDT. A slot computed after the transition instant
+//     does not fire the gap again: "30 2 * * *" asked at 03:10 EDT next
+//     fires at 02:30 the following day.
+//   - Fall back: readings that occur twice (01:00 to 01:59:59 when New
+//     York's clocks go back from 02:00 EDT to 01:00 EST) fire in both
+//     passes for an interval spec and only in the first pass (before the
+//     shift) for any other. A spec is an interval spec when one of its
+//     time fields (seconds, minutes, hours) is "*" or "?" or contains a
+//     range "-" or a step "/": "*/20 1 * * *" and "0 * * * *" are,
+//     "30 1 * * *" and "0,30 1 * * *" are not. Of the descriptors only
+//     @hourly is. Asked for its next slot during the second pass, a
+//     non-interval spec does not fire again in that pass.
+//
+// The rules hold for any size of shift (Lord Howe Island moves its clocks
+// by 30 minutes); a zone without DST changes nothing.
 //
 // # Firing
 //

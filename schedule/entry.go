@@ -48,7 +48,8 @@ type Entry struct {
 	// or "@every <duration>" with a whole number of seconds, at least 1s.
 	Spec string `json:"spec"`
 	// TimeZone is the IANA zone (e.g. "Europe/Berlin") cron fields are
-	// evaluated in. Defaults to UTC. @every ignores it.
+	// evaluated in, with the daylight saving time rules of the package
+	// documentation. Defaults to UTC. @every ignores it.
 	TimeZone string `json:"time_zone,omitempty"`
 	// Subject is the subject each fire publishes to; a stream must
 	// capture it. No wildcards.

@@ -30,10 +30,10 @@ func TestNextAcrossDST(t *testing.T) {
 		want  []string // RFC 3339 in the zone
 	}{
 		{
-			name: "daily slot in skipped spring-forward hour fires once, at the end of the gap",
+			name: "daily slot in skipped spring-forward hour fires once, at the transition instant",
 			spec: "30 2 * * *", zone: "America/New_York",
 			after: time.Date(2024, 3, 9, 12, 0, 0, 0, ny),
-			want:  []string{"2024-03-10T03:30:00-04:00", "2024-03-11T02:30:00-04:00"},
+			want:  []string{"2024-03-10T03:00:00-04:00", "2024-03-11T02:30:00-04:00"},
 		},
 		{
 			name: "daily slot in repeated fall-back hour fires once",
@@ -42,10 +42,10 @@ func TestNextAcrossDST(t *testing.T) {
 			want:  []string{"2024-11-03T01:30:00-04:00", "2024-11-04T01:30:00-05:00"},
 		},
 		{
-			name: "Berlin daily slot in skipped hour",
+			name: "Berlin daily slot in skipped hour fires at the transition instant",
 			spec: "0 30 2 * * *", zone: "Europe/Berlin",
 			after: time.Date(2024, 3, 30, 12, 0, 0, 0, berlin),
-			want:  []string{"2024-03-31T03:30:00+02:00", "2024-04-01T02:30:00+02:00"},
+			want:  []string{"2024-03-31T03:00:00+02:00", "2024-04-01T02:30:00+02:00"},
 		},
 		{
 			name: "Berlin daily slot in repeated hour",

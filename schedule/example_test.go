@@ -45,7 +45,8 @@ func Example() {
 	if _, err := store.Put(ctx, entry); err != nil {
 		log.Fatal(err)
 	}
-	// On the spring-forward day 02:30 does not exist: the slot fires at 03:30.
+	// On the spring-forward day 02:30 does not exist: the slot fires at the
+	// transition instant, 03:00 EDT.
 	after := time.Date(2024, 3, 9, 12, 0, 0, 0, time.UTC)
 	next, _ := entry.Next(after, 2)
 	for _, t := range next {
@@ -87,7 +88,7 @@ func Example() {
 	fmt.Println("schedule:", msg.Header.Get(jetworker.HeaderSchedule))
 	fmt.Println("id matches slot:", msg.Header.Get(jetworker.HeaderMsgID) == "heartbeat@"+f.Slot.UTC().Format(time.RFC3339))
 	// Output:
-	// next: 2024-03-10T03:30:00-04:00
+	// next: 2024-03-10T03:00:00-04:00
 	// next: 2024-03-11T02:30:00-04:00
 	// run: <nil>
 	// schedule: heartbeat

@@ -16,19 +16,19 @@ func cronParser() cron.Parser {
 		cron.Month | cron.Dow | cron.Descriptor | cron.DowOrDom)
 }
 
-// allHours has the bits of hours 0-23 set.
-const allHours = 1<<24 - 1
-
 // spec is a compiled schedule spec: either a fixed interval anchored at
 // an epoch, or a cron schedule evaluated in a time zone.
 type spec struct {
 	every  time.Duration // > 0 for @every
 	anchor time.Time     // first @every slot; slots are anchor + k*every
-	cron   *cron.SpecSchedule
-	// hourly is true when the cron hour field matches every hour: such a
-	// schedule fires in both passes of a repeated fall-back hour.
-	hourly bool
-	loc    *time.Location
+	// cron matches wall-clock readings: its Location is UTC and it is
+	// asked about a reading written as a UTC instant (see wall).
+	cron *cron.SpecSchedule
+	// interval is true when a time field (seconds, minutes or hours) is
+	// '*' or '?' or has a range or a step: such a schedule fires in both
+	// passes of a repeated fall-back interval (Cronos's Interval flag).
+	interval bool
+	loc      *time.Location
 }
 
 // parseSpec compiles s. Errors name the offending field; they do not wrap
@@ -65,8 +65,29 @@ func parseSpec(s string, loc *time.Location, anchor time.Time) (spec, error) {
 		return spec{}, fmt.Errorf("%q: unsupported schedule type %T", s, sched)
 	}
 	c := *cs
-	c.Location = loc
-	return spec{cron: &c, hourly: c.Hour&allHours == allHours, loc: loc}, nil
+	c.Location = time.UTC
+	return spec{cron: &c, interval: isInterval(s), loc: loc}, nil
+}
+
+// isInterval reports whether the parsed cron spec s fires at intervals
+// through the day rather than at fixed times: one of its second, minute
+// or hour fields is '*' or '?', or contains a range or a step. Of the
+// descriptors only @hourly ("0 * * * *") is.
+func isInterval(s string) bool {
+	if strings.HasPrefix(s, "@") {
+		return s == "@hourly"
+	}
+	fields := strings.Fields(s)
+	timeFields := fields[:2] // minute, hour
+	if len(fields) == 6 {
+		timeFields = fields[:3] // second, minute, hour
+	}
+	for _, f := range timeFields {
+		if strings.ContainsAny(f, "*?-/") {
+			return true
+		}
+	}
+	return false
 }
 
 // describeParseError finds which field of a failing cron spec is wrong by
@@ -98,8 +119,13 @@ func describeParseError(s string, err error) error {
 	return fmt.Errorf("%q: %w", s, err)
 }
 
-// next returns the first slot strictly after t, or the zero time if there
-// is none. See the package documentation for the DST rules.
+// maxPeriods bounds the zone offset periods nextCron walks through. The
+// cron search itself gives up five years ahead (go-cron's limit), which
+// no zone fills with this many offset changes.
+const maxPeriods = 4096
+
+// next returns the first slot strictly after t, in sp.loc, or the zero
+// time if there is none. See the package documentation for the DST rules.
 func (sp spec) next(t time.Time) time.Time {
 	if sp.every > 0 {
 		if t.Before(sp.anchor) {
@@ -111,38 +137,56 @@ func (sp spec) next(t time.Time) time.Time {
 		step := int64(sp.every / time.Second)
 		return time.Unix(sp.anchor.Unix()+(secs/step+1)*step, 0).In(sp.loc)
 	}
-	t = t.In(sp.loc)
-	// A bounded number of skips: at most one per repeated-hour slot.
-	for range 4096 {
-		t = sp.cron.Next(t)
-		if t.IsZero() {
-			return t
+	return sp.nextCron(t)
+}
+
+// nextCron walks the zone's offset periods (spans of constant UTC offset)
+// from the one holding t. In each it looks for the first matching
+// wall-clock reading after the cursor and before the period ends; a
+// reading the period shows is fired at the instant that shows it. When
+// the clocks go forward at the end of a period, a match in the skipped
+// readings, or at the first reading after them, fires at the transition
+// instant. When they go back, the readings at the start of the new period
+// repeat those at the end of the old one; a non-interval spec skips them,
+// having fired them in the first pass.
+func (sp spec) nextCron(t time.Time) time.Time {
+	z := t.Round(0).In(sp.loc) // no monotonic reading: compare wall clocks
+	_, off := z.Zone()
+	start, end := z.ZoneBounds()
+	from := wall(z, off) // find matches strictly after from
+	for range maxPeriods {
+		if !sp.interval && !start.IsZero() {
+			_, prevOff := start.Add(-time.Nanosecond).Zone()
+			if repeatEnd := wall(start, prevOff); from.Before(repeatEnd) {
+				from = repeatEnd.Add(-time.Nanosecond)
+			}
 		}
-		if sp.hourly || !secondPass(t) {
-			return t
+		m := sp.cron.Next(from)
+		if m.IsZero() {
+			return time.Time{}
 		}
+		if end.IsZero() || m.Before(wall(end, off)) {
+			return instant(m, off).In(sp.loc)
+		}
+		_, nextOff := end.In(sp.loc).Zone()
+		if nextOff > off && !m.After(wall(end, nextOff)) {
+			return end.In(sp.loc) // the match was skipped or is the transition
+		}
+		start, off = end, nextOff
+		_, end = end.In(sp.loc).ZoneBounds()
+		from = wall(start, off).Add(-time.Nanosecond) // the period's first reading counts
 	}
 	return time.Time{}
 }
 
-// secondPass reports whether t's wall-clock reading already occurred
-// earlier, that is, t lies in the second pass of a repeated hour after
-// the clocks went back.
-func secondPass(t time.Time) bool {
-	// The clock changes in the IANA database: Lord Howe Island 30 minutes,
-	// most zones 1 hour, Troll 2 hours.
-	for _, d := range [...]time.Duration{30 * time.Minute, time.Hour, 2 * time.Hour} {
-		e := t.Add(-d)
-		if sameWallClock(e, t) {
-			return true
-		}
-	}
-	return false
+// wall returns the wall-clock reading of t at UTC offset off (seconds
+// east), written as a UTC instant so that go-cron sees no zone changes.
+func wall(t time.Time, off int) time.Time {
+	return t.UTC().Add(time.Duration(off) * time.Second)
 }
 
-func sameWallClock(a, b time.Time) bool {
-	ay, am, ad := a.Date()
-	by, bm, bd := b.Date()
-	return ay == by && am == bm && ad == bd &&
-		a.Hour() == b.Hour() && a.Minute() == b.Minute() && a.Second() == b.Second()
+// instant is the inverse of wall: the instant at which a clock at offset
+// off shows the reading w.
+func instant(w time.Time, off int) time.Time {
+	return w.Add(-time.Duration(off) * time.Second)
 }
