@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker"
-	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // at parses an RFC 3339 instant of a test table.
@@ -510,7 +510,7 @@ func TestSchedulerFiresSkippedSlotAtTransition(t *testing.T) {
 	b := setup(t)
 	ctx := t.Context()
 	b.put(t, schedule.Entry{Name: "nightly", Spec: "30 2 * * *", TimeZone: "America/New_York", Subject: "tasks.nightly"})
-	st, err := b.js.Stream(ctx, publisher.DefaultTaskStream)
+	st, err := b.js.Stream(ctx, streams.DefaultTaskStream)
 	if err != nil {
 		t.Fatalf("stream: %v", err)
 	}
