@@ -211,7 +211,7 @@ func (c Config) validate() error {
 	}
 	if !c.DisablePresence {
 		if err := c.Presence.validate(); err != nil {
-			bad("Presence: %v", err)
+			bad("%v", err)
 		}
 	}
 	return errors.Join(errs...)

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/jetworker/jetworker"
@@ -54,4 +55,50 @@ type Hooks struct {
 	// (where no handler ran, so no StartFunc or DoneFunc call surrounds
 	// it and ctx is the consumer's).
 	DeadLetterFunc func(ctx context.Context, t *jetworker.Task, reason string)
+}
+
+// JoinHooks combines consumer hooks (metrics and tracing, say) into one.
+// StartFuncs run in the order given, each receiving the context the
+// previous one returned; DoneFuncs run in reverse order, so the first hook
+// wraps the others like a deferred call; DeadLetterFuncs run in order.
+// Missing functions are skipped.
+func JoinHooks(hooks ...Hooks) Hooks {
+	var starts []func(context.Context, *jetworker.Task) context.Context
+	var dones []func(context.Context, *jetworker.Task, Outcome, time.Duration, error)
+	var deads []func(context.Context, *jetworker.Task, string)
+	for _, h := range hooks {
+		if h.StartFunc != nil {
+			starts = append(starts, h.StartFunc)
+		}
+		if h.DoneFunc != nil {
+			dones = append(dones, h.DoneFunc)
+		}
+		if h.DeadLetterFunc != nil {
+			deads = append(deads, h.DeadLetterFunc)
+		}
+	}
+	var out Hooks
+	if len(starts) > 0 {
+		out.StartFunc = func(ctx context.Context, t *jetworker.Task) context.Context {
+			for _, f := range starts {
+				ctx = f(ctx, t)
+			}
+			return ctx
+		}
+	}
+	if len(dones) > 0 {
+		out.DoneFunc = func(ctx context.Context, t *jetworker.Task, o Outcome, d time.Duration, err error) {
+			for _, f := range slices.Backward(dones) {
+				f(ctx, t, o, d, err)
+			}
+		}
+	}
+	if len(deads) > 0 {
+		out.DeadLetterFunc = func(ctx context.Context, t *jetworker.Task, reason string) {
+			for _, f := range deads {
+				f(ctx, t, reason)
+			}
+		}
+	}
+	return out
 }

@@ -62,14 +62,14 @@ func (p Presence) withDefaults() Presence {
 
 func (p Presence) validate() error {
 	var errs []error
-	if err := subject.ValidateName("Bucket", p.Bucket); err != nil {
+	if err := subject.ValidateName("presence: Bucket", p.Bucket); err != nil {
 		errs = append(errs, err)
 	}
 	if p.TTL < time.Second {
-		errs = append(errs, fmt.Errorf("TTL must be >= 1s, got %s", p.TTL))
+		errs = append(errs, fmt.Errorf("presence: TTL must be >= 1s, got %s", p.TTL))
 	}
 	if p.Replicas < 1 || p.Replicas > 5 {
-		errs = append(errs, fmt.Errorf("Replicas must be 1 to 5, got %d", p.Replicas))
+		errs = append(errs, fmt.Errorf("presence: Replicas must be 1 to 5, got %d", p.Replicas))
 	}
 	return errors.Join(errs...)
 }
@@ -94,7 +94,7 @@ func (p Presence) refresh() time.Duration { return min(p.TTL/3, 2*time.Second) }
 func (p Presence) Provision(ctx context.Context, js jetstream.JetStream) error {
 	p = p.withDefaults()
 	if err := p.validate(); err != nil {
-		return fmt.Errorf("consumer: presence: %w", err)
+		return fmt.Errorf("consumer: %w", err)
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, p.kvConfig()); err != nil {
 		return fmt.Errorf("presence bucket %q: %w", p.Bucket, err)

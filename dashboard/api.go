@@ -44,12 +44,7 @@ func parseSeq(r *http.Request) (uint64, error) {
 }
 
 func (s *Server) apiOverview(w http.ResponseWriter, r *http.Request) {
-	ov, err := s.fullOverview(r.Context())
-	if err != nil {
-		s.apiFail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, ov)
+	writeJSON(w, http.StatusOK, s.fullOverview(r.Context()))
 }
 
 func (s *Server) apiCSRFToken(w http.ResponseWriter, r *http.Request) {

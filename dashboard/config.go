@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/internal/subject"
+	"github.com/jetworker/jetworker/metrics"
 	"github.com/jetworker/jetworker/schedule"
 	"github.com/jetworker/jetworker/streams"
 )
@@ -57,11 +58,11 @@ type Config struct {
 	// false.
 	DisableSchedules bool
 
-	// Metrics is the registry /metrics serves. The server adds a collector
-	// that reads stream and consumer state from the server at scrape time.
-	// Pass the Metrics whose hooks your consumers and schedulers use.
-	// Defaults to a new, empty [NewMetrics].
-	Metrics *Metrics
+	// Metrics is the registry /metrics serves. The server makes it observe
+	// the configured streams (metrics.Metrics.ObserveStreams), so a Metrics
+	// can serve one Server. Pass the Metrics whose hooks your consumers and
+	// schedulers use. Defaults to a new metrics.New.
+	Metrics *metrics.Metrics
 
 	// BasicAuthUser and BasicAuthPassword, when both set, protect every
 	// endpoint except /healthz and /readyz with HTTP basic auth.
@@ -122,18 +123,27 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Validate reports every problem with c, joined, as [New] would; zero
+// fields are checked with their defaults. It does no I/O.
+func (c Config) Validate() error { return c.withDefaults().validate() }
+
 func (c Config) validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("dashboard: Addr %q: %w", c.Addr, err))
 	}
 	for i, s := range c.TaskStreams {
-		if s == "" || strings.ContainsAny(s, " \t.*>") {
-			errs = append(errs, fmt.Errorf("dashboard: TaskStreams[%d] %q is not a valid stream name", i, s))
+		if err := subject.ValidateName(fmt.Sprintf("dashboard: TaskStreams[%d]", i), s); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if strings.ContainsAny(c.DeadLetterStream, " \t.*>") {
-		errs = append(errs, fmt.Errorf("dashboard: DeadLetterStream %q is not a valid stream name", c.DeadLetterStream))
+	for _, n := range []struct{ field, v string }{
+		{"DeadLetterStream", c.DeadLetterStream}, {"DeadLetterPrefix", c.DeadLetterPrefix},
+		{"PresenceBucket", c.PresenceBucket}, {"LeaseKey", c.LeaseKey},
+	} {
+		if err := subject.ValidateName("dashboard: "+n.field, n.v); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if (c.BasicAuthUser == "") != (c.BasicAuthPassword == "") {
 		errs = append(errs, errors.New("dashboard: BasicAuthUser and BasicAuthPassword must be set together"))

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dlq"
+	"github.com/jetworker/jetworker/overview"
 	"github.com/jetworker/jetworker/schedule"
 )
 
@@ -27,42 +28,36 @@ type natsView struct {
 	Server    string `json:"server,omitempty"`
 }
 
-type streamView struct {
-	Name        string    `json:"name"`
-	Subjects    []string  `json:"subjects,omitempty"`
-	DeadLetters bool      `json:"dead_letters"`
-	Missing     bool      `json:"missing"`
-	Messages    uint64    `json:"messages"`
-	Bytes       uint64    `json:"bytes"`
-	FirstSeq    uint64    `json:"first_seq"`
-	LastSeq     uint64    `json:"last_seq"`
-	LastTime    time.Time `json:"last_time,omitzero"`
-	Consumers   int       `json:"consumers"`
-}
-
-type consumerView struct {
-	Stream         string    `json:"stream"`
-	Name           string    `json:"name"`
-	FilterSubjects []string  `json:"filter_subjects,omitempty"`
-	Pending        uint64    `json:"pending"`
-	AckPending     int       `json:"ack_pending"`
-	Redelivered    int       `json:"redelivered"`
-	Waiting        int       `json:"waiting"`
-	Delivered      uint64    `json:"delivered_seq"`
-	AckFloor       uint64    `json:"ack_floor_seq"`
-	LastActive     time.Time `json:"last_active,omitzero"`
-}
-
+// overviewView is the overview page and GET /api/overview. When the
+// state cannot be read (NATS is down), Known is false, the totals are null
+// and Error says why: never zeros that look like an idle system.
 type overviewView struct {
-	NATS      natsView       `json:"nats"`
-	Streams   []streamView   `json:"streams"`
-	Consumers []consumerView `json:"consumers"`
-	// Totals over the task streams' consumers, and the dead letters.
-	Pending     uint64 `json:"pending"`
-	AckPending  int    `json:"ack_pending"`
-	DeadLetters uint64 `json:"dead_letters"`
-	Workers     int    `json:"workers"`
-	Leader      string `json:"leader"`
+	NATS      natsView          `json:"nats"`
+	Known     bool              `json:"known"`
+	Error     string            `json:"error,omitempty"`
+	Streams   []overview.Stream `json:"streams"`
+	Consumers []consumerView    `json:"consumers"`
+	// Totals over the task streams' consumers, the dead letters, and the
+	// live workers. Running counts handlers running now (from the
+	// workers' presence records); Buffered counts messages delivered to a
+	// worker and waiting for a free handler.
+	Pending     *uint64 `json:"pending"`
+	Running     *int64  `json:"running"`
+	Buffered    *int64  `json:"buffered"`
+	DeadLetters *uint64 `json:"dead_letters"`
+	Workers     *int    `json:"workers"`
+	Leader      string  `json:"leader"`
+	LeaderKnown bool    `json:"leader_known"`
+}
+
+// consumerView is a consumer with what its live workers run.
+type consumerView struct {
+	overview.Consumer
+	// Running counts handlers running now on this consumer's workers;
+	// Buffered the rest of AckPending. Both are nil when the workers are
+	// unknown.
+	Running  *int64 `json:"running"`
+	Buffered *int64 `json:"buffered"`
 }
 
 func (s *Server) natsView() natsView {
@@ -74,84 +69,94 @@ func (s *Server) natsView() natsView {
 	return v
 }
 
-// overview reads the configured streams and their consumers. A missing
-// stream is reported as Missing, not as an error.
-func (s *Server) overview(ctx context.Context) (overviewView, error) {
-	ov := overviewView{NATS: s.natsView(), Streams: []streamView{}, Consumers: []consumerView{}}
-	var errs []error
-	names := append(append([]string(nil), s.cfg.TaskStreams...), s.cfg.DeadLetterStream)
-	for i, name := range names {
-		dead := i == len(names)-1
-		sv := streamView{Name: name, DeadLetters: dead}
-		st, err := s.js.Stream(ctx, name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			sv.Missing = true
-			ov.Streams = append(ov.Streams, sv)
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("stream %q: %w", name, err))
-			continue
-		}
-		info := st.CachedInfo()
-		sv.Subjects = info.Config.Subjects
-		sv.Messages, sv.Bytes = info.State.Msgs, info.State.Bytes
-		sv.FirstSeq, sv.LastSeq, sv.LastTime = info.State.FirstSeq, info.State.LastSeq, info.State.LastTime
-		sv.Consumers = info.State.Consumers
-		ov.Streams = append(ov.Streams, sv)
-		if dead {
-			ov.DeadLetters = sv.Messages
-			continue
-		}
-		lister := st.ListConsumers(ctx)
-		for ci := range lister.Info() {
-			cv := consumerView{
-				Stream: name, Name: ci.Name,
-				Pending: ci.NumPending, AckPending: ci.NumAckPending,
-				Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting,
-				Delivered: ci.Delivered.Stream, AckFloor: ci.AckFloor.Stream,
-			}
-			if ci.Delivered.Last != nil {
-				cv.LastActive = *ci.Delivered.Last
-			}
-			cv.FilterSubjects = ci.Config.FilterSubjects
-			if ci.Config.FilterSubject != "" {
-				cv.FilterSubjects = append(cv.FilterSubjects, ci.Config.FilterSubject)
-			}
-			ov.Consumers = append(ov.Consumers, cv)
-			ov.Pending += cv.Pending
-			ov.AckPending += cv.AckPending
-		}
-		if err := lister.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("list consumers of %q: %w", name, err))
-		}
-	}
-	sort.Slice(ov.Consumers, func(i, j int) bool {
-		a, b := ov.Consumers[i], ov.Consumers[j]
-		return a.Stream < b.Stream || a.Stream == b.Stream && a.Name < b.Name
-	})
-	return ov, errors.Join(errs...)
+func (s *Server) overviewConfig() overview.Config {
+	return overview.Config{TaskStreams: s.cfg.TaskStreams, DeadLetterStream: s.cfg.DeadLetterStream, Timeout: min(s.cfg.CheckTimeout, pageTimeout), NowFunc: s.cfg.NowFunc}
 }
 
-// fullOverview adds workers and the scheduler leader to overview.
-func (s *Server) fullOverview(ctx context.Context) (overviewView, error) {
-	ov, err := s.overview(ctx)
-	if ws, werr := s.workers(ctx); werr == nil {
-		ov.Workers = len(ws)
+// pageTimeout bounds the reads behind one page, so a slow or absent server
+// makes the page say "unknown" quickly instead of hanging.
+const pageTimeout = time.Second
+
+// fullOverview reads the streams, the workers and the scheduler leader at
+// once, within pageTimeout.
+func (s *Server) fullOverview(ctx context.Context) overviewView {
+	ov := overviewView{NATS: s.natsView(), Streams: []overview.Stream{}, Consumers: []consumerView{}}
+	if !ov.NATS.Connected {
+		ov.Error = "NATS is " + strings.ToLower(ov.NATS.Status) + ": the state is unknown"
+		return ov
+	}
+	ctx, cancel := context.WithTimeout(ctx, pageTimeout)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		state   overview.Overview
+		serr    error
+		ws      []consumer.WorkerInfo
+		werr    error
+		leader  string
+		lerr    error
+		leaders = !s.cfg.DisableSchedules
+	)
+	wg.Go(func() { state, serr = overview.Read(ctx, s.js, s.overviewConfig()) })
+	wg.Go(func() { ws, werr = s.workers(ctx) })
+	if leaders {
+		wg.Go(func() { leader, lerr = schedule.Leader(ctx, s.js, s.cfg.LeaseKey) })
+	}
+	wg.Wait()
+	var errs []error
+	if serr != nil {
+		errs = append(errs, serr)
 	} else {
-		err = errors.Join(err, werr)
+		ov.Known = true
+		ov.Streams = state.Streams
+		ov.Pending = &state.Pending
+		ov.DeadLetters = &state.DeadLetters
 	}
-	if !s.cfg.DisableSchedules {
-		l, lerr := schedule.Leader(ctx, s.js, s.cfg.LeaseKey)
-		ov.Leader = l
-		err = errors.Join(err, lerr)
+	running := map[string]int64{}
+	if werr != nil {
+		errs = append(errs, werr)
+	} else {
+		n := len(ws)
+		ov.Workers = &n
+		var total int64
+		for _, w := range ws {
+			running[w.Stream+"/"+w.Consumer] += w.InFlight
+			total += w.InFlight
+		}
+		ov.Running = &total
+		if serr == nil {
+			b := max(int64(state.AckPending)-total, 0)
+			ov.Buffered = &b
+		}
 	}
-	return ov, err
+	for _, c := range state.Consumers {
+		cv := consumerView{Consumer: c}
+		if werr == nil {
+			r := running[c.Stream+"/"+c.Name]
+			b := max(int64(c.AckPending)-r, 0)
+			cv.Running, cv.Buffered = &r, &b
+		}
+		ov.Consumers = append(ov.Consumers, cv)
+	}
+	if leaders {
+		if lerr != nil {
+			errs = append(errs, lerr)
+		} else {
+			ov.Leader, ov.LeaderKnown = leader, true
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		ov.Error = err.Error()
+	}
+	return ov
 }
 
 func (s *Server) workers(ctx context.Context) ([]consumer.WorkerInfo, error) {
 	if s.cfg.DisableWorkers {
 		return []consumer.WorkerInfo{}, nil
+	}
+	if s.js.Conn().Status() != nats.CONNECTED {
+		return nil, errors.New("NATS is not connected")
 	}
 	return consumer.Presence{Bucket: s.cfg.PresenceBucket}.List(ctx, s.js)
 }

@@ -22,13 +22,11 @@
 //
 // # Metrics
 //
-// GET /metrics serves a [Metrics] registry (never the global one). The
-// library packages only expose hooks; [Metrics.ConsumerHooks] and
-// [Metrics.SchedulerHooks] build them, and the server adds consumer and
-// stream state read from the NATS server at scrape time. See [Metrics] for
-// the list, and [MetricsConfig.SubjectLabelFunc] for keeping the subject
-// label's cardinality bounded. [JoinConsumerHooks] combines the metrics hooks
-// with others, such as the tracing package's.
+// GET /metrics serves Config.Metrics, a metrics.Metrics (the metrics
+// package documents every metric). The server makes it observe the
+// configured streams, so stream and consumer state is read from the NATS
+// server at scrape time. Workers that only want metrics import the metrics
+// package, not this one.
 //
 // # Web dashboard and JSON API
 //

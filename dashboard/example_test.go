@@ -13,6 +13,7 @@ import (
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/metrics"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/streams"
 )
@@ -36,7 +37,7 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	metrics, err := dashboard.NewMetrics(dashboard.MetricsConfig{})
+	m, err := metrics.New(metrics.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -44,11 +45,11 @@ func Example() {
 	c, err := consumer.New(js, jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
 		close(handled)
 		return nil
-	}), consumer.Config{Durable: "example", Hooks: metrics.ConsumerHooks(), Logger: slog.New(slog.DiscardHandler)})
+	}), consumer.Config{Durable: "example", Hooks: m.ConsumerHooks(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		log.Fatal(err)
 	}
-	dash, err := dashboard.New(js, dashboard.Config{Metrics: metrics, Logger: slog.New(slog.DiscardHandler)})
+	dash, err := dashboard.New(js, dashboard.Config{Metrics: m, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		log.Fatal(err)
 	}

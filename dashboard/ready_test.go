@@ -14,6 +14,7 @@ import (
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/internal/testutil"
+	"github.com/jetworker/jetworker/metrics"
 )
 
 type readyBody struct {
@@ -206,7 +207,7 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
 	}
-	m, _ := dashboard.NewMetrics(dashboard.MetricsConfig{})
+	m, _ := metrics.New(metrics.Config{})
 	if _, err := dashboard.New(b.js, dashboard.Config{Metrics: m}); err != nil {
 		t.Fatalf("New: %v", err)
 	}

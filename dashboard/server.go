@@ -18,6 +18,7 @@ import (
 
 	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/metrics"
 	"github.com/jetworker/jetworker/schedule"
 )
 
@@ -29,7 +30,7 @@ type Server struct {
 	js      jetstream.JetStream
 	cfg     Config
 	log     *slog.Logger
-	metrics *Metrics
+	metrics *metrics.Metrics
 	dlq     *dlq.Store
 	store   *schedule.Store
 	csrf    string
@@ -56,7 +57,7 @@ func New(js jetstream.JetStream, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if cfg.Metrics == nil {
-		m, err := NewMetrics(MetricsConfig{})
+		m, err := metrics.New(metrics.Config{})
 		if err != nil {
 			return nil, err
 		}
@@ -85,8 +86,8 @@ func New(js jetstream.JetStream, cfg Config) (*Server, error) {
 	if s.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
-	if err := s.metrics.register(newStateCollector(s)); err != nil {
-		return nil, err
+	if err := s.metrics.ObserveStreams(js, s.overviewConfig(), s.log); err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
 	}
 	s.handler = s.routes()
 	return s, nil

@@ -45,6 +45,9 @@ func parsePages() (map[string]*template.Template, error) {
 			return d.String()
 		},
 		"headerLines": headerLines,
+		"num":         formatCount,
+		"nonzero":     nonzero,
+		"age":         formatAge,
 		"rel":         relTime,
 		"rfc3339": func(t time.Time) string {
 			if t.IsZero() {
@@ -132,10 +135,8 @@ func localNext(r *http.Request, fallback string) string {
 
 func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 	pd := s.newPage(r, "overview", "Overview", true)
-	ov, err := s.fullOverview(r.Context())
-	if err != nil {
-		pd.Err = err.Error()
-	}
+	ov := s.fullOverview(r.Context())
+	pd.Err = ov.Error
 	pd.Data = ov
 	s.render(w, r, "overview", http.StatusOK, pd)
 }
@@ -453,4 +454,46 @@ func relTime(now, t time.Time) string {
 		return "in " + v
 	}
 	return v + " ago"
+}
+
+// formatCount shows a count that may be unknown (nil) as "unknown".
+func formatCount(v any) string {
+	switch n := v.(type) {
+	case *uint64:
+		if n != nil {
+			return strconv.FormatUint(*n, 10)
+		}
+	case *int64:
+		if n != nil {
+			return strconv.FormatInt(*n, 10)
+		}
+	case *int:
+		if n != nil {
+			return strconv.Itoa(*n)
+		}
+	default:
+		return fmt.Sprint(v)
+	}
+	return "unknown"
+}
+
+// nonzero reports whether a count that may be unknown is known and not 0.
+func nonzero(v any) bool {
+	s := formatCount(v)
+	return s != "unknown" && s != "0"
+}
+
+// formatAge shows a duration the way people read ages: 45s, 12m, 3h, 2d.
+func formatAge(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "<1s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }

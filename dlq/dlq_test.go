@@ -367,7 +367,7 @@ func TestReplayRefusesPlantedEntries(t *testing.T) {
 		{name: "subject the stream does not capture", problem: "does not capture", msg: func() *nats.Msg {
 			return honest("orders.created")
 		}},
-		{name: "the stream's delay subject", problem: "delay subject", msg: func() *nats.Msg {
+		{name: "the stream's delay subject", problem: "delayed tasks", msg: func() *nats.Msg {
 			return honest("jetworker.delay.TASKS.x")
 		}},
 		{name: "subject the consumer does not take", problem: "does not take", msg: func() *nats.Msg {

@@ -94,7 +94,7 @@ func (c *checker) check(ctx context.Context, e *Entry) {
 		e.Problem = fmt.Sprintf("cannot check consumer %q: %v", e.Consumer, err)
 		return
 	}
-	if filters != nil && len(filters) > 0 && !slices.ContainsFunc(filters, func(f string) bool { return subject.Match(f, e.OriginalSubject) }) {
+	if len(filters) > 0 && !slices.ContainsFunc(filters, func(f string) bool { return subject.Match(f, e.OriginalSubject) }) {
 		e.Problem = fmt.Sprintf("consumer %q does not take subject %q (its filters: %s)", e.Consumer, e.OriginalSubject, strings.Join(filters, ", "))
 	}
 }

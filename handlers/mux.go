@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/internal/subject"
 )
 
 // Mux routes each task to the handler registered for the most specific
@@ -71,11 +72,11 @@ func (m *Mux) Use(mws ...Middleware) {
 //
 // Route panics if pattern is empty or not a valid NATS subject pattern
 // (empty tokens, white space, ">" not last, or "*" or ">" inside a longer
-// token such as "email*"), if h is nil, or if pattern is already
-// registered.
+// token such as "email*"), if it selects a reserved space ($JS.>,
+// _INBOX.>), if h is nil, or if pattern is already registered.
 func (m *Mux) Route(pattern string, h jetworker.Handler) {
-	if err := validatePattern(pattern); err != nil {
-		panic("handlers: Mux.Route: " + err.Error())
+	if err := subject.ValidateFilter(pattern); err != nil {
+		panic("handlers: Mux.Route: pattern: " + err.Error())
 	}
 	if h == nil {
 		panic(fmt.Sprintf("handlers: Mux.Route: nil handler for pattern %q", pattern))
@@ -176,26 +177,4 @@ func (n *node) matchRest(next string, more bool) *route {
 		return n.leaf
 	}
 	return n.match(next)
-}
-
-// validatePattern checks that p is a NATS subject pattern.
-func validatePattern(p string) error {
-	if p == "" {
-		return fmt.Errorf("empty pattern")
-	}
-	if strings.ContainsAny(p, " \t\r\n\f\v") {
-		return fmt.Errorf("pattern %q contains white space", p)
-	}
-	toks := strings.Split(p, ".")
-	for i, tok := range toks {
-		switch {
-		case tok == "":
-			return fmt.Errorf("pattern %q has an empty token", p)
-		case tok == ">" && i != len(toks)-1:
-			return fmt.Errorf("pattern %q has \">\" before its last token", p)
-		case tok != "*" && tok != ">" && strings.ContainsAny(tok, "*>"):
-			return fmt.Errorf("pattern %q has a wildcard inside the token %q; wildcards must be whole tokens", p, tok)
-		}
-	}
-	return nil
 }

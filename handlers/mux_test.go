@@ -125,7 +125,8 @@ func TestMuxRegistrationPanics(t *testing.T) {
 		register  func(m *handlers.Mux)
 		wantPanic string // "" means no panic
 	}{
-		{"empty pattern", func(m *handlers.Mux) { m.Route("", ok) }, "empty pattern"},
+		{"empty pattern", func(m *handlers.Mux) { m.Route("", ok) }, "empty"},
+		{"reserved pattern", func(m *handlers.Mux) { m.Route("$JS.API.>", ok) }, "reserved"},
 		{"white space", func(m *handlers.Mux) { m.Route("tasks. email", ok) }, "white space"},
 		{"empty middle token", func(m *handlers.Mux) { m.Route("tasks..email", ok) }, "empty token"},
 		{"leading dot", func(m *handlers.Mux) { m.Route(".tasks", ok) }, "empty token"},

@@ -7,11 +7,24 @@
 // until everything sent so far is acknowledged. [PublishJSON] encodes a
 // typed value.
 //
-// Every task gets an ID (a time-ordered UUIDv7 unless the caller gives
-// one) sent as the Nats-Msg-Id header, so the server drops a second
-// publish of the same task inside the stream's duplicate window; the
-// [Result] reports that as Duplicate, not as an error. Publishing again
-// with the same ID after an [ErrOutcomeUnknown] is therefore safe.
+// A task carries a Nats-Msg-Id only when it has an idempotency key:
+// PublishOpts.ID, or an ID from Config.IDFunc (set it to [NewID] to give
+// every task a time-ordered UUIDv7). The server then drops a second
+// publish of the same ID inside the stream's duplicate window, and the
+// [Result] reports that as Duplicate, not as an error. A task without an
+// ID carries no jetworker header at all (trace headers only when a span is
+// recording), costs what a raw nats.go publish costs, and is known by its
+// stream and sequence, [Result.Ref] ("TASKS/42"), the same form the
+// consumer's logs, dead letters, the command line and the dashboard show.
+//
+// A caller that will publish again after [ErrOutcomeUnknown] (the message
+// was sent, the ack was lost) must give an ID: without one the retry is a
+// second task.
+//
+// Subjects in the server's reserved spaces ($JS., $KV., $SYS., every $
+// subject, _INBOX.) and Nats- or Jetworker- headers are refused before
+// anything is sent: a task published there would be a request to the
+// server (purge a stream) or a directive (Nats-Rollup: all).
 //
 // # Delayed tasks
 //
@@ -23,14 +36,10 @@
 // schedule message. Because the server strips Nats-Msg-Id from the released
 // message, delayed tasks carry their ID in Jetworker-Task-Id as well. The
 // stream must allow message schedules and capture its delay subject, as
-// streams made by [TaskStream] do.
+// streams made by streams.Provision do.
 //
 // # Provisioning
 //
-
-// the wanted configuration. Settings the server can change in place are
-// updated; settings it cannot change, or that would take over somebody
-// else's stream (subjects, retention, storage), are reported as
-// [ErrStreamConflict] and left alone. [TaskStream] and [DeadLetterStream]
-// give the defaults of jetworker's design; [Provision] ensures both.
+// The streams package creates the task and dead-letter streams
+// (streams.Provision); a publisher needs nothing of its own.
 package publisher

@@ -3,9 +3,6 @@ package publisher
 import "errors"
 
 var (
-	// ErrInvalidSubject is returned, before any I/O, for a subject that is
-	// empty, contains white space or wildcards, or has an empty token.
-	ErrInvalidSubject = errors.New("publisher: invalid subject")
 	// ErrNoStream is returned when no stream captures the subject (or the
 	// stream that does has no leader). The message was not stored.
 	ErrNoStream = errors.New("publisher: no stream captures the subject")
@@ -20,9 +17,11 @@ var (
 	ErrInvalidOptions = errors.New("publisher: invalid publish options")
 	// ErrOutcomeUnknown is returned when the message was sent but no PubAck
 	// arrived (the context ended, the ack timed out, the connection
-	// dropped): it may or may not be stored. Publishing it again with the
-	// same task ID inside the duplicate window is safe. Errors that do not
-	// wrap ErrOutcomeUnknown mean the message was not stored.
+	// dropped): it may or may not be stored. Publishing it again is safe
+	// only with the same task ID (PublishOpts.ID), inside the stream's
+	// duplicate window: a caller that will retry must give an ID, since a
+	// task without one is stored again. Errors that do not wrap
+	// ErrOutcomeUnknown mean the message was not stored.
 	ErrOutcomeUnknown = errors.New("publisher: publish outcome unknown, the message may be stored")
 	// ErrStreamConflict is returned by [EnsureStream] when an existing
 	// stream's configuration conflicts with the wanted one in a way that

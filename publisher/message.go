@@ -12,48 +12,49 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker"
+	jsubject "github.com/jetworker/jetworker/internal/subject"
 	"github.com/jetworker/jetworker/streams"
 )
 
 // message validates a publish and builds its message. It does I/O only
-// for delayed tasks, to find the stream (once per subject).
+// for delayed tasks, to find the stream (once per subject). A task without
+// an ID, delay, TTL or extra headers is built as bare as raw nats.go would
+// send it: no headers at all.
 func (p *Publisher) message(ctx context.Context, subject string, data []byte, opts *PublishOpts) (*nats.Msg, string, error) {
 	var o PublishOpts
 	if opts != nil {
 		o = *opts
 	}
 	id := o.ID
-	if id == "" {
+	if id == "" && p.cfg.IDFunc != nil {
 		id = p.cfg.IDFunc()
 	}
-	if err := ValidateSubject(subject); err != nil {
-		return nil, id, err
+	if err := jsubject.Validate(subject); err != nil {
+		return nil, id, fmt.Errorf("publish: %w", err)
 	}
 	if err := o.validate(); err != nil {
 		return nil, id, err
 	}
-
-	// Only delayed tasks need the clock: the server timestamps the rest.
-	var due time.Time
+	msg := &nats.Msg{Subject: subject, Data: data}
 	delayed := o.Delay > 0 || !o.At.IsZero()
-	switch {
-	case o.Delay > 0:
-		due = p.cfg.NowFunc().Add(o.Delay)
-	case !o.At.IsZero():
-		due = o.At
-	}
-
-	// One allocation holds every header value.
-	n := 1 + len(o.Header)
-	if delayed {
-		n += 4
-	}
-	if o.TTL > 0 {
+	n := len(o.Header)
+	if id != "" {
 		n++
 	}
 	if o.ExpectStream != "" {
 		n++
 	}
+	if o.TTL > 0 {
+		n++
+	}
+	if delayed {
+		n += 4
+	}
+	if n == 0 && p.cfg.HeaderFunc == nil {
+		return msg, id, p.checkSize(subject, msg)
+	}
+
+	// One allocation holds every header value.
 	vals := make([]string, 0, n)
 	h := make(nats.Header, n)
 	set := func(k, v string) {
@@ -67,23 +68,34 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 			h[k] = append([]string(nil), vs...)
 		}
 	}
-	set(jetworker.HeaderMsgID, id)
+	if id != "" {
+		set(jetworker.HeaderMsgID, id)
+	}
 	if o.ExpectStream != "" {
 		set(jetstream.ExpectedStreamHeader, o.ExpectStream)
 	}
-
 	if p.cfg.HeaderFunc != nil {
 		p.cfg.HeaderFunc(ctx, h)
 	}
-	msg := &nats.Msg{Subject: subject, Data: data, Header: h}
+	if len(h) > 0 || delayed || o.TTL > 0 {
+		msg.Header = h
+	}
 	if delayed {
+		// Only delayed tasks need the clock: the server timestamps the
+		// rest.
+		due := o.At
+		if o.Delay > 0 {
+			due = p.cfg.NowFunc().Add(o.Delay)
+		}
 		info, err := p.delayStream(ctx, subject, o.ExpectStream)
 		if err != nil {
 			return nil, id, err
 		}
-		// The server strips Nats-Msg-Id from the released task: keep the
-		// ID in a header of ours as well.
-		set(jetworker.HeaderTaskID, id)
+		if id != "" {
+			// The server strips Nats-Msg-Id from the released task: keep
+			// the ID in a header of ours as well.
+			set(jetworker.HeaderTaskID, id)
+		}
 		// The released message is stored when the server gets to it;
 		// keep the time it was due for latency metrics.
 		set(jetworker.HeaderEnqueuedAt, due.UTC().Format(time.RFC3339Nano))
@@ -92,18 +104,29 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 		if o.TTL > 0 {
 			set(jetstream.ScheduleTTLHeader, o.TTL.String())
 		}
-		msg.Subject = streams.DelaySubjectPrefix(info.name) + newID()
+		msg.Subject = streams.DelaySubjectPrefix(info.name) + NewID()
 	} else if o.TTL > 0 {
 		set(jetstream.MsgTTLHeader, o.TTL.String())
 	}
+	return msg, id, p.checkSize(subject, msg)
+}
 
-	if limit := p.js.Conn().MaxPayload(); limit > 0 {
-		if size := int64(len(data) + headerSize(h)); size > limit {
-			return nil, id, fmt.Errorf("publish %q: %w: %d bytes (payload %d, headers %d) > max payload %d bytes",
-				subject, ErrPayloadTooLarge, size, len(data), size-int64(len(data)), limit)
-		}
+// checkSize refuses, before sending, a message larger than the server's
+// max payload.
+func (p *Publisher) checkSize(subject string, msg *nats.Msg) error {
+	limit := p.js.Conn().MaxPayload()
+	if limit <= 0 {
+		return nil
 	}
-	return msg, id, nil
+	hs := 0
+	if msg.Header != nil {
+		hs = headerSize(msg.Header)
+	}
+	if size := int64(len(msg.Data) + hs); size > limit {
+		return fmt.Errorf("publish %q: %w: %d bytes (payload %d, headers %d) > max payload %d bytes",
+			subject, ErrPayloadTooLarge, size, len(msg.Data), hs, limit)
+	}
+	return nil
 }
 
 func (o PublishOpts) validate() error {
@@ -118,8 +141,11 @@ func (o PublishOpts) validate() error {
 		return fmt.Errorf("%w: TTL %s is below the server's minimum of 1s", ErrInvalidOptions, o.TTL)
 	}
 	for k := range o.Header {
-		if k == "" || strings.ContainsAny(k, " :\r\n") {
+		switch {
+		case k == "" || strings.ContainsAny(k, " :\r\n\t"):
 			return fmt.Errorf("%w: header name %q", ErrInvalidOptions, k)
+		case jsubject.Directive(k):
+			return fmt.Errorf("%w: header %q: Nats- headers are server directives (Nats-Rollup: all would purge the stream) and Jetworker- headers are jetworker's own; use ID, TTL, ExpectStream or Delay", ErrInvalidOptions, k)
 		}
 	}
 	return nil

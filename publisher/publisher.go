@@ -36,17 +36,18 @@ type Config struct {
 	// AsyncAckTimeout bounds the wait for an async publish's PubAck.
 	// Defaults to 10s.
 	AsyncAckTimeout time.Duration
-	// AckFunc, when set, is called once for every async publish with its
-	// result, or with the error that failed it (wrapping
-	// [ErrOutcomeUnknown] when it may be stored). It runs on nats.go's ack
-	// goroutine and must not block. Defaults to nil.
-	AckFunc func(r Result, err error)
+	// Hooks observe every publish's outcome (metrics, per-task async
+	// results). Defaults to none.
+	Hooks Hooks
 	// HeaderFunc, when set, is called with the publish's context and the
 	// headers of every message before it is sent, to add headers derived
 	// from the context (W3C trace context, tenant IDs). Defaults to nil.
 	HeaderFunc func(ctx context.Context, h nats.Header)
-	// IDFunc makes task IDs for publishes that give none. It must return
-	// unique IDs. Defaults to time-ordered UUIDv7 strings.
+	// IDFunc, when set, gives every publish without PublishOpts.ID an ID,
+	// and so a Nats-Msg-Id the server de-duplicates by: set it to
+	// [NewID] for time-ordered UUIDv7s. It must return unique IDs.
+	// Defaults to nil: a task without an ID carries no Nats-Msg-Id (and no
+	// other header), and is known by its stream and sequence.
 	IDFunc func() string
 	// NowFunc is the clock that turns a Delay into a release time.
 	// Defaults to time.Now.
@@ -59,9 +60,6 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	c.MaxInFlight = cmp.Or(c.MaxInFlight, DefaultMaxInFlight)
 	c.AsyncAckTimeout = cmp.Or(c.AsyncAckTimeout, DefaultAsyncAckTimeout)
-	if c.IDFunc == nil {
-		c.IDFunc = newID
-	}
 	if c.NowFunc == nil {
 		c.NowFunc = time.Now
 	}
@@ -70,6 +68,10 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// Validate reports every problem with c, joined, as [New] would; zero
+// fields are checked with their defaults. It does no I/O.
+func (c Config) Validate() error { return c.withDefaults().validate() }
 
 func (c Config) validate() error {
 	var errs []error
@@ -84,11 +86,15 @@ func (c Config) validate() error {
 
 // PublishOpts are per-call settings; nil means all defaults.
 type PublishOpts struct {
-	// ID is the task ID, sent as Nats-Msg-Id. Defaults to a new
-	// time-ordered unique ID.
+	// ID is the task's idempotency key, sent as Nats-Msg-Id: the server
+	// stores a second publish with the same ID inside the stream's
+	// duplicate window only once. Give one whenever you may publish the
+	// same task again (a retry after [ErrOutcomeUnknown], a replayed
+	// request). Defaults to Config.IDFunc's, or none.
 	ID string
 	// Header holds extra headers to send. They are copied; the map is
-	// not modified.
+	// not modified. Nats- headers (server directives) and Jetworker-
+	// headers (jetworker's own) are refused with [ErrInvalidOptions].
 	Header nats.Header
 	// Delay releases the task this long from now (server-side message
 	// schedule). Cannot be combined with At.
@@ -106,7 +112,7 @@ type PublishOpts struct {
 
 // Result describes a stored publish.
 type Result struct {
-	// ID is the task ID that was sent.
+	// ID is the task ID that was sent, "" for a task without one.
 	ID string
 	// Stream and Sequence locate the stored message. For a delayed task
 	// they locate the schedule message, not the released task.
@@ -116,6 +122,39 @@ type Result struct {
 	// this ID inside the duplicate window and dropped this one. It is not
 	// an error.
 	Duplicate bool
+}
+
+// Ref returns the stored message's identity, "<stream>/<seq>"
+// ([jetworker.Ref]); it is how a task without an ID is known.
+func (r Result) Ref() string { return jetworker.Ref(r.Stream, r.Sequence) }
+
+// Hooks observe a [Publisher]. Every field is optional.
+type Hooks struct {
+	// ResultFunc is called once for every publish whose message was
+	// built (valid subject and options), with the subject, the result and
+	// the error that failed it (wrapping [ErrOutcomeUnknown] when it may
+	// be stored): after the PubAck of [Publisher.Publish], and on nats.go's
+	// ack goroutine for [Publisher.PublishAsync]. It must not block.
+	ResultFunc func(subject string, r Result, err error)
+}
+
+// JoinHooks combines hooks into one whose functions call those of hooks in
+// the order given.
+func JoinHooks(hooks ...Hooks) Hooks {
+	var fs []func(string, Result, error)
+	for _, h := range hooks {
+		if h.ResultFunc != nil {
+			fs = append(fs, h.ResultFunc)
+		}
+	}
+	if len(fs) == 0 {
+		return Hooks{}
+	}
+	return Hooks{ResultFunc: func(subject string, r Result, err error) {
+		for _, f := range fs {
+			f(subject, r, err)
+		}
+	}}
 }
 
 // Publisher publishes tasks. It is safe for concurrent use.
@@ -170,8 +209,9 @@ func New(js jetstream.JetStream, cfg Config) (*Publisher, error) {
 // Publish sends one task and waits for the server's PubAck. It blocks
 // until the ack arrives or ctx ends.
 //
-// Errors: [ErrInvalidSubject], [ErrPayloadTooLarge], [ErrInvalidOptions]
-// and ctx's error before anything is sent; [ErrDelayNotSupported] and
+// Errors: [jetworker.ErrInvalidSubject], [jetworker.ErrReservedSubject]
+// (the server's $ and _INBOX spaces), [ErrPayloadTooLarge],
+// [ErrInvalidOptions] and ctx's error before anything is sent; [ErrDelayNotSupported] and
 // [ErrNoStream] when no suitable stream stores the subject; a
 // *jetstream.APIError (wrapped) when the server rejects the message; and
 // [ErrOutcomeUnknown] when the message was sent but no ack arrived. Only the
@@ -186,15 +226,25 @@ func (p *Publisher) Publish(ctx context.Context, subject string, data []byte, op
 	}
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
-		return Result{ID: id}, publishError(subject, err)
+		err = publishError(subject, err)
+		p.result(subject, Result{ID: id}, err)
+		return Result{ID: id}, err
 	}
-	return Result{ID: id, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	res := Result{ID: id, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
+	p.result(subject, res, nil)
+	return res, nil
+}
+
+func (p *Publisher) result(subject string, r Result, err error) {
+	if p.cfg.Hooks.ResultFunc != nil {
+		p.cfg.Hooks.ResultFunc(subject, r, err)
+	}
 }
 
 // PublishAsync sends one task without waiting for its PubAck and returns
 // its task ID. It blocks while Config.MaxInFlight publishes are
 // unacknowledged, until one is or ctx ends. The outcome goes to
-// Config.AckFunc and, for failures, to the next [Publisher.Wait].
+// Hooks.ResultFunc and, for failures, to the next [Publisher.Wait].
 //
 // It returns the same errors as [Publisher.Publish] for problems found
 // before sending.
@@ -215,8 +265,10 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject string, data []byt
 	}
 	p.mu.Unlock()
 	if _, err := p.async.PublishMsgAsync(msg); err != nil {
+		err = publishError(subject, err)
+		p.result(subject, Result{ID: id}, err)
 		p.done(nil)
-		return id, publishError(subject, err)
+		return id, err
 	}
 	return id, nil
 }
@@ -250,8 +302,8 @@ func (p *Publisher) InFlight() int {
 }
 
 func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
-	if p.cfg.AckFunc != nil {
-		p.cfg.AckFunc(Result{
+	if p.cfg.Hooks.ResultFunc != nil {
+		p.cfg.Hooks.ResultFunc(target(m), Result{
 			ID:        jetworker.TaskID(m.Header),
 			Stream:    ack.Stream,
 			Sequence:  ack.Sequence,
@@ -263,11 +315,24 @@ func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.Pub
 
 func (p *Publisher) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	id := jetworker.TaskID(m.Header)
-	err = fmt.Errorf("task %s: %w", id, publishError(m.Subject, err))
-	if p.cfg.AckFunc != nil {
-		p.cfg.AckFunc(Result{ID: id}, err)
+	subject := target(m)
+	err = publishError(subject, err)
+	if id != "" {
+		err = fmt.Errorf("task %s: %w", id, err)
 	}
+	p.result(subject, Result{ID: id}, err)
 	p.done(err)
+}
+
+// target is the task subject of a message: for a delayed task the
+// schedule's target, not the delay subject it is stored on.
+func target(m *nats.Msg) string {
+	if m.Header != nil {
+		if t := m.Header.Get(jetstream.ScheduleTargetHeader); t != "" {
+			return t
+		}
+	}
+	return m.Subject
 }
 
 // done ends one async publish: it records err and frees its window slot.
@@ -304,8 +369,9 @@ func publishError(subject string, err error) error {
 	return fmt.Errorf("publish %q: %w: %w", subject, ErrOutcomeUnknown, err)
 }
 
-// newID returns a time-ordered unique ID (UUIDv7).
-func newID() string {
+// NewID returns a time-ordered unique ID (a UUIDv7 string), for
+// Config.IDFunc or PublishOpts.ID.
+func NewID() string {
 	return uuid.Must(uuid.NewV7()).String()
 }
 

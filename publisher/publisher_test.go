@@ -57,14 +57,14 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
 func TestPublishAsyncStoresEveryTask(t *testing.T) {
 	t.Parallel()
 	var acked, dups atomic.Int64
-	b := setup(t, publisher.Config{MaxInFlight: 256, AckFunc: func(r publisher.Result, err error) {
+	b := setup(t, publisher.Config{MaxInFlight: 256, Hooks: publisher.Hooks{ResultFunc: func(_ string, r publisher.Result, err error) {
 		if err == nil {
 			acked.Add(1)
 			if r.Duplicate {
 				dups.Add(1)
 			}
 		}
-	}})
+	}}})
 	const n = 10_000
 	payload := bytes.Repeat([]byte("x"), 128)
 	for i := range n {
@@ -85,7 +85,7 @@ func TestPublishAsyncStoresEveryTask(t *testing.T) {
 		t.Fatalf("stream holds %d messages, want %d", got, n)
 	}
 	if acked.Load() != n || dups.Load() != 0 {
-		t.Fatalf("AckFunc saw %d acks (%d duplicates), want %d (0)", acked.Load(), dups.Load(), n)
+		t.Fatalf("ResultFunc saw %d acks (%d duplicates), want %d (0)", acked.Load(), dups.Load(), n)
 	}
 }
 
@@ -121,16 +121,16 @@ func TestPublishSetsHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	if u, err := uuid.Parse(res.ID); err != nil || u.Version() != 7 {
-		t.Fatalf("generated ID %q, want a UUIDv7 (%v)", res.ID, err)
+	if res.ID != "" {
+		t.Fatalf("ID of a publish without one: got %q, want none", res.ID)
 	}
 	s, _ := b.js.Stream(t.Context(), "TASKS")
 	m, err := s.GetMsg(t.Context(), res.Sequence)
 	if err != nil {
 		t.Fatalf("get msg: %v", err)
 	}
-	if got := m.Header.Get(jetworker.HeaderMsgID); got != res.ID {
-		t.Errorf("Nats-Msg-Id: got %q, want %q", got, res.ID)
+	if got := m.Header.Get(jetworker.HeaderMsgID); got != "" {
+		t.Errorf("Nats-Msg-Id on a task without an ID: got %q, want none", got)
 	}
 	if got := m.Header.Get("X-Tenant"); got != "acme" {
 		t.Errorf("X-Tenant: got %q, want acme", got)
@@ -142,12 +142,15 @@ func TestPublishSetsHeaders(t *testing.T) {
 
 func TestGeneratedIDsAreTimeOrdered(t *testing.T) {
 	t.Parallel()
-	b := setup(t, publisher.Config{})
+	b := setup(t, publisher.Config{IDFunc: publisher.NewID})
 	prev := ""
 	for i := range 50 {
 		r, err := b.pub.Publish(t.Context(), "tasks.order", nil, nil)
 		if err != nil {
 			t.Fatalf("publish %d: %v", i, err)
+		}
+		if u, err := uuid.Parse(r.ID); err != nil || u.Version() != 7 {
+			t.Fatalf("generated ID %q, want a UUIDv7 (%v)", r.ID, err)
 		}
 		if r.ID <= prev {
 			t.Fatalf("ID %q after %q: want increasing IDs", r.ID, prev)
@@ -219,11 +222,24 @@ func TestPublishBadInput(t *testing.T) {
 		want    error
 		wantIn  string
 	}{
-		{name: "empty subject", subject: "", want: publisher.ErrInvalidSubject},
-		{name: "wildcard subject", subject: "tasks.*", want: publisher.ErrInvalidSubject, wantIn: `"tasks.*"`},
-		{name: "full wildcard", subject: "tasks.>", want: publisher.ErrInvalidSubject},
-		{name: "space in subject", subject: "tasks.a b", want: publisher.ErrInvalidSubject},
-		{name: "empty token", subject: "tasks..a", want: publisher.ErrInvalidSubject},
+		{name: "empty subject", subject: "", want: jetworker.ErrInvalidSubject},
+		{name: "wildcard subject", subject: "tasks.*", want: jetworker.ErrInvalidSubject, wantIn: `"tasks.*"`},
+		{name: "full wildcard", subject: "tasks.>", want: jetworker.ErrInvalidSubject},
+		{name: "space in subject", subject: "tasks.a b", want: jetworker.ErrInvalidSubject},
+		{name: "empty token", subject: "tasks..a", want: jetworker.ErrInvalidSubject},
+		{name: "JetStream API: purge", subject: "$JS.API.STREAM.PURGE.TASKS", want: jetworker.ErrReservedSubject},
+		{name: "JetStream API: delete", subject: "$JS.API.STREAM.DELETE.DLQ", want: jetworker.ErrReservedSubject},
+		{name: "KV", subject: "$KV.jetworker_leases.scheduler", want: jetworker.ErrReservedSubject},
+		{name: "object store", subject: "$O.bucket.C.x", want: jetworker.ErrReservedSubject},
+		{name: "system", subject: "$SYS.REQ.ACCOUNT.PING.CONNZ", want: jetworker.ErrReservedSubject},
+		{name: "any dollar subject", subject: "$X", want: jetworker.ErrReservedSubject},
+		{name: "an inbox", subject: "_INBOX.xyz", want: jetworker.ErrReservedSubject},
+		{name: "the delay subject", subject: "jetworker.delay.TASKS.x", want: jetworker.ErrReservedSubject},
+		{name: "control characters", subject: "tasks.\x1b]0;pwned\x07", want: jetworker.ErrInvalidSubject},
+		{name: "roll-up header", subject: "tasks.x", opts: &publisher.PublishOpts{Header: nats.Header{"Nats-Rollup": {"all"}}}, want: publisher.ErrInvalidOptions},
+		{name: "TTL header", subject: "tasks.x", opts: &publisher.PublishOpts{Header: nats.Header{"nats-ttl": {"1s"}}}, want: publisher.ErrInvalidOptions},
+		{name: "schedule header", subject: "tasks.x", opts: &publisher.PublishOpts{Header: nats.Header{"Nats-Schedule": {"@every 1s"}}}, want: publisher.ErrInvalidOptions},
+		{name: "jetworker header", subject: "tasks.x", opts: &publisher.PublishOpts{Header: nats.Header{"Jetworker-Task-Id": {"x"}}}, want: publisher.ErrInvalidOptions},
 		{name: "no stream captures subject", subject: "nowhere.at.all", want: publisher.ErrNoStream, wantIn: `"nowhere.at.all"`},
 		{name: "payload above max payload", subject: "tasks.big", data: make([]byte, max+1), want: publisher.ErrPayloadTooLarge, wantIn: fmt.Sprintf("max payload %d bytes", max)},
 		{name: "delay on stream without schedules", subject: "plain.x", opts: &publisher.PublishOpts{Delay: time.Second}, want: publisher.ErrDelayNotSupported, wantIn: `"PLAIN"`},
@@ -364,5 +380,80 @@ func TestHeaderFuncAddsContextHeaders(t *testing.T) {
 	}
 	if got := m.Header.Get("traceparent"); got != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" {
 		t.Fatalf("traceparent: got %q", got)
+	}
+}
+
+// TestTaskWithoutIDCarriesNoHeaders: a plain publish is what raw nats.go
+// would send, so any NATS client can publish first-class tasks and the
+// fast path pays for nothing it does not use.
+func TestTaskWithoutIDCarriesNoHeaders(t *testing.T) {
+	t.Parallel()
+	b := setup(t, publisher.Config{})
+	res, err := b.pub.Publish(t.Context(), "tasks.plain", []byte("x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ID != "" || res.Ref() != jetworker.Ref("TASKS", res.Sequence) {
+		t.Fatalf("result %+v (ref %s): want no ID and ref TASKS/<seq>", res, res.Ref())
+	}
+	id, err := b.pub.PublishAsync(t.Context(), "tasks.plain", []byte("y"), nil)
+	if err != nil || id != "" {
+		t.Fatalf("async: got id %q, %v; want none", id, err)
+	}
+	if err := b.pub.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := b.js.Stream(t.Context(), "TASKS")
+	for seq := uint64(1); seq <= 2; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range m.Header {
+			switch k {
+			case jetstream.StreamHeader, jetstream.SequenceHeader, jetstream.TimeStampHeaer, jetstream.SubjectHeader:
+				// added by the direct get that read it
+			default:
+				t.Errorf("task %d carries header %s: want none", seq, k)
+			}
+		}
+	}
+}
+
+func TestResultHookSeesEveryOutcome(t *testing.T) {
+	t.Parallel()
+	type seen struct {
+		subject string
+		dup     bool
+		failed  bool
+	}
+	got := make(chan seen, 10)
+	b := setup(t, publisher.Config{Hooks: publisher.Hooks{ResultFunc: func(subject string, r publisher.Result, err error) {
+		got <- seen{subject, r.Duplicate, err != nil}
+	}}})
+	opts := &publisher.PublishOpts{ID: "once"}
+	_, _ = b.pub.Publish(t.Context(), "tasks.a", nil, opts)
+	_, _ = b.pub.Publish(t.Context(), "tasks.a", nil, opts)
+	_, _ = b.pub.Publish(t.Context(), "nowhere.b", nil, nil)
+	if _, err := b.pub.PublishAsync(t.Context(), "tasks.c", nil, &publisher.PublishOpts{Delay: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.pub.Wait(t.Context())
+	_, _ = b.pub.Publish(t.Context(), "$JS.API.INFO", nil, nil) // refused before building: no outcome
+	want := []seen{{"tasks.a", false, false}, {"tasks.a", true, false}, {"nowhere.b", false, true}, {"tasks.c", false, false}}
+	for i, w := range want {
+		select {
+		case s := <-got:
+			if s != w {
+				t.Errorf("outcome %d: got %+v, want %+v", i, s, w)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("outcome %d not reported", i)
+		}
+	}
+	select {
+	case s := <-got:
+		t.Fatalf("an extra outcome: %+v", s)
+	default:
 	}
 }

@@ -46,7 +46,7 @@ func BenchmarkScheduler10kEvery1s(b *testing.B) {
 	_, sjs := embeddedtest.Connect(b, srv)
 	s, err := schedule.New(sjs, schedule.Config{
 		Logger: slog.New(slog.DiscardHandler),
-		FiredFunc: func(f schedule.Fire) {
+		Hooks: schedule.Hooks{FiredFunc: func(f schedule.Fire) {
 			if f.Err != nil {
 				return
 			}
@@ -57,7 +57,7 @@ func BenchmarkScheduler10kEvery1s(b *testing.B) {
 			case fired <- struct{}{}:
 			default:
 			}
-		},
+		}},
 	})
 	if err != nil {
 		b.Fatal(err)

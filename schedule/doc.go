@@ -50,18 +50,31 @@
 // # Firing
 //
 // The leader keeps one heap of next slots and one timer, however many
-// entries there are. For each due slot it publishes the entry's payload to
-// its subject with headers
+// entries there are. It publishes every due slot asynchronously (up to
+// Config.MaxConcurrentFires awaiting their PubAck at once), the entry's
+// payload to its subject with headers
 //
 //	Nats-Msg-Id:          <name>@<slot, RFC 3339 UTC>
 //	Jetworker-Schedule:   <name>
 //	Jetworker-Fire-Time:  <slot, RFC 3339 UTC>
 //
-// (plus the entry's own headers), then records the slot in [StateBucket]
-// with a revision-checked write. The message ID makes a second publish of
-// a slot inside the stream's duplicate window a no-op, so two schedulers
-// that both believe they lead cannot fire a slot twice. A failed publish
-// is retried every second with the same ID.
+// (plus the entry's own headers), then, once the PubAck is in, records the
+// slot in [StateBucket] with a revision-checked write (asynchronous too; the
+// entry's next fire waits for it and redoes it if it failed). The message
+// ID makes a second publish of a slot inside the stream's duplicate window
+// a no-op, so two schedulers that both believe they lead cannot fire a
+// slot twice. A failed publish is retried with the same ID: every second,
+// or, while no stream captures the subject, after a delay doubling up to a
+// minute. The failure is recorded on the entry's [State] ([Store.State]),
+// which the dashboard and "jetworker schedule ls" show.
+//
+// # What an entry may publish
+//
+// Entries are checked when saved ([Store.Put]: a valid task subject outside
+// the server's reserved $ and _INBOX spaces, no Nats- headers, and a task
+// stream that captures the subject) and again when fired or triggered, so
+// an entry written to the bucket by other means is logged and never
+// published.
 //
 // [Store.Trigger] fires an entry once, now, by publishing directly (no
 // scheduler involved) with ID "<name>@trigger-<uuid>"; it does not move
@@ -103,7 +116,7 @@
 // Renew: every LeaseTTL/3, kv.Update(key, rev) on the revision of our
 // last write. jetstream.ErrKeyRevisionMismatch means someone else holds
 // the lease: stop at once. Any other error (timeout, disconnection) is
-// reported to Config.RenewFailedFunc and retried on the next tick.
+// reported to Hooks.RenewFailedFunc and retried on the next tick.
 //
 // Trust window: the leader never decides from a KV read. It trusts
 // itself until start + LeaseTTL - LeaseMargin, where start is the
@@ -127,7 +140,8 @@
 // are dropped by the stream's duplicate window, and its state write fails
 // the revision check.
 //
-// Scheduler.Run returns nil after a graceful stop, and an error when its
-// connection is closed. Config.LeaderFunc, FiredFunc and RenewFailedFunc
-// are the hooks for metrics and health checks.
+// Scheduler.Run returns nil after a graceful stop, and an error wrapping
+// nats.ErrConnectionClosed as soon as its connection is closed for good.
+// [Hooks] (Config.Hooks) report leadership, fires and lease renewal
+// failures to metrics and health checks; [JoinHooks] combines several.
 package schedule

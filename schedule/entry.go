@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/internal/subject"
 )
 
 // CatchUp says what the scheduler does with slots that passed while no
@@ -51,14 +51,15 @@ type Entry struct {
 	// evaluated in, with the daylight saving time rules of the package
 	// documentation. Defaults to UTC. @every ignores it.
 	TimeZone string `json:"time_zone,omitempty"`
-	// Subject is the subject each fire publishes to; a stream must
-	// capture it. No wildcards.
+	// Subject is the subject each fire publishes to: a task subject
+	// (no wildcards, nothing in the server's reserved $ and _INBOX spaces)
+	// that a task stream captures; [Store.Put] checks that.
 	Subject string `json:"subject"`
 	// Payload is the message data of each fire.
 	Payload []byte `json:"payload,omitempty"`
 	// Header holds extra headers for each fire. The scheduler's own
 	// headers (Nats-Msg-Id, Jetworker-Schedule, Jetworker-Fire-Time) win
-	// over these.
+	// over these; Nats- headers (server directives) are refused.
 	Header nats.Header `json:"header,omitempty"`
 	// Paused stops the entry firing without deleting it. Slots that pass
 	// while paused are never fired.
@@ -131,8 +132,18 @@ func (e Entry) compile() (compiled, error) {
 	if err != nil {
 		bad("Spec: %v", err)
 	}
-	if err := publisher.ValidateSubject(e.Subject); err != nil {
-		bad("Subject: %v", err)
+	if err := subject.Validate(e.Subject); err != nil {
+		errs = append(errs, fmt.Errorf("%w: Subject: %w", ErrInvalidEntry, err))
+	} else if strings.HasPrefix(e.Subject, "jetworker.") {
+		bad("Subject %q: jetworker.> subjects are jetworker's own (delayed tasks wait there)", e.Subject)
+	}
+	for k := range e.Header {
+		switch {
+		case k == "" || strings.ContainsAny(k, " :\r\n\t"):
+			bad("Header name %q is not a valid header name", k)
+		case strings.HasPrefix(strings.ToLower(k), "nats-"):
+			bad("Header %q: Nats- headers are server directives (Nats-Rollup: all would purge the stream), not task headers", k)
+		}
 	}
 	if e.Jitter < 0 {
 		bad("Jitter must be >= 0, got %s", e.Jitter)

@@ -60,12 +60,12 @@ func Example() {
 	fired := make(chan schedule.Fire, 1)
 	s, err := schedule.New(js, schedule.Config{
 		Logger: slog.New(slog.DiscardHandler),
-		FiredFunc: func(f schedule.Fire) {
+		Hooks: schedule.Hooks{FiredFunc: func(f schedule.Fire) {
 			select {
 			case fired <- f:
 			default:
 			}
-		},
+		}},
 	})
 	if err != nil {
 		log.Fatal(err)

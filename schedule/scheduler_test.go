@@ -72,17 +72,19 @@ func (b testBundle) start(t *testing.T, name string, cfg schedule.Config) *runne
 	r := &runner{name: name, nc: nc, done: make(chan error, 1), gained: make(chan time.Time, 16)}
 	cfg.InstanceID = name
 	cfg.Logger = testutil.Logger(t, slog.LevelWarn)
-	cfg.LeaderFunc = func(leading bool) {
-		r.leading.Store(leading)
-		if leading {
-			r.gained <- time.Now()
-		}
-	}
-	cfg.FiredFunc = func(f schedule.Fire) {
-		r.mu.Lock()
-		r.fires = append(r.fires, f)
-		r.mu.Unlock()
-	}
+	cfg.Hooks = schedule.JoinHooks(cfg.Hooks, schedule.Hooks{
+		LeaderFunc: func(leading bool) {
+			r.leading.Store(leading)
+			if leading {
+				r.gained <- time.Now()
+			}
+		},
+		FiredFunc: func(f schedule.Fire) {
+			r.mu.Lock()
+			r.fires = append(r.fires, f)
+			r.mu.Unlock()
+		},
+	})
 	s, err := schedule.New(js, cfg)
 	if err != nil {
 		t.Fatalf("new scheduler: %v", err)
@@ -126,6 +128,19 @@ func (r *runner) firesOf(name string) []schedule.Fire {
 	var out []schedule.Fire
 	for _, f := range r.fires {
 		if f.Schedule == name && f.Err == nil {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// attemptsOf returns every fire attempt of schedule name, failed ones too.
+func (r *runner) attemptsOf(name string) []schedule.Fire {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []schedule.Fire
+	for _, f := range r.fires {
+		if f.Schedule == name {
 			out = append(out, f)
 		}
 	}

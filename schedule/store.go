@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // Bucket names and defaults for [StoreConfig].
@@ -59,18 +60,16 @@ type State struct {
 	// LastSlot is the last slot fired (or, after a skip, passed over) by
 	// a leader; catch-up starts after it.
 	LastSlot time.Time `json:"last_slot"`
-}
-
-// Change is one update seen by [Store.Watch].
-type Change struct {
-	// Name is the entry's name.
-	Name string
-	// Entry is the new entry; the zero Entry when Deleted.
-	Entry Entry
-	// Deleted is true when the entry was deleted.
-	Deleted bool
-	// Revision is the KV revision of the change.
-	Revision uint64
+	// Error is why the latest fire of the next slot failed, "" once a fire
+	// succeeds: for example that no stream captures the entry's subject.
+	// The scheduler keeps retrying (every second, or with a delay doubling
+	// up to a minute while no stream captures the subject).
+	Error string `json:"error,omitempty"`
+	// ErrorAt is when Error was recorded.
+	ErrorAt time.Time `json:"error_at,omitzero"`
+	// Failures counts the failed fires of that slot, at the time Error
+	// was recorded (it is refreshed every tenth failure).
+	Failures int `json:"failures,omitempty"`
 }
 
 // Store reads and edits schedule entries in the schedules bucket. It is
@@ -158,9 +157,15 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 
 // Put creates e or replaces the entry of the same name, and returns the
 // new revision. It validates e first and returns errors wrapping
-// [ErrInvalidEntry] without any I/O.
+// [ErrInvalidEntry] without any I/O; then it checks that a task stream
+// captures e.Subject, and returns an error wrapping [ErrNoStream] when none
+// does (or only a dead-letter stream does), so an entry that could never
+// fire is refused when saved rather than retried forever.
 func (s *Store) Put(ctx context.Context, e Entry) (uint64, error) {
 	if err := e.Validate(); err != nil {
+		return 0, err
+	}
+	if err := s.checkStream(ctx, e.Subject); err != nil {
 		return 0, err
 	}
 	data, err := json.Marshal(e)
@@ -239,19 +244,23 @@ func (s *Store) List(ctx context.Context) ([]Entry, error) {
 // Delete removes the entry called name; it fires no more. It returns an
 // error wrapping [ErrNotFound] if there is no such entry.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	_, rev, err := s.get(ctx, name)
-	if err != nil {
-		return err
-	}
 	kv, state, err := s.buckets(ctx, false)
 	if err != nil {
 		return err
 	}
-	if err := kv.Delete(ctx, name, jetstream.LastRevision(rev)); err != nil {
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return s.Delete(ctx, name) // edited meanwhile: delete the new version
+	for {
+		_, rev, err := s.get(ctx, name)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("delete entry %q: %w", name, err)
+		err = kv.Delete(ctx, name, jetstream.LastRevision(rev))
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // edited meanwhile: delete the new version
+		}
+		if err != nil {
+			return fmt.Errorf("delete entry %q: %w", name, err)
+		}
+		break
 	}
 	if err := state.Purge(ctx, name); err != nil {
 		return fmt.Errorf("delete state of %q: %w", name, err)
@@ -305,11 +314,20 @@ func (s *Store) setPaused(ctx context.Context, name string, paused bool) error {
 // with message ID "<name>@trigger-<uuid>", the entry's payload and
 // headers, Jetworker-Schedule and a Jetworker-Fire-Time of now, and
 // returns that ID. It returns an error wrapping [ErrNotFound] if there is
-// no such entry. Trigger does not move the entry's slots or state.
+// no such entry, [ErrInvalidEntry] if the stored entry is invalid (written
+// to the bucket by something other than [Store.Put]), and [ErrNoStream]
+// if no task stream captures its subject. Trigger does not move the
+// entry's slots or state.
 func (s *Store) Trigger(ctx context.Context, name string) (string, error) {
 	e, _, err := s.get(ctx, name)
 	if err != nil {
 		return "", err
+	}
+	if err := e.Validate(); err != nil {
+		return "", fmt.Errorf("trigger %q: %w", name, err)
+	}
+	if err := s.checkStream(ctx, e.Subject); err != nil {
+		return "", fmt.Errorf("trigger %q: %w", name, err)
 	}
 	id := name + "@trigger-" + uuid.NewString()
 	msg := fireMsg(e, id, s.cfg.NowFunc())
@@ -319,82 +337,53 @@ func (s *Store) Trigger(ctx context.Context, name string) (string, error) {
 	return id, nil
 }
 
+// checkStream returns an error wrapping [ErrNoStream] unless a task stream
+// captures subject.
+func (s *Store) checkStream(ctx context.Context, subject string) error {
+	name, err := s.js.StreamNameBySubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("%w: %q", ErrNoStream, subject)
+	}
+	if err != nil {
+		return fmt.Errorf("find the stream of %q: %w", subject, err)
+	}
+	st, err := s.js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stream %q of %q: %w", name, subject, err)
+	}
+	if streams.Kind(st.CachedInfo().Config) == streams.KindDeadLetters {
+		return fmt.Errorf("%w: %q is captured by the dead-letter stream %q, not a task stream", ErrNoStream, subject, name)
+	}
+	return nil
+}
+
 // LastFired returns the last slot a scheduler recorded as fired for the
 // entry called name, or the zero time if none is recorded.
 func (s *Store) LastFired(ctx context.Context, name string) (time.Time, error) {
+	st, err := s.State(ctx, name)
+	return st.LastSlot, err
+}
+
+// State returns what the schedulers recorded for the entry called name:
+// its last fired slot and the error of a fire that keeps failing. It
+// returns the zero State if nothing is recorded.
+func (s *Store) State(ctx context.Context, name string) (State, error) {
 	_, state, err := s.buckets(ctx, false)
 	if err != nil {
-		return time.Time{}, err
+		return State{}, err
 	}
 	kve, err := state.Get(ctx, name)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return time.Time{}, nil
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return State{}, nil
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("get state of %q: %w", name, err)
+		return State{}, fmt.Errorf("get state of %q: %w", name, err)
 	}
 	var st State
 	if err := json.Unmarshal(kve.Value(), &st); err != nil {
-		return time.Time{}, fmt.Errorf("decode state of %q: %w", name, err)
+		return State{}, fmt.Errorf("decode state of %q: %w", name, err)
 	}
-	return st.LastSlot, nil
-}
-
-// Watch streams changes to the entries: first one [Change] per existing
-// entry, then every put and delete as they happen. The channel is closed
-// when ctx ends. The caller must keep reading until then.
-func (s *Store) Watch(ctx context.Context) (<-chan Change, error) {
-	kv, _, err := s.buckets(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("watch entries: %w", err)
-	}
-	out := make(chan Change)
-	go func() {
-		defer close(out)
-		defer w.Stop()
-		for {
-			var kve jetstream.KeyValueEntry
-			select {
-			case kve = <-w.Updates():
-			case <-ctx.Done():
-				return
-			}
-			if kve == nil {
-				continue
-			}
-			c, ok := toChange(kve)
-			if !ok {
-				continue
-			}
-			select {
-			case out <- c:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
-}
-
-// toChange converts a KV entry; undecodable values are reported as
-// deletions, since a scheduler can not fire them.
-func toChange(kve jetstream.KeyValueEntry) (Change, bool) {
-	c := Change{Name: kve.Key(), Revision: kve.Revision()}
-	if kve.Operation() != jetstream.KeyValuePut {
-		c.Deleted = true
-		return c, true
-	}
-	e, err := decodeEntry(kve.Value())
-	if err != nil {
-		c.Deleted = true
-		return c, true
-	}
-	c.Entry = e
-	return c, true
+	return st, nil
 }
 
 func decodeEntry(data []byte) (Entry, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/streams"
 )
 
 func TestStoreCRUD(t *testing.T) {
@@ -66,46 +67,12 @@ func TestStoreCRUD(t *testing.T) {
 	}
 }
 
-func TestStoreWatch(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	b.put(t, schedule.Entry{Name: "first", Spec: "@daily", Subject: "tasks.x"})
-	ctx, cancel := context.WithCancel(t.Context())
-	ch, err := b.store.Watch(ctx)
-	if err != nil {
-		t.Fatalf("watch: %v", err)
-	}
-	next := func() schedule.Change {
-		t.Helper()
-		select {
-		case c := <-ch:
-			return c
-		case <-time.After(5 * time.Second):
-			t.Fatal("no change within 5s")
-			return schedule.Change{}
-		}
-	}
-	if c := next(); c.Name != "first" || c.Deleted || c.Entry.Spec != "@daily" {
-		t.Errorf("got %+v, want the existing entry", c)
-	}
-	b.put(t, schedule.Entry{Name: "second", Spec: "@hourly", Subject: "tasks.x"})
-	if c := next(); c.Name != "second" || c.Deleted {
-		t.Errorf("got %+v, want a put of second", c)
-	}
-	if err := b.store.Delete(t.Context(), "first"); err != nil {
-		t.Fatal(err)
-	}
-	if c := next(); c.Name != "first" || !c.Deleted {
-		t.Errorf("got %+v, want a delete of first", c)
-	}
-	cancel()
-	for range ch { // closed once ctx ends
-	}
-}
-
 func TestStoreProvisionsOnFirstUse(t *testing.T) {
 	t.Parallel()
 	js := embeddedtest.JetStream(t)
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
 	store, err := schedule.NewStore(js, schedule.StoreConfig{})
 	if err != nil {
 		t.Fatal(err)

@@ -70,14 +70,15 @@ func (c Config) withDefaults() Config {
 
 // HeaderFunc returns a function for publisher.Config.HeaderFunc that writes
 // the trace context of the publish's ctx into the message headers
-// (traceparent and tracestate with the default propagator). A ctx without a
-// valid span adds nothing. It starts no span of its own: the consumer span's
-// parent is the span that was current when the task was published. The
-// returned function is safe for concurrent use.
+// (traceparent and tracestate with the default propagator). It adds
+// nothing unless the span in ctx is recording, so untraced publishes stay
+// header-free. It starts no span of its own: the consumer span's parent is
+// the span that was current when the task was published. The returned
+// function is safe for concurrent use.
 func HeaderFunc(cfg Config) func(ctx context.Context, h nats.Header) {
 	prop := cfg.withDefaults().Propagator
 	return func(ctx context.Context, h nats.Header) {
-		if h == nil {
+		if h == nil || !trace.SpanFromContext(ctx).IsRecording() {
 			return
 		}
 		prop.Inject(ctx, headerCarrier(h))
@@ -87,7 +88,7 @@ func HeaderFunc(cfg Config) func(ctx context.Context, h nats.Header) {
 // ConsumerHooks returns consumer hooks that run every task inside a consumer
 // span, continuing the trace found in the task's headers; see the package
 // documentation for the span's name, attributes and events. Combine them
-// with other hooks (metrics) with dashboard.JoinConsumerHooks. The hooks are
+// with other hooks (metrics) with consumer.JoinHooks. The hooks are
 // safe for concurrent use.
 func ConsumerHooks(cfg Config) consumer.Hooks {
 	cfg = cfg.withDefaults()
@@ -107,9 +108,11 @@ func ConsumerHooks(cfg Config) consumer.Hooks {
 				AttrStreamSequence.Int64(int64(t.Sequence)),
 				AttrDeliveryCount.Int64(int64(t.Delivered)),
 			}
-			if t.ID != "" {
-				attrs = append(attrs, attribute.String("messaging.message.id", t.ID))
+			id := t.ID
+			if id == "" {
+				id = t.Ref() // a task without an ID is known by its stream and sequence
 			}
+			attrs = append(attrs, attribute.String("messaging.message.id", id))
 			ctx, _ = tracer.Start(ctx, "process "+t.Subject,
 				trace.WithSpanKind(trace.SpanKindConsumer),
 				trace.WithAttributes(attrs...))

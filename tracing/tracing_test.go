@@ -251,4 +251,15 @@ func TestHeaderFunc(t *testing.T) {
 		t.Errorf("headers without a span: got %v, want none", empty)
 	}
 	f(ctx, nil) // must not panic
+
+	// A valid span context that is not recording (sampled out, or only
+	// propagated) adds nothing either.
+	unsampled := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	uctx, uspan := unsampled.Tracer("test").Start(context.Background(), "parent")
+	defer uspan.End()
+	none := nats.Header{}
+	f(uctx, none)
+	if len(none) != 0 {
+		t.Errorf("headers of a non-recording span: got %v, want none", none)
+	}
 }

@@ -79,7 +79,7 @@ func TestParseRoutes(t *testing.T) {
 		{name: "no routes", file: "routes: []\n", wantErr: "no routes"},
 		{name: "unknown field", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, concurency: 3}\n", wantErr: "concurency"},
 		{name: "two handlers", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, webhook: {url: x, secret: y}}\n", wantErr: "exactly one handler"},
-		{name: "bad subject", file: "routes:\n  - {name: a, subject: 'tasks.>.x', log: {}}\n", wantErr: "not a valid subject filter"},
+		{name: "bad subject", file: "routes:\n  - {name: a, subject: 'tasks.>.x', log: {}}\n", wantErr: "before its last token"},
 		{name: "partial wildcard", file: "routes:\n  - {name: a, subject: 'tasks.a*', log: {}}\n", wantErr: "whole token"},
 		{name: "duplicate name", file: "routes:\n  - {name: a, subject: tasks.a, log: {}}\n  - {name: a, subject: tasks.b, log: {}}\n", wantErr: "used twice"},
 		{name: "bad name", file: "routes:\n  - {name: 'a b', subject: tasks.a, log: {}}\n", wantErr: "name"},

@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/internal/subject"
 )
 
 // routesFile is the worker's routes configuration (YAML or JSON). Values
@@ -172,26 +171,9 @@ func validateRoutes(rs []route) error {
 	return errors.Join(errs...)
 }
 
-// validateFilter checks a subject filter: tokens, '*' tokens, and '>' only
-// as the last token.
-func validateFilter(s string) error {
-	if s == "" {
-		return errors.New("empty")
-	}
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
-		if t == ">" && i == len(toks)-1 {
-			continue
-		}
-		if err := publisher.ValidateSubject(strings.ReplaceAll(t, "*", "x")); err != nil || strings.Contains(t, ">") {
-			return fmt.Errorf("%q is not a valid subject filter", s)
-		}
-		if strings.Contains(t, "*") && t != "*" {
-			return fmt.Errorf("%q: '*' must be a whole token", s)
-		}
-	}
-	return nil
-}
+// validateFilter checks a route's subject filter with the rules every
+// package shares.
+func validateFilter(s string) error { return subject.ValidateFilter(s) }
 
 // kind names the route's handler.
 func (r route) kind() string {

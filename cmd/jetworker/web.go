@@ -8,6 +8,7 @@ import (
 
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dashboard"
+	"github.com/jetworker/jetworker/metrics"
 	"github.com/jetworker/jetworker/schedule"
 	"github.com/jetworker/jetworker/tracing"
 )
@@ -32,7 +33,7 @@ func (h *HTTPEnv) flags(f flagEnv) {
 // when no address is configured.
 type web struct {
 	srv     *dashboard.Server
-	metrics *dashboard.Metrics
+	metrics *metrics.Metrics
 	trace   tracing.Config
 }
 
@@ -44,7 +45,7 @@ func newWeb(c *conn, addr string, b Base, h HTTPEnv, log *slog.Logger) (*web, er
 	if host, _, err := net.SplitHostPort(addr); err == nil && !isLoopback(host) && h.HTTPPassword == "" && h.HTTPToken == "" && !h.HTTPReadOnly {
 		log.Warn("the dashboard listens beyond loopback without authentication: set JETWORKER_HTTP_TOKEN or _HTTP_USER/_HTTP_PASSWORD, or JETWORKER_HTTP_READ_ONLY", slog.String("addr", addr))
 	}
-	m, err := dashboard.NewMetrics(dashboard.MetricsConfig{})
+	m, err := metrics.New(metrics.Config{Version: version})
 	if err != nil {
 		return nil, err
 	}
@@ -75,12 +76,12 @@ func isLoopback(host string) bool {
 
 // schedulerHooks installs the metrics hooks in cfg.
 func (w *web) schedulerHooks(cfg *schedule.Config) {
-	*cfg = w.metrics.SchedulerHooks().Apply(*cfg)
+	cfg.Hooks = schedule.JoinHooks(cfg.Hooks, w.metrics.SchedulerHooks())
 }
 
 // consumerHooks installs tracing and metrics hooks in cfg.
 func (w *web) consumerHooks(cfg *consumer.Config) {
-	cfg.Hooks = dashboard.JoinConsumerHooks(cfg.Hooks, tracing.ConsumerHooks(w.trace), w.metrics.ConsumerHooks())
+	cfg.Hooks = consumer.JoinHooks(cfg.Hooks, tracing.ConsumerHooks(w.trace), w.metrics.ConsumerHooks())
 }
 
 // readyWhen makes /readyz wait for ready.

@@ -29,10 +29,14 @@ func Reserved(s string) bool {
 	return strings.HasPrefix(s, "$") || s == "_INBOX" || strings.HasPrefix(s, "_INBOX.")
 }
 
+// DelayPrefix starts the subjects where delayed tasks wait for their
+// release (streams.DelaySubject); tasks are not published there directly.
+const DelayPrefix = "jetworker.delay."
+
 // Validate checks that s is a subject a task may be published on: a
-// valid subject without wildcards, outside the reserved spaces. The error
-// wraps [jetworker.ErrInvalidSubject] or [jetworker.ErrReservedSubject] and
-// quotes s.
+// valid subject without wildcards, outside the reserved spaces and
+// jetworker's delay subjects. The error wraps [jetworker.ErrInvalidSubject]
+// or [jetworker.ErrReservedSubject] and quotes s.
 func Validate(s string) error {
 	if err := check(s, false); err != nil {
 		return err
@@ -40,7 +44,21 @@ func Validate(s string) error {
 	if Reserved(s) {
 		return reservedError(s)
 	}
+	if strings.HasPrefix(s, DelayPrefix) {
+		return fmt.Errorf("%w: %q: jetworker.delay.> holds delayed tasks waiting for their release; publish with a delay instead", jetworker.ErrReservedSubject, s)
+	}
 	return nil
+}
+
+// Directive reports whether a header name is one a task must not carry
+// from a caller: Nats- headers are server directives (Nats-Rollup: all
+// purges a stream, Nats-TTL expires the task, Nats-Expected-* and
+// Nats-Schedule-* change how it is stored) and Jetworker- headers are
+// jetworker's own bookkeeping. Publishers set the ones they mean from
+// their options.
+func Directive(name string) bool {
+	l := strings.ToLower(name)
+	return strings.HasPrefix(l, "nats-") || strings.HasPrefix(l, "jetworker-")
 }
 
 // ValidateFilter checks that s is a subject filter for task subjects:

@@ -1,4 +1,4 @@
-package dashboard_test
+package metrics_test
 
 import (
 	"context"
@@ -6,32 +6,101 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
-	"github.com/jetworker/jetworker/dashboard"
+	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
+	"github.com/jetworker/jetworker/metrics"
+	"github.com/jetworker/jetworker/overview"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/streams"
 )
 
-// scrape fetches /metrics over HTTP and parses the exposition text.
+type testBundle struct {
+	srv  *embedded.Server
+	js   jetstream.JetStream
+	m    *metrics.Metrics
+	http *httptest.Server
+}
+
+// setup starts an embedded server, provisions the streams and serves m
+// (a new one when nil), observing the streams, on an httptest server.
+func setup(t *testing.T, m *metrics.Metrics) *testBundle {
+	t.Helper()
+	srv := embeddedtest.Start(t, embedded.Config{})
+	_, js := embeddedtest.Connect(t, srv, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	if m == nil {
+		var err error
+		if m, err = metrics.New(metrics.Config{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.ObserveStreams(js, overview.Config{}, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(m.Handler())
+	t.Cleanup(hs.Close)
+	return &testBundle{srv: srv, js: js, m: m, http: hs}
+}
+
+// startConsumer runs a consumer until the test ends and waits until it is
+// ready.
+func startConsumer(t *testing.T, js jetstream.JetStream, h jetworker.HandlerFunc, cfg consumer.Config) {
+	t.Helper()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Backoff = func(int, error) time.Duration { return 10 * time.Millisecond }
+	c, err := consumer.New(js, h, cfg)
+	if err != nil {
+		t.Fatalf("consumer.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("consumer Run: %v", err)
+		}
+	})
+	select {
+	case <-c.Ready():
+	case err := <-done:
+		t.Fatalf("consumer Run returned early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("consumer not ready within 10s")
+	}
+}
+
+// scrape fetches the metrics over HTTP and parses the exposition text.
 func scrape(t *testing.T, b *testBundle) map[string]*dto.MetricFamily {
 	t.Helper()
-	r := b.get(t, "/metrics")
-	if r.code != http.StatusOK {
-		t.Fatalf("GET /metrics: got %d %s", r.code, r.body)
+	res, err := b.http.Client().Get(b.http.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: got %d", res.StatusCode)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(r.body))
+	fams, err := p.TextToMetricFamilies(res.Body)
 	if err != nil {
 		t.Fatalf("parse /metrics: %v", err)
 	}
@@ -76,12 +145,11 @@ func value(m *dto.Metric) float64 {
 
 func TestConsumerMetrics(t *testing.T) {
 	t.Parallel()
-	m, err := dashboard.NewMetrics(dashboard.MetricsConfig{DisableRuntimeMetrics: true})
+	m, err := metrics.New(metrics.Config{DisableRuntimeMetrics: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := setup(t, dashboard.Config{Metrics: m})
-	provision(t, b.js)
+	b := setup(t, m)
 
 	// 5 succeed, 2 fail once then succeed, 1 fails permanently.
 	var settled atomic.Int64
@@ -201,8 +269,7 @@ func TestConsumerMetrics(t *testing.T) {
 
 func TestConsumerPendingMetric(t *testing.T) {
 	t.Parallel()
-	b := setup(t, dashboard.Config{})
-	provision(t, b.js)
+	b := setup(t, nil)
 	// A durable with no running worker: its messages stay pending.
 	if _, err := consumer.Provision(t.Context(), b.js, consumer.Config{Durable: "idle"}); err != nil {
 		t.Fatal(err)
@@ -227,23 +294,22 @@ func TestConsumerPendingMetric(t *testing.T) {
 
 func TestSchedulerMetrics(t *testing.T) {
 	t.Parallel()
-	m, err := dashboard.NewMetrics(dashboard.MetricsConfig{DisableRuntimeMetrics: true})
+	m, err := metrics.New(metrics.Config{DisableRuntimeMetrics: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := setup(t, dashboard.Config{Metrics: m})
-	provision(t, b.js)
+	b := setup(t, m)
 	store, _ := schedule.NewStore(b.js, schedule.StoreConfig{})
 	if _, err := store.Put(t.Context(), schedule.Entry{Name: "tick", Spec: "@every 1s", Subject: "tasks.tick", CatchUp: schedule.CatchUpSkip}); err != nil {
 		t.Fatal(err)
 	}
 	fired := make(chan schedule.Fire, 16)
 	cfg := schedule.Config{
-		LeaseTTL:  3 * time.Second,
-		Logger:    slog.New(slog.DiscardHandler),
-		FiredFunc: func(f schedule.Fire) { fired <- f }, // kept by Apply, called first
+		LeaseTTL: 3 * time.Second,
+		Logger:   slog.New(slog.DiscardHandler),
+		Hooks:    schedule.JoinHooks(schedule.Hooks{FiredFunc: func(f schedule.Fire) { fired <- f }}, m.SchedulerHooks()),
 	}
-	sch, err := schedule.New(b.js, m.SchedulerHooks().Apply(cfg))
+	sch, err := schedule.New(b.js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,37 +369,72 @@ func TestSubjectTokens(t *testing.T) {
 		{1, "tasks", "tasks"},
 		{1, "tasks.a", "tasks.>"},
 	} {
-		if got := dashboard.SubjectTokens(tc.n)(tc.in); got != tc.want {
+		if got := metrics.SubjectTokens(tc.n)(tc.in); got != tc.want {
 			t.Errorf("SubjectTokens(%d)(%q): got %q, want %q", tc.n, tc.in, got, tc.want)
 		}
 	}
 }
 
-func TestJoinConsumerHooks(t *testing.T) {
+func TestBuildInfoAndPublisherCounters(t *testing.T) {
 	t.Parallel()
-	type key string
-	var calls []string
-	mk := func(name string) consumer.Hooks {
-		return consumer.Hooks{
-			StartFunc: func(ctx context.Context, _ *jetworker.Task) context.Context {
-				calls = append(calls, "start "+name)
-				return context.WithValue(ctx, key(name), true)
-			},
-			DoneFunc: func(ctx context.Context, _ *jetworker.Task, o consumer.Outcome, _ time.Duration, _ error) {
-				_, a := ctx.Value(key("a")).(bool)
-				_, b := ctx.Value(key("b")).(bool)
-				calls = append(calls, fmt.Sprintf("done %s %s a=%v b=%v", name, o, a, b))
-			},
+	m, err := metrics.New(metrics.Config{Version: "v1.2.3", DisableRuntimeMetrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, m)
+	pub, err := publisher.New(b.js, publisher.Config{Hooks: m.PublisherHooks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := &publisher.PublishOpts{ID: "same"}
+	_, _ = pub.Publish(t.Context(), "tasks.a", nil, opts)
+	_, _ = pub.Publish(t.Context(), "tasks.a", nil, opts)
+	_, _ = pub.Publish(t.Context(), "nowhere.x", nil, nil)
+	fams := scrape(t, b)
+	if got := value(find(fams, "jetworker_build_info", "version", "v1.2.3")); got != 1 {
+		t.Errorf("build_info{version=v1.2.3}: got %v, want 1", got)
+	}
+	for _, c := range []struct {
+		subject, result string
+		want            float64
+	}{{"tasks.a", "stored", 1}, {"tasks.a", "duplicate", 1}, {"nowhere.x", "failed", 1}} {
+		if got := value(find(fams, "jetworker_tasks_published_total", "subject", c.subject, "result", c.result)); got != c.want {
+			t.Errorf("tasks_published_total{%s,%s}: got %v, want %v", c.subject, c.result, got, c.want)
 		}
 	}
-	h := dashboard.JoinConsumerHooks(mk("a"), consumer.Hooks{}, mk("b"))
-	ctx := h.StartFunc(context.Background(), &jetworker.Task{})
-	h.DoneFunc(ctx, &jetworker.Task{}, consumer.Acked, 0, nil)
-	want := []string{"start a", "start b", "done b acked a=true b=true", "done a acked a=true b=true"}
-	if fmt.Sprint(calls) != fmt.Sprint(want) {
-		t.Errorf("calls: got %q, want %q", calls, want)
+}
+
+func TestOldestPendingAndScrapeFailure(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	if _, err := consumer.Provision(t.Context(), b.js, consumer.Config{Durable: "idle"}); err != nil {
+		t.Fatal(err)
 	}
-	if empty := dashboard.JoinConsumerHooks(); empty.StartFunc != nil || empty.DoneFunc != nil {
-		t.Error("JoinConsumerHooks(): got functions, want none")
+	if _, err := b.js.Publish(t.Context(), "tasks.old", nil); err != nil {
+		t.Fatal(err)
 	}
+	var age float64
+	testutil.Eventually(t, 5*time.Second, func() error {
+		age = value(find(scrape(t, b), "jetworker_consumer_oldest_pending_seconds", "consumer", "idle"))
+		if age < 0.2 {
+			return fmt.Errorf("oldest pending age %v, want it to grow past 0.2s", age)
+		}
+		return nil
+	})
+
+	// The server goes away: the gauges stay, flagged as not read now.
+	b.srv.Shutdown()
+	testutil.Eventually(t, 5*time.Second, func() error {
+		fams := scrape(t, b)
+		if got := value(find(fams, "jetworker_state_scrape_success")); got != 0 {
+			return fmt.Errorf("state_scrape_success: got %v, want 0", got)
+		}
+		if got := value(find(fams, "jetworker_consumer_pending_messages", "consumer", "idle")); got != 1 {
+			return fmt.Errorf("consumer_pending_messages{idle} after the scrape failed: got %v, want the last value 1", got)
+		}
+		if got := value(find(fams, "jetworker_nats_connected")); got != 0 {
+			return fmt.Errorf("nats_connected: got %v, want 0", got)
+		}
+		return nil
+	})
 }

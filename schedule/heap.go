@@ -1,0 +1,68 @@
+package schedule
+
+import (
+	"container/heap"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// item is one entry in the fire loop.
+type item struct {
+	c        compiled
+	slot     time.Time // next slot to fire; zero when none
+	due      time.Time // slot + jitter, or a retry time
+	idx      int       // heap index; -1 when not queued
+	last     time.Time // last slot recorded in the state bucket
+	stateRev uint64    // revision of the state key as last seen
+	failures int       // fires of the current slot that failed in a row
+
+	// state is the write of the last fired slot, still in flight.
+	state       jetstream.PubAckFuture
+	stateSlot   time.Time
+	stateFailed bool // the last state write failed: retry it synchronously
+}
+
+// slotHeap orders items by due time; the fire loop has one, however many
+// entries there are.
+type slotHeap []*item
+
+func (h slotHeap) Len() int           { return len(h) }
+func (h slotHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h slotHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+
+// Push adds an item; use heap.Push.
+func (h *slotHeap) Push(x any) {
+	it := x.(*item)
+	it.idx = len(*h)
+	*h = append(*h, it)
+}
+
+// Pop removes the last item; use heap.Pop.
+func (h *slotHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	it.idx = -1
+	return it
+}
+
+// reset empties the heap, marking every item of items unqueued.
+func (h *slotHeap) reset(items map[string]*item) {
+	clear(*h)
+	*h = (*h)[:0]
+	for _, it := range items {
+		it.idx = -1
+	}
+}
+
+// remove takes it out of the heap if it is queued.
+func (h *slotHeap) remove(it *item) {
+	if it.idx >= 0 {
+		heap.Remove(h, it.idx)
+	}
+}
