@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nkeys"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -39,25 +40,37 @@ const (
 	metricsAddrVar  = "JETWORKER_METRICS_ADDR"
 )
 
+// kedaAccountPlaceholder is the KEDA trigger's account as shipped for
+// creds (operator mode) auth, where the user must put the account's public
+// key.
+const kedaAccountPlaceholder = "REPLACE-WITH-THE-ACCOUNT-PUBLIC-KEY"
+
+// partOfLabel is on every object of every variant.
+const partOfLabel = "app.kubernetes.io/part-of"
+
 // k8sVariant is one kustomization the test renders, and what it must
 // render.
 type k8sVariant struct {
-	dir  string // kustomization directory, relative to deploy/
-	keda bool   // a KEDA ScaledObject scales the workers
+	dir     string // kustomization directory, relative to deploy/
+	auth    string // how the pods sign in to NATS: "creds" or "password"
+	keda    bool   // a KEDA ScaledObject scales the workers
+	account string // the KEDA trigger's account
 }
 
 // k8sVariants are the shipped overlays.
 func k8sVariants() []k8sVariant {
 	return []k8sVariant{
-		{dir: "k8s/base"},
-		{dir: "k8s/keda", keda: true},
+		{dir: "k8s/base", auth: "creds"},
+		{dir: "k8s/keda", auth: "creds", keda: true, account: kedaAccountPlaceholder},
+		{dir: "k8s/password", auth: "password"},
+		{dir: "k8s/keda-password", auth: "password", keda: true, account: "$G"},
 	}
 }
 
 // k8sComponents are the kustomize Components the variants use between
 // them.
 func k8sComponents() []string {
-	return []string{"k8s/components/keda"}
+	return []string{"k8s/components/keda", "k8s/components/password"}
 }
 
 // TestKubernetes renders every variant with kustomize's own Go API (the
@@ -118,12 +131,14 @@ func TestKubernetesVariantsComplete(t *testing.T) {
 // k8sObjects are the rendered objects of one kustomization, decoded, by
 // name.
 type k8sObjects struct {
-	deployments   map[string]*appsv1.Deployment
-	services      map[string]*corev1.Service
-	configMaps    map[string]*corev1.ConfigMap
-	secrets       map[string]*corev1.Secret
-	pdbs          map[string]*policyv1.PodDisruptionBudget
-	scaledObjects map[string]*scaledObject
+	deployments    map[string]*appsv1.Deployment
+	rawDeployments map[string]map[string]any // the same, undecoded
+	services       map[string]*corev1.Service
+	configMaps     map[string]*corev1.ConfigMap
+	secrets        map[string]*corev1.Secret
+	pdbs           map[string]*policyv1.PodDisruptionBudget
+	scaledObjects  map[string]*scaledObject
+	labels         map[string]map[string]string // "Kind name" -> metadata.labels of every object
 }
 
 // scaledObject has the fields of KEDA's ScaledObject (keda.sh/v1alpha1)
@@ -157,12 +172,14 @@ func renderKustomization(t *testing.T, dir string) *k8sObjects {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
 	o := &k8sObjects{
-		deployments:   map[string]*appsv1.Deployment{},
-		services:      map[string]*corev1.Service{},
-		configMaps:    map[string]*corev1.ConfigMap{},
-		secrets:       map[string]*corev1.Secret{},
-		pdbs:          map[string]*policyv1.PodDisruptionBudget{},
-		scaledObjects: map[string]*scaledObject{},
+		deployments:    map[string]*appsv1.Deployment{},
+		rawDeployments: map[string]map[string]any{},
+		services:       map[string]*corev1.Service{},
+		configMaps:     map[string]*corev1.ConfigMap{},
+		secrets:        map[string]*corev1.Secret{},
+		pdbs:           map[string]*policyv1.PodDisruptionBudget{},
+		scaledObjects:  map[string]*scaledObject{},
+		labels:         map[string]map[string]string{},
 	}
 	for _, r := range m.Resources() {
 		raw, err := r.MarshalJSON()
@@ -171,11 +188,15 @@ func renderKustomization(t *testing.T, dir string) *k8sObjects {
 		}
 		apiVersion, kind, name := r.GetApiVersion(), r.GetKind(), r.GetName()
 		where := fmt.Sprintf("%s: %s %s %s", dir, apiVersion, kind, name)
+		o.labels[kind+" "+name] = r.GetLabels()
 		var obj any
 		switch apiVersion + " " + kind {
 		case "apps/v1 Deployment":
 			d := &appsv1.Deployment{}
 			o.deployments[name], obj = d, d
+			if o.rawDeployments[name], err = r.Map(); err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
 		case "v1 Service":
 			s := &corev1.Service{}
 			o.services[name], obj = s, s
@@ -226,9 +247,11 @@ func decodeStrict(raw []byte, v any) error {
 //     envFrom), the metrics listener on 0.0.0.0:9090 with the dashboard off,
 //     probes on the named port metrics, requests and limits, GOMEMLIMIT below
 //     the memory limit, a locked-down securityContext, mounted routes that
-//     load, a credentials Secret only its user can read;
-//   - KEDA: the ScaledObject scales the worker Deployment on the lag of a
-//     consumer the workers use.
+//     load, credentials as the variant's auth says;
+//   - KEDA: the ScaledObject scales the worker Deployment, which has no
+//     spec.replicas at all; its trigger watches a consumer the workers use
+//     and names the account the auth mode needs (never "$G" with .creds);
+//   - every object has the label app.kubernetes.io/part-of: jetworker.
 func checkKubernetes(t *testing.T, v k8sVariant, o *k8sObjects) {
 	t.Helper()
 	consumers := map[string]bool{} // stream/durable consumers the workers use
@@ -237,6 +260,11 @@ func checkKubernetes(t *testing.T, v k8sVariant, o *k8sObjects) {
 	for _, name := range slices.Sorted(maps.Keys(o.deployments)) {
 		podLabels[name] = labels.Set(o.deployments[name].Spec.Template.Labels)
 	}
+	scaledBy := map[string]string{} // Deployment -> ScaledObject
+	for name, so := range o.scaledObjects {
+		scaledBy[so.Spec.ScaleTargetRef.Name] = name
+	}
+
 	for _, name := range slices.Sorted(maps.Keys(o.deployments)) {
 		d := o.deployments[name]
 		where := "Deployment " + name
@@ -255,14 +283,29 @@ func checkKubernetes(t *testing.T, v k8sVariant, o *k8sObjects) {
 			}
 		}
 
-		replicas := ptr.Deref(d.Spec.Replicas, 0)
+		// Replicas: KEDA's to set, or a fixed count above the PDB's
+		// minAvailable.
+		spec, _ := o.rawDeployments[name]["spec"].(map[string]any)
+		_, hasReplicas := spec["replicas"]
+		replicas := int32(0)
+		if so, ok := scaledBy[name]; ok {
+			if hasReplicas {
+				t.Errorf("%s: sets spec.replicas (%v) though ScaledObject %s owns the count: every apply would reset it", where, spec["replicas"], so)
+			}
+			replicas = ptr.Deref(o.scaledObjects[so].Spec.MinReplicaCount, 0)
+		} else {
+			if !hasReplicas {
+				t.Errorf("%s: no spec.replicas and no ScaledObject: one replica", where)
+			}
+			replicas = ptr.Deref(d.Spec.Replicas, 0)
+		}
 		if replicas < 2 {
-			t.Errorf("%s: %d replicas, want at least 2", where, replicas)
+			t.Errorf("%s: %d replicas (minimum), want at least 2", where, replicas)
 		}
 
 		checkPodTemplate(t, where, d, podLabels[name])
 		for _, c := range pod.Containers {
-			sub := checkContainer(t, where+" container "+c.Name, pod, &c, o, consumers)
+			sub := checkContainer(t, v, where+" container "+c.Name, pod, &c, o, consumers)
 			subs[sub] = true
 		}
 
@@ -304,6 +347,12 @@ func checkKubernetes(t *testing.T, v k8sVariant, o *k8sObjects) {
 		psel, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
 		if err != nil || psel.Empty() || !selectsSome(psel, podLabels) {
 			t.Errorf("PodDisruptionBudget %s: selector %v selects no Deployment's pods", pname, p.Spec.Selector)
+		}
+	}
+
+	for _, id := range slices.Sorted(maps.Keys(o.labels)) {
+		if got := o.labels[id][partOfLabel]; got != "jetworker" {
+			t.Errorf("%s: label %s=%q, want jetworker (kubectl get -l selects everything by it)", id, partOfLabel, got)
 		}
 	}
 
@@ -360,7 +409,7 @@ func checkPodTemplate(t *testing.T, where string, d *appsv1.Deployment, pods lab
 
 // checkContainer checks one container and returns its subcommand.
 // Workers add the consumers of their routes to consumers.
-func checkContainer(t *testing.T, where string, pod *corev1.PodSpec, c *corev1.Container, o *k8sObjects, consumers map[string]bool) string {
+func checkContainer(t *testing.T, v k8sVariant, where string, pod *corev1.PodSpec, c *corev1.Container, o *k8sObjects, consumers map[string]bool) string {
 	t.Helper()
 	if !strings.HasPrefix(c.Image, "jetworker") {
 		t.Errorf("%s: image %q, want jetworker", where, c.Image)
@@ -369,7 +418,7 @@ func checkContainer(t *testing.T, where string, pod *corev1.PodSpec, c *corev1.C
 	if len(c.Command) > 0 {
 		t.Errorf("%s: command %q replaces the image's entrypoint; use args", where, c.Command)
 	}
-	env := containerEnv(t, where, c, o)
+	env, secretEnv := containerEnv(t, where, c, o)
 	checkCommand(t, where, c.Args, commandEnv(t, where, c.Args, env))
 	if len(c.Args) == 0 {
 		return ""
@@ -467,8 +516,17 @@ func checkContainer(t *testing.T, where string, pod *corev1.PodSpec, c *corev1.C
 		}
 	}
 
-	// Credentials from a Secret only the container's user can read.
-	if env["JETWORKER_CREDS"] != "" {
+	// Credentials: what the variant's auth mode says, and only that.
+	creds, password := env["JETWORKER_CREDS"] != "", env["JETWORKER_PASSWORD"] != "" || secretEnv["JETWORKER_PASSWORD"]
+	switch {
+	case v.auth == "creds" && (!creds || password || env["JETWORKER_USER"] != ""):
+		t.Errorf("%s: auth %s: want JETWORKER_CREDS and no user or password", where, v.auth)
+	case v.auth == "password" && (creds || !password || env["JETWORKER_USER"] == ""):
+		t.Errorf("%s: auth %s: want JETWORKER_USER and JETWORKER_PASSWORD and no JETWORKER_CREDS", where, v.auth)
+	case password && !secretEnv["JETWORKER_PASSWORD"]:
+		t.Errorf("%s: JETWORKER_PASSWORD is not from a Secret", where)
+	}
+	if creds {
 		m := mountedFile(pod, c, env["JETWORKER_CREDS"])
 		s := o.secrets[m.secret]
 		switch {
@@ -494,10 +552,11 @@ func checkContainer(t *testing.T, where string, pod *corev1.PodSpec, c *corev1.C
 // containerEnv resolves a container's environment as the kubelet does:
 // envFrom first, then env in order, with $(VAR) references to variables
 // defined before, and resourceFieldRef computed from the container's
-// resources.
-func containerEnv(t *testing.T, where string, c *corev1.Container, o *k8sObjects) map[string]string {
+// resources. secret reports the variables whose value comes from a
+// Secret.
+func containerEnv(t *testing.T, where string, c *corev1.Container, o *k8sObjects) (env map[string]string, secret map[string]bool) {
 	t.Helper()
-	env := map[string]string{}
+	env, secret = map[string]string{}, map[string]bool{}
 	for _, ef := range c.EnvFrom {
 		switch {
 		case ef.ConfigMapRef != nil:
@@ -514,9 +573,11 @@ func containerEnv(t *testing.T, where string, c *corev1.Container, o *k8sObjects
 				continue
 			}
 			for k, v := range s.Data {
-				env[k] = string(v)
+				env[k], secret[k] = string(v), true
 			}
-			maps.Copy(env, s.StringData)
+			for k, v := range s.StringData {
+				env[k], secret[k] = v, true
+			}
 		}
 	}
 	for _, e := range c.Env {
@@ -536,6 +597,7 @@ func containerEnv(t *testing.T, where string, c *corev1.Container, o *k8sObjects
 			default:
 				t.Errorf("%s: %s from Secret %s key %q, which it does not have", where, e.Name, vf.SecretKeyRef.Name, vf.SecretKeyRef.Key)
 			}
+			secret[e.Name] = true
 		case vf.ConfigMapKeyRef != nil:
 			cm, ok := o.configMaps[vf.ConfigMapKeyRef.Name]
 			if v, has := cm.Data[vf.ConfigMapKeyRef.Key]; !ok || !has {
@@ -559,7 +621,7 @@ func containerEnv(t *testing.T, where string, c *corev1.Container, o *k8sObjects
 			env[e.Name] = "" // a fieldRef: known only in the cluster
 		}
 	}
-	return env
+	return env, secret
 }
 
 var envReference = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
@@ -706,7 +768,8 @@ func checkMetricsService(t *testing.T, where string, s *corev1.Service) {
 }
 
 // checkScaledObjects checks the KEDA ScaledObjects: only with KEDA, each
-// scaling a worker Deployment on the lag of a consumer the workers use.
+// scaling a worker Deployment on the lag of a consumer the workers use,
+// with the trigger account the auth mode needs.
 func checkScaledObjects(t *testing.T, v k8sVariant, o *k8sObjects, consumers map[string]bool) {
 	t.Helper()
 	// The trigger metadata KEDA's nats-jetstream scaler reads.
@@ -743,6 +806,21 @@ func checkScaledObjects(t *testing.T, v k8sVariant, o *k8sObjects, consumers map
 			}
 			if tr.Metadata["natsServerMonitoringEndpoint"] == "" || tr.Metadata["lagThreshold"] == "" {
 				t.Errorf("%s: want natsServerMonitoringEndpoint and lagThreshold", where)
+			}
+			account := tr.Metadata["account"]
+			if account != v.account {
+				t.Errorf("%s: account %q, want %q", where, account, v.account)
+			}
+			switch v.auth {
+			case "creds":
+				// Operator mode: the server knows accounts by public key.
+				if account == "$G" || (account != kedaAccountPlaceholder && !nkeys.IsValidPublicAccountKey(account)) {
+					t.Errorf("%s: account %q with JWT .creds auth, want the account's public key (or the placeholder %s)", where, account, kedaAccountPlaceholder)
+				}
+			case "password":
+				if account != "$G" {
+					t.Errorf("%s: account %q with a server without accounts, want $G", where, account)
+				}
 			}
 		}
 	}
