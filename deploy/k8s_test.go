@@ -51,39 +51,55 @@ const partOfLabel = "app.kubernetes.io/part-of"
 // k8sVariant is one kustomization the test renders, and what it must
 // render.
 type k8sVariant struct {
-	dir     string // kustomization directory, relative to deploy/
-	auth    string // how the pods sign in to NATS: "creds" or "password"
-	keda    bool   // a KEDA ScaledObject scales the workers
-	account string // the KEDA trigger's account
+	dir            string // kustomization directory, relative to deploy/
+	auth           string // how the pods sign in to NATS: "creds" or "password"
+	keda           bool   // a KEDA ScaledObject scales the workers
+	account        string // the KEDA trigger's account
+	serviceMonitor bool   // with components/servicemonitor
 }
 
-// k8sVariants are the shipped overlays.
+// k8sVariants are the shipped overlays, each also with the ServiceMonitor
+// component added by a kustomization the test writes.
 func k8sVariants() []k8sVariant {
-	return []k8sVariant{
+	shipped := []k8sVariant{
 		{dir: "k8s/base", auth: "creds"},
 		{dir: "k8s/keda", auth: "creds", keda: true, account: kedaAccountPlaceholder},
 		{dir: "k8s/password", auth: "password"},
 		{dir: "k8s/keda-password", auth: "password", keda: true, account: "$G"},
 	}
+	variants := slices.Clone(shipped)
+	for _, v := range shipped {
+		v.serviceMonitor = true
+		variants = append(variants, v)
+	}
+	return variants
 }
 
 // k8sComponents are the kustomize Components the variants use between
 // them.
 func k8sComponents() []string {
-	return []string{"k8s/components/keda", "k8s/components/password"}
+	return []string{"k8s/components/keda", "k8s/components/password", "k8s/components/servicemonitor"}
 }
 
 // TestKubernetes renders every variant with kustomize's own Go API (the
 // code behind "kubectl kustomize"), decodes every object strictly into its
-// official Go type (a local one for KEDA's CRD), so an unknown or
-// misspelled field fails, and checks the objects together: see
-// checkKubernetes.
+// official Go type (a local one for KEDA's and the Prometheus Operator's
+// CRDs), so an unknown or misspelled field fails, and checks the objects
+// together: see checkKubernetes.
 func TestKubernetes(t *testing.T) {
 	t.Parallel()
 	for _, v := range k8sVariants() {
-		t.Run(v.dir, func(t *testing.T) {
+		name := v.dir
+		if v.serviceMonitor {
+			name += "+servicemonitor"
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			checkKubernetes(t, v, renderKustomization(t, v.dir))
+			dir := v.dir
+			if v.serviceMonitor {
+				dir = withComponent(t, v.dir, "k8s/components/servicemonitor")
+			}
+			checkKubernetes(t, v, renderKustomization(t, dir))
 		})
 	}
 }
@@ -128,17 +144,42 @@ func TestKubernetesVariantsComplete(t *testing.T) {
 	}
 }
 
+// withComponent writes a kustomization that adds a component to an
+// overlay and returns its directory. Kustomize refuses absolute paths, so
+// it names them relative to the new directory.
+func withComponent(t *testing.T, overlay, component string) string {
+	t.Helper()
+	dir := t.TempDir()
+	rel := func(p string) string {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := filepath.Rel(dir, abs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.ToSlash(r)
+	}
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%q]\ncomponents: [%q]\n", rel(overlay), rel(component))
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // k8sObjects are the rendered objects of one kustomization, decoded, by
 // name.
 type k8sObjects struct {
-	deployments    map[string]*appsv1.Deployment
-	rawDeployments map[string]map[string]any // the same, undecoded
-	services       map[string]*corev1.Service
-	configMaps     map[string]*corev1.ConfigMap
-	secrets        map[string]*corev1.Secret
-	pdbs           map[string]*policyv1.PodDisruptionBudget
-	scaledObjects  map[string]*scaledObject
-	labels         map[string]map[string]string // "Kind name" -> metadata.labels of every object
+	deployments     map[string]*appsv1.Deployment
+	rawDeployments  map[string]map[string]any // the same, undecoded
+	services        map[string]*corev1.Service
+	configMaps      map[string]*corev1.ConfigMap
+	secrets         map[string]*corev1.Secret
+	pdbs            map[string]*policyv1.PodDisruptionBudget
+	scaledObjects   map[string]*scaledObject
+	serviceMonitors map[string]*serviceMonitor
+	labels          map[string]map[string]string // "Kind name" -> metadata.labels of every object
 }
 
 // scaledObject has the fields of KEDA's ScaledObject (keda.sh/v1alpha1)
@@ -162,6 +203,21 @@ type scaledObject struct {
 	} `json:"spec"`
 }
 
+// serviceMonitor has the fields of the Prometheus Operator's
+// ServiceMonitor (monitoring.coreos.com/v1) that the manifests use.
+type serviceMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Selector  metav1.LabelSelector `json:"selector"`
+		Endpoints []struct {
+			Port     string `json:"port"`
+			Path     string `json:"path"`
+			Interval string `json:"interval"`
+		} `json:"endpoints"`
+	} `json:"spec"`
+}
+
 // renderKustomization builds a kustomization directory with krusty, as
 // "kubectl kustomize" does, and decodes every object strictly by its
 // apiVersion and kind. An object of any other kind fails the test.
@@ -172,14 +228,15 @@ func renderKustomization(t *testing.T, dir string) *k8sObjects {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
 	o := &k8sObjects{
-		deployments:    map[string]*appsv1.Deployment{},
-		rawDeployments: map[string]map[string]any{},
-		services:       map[string]*corev1.Service{},
-		configMaps:     map[string]*corev1.ConfigMap{},
-		secrets:        map[string]*corev1.Secret{},
-		pdbs:           map[string]*policyv1.PodDisruptionBudget{},
-		scaledObjects:  map[string]*scaledObject{},
-		labels:         map[string]map[string]string{},
+		deployments:     map[string]*appsv1.Deployment{},
+		rawDeployments:  map[string]map[string]any{},
+		services:        map[string]*corev1.Service{},
+		configMaps:      map[string]*corev1.ConfigMap{},
+		secrets:         map[string]*corev1.Secret{},
+		pdbs:            map[string]*policyv1.PodDisruptionBudget{},
+		scaledObjects:   map[string]*scaledObject{},
+		serviceMonitors: map[string]*serviceMonitor{},
+		labels:          map[string]map[string]string{},
 	}
 	for _, r := range m.Resources() {
 		raw, err := r.MarshalJSON()
@@ -212,6 +269,9 @@ func renderKustomization(t *testing.T, dir string) *k8sObjects {
 		case "keda.sh/v1alpha1 ScaledObject":
 			s := &scaledObject{}
 			o.scaledObjects[name], obj = s, s
+		case "monitoring.coreos.com/v1 ServiceMonitor":
+			s := &serviceMonitor{}
+			o.serviceMonitors[name], obj = s, s
 		default:
 			t.Errorf("%s: a kind this test does not know; teach it the kind and what to check", where)
 			continue
@@ -251,6 +311,7 @@ func decodeStrict(raw []byte, v any) error {
 //   - KEDA: the ScaledObject scales the worker Deployment, which has no
 //     spec.replicas at all; its trigger watches a consumer the workers use
 //     and names the account the auth mode needs (never "$G" with .creds);
+//   - a ServiceMonitor, with the component, scrapes every metrics Service;
 //   - every object has the label app.kubernetes.io/part-of: jetworker.
 func checkKubernetes(t *testing.T, v k8sVariant, o *k8sObjects) {
 	t.Helper()
@@ -357,6 +418,7 @@ func checkKubernetes(t *testing.T, v k8sVariant, o *k8sObjects) {
 	}
 
 	checkScaledObjects(t, v, o, consumers)
+	checkServiceMonitors(t, v, o)
 }
 
 // checkPodTemplate checks what a Deployment's pods share: topology
@@ -821,6 +883,37 @@ func checkScaledObjects(t *testing.T, v k8sVariant, o *k8sObjects, consumers map
 				if account != "$G" {
 					t.Errorf("%s: account %q with a server without accounts, want $G", where, account)
 				}
+			}
+		}
+	}
+}
+
+// checkServiceMonitors checks the ServiceMonitor: only with the
+// component, selecting every metrics Service on its metrics port.
+func checkServiceMonitors(t *testing.T, v k8sVariant, o *k8sObjects) {
+	t.Helper()
+	if v.serviceMonitor != (len(o.serviceMonitors) > 0) {
+		t.Errorf("%d ServiceMonitors, want one %v", len(o.serviceMonitors), v.serviceMonitor)
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.serviceMonitors)) {
+		sm := o.serviceMonitors[name]
+		where := "ServiceMonitor " + name
+		sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
+		if err != nil || sel.Empty() {
+			t.Errorf("%s: selector %v (%v), want the jetworker Services", where, sm.Spec.Selector, err)
+			continue
+		}
+		if len(sm.Spec.Endpoints) == 0 {
+			t.Errorf("%s: no endpoints", where)
+		}
+		for _, ep := range sm.Spec.Endpoints {
+			if ep.Port != metricsPortName || ep.Path != "/metrics" {
+				t.Errorf("%s: endpoint port %q path %q, want %s and /metrics", where, ep.Port, ep.Path, metricsPortName)
+			}
+		}
+		for _, sname := range slices.Sorted(maps.Keys(o.services)) {
+			if !sel.Matches(labels.Set(o.services[sname].Labels)) {
+				t.Errorf("%s: selector %s does not select Service %s (labels %v)", where, sel, sname, o.services[sname].Labels)
 			}
 		}
 	}
