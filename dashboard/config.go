@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jetworker/jetworker/consumer"
@@ -33,8 +34,10 @@ const (
 // an open, read-write dashboard on 127.0.0.1:8080 for the TASKS and DLQ
 // streams.
 type Config struct {
-	// Addr is the TCP address Run listens on. Use ":0" to pick a free
-	// port ([Server.Addr] tells which). Defaults to "127.0.0.1:8080".
+	// Addr is the TCP address Run listens on. Use "127.0.0.1:0" to pick a
+	// free port ([Server.Addr] tells which). Without credentials it must
+	// be a loopback address (see UnsafeNoAuth). Defaults to
+	// "127.0.0.1:8080".
 	Addr string
 
 	// TaskStreams are the task streams the dashboard shows, checks in
@@ -76,6 +79,23 @@ type Config struct {
 	// ReadOnly refuses every mutation (replay, delete, pause, resume,
 	// trigger, edit) with 403 and hides their buttons. Defaults to false.
 	ReadOnly bool
+	// UnsafeNoAuth lets a dashboard without credentials listen beyond
+	// loopback (Addr on 0.0.0.0 or a machine's address), which New refuses
+	// otherwise: anyone who can reach the port can then read every task
+	// and dead letter. Such a dashboard is read-only. Defaults to false.
+	UnsafeNoAuth bool
+
+	// MetricsAddr, when set, is a second listener serving only /metrics,
+	// /healthz and /readyz, without the dashboard's credentials (a
+	// Prometheus scraper and a Kubernetes probe need none), so the
+	// dashboard can stay on loopback. Defaults to "", none.
+	MetricsAddr string
+	// MetricsToken, when set, protects /metrics on MetricsAddr with
+	// "Authorization: Bearer <token>" (probes stay open). Defaults to "".
+	MetricsToken string
+	// DisableUI serves no dashboard listener (Addr is not used): only
+	// MetricsAddr. Handler still works. Defaults to false.
+	DisableUI bool
 
 	// RefreshInterval is how often the live pages (overview, dead
 	// letters, schedules, workers) refresh their tables. Defaults to 2s;
@@ -114,6 +134,9 @@ func (c Config) withDefaults() Config {
 	c.CheckTimeout = cmp.Or(c.CheckTimeout, DefaultCheckTimeout)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
 	c.DeadLetterLimit = cmp.Or(c.DeadLetterLimit, DefaultDeadLetterLimit)
+	if c.UnsafeNoAuth && !c.authEnabled() {
+		c.ReadOnly = true
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -129,8 +152,19 @@ func (c Config) Validate() error { return c.withDefaults().validate() }
 
 func (c Config) validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("dashboard: Addr %q: %w", c.Addr, err))
+	if !c.DisableUI {
+		if host, _, err := net.SplitHostPort(c.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("dashboard: Addr %q: %w", c.Addr, err))
+		} else if !c.authEnabled() && !c.UnsafeNoAuth && !loopbackHost(host) {
+			errs = append(errs, fmt.Errorf("dashboard: Addr %q is reachable from other machines and no credentials are set: set BasicAuthUser/BasicAuthPassword or BearerToken, listen on 127.0.0.1, or set UnsafeNoAuth for a read-only dashboard anyone can read", c.Addr))
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("dashboard: MetricsAddr %q: %w", c.MetricsAddr, err))
+		}
+	} else if c.DisableUI {
+		errs = append(errs, errors.New("dashboard: DisableUI needs MetricsAddr: nothing would listen"))
 	}
 	for i, s := range c.TaskStreams {
 		if err := subject.ValidateName(fmt.Sprintf("dashboard: TaskStreams[%d]", i), s); err != nil {
@@ -164,3 +198,14 @@ func (c Config) validate() error {
 }
 
 func (c Config) authEnabled() bool { return c.BasicAuthUser != "" || c.BearerToken != "" }
+
+// loopbackHost reports whether host (a host name or address, without a
+// port) is this machine only: localhost, *.localhost, 127.0.0.0/8 or ::1.
+func loopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}

@@ -61,6 +61,18 @@
 // path except /healthz, /readyz and /static/ (401 without them).
 // Config.ReadOnly refuses every mutation with 403 and hides its buttons.
 //
+// Without credentials, New refuses an Addr other machines can reach
+// (0.0.0.0, a machine's address, a host name) unless Config.UnsafeNoAuth
+// is set, and then the dashboard is read-only. It also answers only
+// requests whose Host is this machine (localhost, *.localhost, 127.0.0.0/8,
+// ::1; with UnsafeNoAuth, any address literal) with 421 otherwise: a web
+// page whose domain name resolves to 127.0.0.1 (DNS rebinding) cannot read
+// it or fetch its CSRF token.
+//
+// Config.MetricsAddr adds a second listener serving only /metrics (behind
+// Config.MetricsToken when set), /healthz and /readyz, for scrapers and
+// probes; Config.DisableUI serves that listener alone.
+//
 // Mutations need POST, PUT or DELETE and pass two CSRF defences:
 //
 //  1. http.CrossOriginProtection refuses cross-origin browser requests

@@ -104,6 +104,10 @@ func (b *testBundle) do(t *testing.T, method, path string, body io.Reader, heade
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			req.Host = header[i+1] // Go's client sends req.Host, not a Host header
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	res, err := b.http.Client().Do(req)

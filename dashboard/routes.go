@@ -3,7 +3,9 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"strings"
 )
@@ -61,7 +63,52 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("POST /schedules/{name}/{action}", s.mutation(s.formScheduleAction))
 	}
 	open.Handle("/", s.requireAuth(mux))
-	return securityHeaders(open)
+	return securityHeaders(s.hostGuard(open))
+}
+
+// probeRoutes is the MetricsAddr listener's handler: /metrics (behind
+// MetricsToken when set), /healthz and /readyz.
+func (s *Server) probeRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	metrics := s.metrics.Handler()
+	mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok := s.cfg.MetricsToken; tok != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || !equalSecret(got, tok) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="jetworker metrics"`)
+				httpError(w, r, http.StatusUnauthorized, "authentication required")
+				return
+			}
+		}
+		metrics.ServeHTTP(w, r)
+	}))
+	return mux
+}
+
+// hostGuard refuses, when the dashboard has no credentials, requests whose
+// Host is not this machine: a web page a developer visits could otherwise
+// point its own domain name at 127.0.0.1 (DNS rebinding) and read the
+// dashboard as a same-origin page. With UnsafeNoAuth, any address literal
+// is accepted too (a rebinding attack always carries a domain name).
+func (s *Server) hostGuard(next http.Handler) http.Handler {
+	if s.cfg.authEnabled() {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		ok := loopbackHost(host) || (s.cfg.UnsafeNoAuth && net.ParseIP(strings.Trim(host, "[]")) != nil)
+		if !ok {
+			httpError(w, r, http.StatusMisdirectedRequest,
+				fmt.Sprintf("refused: Host %q is not this machine; a dashboard without credentials answers only to localhost and loopback addresses", r.Host))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // securityHeaders sets headers that keep the pages from being framed or

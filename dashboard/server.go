@@ -18,6 +18,7 @@ import (
 
 	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/internal/natsconn"
 	"github.com/jetworker/jetworker/metrics"
 	"github.com/jetworker/jetworker/schedule"
 )
@@ -40,9 +41,10 @@ type Server struct {
 	mu     sync.Mutex
 	checks []namedCheck
 
-	running atomic.Bool
-	ready   chan struct{}
-	addr    atomic.Pointer[string]
+	running     atomic.Bool
+	ready       chan struct{}
+	addr        atomic.Pointer[string]
+	metricsAddr atomic.Pointer[string]
 }
 
 // New returns a dashboard Server on js. It validates cfg and does no network
@@ -113,46 +115,94 @@ func (s *Server) Addr() string {
 	return ""
 }
 
-// Run listens on Config.Addr and serves the dashboard until ctx ends; then it
-// shuts the HTTP server down gracefully, waiting up to ShutdownTimeout for
-// requests in progress, and returns nil. It returns an error if it cannot
-// listen or serving fails. A second call returns [ErrAlreadyRunning].
+// Run listens on Config.Addr (unless DisableUI) and Config.MetricsAddr
+// (when set) and serves until ctx ends; then it shuts the HTTP servers down
+// gracefully, waiting up to ShutdownTimeout for requests in progress, and
+// returns nil. It returns an error if it cannot listen or serving fails,
+// and one wrapping nats.ErrConnectionClosed when its NATS connection is
+// closed for good. A second call returns [ErrAlreadyRunning].
 func (s *Server) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
+	type listener struct {
+		name string
+		ln   net.Listener
+		h    http.Handler
+	}
+	var lns []listener
+	closeAll := func() {
+		for _, l := range lns {
+			_ = l.ln.Close()
+		}
+	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("dashboard: listen on %s: %w", s.cfg.Addr, err)
+	if !s.cfg.DisableUI {
+		ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("dashboard: listen on %s: %w", s.cfg.Addr, err)
+		}
+		lns = append(lns, listener{"dashboard", ln, s.handler})
+		addr := ln.Addr().String()
+		s.addr.Store(&addr)
 	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	if s.cfg.MetricsAddr != "" {
+		ln, err := lc.Listen(ctx, "tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("dashboard: listen on %s (metrics): %w", s.cfg.MetricsAddr, err)
+		}
+		lns = append(lns, listener{"metrics", ln, s.probeRoutes()})
+		addr := ln.Addr().String()
+		s.metricsAddr.Store(&addr)
 	}
-	addr := ln.Addr().String()
-	s.addr.Store(&addr)
-	close(s.ready)
-	s.log.LogAttrs(ctx, slog.LevelInfo, "dashboard listening", slog.String(logkey.Addr, addr),
-		slog.Bool("read_only", s.cfg.ReadOnly), slog.Bool("auth", s.cfg.authEnabled()))
+	closed, stopWatch := natsconn.Watch(s.js.Conn())
+	defer stopWatch()
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := make(chan error, len(lns))
+	servers := make([]*http.Server, len(lns))
+	for i, l := range lns {
+		servers[i] = &http.Server{
+			Handler:           l.h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
+		s.log.LogAttrs(ctx, slog.LevelInfo, l.name+" listening", slog.String(logkey.Addr, l.ln.Addr().String()),
+			slog.Bool("read_only", s.cfg.ReadOnly), slog.Bool("auth", s.cfg.authEnabled()))
+		go func() { served <- servers[i].Serve(l.ln) }() // owned: Run waits for every Serve below
+	}
+	close(s.ready)
+
+	var runErr error
+	pending := len(servers)
 	select {
 	case err := <-served:
-		return fmt.Errorf("dashboard: serve on %s: %w", addr, err)
+		pending--
+		runErr = fmt.Errorf("dashboard: serve: %w", err)
+	case <-closed:
+		runErr = natsconn.Error("dashboard")
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
-	<-served // Serve returns as soon as Shutdown starts
-	if err != nil {
-		_ = srv.Close()
-		s.log.LogAttrs(ctx, slog.LevelWarn, "dashboard shutdown timed out; closed open connections",
-			slog.String(logkey.Err, err.Error()))
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+			s.log.LogAttrs(ctx, slog.LevelWarn, "dashboard shutdown timed out; closed open connections", slog.Any(logkey.Err, err))
+		}
+	}
+	for range pending {
+		<-served // Serve returns as soon as Shutdown starts
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "dashboard stopped")
-	return nil
+	return runErr
+}
+
+// MetricsAddr returns the address the metrics listener listens on, or ""
+// before [Server.Ready] is closed or without Config.MetricsAddr.
+func (s *Server) MetricsAddr() string {
+	if p := s.metricsAddr.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
