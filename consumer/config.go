@@ -80,7 +80,8 @@ type Config struct {
 	// dead-lettered. Defaults to 5; it must be finite.
 	MaxDeliver int
 	// Backoff gives the redelivery delay after a failed attempt. Defaults
-	// to exponential from 1s, doubling, capped at 5m, with 20% jitter.
+	// to exponential from 1s, doubling, capped at 5m, each delay spread
+	// evenly by up to 20% either way (so 1s means 0.8s to 1.2s).
 	Backoff BackoffFunc
 	// HandlerTimeout bounds one handler call; the handler's context is
 	// cancelled at the deadline and the attempt counts as failed. The

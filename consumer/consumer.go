@@ -13,6 +13,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/internal/natsconn"
 )
 
 // settleTimeout bounds the I/O of settling one message (dead-letter
@@ -83,8 +84,9 @@ func (c *Consumer) Ready() <-chan struct{} { return c.ready }
 // cancellation for HardStopTimeout, reported as [ErrHandlersStuck].
 //
 // It returns an error if it cannot start (provisioning, [ErrConsumerConflict])
-// or if consuming stops for a reason other than ctx. A second call returns
-// [ErrAlreadyRunning].
+// or if consuming stops for a reason other than ctx: one wrapping
+// nats.ErrConnectionClosed when its connection is closed for good. A
+// second call returns [ErrAlreadyRunning].
 func (c *Consumer) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
@@ -190,6 +192,9 @@ func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, work chan<
 		case ctx.Err() != nil:
 			return nil
 		case !rotating:
+			if natsconn.ClosedWithin(c.js.Conn(), time.Second) {
+				return natsconn.Error("consumer")
+			}
 			return errors.New("consumer: pulling stopped")
 		}
 	}

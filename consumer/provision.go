@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker/internal/subject"
 )
 
 // Provision creates the durable pull consumer cfg describes, or updates an
@@ -39,11 +41,59 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstre
 			return existing, nil
 		}
 	}
+	// On a work-queue stream each message goes to one consumer, so the
+	// server refuses a second consumer whose filters overlap another's
+	// ("filtered consumer not unique on workqueue stream"). Say which one
+	// and what to do, before and (should two start at once) after trying.
+	if err := checkOverlap(ctx, js, cfg); err != nil {
+		return nil, err
+	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, want)
 	if err != nil {
+		if oerr := checkOverlap(ctx, js, cfg); oerr != nil {
+			return nil, oerr
+		}
 		return nil, fmt.Errorf("consumer: create or update %q on stream %q: %w", cfg.Durable, cfg.Stream, err)
 	}
 	return cons, nil
+}
+
+// checkOverlap returns an error wrapping [ErrFilterOverlap] when cfg's
+// stream is a work-queue stream and another consumer's filters overlap
+// cfg's.
+func checkOverlap(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	st, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("consumer: look up stream %q: %w", cfg.Stream, err)
+	}
+	if st.CachedInfo().Config.Retention != jetstream.WorkQueuePolicy {
+		return nil
+	}
+	lister := st.ListConsumers(ctx)
+	for ci := range lister.Info() {
+		if ci.Name == cfg.Durable {
+			continue
+		}
+		theirs := filters(ci.Config)
+		if len(theirs) == 0 {
+			theirs = []string{">"}
+		}
+		for _, mine := range cfg.FilterSubjects {
+			for _, other := range theirs {
+				if subject.Overlap(mine, other) {
+					return fmt.Errorf("%w: consumer %q would take %q on the work-queue stream %q, which consumer %q already takes with %q; "+
+						"on a work-queue stream each task goes to exactly one consumer: give each service its own subjects "+
+						"(FilterSubjects such as tasks.billing.> and tasks.email.>), share one Durable to split the work, "+
+						"or, to deliver every task to several services, use a stream with interest retention (streams.Interest)",
+						ErrFilterOverlap, cfg.Durable, mine, cfg.Stream, ci.Name, other)
+				}
+			}
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return fmt.Errorf("consumer: list consumers of %q: %w", cfg.Stream, err)
+	}
+	return nil
 }
 
 func consumerConfig(cfg Config) jetstream.ConsumerConfig {

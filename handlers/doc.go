@@ -30,9 +30,12 @@
 // Two different patterns never tie, so the winner does not depend on the
 // order of registration.
 //
-// A task whose subject matches no pattern fails with a
-// [jetworker.Permanent] error wrapping [ErrNoRoute], so the consumer
-// dead-letters it instead of retrying it forever.
+// A task whose subject matches no pattern goes to the Mux's not-found
+// handler ([Mux.NotFound]). By default ([RetryUnrouted]) it is retried with
+// a delay growing from 30s to 5m, so during a rolling deploy a task type
+// the old workers do not know yet waits (about 7.5 minutes with the
+// consumer's default 5 deliveries) for a new worker instead of landing in
+// the dead letters; [DeadLetterUnrouted] dead-letters it at once instead.
 //
 // # Middleware and limits
 //

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
@@ -65,6 +67,7 @@ func TestEndToEndWebhook(t *testing.T) {
 	mux := handlers.NewMux()
 	mux.Use(handlers.Recover())
 	mux.Route("tasks.hooks.>", hook)
+	mux.NotFound(handlers.DeadLetterUnrouted())
 	c, err := consumer.New(js, mux, consumer.Config{
 		Durable: "e2e", Concurrency: 4, Logger: slog.New(slog.DiscardHandler),
 		Backoff: func(int, error) time.Duration { return 50 * time.Millisecond },
@@ -139,4 +142,82 @@ func mentions(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// TestRateLimitUnderConsumer: RateLimit(20, 1) on a route of 10 workers
+// throttles 60 tasks without costing any of them a delivery: every task
+// runs on its first delivery, nothing is dead-lettered, and no second
+// ever sees more than the limit allows (an upper bound, which a slow
+// machine cannot break). The rate it held is logged.
+func TestRateLimitUnderConsumer(t *testing.T) {
+	t.Parallel()
+	js := embeddedtest.JetStream(t)
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	const n, perSecond = 60, 20
+	var (
+		mu     sync.Mutex
+		starts []time.Time
+		extra  []uint64 // deliveries after the first
+	)
+	mux := handlers.NewMux()
+	mux.Use(handlers.RateLimit(perSecond, 1))
+	mux.RouteFunc("tasks.limited.>", func(ctx context.Context, task *jetworker.Task) error {
+		mu.Lock()
+		defer mu.Unlock()
+		starts = append(starts, time.Now())
+		if task.Delivered != 1 {
+			extra = append(extra, task.Delivered)
+		}
+		return nil
+	})
+	c, err := consumer.New(js, mux, consumer.Config{Durable: "limited", Concurrency: 10, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-c.Ready()
+	pub, _ := publisher.New(js, publisher.Config{})
+	for i := range n {
+		if _, err := pub.PublishAsync(t.Context(), fmt.Sprintf("tasks.limited.%d", i), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(starts) < n {
+			return fmt.Errorf("%d of %d tasks ran", len(starts), n)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(extra) > 0 {
+		t.Fatalf("throttled tasks were redelivered (deliveries %v): throttling cost attempts", extra)
+	}
+	store, _ := dlq.New(js, dlq.Config{})
+	if page, err := store.List(t.Context(), dlq.Filter{}, 0, 0); err != nil || len(page.Entries) != 0 {
+		t.Fatalf("%d dead letters (%v), want none", len(page.Entries), err)
+	}
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	for i := range starts {
+		// A token bucket of burst 1 admits at most 1 + perSecond*w tasks in
+		// any window of w seconds.
+		for j := i + 1; j < len(starts); j++ {
+			w := starts[j].Sub(starts[i]).Seconds()
+			if allowed := 1 + perSecond*w + 1; float64(j-i+1) > allowed {
+				t.Fatalf("%d tasks started within %.3fs, more than the limit allows (%.1f)", j-i+1, w, allowed)
+			}
+		}
+	}
+	held := float64(n-1) / starts[n-1].Sub(starts[0]).Seconds()
+	t.Logf("RateLimit(%d, 1) on 10 workers held %.1f tasks/s over %d tasks", perSecond, held, n)
 }

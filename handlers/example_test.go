@@ -45,7 +45,7 @@ func Example() {
 	// welcome ada@example.com
 	// other email task: tasks.email.digest.weekly
 	// tasks.email.welcome: permanent=true no-route=false
-	// tasks.emailer: permanent=true no-route=true
+	// tasks.emailer: permanent=false no-route=true
 }
 
 // ExampleChain composes middleware; the first runs outermost.
@@ -73,19 +73,21 @@ func ExampleChain() {
 	// leave outer
 }
 
-// ExampleRateLimit shows that a task over the limit is not dropped but
-// retried later.
+// ExampleRateLimit shows that a task over the limit waits for its token,
+// inside the handler call, rather than failing an attempt.
 func ExampleRateLimit() {
-	h := handlers.RateLimit(1, 1)(jetworker.HandlerFunc(
-		func(ctx context.Context, t *jetworker.Task) error { return nil }))
+	var ran []string
+	h := handlers.RateLimit(20, 1)(jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
+		ran = append(ran, t.Subject)
+		return nil
+	}))
 	ctx := context.Background()
-	task := &jetworker.Task{Subject: "tasks.sync"}
-
-	fmt.Println("first:", h.Handle(ctx, task))
-	err := h.Handle(ctx, task)
-	var retry *jetworker.RetryError
-	fmt.Println("second retried later:", errors.As(err, &retry) && retry.Delay > 0)
+	for _, s := range []string{"tasks.sync.a", "tasks.sync.b"} {
+		fmt.Println(s, h.Handle(ctx, &jetworker.Task{Subject: s}))
+	}
+	fmt.Println("ran:", ran)
 	// Output:
-	// first: <nil>
-	// second retried later: true
+	// tasks.sync.a <nil>
+	// tasks.sync.b <nil>
+	// ran: [tasks.sync.a tasks.sync.b]
 }

@@ -108,11 +108,14 @@ func ConcurrencyLimit(n int) Middleware {
 
 // RateLimit returns middleware that admits tasks at r per second on
 // average with bursts of up to burst tasks (a token bucket, see
-// [rate.Limiter]). A task over the limit is not run and not dropped: it
-// fails with a [jetworker.RetryAfter] error wrapping [ErrRateLimited],
-// whose delay is the time until a token is free, so the consumer
-// redelivers it then. Each such retry counts as a delivery against the
-// consumer's MaxDeliver, so size MaxDeliver for the expected throttling.
+// [rate.Limiter]). A task over the limit waits for its token inside the
+// handler call, while the consumer keeps its message alive with heartbeats:
+// throttling never costs a delivery, never counts as a failed attempt and
+// never dead-letters anything. Only when the wait would outlast the
+// handler's deadline (HandlerTimeout shorter than Concurrency/r) does it
+// fail at once with a [jetworker.RetryAfter] error wrapping
+// [ErrRateLimited] whose delay is the time until a token is free; size
+// HandlerTimeout so that it does not.
 //
 // As with [ConcurrencyLimit], each handler the middleware wraps gets its
 // own bucket. RateLimit panics if r <= 0 or burst < 1.
@@ -128,9 +131,21 @@ func RateLimit(r rate.Limit, burst int) Middleware {
 		return jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
 			now := time.Now()
 			res := lim.ReserveN(now, 1)
-			if d := res.DelayFrom(now); d > 0 {
+			d := res.DelayFrom(now)
+			if d <= 0 {
+				return next.Handle(ctx, t)
+			}
+			if deadline, ok := ctx.Deadline(); ok && deadline.Sub(now) <= d {
 				res.CancelAt(now)
-				return jetworker.RetryAfter(fmt.Errorf("%w: subject %q", ErrRateLimited, t.Subject), d)
+				return jetworker.RetryAfter(fmt.Errorf("%w: subject %q: the next token (in %s) is past the handler's deadline", ErrRateLimited, t.Subject, d), d)
+			}
+			wait := time.NewTimer(d)
+			defer wait.Stop()
+			select {
+			case <-wait.C:
+			case <-ctx.Done():
+				res.Cancel()
+				return fmt.Errorf("wait for rate limit: %w", context.Cause(ctx))
 			}
 			return next.Handle(ctx, t)
 		})

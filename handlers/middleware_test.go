@@ -288,29 +288,40 @@ func TestRateLimit(t *testing.T) {
 		}))
 		task := &jetworker.Task{Subject: "tasks.limited"}
 
-		if err := h.Handle(t.Context(), task); err != nil {
-			t.Fatalf("first task: got %v, want nil", err)
+		start := time.Now()
+		for i := range 3 {
+			if err := h.Handle(t.Context(), task); err != nil {
+				t.Fatalf("task %d: got %v, want it to wait for its token and run", i, err)
+			}
 		}
-		err := h.Handle(t.Context(), task)
-		var retry *jetworker.RetryError
-		if !errors.As(err, &retry) || !errors.Is(err, handlers.ErrRateLimited) {
-			t.Fatalf("second task: got %v, want a RetryAfter wrapping ErrRateLimited", err)
+		// Two tasks per second, a burst of one: the third starts 1s after
+		// the first.
+		if took := time.Since(start); took != time.Second {
+			t.Errorf("three tasks took %s, want 1s at 2 per second", took)
 		}
-		if retry.Delay != 500*time.Millisecond {
-			t.Errorf("delay %s, want 500ms at 2 tasks per second", retry.Delay)
-		}
-		if got := calls.Load(); got != 1 {
-			t.Errorf("next called %d times, want 1: a limited task must not run", got)
+		if got := calls.Load(); got != 3 {
+			t.Errorf("next called %d times, want 3", got)
 		}
 
-		// Redelivered after the delay, the task is admitted: the refused
-		// attempt gave its reservation back.
-		time.Sleep(retry.Delay)
-		if err := h.Handle(t.Context(), task); err != nil {
-			t.Errorf("after the delay: got %v, want nil", err)
+		// A handler deadline nearer than the next token: the task is not
+		// run and asks to be retried when the token is free.
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		_ = h.Handle(t.Context(), task) // takes the token of now
+		err := h.Handle(ctx, task)
+		var retry *jetworker.RetryError
+		if !errors.As(err, &retry) || !errors.Is(err, handlers.ErrRateLimited) || retry.Delay != 500*time.Millisecond {
+			t.Fatalf("past the deadline: got %v, want a RetryAfter of 500ms wrapping ErrRateLimited", err)
 		}
-		if got := calls.Load(); got != 2 {
-			t.Errorf("next called %d times, want 2", got)
+
+		// A task whose context ends while it waits gives its token back.
+		ctx2, cancel2 := context.WithCancel(t.Context())
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			cancel2()
+		}()
+		if err := h.Handle(ctx2, task); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled while waiting: got %v, want context.Canceled", err)
 		}
 	})
 }

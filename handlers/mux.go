@@ -1,12 +1,15 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/internal/backoff"
 	"github.com/jetworker/jetworker/internal/subject"
 )
 
@@ -19,10 +22,11 @@ import (
 // the usual pattern is to register everything before the consumer starts.
 // A Mux must not be copied after first use.
 type Mux struct {
-	mu     sync.RWMutex
-	root   node
-	mws    []Middleware
-	routed bool // a route has been registered; Use is closed
+	mu       sync.RWMutex
+	root     node
+	mws      []Middleware
+	routed   bool              // a route has been registered; Use is closed
+	notFound jetworker.Handler // nil: RetryUnrouted's default
 }
 
 // route is one registered pattern with its handler, already wrapped in the
@@ -104,18 +108,70 @@ func (m *Mux) RouteFunc(pattern string, f func(ctx context.Context, t *jetworker
 	m.Route(pattern, jetworker.HandlerFunc(f))
 }
 
+// NotFound sets the handler for tasks whose subject no pattern matches,
+// wrapped in the middleware installed with [Mux.Use] so far. Without it,
+// the Mux uses [RetryUnrouted] with its defaults: the task is retried
+// for minutes (a newer worker that routes it may be rolling out), then
+// dead-lettered. Use [DeadLetterUnrouted] to dead-letter such tasks at
+// once. NotFound panics if h is nil.
+func (m *Mux) NotFound(h jetworker.Handler) {
+	if h == nil {
+		panic("handlers: Mux.NotFound: nil handler")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.notFound = Chain(m.mws...)(h)
+}
+
 // Handle dispatches t to the handler of the most specific pattern that
 // matches t.Subject and returns that handler's result. If no pattern
-// matches, it returns a [jetworker.Permanent] error wrapping [ErrNoRoute]
-// that names the subject.
+// matches, it runs the [Mux.NotFound] handler, whose errors wrap
+// [ErrNoRoute].
 func (m *Mux) Handle(ctx context.Context, t *jetworker.Task) error {
 	m.mu.RLock()
 	r := m.root.match(t.Subject)
+	nf := m.notFound
 	m.mu.RUnlock()
 	if r == nil {
-		return jetworker.Permanent(fmt.Errorf("%w for subject %q", ErrNoRoute, t.Subject))
+		if nf == nil {
+			nf = RetryUnrouted(0, 0)
+		}
+		return nf.Handle(ctx, t)
 	}
 	return r.h.Handle(ctx, t)
+}
+
+// Defaults of [RetryUnrouted].
+const (
+	// DefaultUnroutedBase is the delay after the first attempt of a task
+	// no route handles.
+	DefaultUnroutedBase = 30 * time.Second
+	// DefaultUnroutedMax caps that delay.
+	DefaultUnroutedMax = 5 * time.Minute
+)
+
+// RetryUnrouted returns a not-found handler (see [Mux.NotFound]) that
+// fails each task with a [jetworker.RetryAfter] error wrapping
+// [ErrNoRoute], the delay doubling from base up to max (0 means
+// [DefaultUnroutedBase] and [DefaultUnroutedMax]). With the consumer's
+// default of 5 deliveries, a task waits 30s, 1m, 2m and 4m, about 7.5
+// minutes in all, for a worker that knows its subject, and is then
+// dead-lettered: long enough for a rolling deploy, as asynq and River
+// retry unknown kinds too.
+func RetryUnrouted(base, max time.Duration) jetworker.Handler {
+	b := backoff.Exponential{Base: cmp.Or(base, DefaultUnroutedBase), Max: cmp.Or(max, DefaultUnroutedMax)}
+	return jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
+		return jetworker.RetryAfter(fmt.Errorf("%w for subject %q (retrying: a newer worker may route it)", ErrNoRoute, t.Subject), b.Delay(int(t.Delivered)))
+	})
+}
+
+// DeadLetterUnrouted returns a not-found handler (see [Mux.NotFound])
+// that dead-letters a task no route handles at once, with a
+// [jetworker.Permanent] error wrapping [ErrNoRoute].
+func DeadLetterUnrouted() jetworker.Handler {
+	return jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
+		return jetworker.Permanent(fmt.Errorf("%w for subject %q", ErrNoRoute, t.Subject))
+	})
 }
 
 // slot walks to, creating as needed, the place where the route for the

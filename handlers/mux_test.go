@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/handlers"
@@ -92,28 +93,55 @@ func TestMuxRouting(t *testing.T) {
 					}
 				case tt.want != "":
 					t.Errorf("subject %q: got error %v, want route %q", tt.subject, err, tt.want)
-				case !errors.Is(err, handlers.ErrNoRoute) || !jetworker.IsPermanent(err):
-					t.Errorf("subject %q: got %v, want a permanent ErrNoRoute", tt.subject, err)
+				case !errors.Is(err, handlers.ErrNoRoute) || jetworker.IsPermanent(err):
+					t.Errorf("subject %q: got %v, want ErrNoRoute, retried", tt.subject, err)
 				}
 			})
 		}
 	}
 }
 
+// TestMuxNoRoute: by default a task no route handles is retried with a
+// delay growing from 30s, long enough for a rolling deploy to bring a
+// worker that routes it; DeadLetterUnrouted dead-letters it at once; any
+// handler can be the not-found hook.
 func TestMuxNoRoute(t *testing.T) {
 	t.Parallel()
+	ok := func(ctx context.Context, t *jetworker.Task) error { return nil }
 	mux := handlers.NewMux()
-	mux.RouteFunc("tasks.email", func(ctx context.Context, t *jetworker.Task) error { return nil })
+	mux.RouteFunc("tasks.email", ok)
+	for delivered, want := range map[uint64]time.Duration{1: 30 * time.Second, 2: time.Minute, 3: 2 * time.Minute, 4: 4 * time.Minute, 9: 5 * time.Minute} {
+		err := mux.Handle(t.Context(), &jetworker.Task{Subject: "tasks.emailer", Delivered: delivered})
+		var retry *jetworker.RetryError
+		if !errors.As(err, &retry) || !errors.Is(err, handlers.ErrNoRoute) || jetworker.IsPermanent(err) {
+			t.Fatalf("delivery %d: got %v, want a retry wrapping ErrNoRoute", delivered, err)
+		}
+		if retry.Delay != want {
+			t.Errorf("delivery %d: retry after %s, want %s", delivered, retry.Delay, want)
+		}
+		if !strings.Contains(err.Error(), `"tasks.emailer"`) {
+			t.Errorf("got %v, want the error to name the subject", err)
+		}
+	}
 
-	err := mux.Handle(t.Context(), &jetworker.Task{Subject: "tasks.emailer"})
-	if !jetworker.IsPermanent(err) {
-		t.Errorf("got %v, want a permanent error", err)
+	strict := handlers.NewMux()
+	strict.RouteFunc("tasks.email", ok)
+	strict.NotFound(handlers.DeadLetterUnrouted())
+	if err := strict.Handle(t.Context(), &jetworker.Task{Subject: "tasks.other"}); !jetworker.IsPermanent(err) || !errors.Is(err, handlers.ErrNoRoute) {
+		t.Errorf("DeadLetterUnrouted: got %v, want a permanent ErrNoRoute", err)
 	}
-	if !errors.Is(err, handlers.ErrNoRoute) {
-		t.Errorf("got %v, want it to wrap ErrNoRoute", err)
-	}
-	if err == nil || !strings.Contains(err.Error(), `"tasks.emailer"`) {
-		t.Errorf("got %v, want the error to name the subject", err)
+
+	var seen string
+	hooked := handlers.NewMux()
+	hooked.Use(func(next jetworker.Handler) jetworker.Handler {
+		return jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
+			seen = "middleware saw " + t.Subject
+			return next.Handle(ctx, t)
+		})
+	})
+	hooked.NotFound(jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error { return nil }))
+	if err := hooked.Handle(t.Context(), &jetworker.Task{Subject: "tasks.any"}); err != nil || seen != "middleware saw tasks.any" {
+		t.Errorf("a custom not-found hook: got %v and %q, want nil through the middleware", err, seen)
 	}
 }
 

@@ -50,6 +50,9 @@ func (f *firer) loop(ctx context.Context, w jetstream.KeyWatcher, changed <-chan
 				if ctx.Err() != nil {
 					return nil // the watch ends with ctx
 				}
+				if natsconn.ClosedWithin(f.s.js.Conn(), time.Second) {
+					return natsconn.Error("schedule")
+				}
 				return fmt.Errorf("schedule: watch of %q ended", SchedulesBucket)
 			}
 			if kve == nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/schedule"
 )
@@ -168,4 +170,28 @@ func countOn(t *testing.T, js jetstream.JetStream, filter string) uint64 {
 		n += c
 	}
 	return n
+}
+
+// TestRunFailsWhenTheConnectionCloses, as every Run of jetworker does:
+// the lease campaign used to keep Run alive until its context ended.
+func TestRunFailsWhenTheConnectionCloses(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	nc, js := embeddedtest.Connect(t, b.srv)
+	s, err := schedule.New(js, schedule.Config{LeaseTTL: 2 * time.Second, Logger: testutil.Logger(t, slog.LevelWarn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(t.Context()) }()
+	<-s.Ready()
+	nc.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, nats.ErrConnectionClosed) {
+			t.Fatalf("Run: got %v, want an error wrapping nats.ErrConnectionClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5s of its connection closing")
+	}
 }

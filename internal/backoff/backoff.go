@@ -8,29 +8,32 @@ import (
 )
 
 // Exponential describes delays that double from Base up to Max, each
-// reduced by a random part of up to Jitter of itself.
+// spread evenly around that nominal value by up to Jitter of it, earlier
+// or later.
 type Exponential struct {
 	// Base is the delay after the first failed attempt.
 	Base time.Duration
-	// Max caps the delay before jitter.
+	// Max caps the nominal delay (before jitter).
 	Max time.Duration
-	// Jitter is the fraction, in [0, 1], of the delay that is random.
+	// Jitter is the fraction, in [0, 1], by which a delay may differ from
+	// its nominal value, in either direction.
 	Jitter float64
 }
 
-// Delay returns the delay after the given failed attempt (1-based). It is
-// in [d*(1-Jitter), d] where d = min(Base*2^(attempt-1), Max).
+// Delay returns the delay after the given failed attempt (1-based): a
+// random value, uniform in [d*(1-Jitter), d*(1+Jitter)] where
+// d = min(Base*2^(attempt-1), Max) is the nominal delay, so the mean is d.
 func (e Exponential) Delay(attempt int) time.Duration {
-	d := e.Ceiling(attempt)
+	d := e.Nominal(attempt)
 	j := min(max(e.Jitter, 0), 1)
 	if j == 0 || d <= 0 {
 		return d
 	}
-	return d - time.Duration(rand.Float64()*j*float64(d))
+	return d + time.Duration((2*rand.Float64()-1)*j*float64(d))
 }
 
-// Ceiling returns the delay after the given attempt before jitter.
-func (e Exponential) Ceiling(attempt int) time.Duration {
+// Nominal returns the delay after the given attempt before jitter.
+func (e Exponential) Nominal(attempt int) time.Duration {
 	if attempt < 1 {
 		attempt = 1
 	}
@@ -44,9 +47,10 @@ func (e Exponential) Ceiling(attempt int) time.Duration {
 	return min(d, e.Max)
 }
 
-// Floor returns the smallest delay Delay can return for the attempt.
-func (e Exponential) Floor(attempt int) time.Duration {
-	d := e.Ceiling(attempt)
+// Bounds returns the smallest and largest delay Delay can return for the
+// attempt.
+func (e Exponential) Bounds(attempt int) (lo, hi time.Duration) {
+	d := e.Nominal(attempt)
 	j := min(max(e.Jitter, 0), 1)
-	return d - time.Duration(j*float64(d))
+	return d - time.Duration(j*float64(d)), d + time.Duration(j*float64(d))
 }

@@ -11,11 +11,12 @@ import (
 func Example() {
 	e := backoff.Exponential{Base: time.Second, Max: 5 * time.Minute, Jitter: 0.2}
 	for _, attempt := range []int{1, 2, 3, 10} {
-		fmt.Printf("after attempt %d: %s to %s\n", attempt, e.Floor(attempt), e.Ceiling(attempt))
+		lo, hi := e.Bounds(attempt)
+		fmt.Printf("after attempt %d: %s to %s\n", attempt, lo, hi)
 	}
 	// Output:
-	// after attempt 1: 800ms to 1s
-	// after attempt 2: 1.6s to 2s
-	// after attempt 3: 3.2s to 4s
-	// after attempt 10: 4m0s to 5m0s
+	// after attempt 1: 800ms to 1.2s
+	// after attempt 2: 1.6s to 2.4s
+	// after attempt 3: 3.2s to 4.8s
+	// after attempt 10: 4m0s to 6m0s
 }

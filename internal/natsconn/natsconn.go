@@ -5,6 +5,7 @@ package natsconn
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -41,4 +42,20 @@ func Watch(nc *nats.Conn) (closed <-chan struct{}, stop func()) {
 // the component and wraps nats.ErrConnectionClosed.
 func Error(component string) error {
 	return fmt.Errorf("%s: NATS connection closed: %w", component, nats.ErrConnectionClosed)
+}
+
+// ClosedWithin reports whether nc is closed, or closes within d: for a part
+// whose subscription just ended, to tell a connection closing (which ends
+// subscriptions first) from another failure.
+func ClosedWithin(nc *nats.Conn, d time.Duration) bool {
+	closed, stop := Watch(nc)
+	defer stop()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-closed:
+		return true
+	case <-t.C:
+		return false
+	}
 }

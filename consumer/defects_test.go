@@ -1,0 +1,237 @@
+package consumer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
+	"github.com/jetworker/jetworker/handlers"
+	"github.com/jetworker/jetworker/internal/testutil"
+)
+
+// TestTaskNearMaxPayloadIsDeadLettered: a task whose payload alone nearly
+// fills the server's max payload cannot be copied with the dead-letter
+// headers; it is still dead-lettered (payload cut, flagged) and leaves the
+// task stream, instead of being retried and then stuck there.
+func TestTaskNearMaxPayloadIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	max := int(b.js.Conn().MaxPayload())
+	for _, size := range []int{max - 64, max - 600} {
+		data := bytes.Repeat([]byte("p"), size)
+		subject := fmt.Sprintf("tasks.huge.%d", size)
+		start(t, newConsumer(t, b.js, jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
+			return jetworker.Permanent(errors.New(strings.Repeat("a long reason ", 200)))
+		}), consumer.Config{Durable: fmt.Sprintf("huge-%d", size), FilterSubjects: []string{subject}}))
+		if _, err := b.js.Publish(t.Context(), subject, data); err != nil {
+			t.Fatalf("publish %d bytes: %v", size, err)
+		}
+	}
+	dead := waitDeadLetters(t, b.js, 2)
+	for _, e := range dead {
+		if e.Truncated == 0 && len(e.Data) < max-600 {
+			t.Errorf("%s: payload %d bytes and not flagged truncated", e.OriginalSubject, len(e.Data))
+		}
+		if e.Truncated > 0 && !strings.Contains(e.Problem, "cut to") {
+			t.Errorf("%s: truncated entry's Problem %q, want it to say it was cut", e.OriginalSubject, e.Problem)
+		}
+		if !strings.Contains(e.Error, "a long reason") {
+			t.Errorf("%s: error %q, want the (shortened) handler error", e.OriginalSubject, e.Error)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if n := streamMsgs(t, b.js, "TASKS"); n != 0 {
+			return fmt.Errorf("TASKS still holds %d messages", n)
+		}
+		return nil
+	})
+}
+
+// TestOverlappingServicesOnAWorkQueue: a second service whose filter
+// overlaps the first's on a work-queue stream gets an error naming the
+// other consumer and the fixes, not the server's raw message.
+func TestOverlappingServicesOnAWorkQueue(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	h := jetworker.HandlerFunc(func(context.Context, *jetworker.Task) error { return nil })
+	start(t, newConsumer(t, b.js, h, consumer.Config{Durable: "billing"}))
+	tests := []struct {
+		name    string
+		filters []string
+		overlap bool
+	}{
+		{name: "same default filter", filters: nil, overlap: true},
+		{name: "narrower filter", filters: []string{"tasks.email.>"}, overlap: true},
+		{name: "single-token wildcard", filters: []string{"tasks.*"}, overlap: true},
+	}
+	for _, tt := range tests {
+		c := newConsumer(t, b.js, h, consumer.Config{Durable: "email", FilterSubjects: tt.filters})
+		err := c.Run(t.Context())
+		if !errors.Is(err, consumer.ErrFilterOverlap) {
+			t.Fatalf("%s: Run: got %v, want ErrFilterOverlap", tt.name, err)
+		}
+		for _, want := range []string{`"billing"`, "interest retention", "its own subjects"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %q does not mention %s", tt.name, err, want)
+			}
+		}
+	}
+	// Disjoint filters are fine: one service per subject tree.
+	other := setup(t)
+	start(t, newConsumer(t, other.js, h, consumer.Config{Durable: "billing", FilterSubjects: []string{"tasks.billing.>"}}))
+	start(t, newConsumer(t, other.js, h, consumer.Config{Durable: "email", FilterSubjects: []string{"tasks.email.>"}}))
+}
+
+// TestRunFailsWhenTheConnectionCloses, as every Run of jetworker does.
+func TestRunFailsWhenTheConnectionCloses(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	nc, js := embeddedtest.Connect(t, b.srv)
+	c := newConsumer(t, js, jetworker.HandlerFunc(func(context.Context, *jetworker.Task) error { return nil }), consumer.Config{})
+	done := make(chan error, 1)
+	go func() { done <- c.Run(t.Context()) }()
+	<-c.Ready()
+	nc.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, nats.ErrConnectionClosed) {
+			t.Fatalf("Run: got %v, want an error wrapping nats.ErrConnectionClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its connection closed")
+	}
+}
+
+// logLines collects JSON log lines.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) all(t *testing.T) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(l.buf.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestPanicsAndFailuresAreLoggedOnce: the consumer is the one layer that
+// logs outcomes. A panic is logged once with its stack, whether the
+// consumer recovered it or handlers.Recover did; a failure is logged
+// once; dead-letter lines carry the handler context's values.
+func TestPanicsAndFailuresAreLoggedOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	type traceKey struct{}
+	var lines logLines
+	log := slog.New(traceHandler{slog.NewJSONHandler(&lines, &slog.HandlerOptions{Level: slog.LevelDebug}), traceKey{}})
+	mux := handlers.NewMux()
+	mux.Use(handlers.Recover())
+	mux.RouteFunc("tasks.log.recovered", func(ctx context.Context, t *jetworker.Task) error { panic("boom in the mux") })
+	plain := jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
+		switch t.Subject {
+		case "tasks.log.raw":
+			panic("boom raw")
+		case "tasks.log.fail":
+			return jetworker.Permanent(errors.New("bad input"))
+		}
+		return mux.Handle(ctx, t)
+	})
+	var hookMu sync.Mutex
+	hookSaw := map[string]any{}
+	hooks := consumer.Hooks{
+		StartFunc: func(ctx context.Context, t *jetworker.Task) context.Context {
+			return context.WithValue(ctx, traceKey{}, "trace-"+t.Subject)
+		},
+		DeadLetterFunc: func(ctx context.Context, t *jetworker.Task, _ string) {
+			hookMu.Lock()
+			defer hookMu.Unlock()
+			hookSaw[t.Subject] = ctx.Value(traceKey{})
+		},
+	}
+	start(t, newConsumer(t, b.js, plain, consumer.Config{MaxDeliver: 1, Hooks: hooks, Logger: log}))
+	for _, s := range []string{"tasks.log.recovered", "tasks.log.raw", "tasks.log.fail"} {
+		if _, err := b.js.Publish(t.Context(), s, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDeadLetters(t, b.js, 3)
+	hookMu.Lock()
+	for subj, v := range hookSaw {
+		if v != "trace-"+subj {
+			t.Errorf("%s: DeadLetterFunc's context has trace %v, want the handler context's value", subj, v)
+		}
+	}
+	if len(hookSaw) != 3 {
+		t.Errorf("DeadLetterFunc saw %d tasks, want 3", len(hookSaw))
+	}
+	hookMu.Unlock()
+	count := map[string]int{}
+	for _, l := range lines.all(t) {
+		subj, _ := l["subject"].(string)
+		msg, _ := l["msg"].(string)
+		if subj == "" {
+			continue
+		}
+		count[subj+" "+msg]++
+		if msg == "handler panic" && !strings.Contains(fmt.Sprint(l["stack"]), "goroutine") {
+			t.Errorf("%s: panic logged without its stack", subj)
+		}
+		if msg == "task dead-lettered" && l["trace"] != "trace-"+subj {
+			t.Errorf("%s: dead-letter line has trace %v, want the handler context's value", subj, l["trace"])
+		}
+	}
+	for _, want := range []string{"tasks.log.recovered handler panic", "tasks.log.raw handler panic", "tasks.log.recovered task dead-lettered",
+		"tasks.log.raw task dead-lettered", "tasks.log.fail task dead-lettered"} {
+		if count[want] != 1 {
+			t.Errorf("%q logged %d times, want once (all lines: %v)", want, count[want], count)
+		}
+	}
+}
+
+// traceHandler adds the context value under key as a "trace" attribute,
+// as a tracing log handler would.
+type traceHandler struct {
+	slog.Handler
+	key any
+}
+
+func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if v, ok := ctx.Value(h.key).(string); ok {
+		r.AddAttrs(slog.String("trace", v))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h traceHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return traceHandler{h.Handler.WithAttrs(as), h.key}
+}
