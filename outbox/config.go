@@ -35,6 +35,15 @@ type Config struct {
 	// Table is the outbox table's name, with Schema's rules; the table of
 	// dead rows is Table+"_dead". Defaults to "jetworker_outbox".
 	Table string
+	// DisableNotify leaves the notification trigger out (Migrate drops an
+	// existing one) and makes relays poll instead of listening. A
+	// transaction that notifies takes a database-wide lock while it
+	// commits, so many small concurrent enqueuing transactions commit one
+	// after the other; without the trigger they commit in parallel, and
+	// rows wait for the next poll (RelayConfig.PollInterval; lower it).
+	// Migrate and every relay of the outbox should agree. Defaults to
+	// false: the trigger wakes the relays at commit.
+	DisableNotify bool
 	// IDFunc makes the message ID (Nats-Msg-Id) of a row enqueued without
 	// EnqueueOpts.ID. It must return IDs unique across every outbox that
 	// feeds the same stream. Defaults to time-ordered UUIDv7 strings.
@@ -117,6 +126,7 @@ func newNames(c Config) names {
 		"{{table_literal}}", lit(n.table),
 		"{{trigger}}", q(c.Table+"_notify"),
 		"{{trigger_literal}}", lit(c.Table+"_notify"),
+		"{{notify}}", fmt.Sprint(!c.DisableNotify),
 	)
 	return n
 }

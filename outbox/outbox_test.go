@@ -37,6 +37,7 @@ func TestOutbox(t *testing.T) {
 		"SameIDIsStoredOnce":                   testSameID,
 		"KeyOrderIsCommitOrderAcrossRelays":    testKeyOrder,
 		"KeyLockSerialisesTransactions":        testKeyLock,
+		"DisableNotifyDropsTriggerAndPolls":    testDisableNotify,
 		"TwoRelaysShareTheRows":                testTwoRelays,
 		"PoisonRowsMoveAsideTheRestFlows":      testPoison,
 		"FullStreamIsRetriedNotMovedAside":     testFullStream,
@@ -780,4 +781,20 @@ func testKeyLock(t *testing.T, b *bundle) {
 	if !slices.Equal(got, []string{"first", "second"}) {
 		t.Fatalf("key k published as %v, want [first second]", got)
 	}
+}
+
+func testDisableNotify(t *testing.T, b *bundle) {
+	ctx := t.Context()
+	cfg := outbox.Config{DisableNotify: true}
+	if err := outbox.Migrate(ctx, b.pool, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var triggers int
+	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'jetworker_outbox'::regclass AND NOT tgisinternal").Scan(&triggers); err != nil || triggers != 0 {
+		t.Fatalf("triggers after Migrate with DisableNotify: got %d (%v), want 0", triggers, err)
+	}
+	b.relay(t, outbox.RelayConfig{Config: cfg, PollInterval: 50 * time.Millisecond})
+	b.enqueue(t, "tasks.polled", "p", nil)
+	b.drained(t)
+	b.msgs(t, "TASKS", 1)
 }

@@ -39,6 +39,10 @@ const (
 // dbTimeout bounds the SQL of one batch after its publishes.
 const dbTimeout = 30 * time.Second
 
+// busyPoll is how soon a loop whose last batch found rows (but not a full
+// batch) looks again without a notification.
+const busyPoll = 20 * time.Millisecond
+
 // RelayConfig tunes a [Relay]. The zero value is ready to use.
 type RelayConfig struct {
 	// Config locates the outbox (Schema, Table); IDFunc is not used.
@@ -50,10 +54,11 @@ type RelayConfig struct {
 	// waits for its PubAcks another claims. Several relays share the rows
 	// the same way. Defaults to 2.
 	Concurrency int
-	// PollInterval is how often the relay looks for due rows when no
-	// notification woke it: the fallback for lost notifications and the
-	// latest a delayed row is published after it becomes due while no
-	// other row moves. Defaults to 1s.
+	// PollInterval is how often an idle relay looks for due rows when no
+	// notification woke it: the fallback for lost notifications (and the
+	// only way with DisableNotify). A relay whose last batch found rows
+	// looks again within 20ms, and one that knows when the next delayed
+	// row is due looks then. Defaults to 1s.
 	PollInterval time.Duration
 	// AckTimeout bounds the wait for a publish's PubAck; a publish without
 	// one by then is tried again. Defaults to 5s.
@@ -284,6 +289,10 @@ func signal(wake chan<- struct{}) {
 // notifications, and wakes a loop for each. It reconnects with backoff;
 // meanwhile the loops poll. It closes listening after its first attempt.
 func (r *Relay) listen(ctx context.Context, wake chan<- struct{}, listening chan<- struct{}) {
+	if r.cfg.DisableNotify {
+		close(listening)
+		return
+	}
 	var once sync.Once
 	attempt := 0
 	for ctx.Err() == nil {
@@ -348,8 +357,14 @@ func (r *Relay) loop(ctx context.Context, wake chan struct{}, i int, first chan<
 				break
 			}
 			failures = 0
-			if res.claimed < r.cfg.BatchSize {
+			if res.claimed == 0 {
 				resetTimer(timer, r.idleWait(ctx))
+				break
+			}
+			if res.claimed < r.cfg.BatchSize {
+				// Rows are flowing: look again soon even if no
+				// notification comes (DisableNotify, or one was lost).
+				resetTimer(timer, min(busyPoll, r.idleWait(ctx)))
 				break
 			}
 		}

@@ -55,10 +55,15 @@ BEGIN
 END
 $$;
 
+-- Config.DisableNotify leaves it out (and drops it).
 DO $$
+DECLARE
+    present boolean := EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {{table_literal}}::regclass AND tgname = {{trigger_literal}});
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {{table_literal}}::regclass AND tgname = {{trigger_literal}}) THEN
+    IF {{notify}} AND NOT present THEN
         CREATE TRIGGER {{trigger}} AFTER INSERT ON {{table}} FOR EACH STATEMENT EXECUTE FUNCTION {{notify_fn}}();
+    ELSIF NOT {{notify}} AND present THEN
+        DROP TRIGGER {{trigger}} ON {{table}};
     END IF;
 END
 $$;
