@@ -19,29 +19,40 @@ import (
 
 // queries are the relay's statements for one outbox.
 type queries struct {
-	claim, followers, del, mark, dead, nextDue string
+	claim, claimKeyed, followers, del, mark, dead, nextDue string
 }
 
 // rowCols are the columns a batch reads; due says whether the row may be
 // published now (claimed rows always are; followers may not be yet).
 const rowCols = "id, msg_id, subject, payload, headers, order_key, available_at, created_at, available_at <= now()"
 
+// keyWindow is how many of the oldest due keyed rows a keyed claim looks
+// at, in batch sizes: the first rows of their keys among them are
+// claimed. It bounds the claim's cost when keys have many rows waiting.
+const keyWindow = 4
+
 func newQueries(n names) queries {
 	return queries{
-		// Due rows, oldest first; a keyed row only when no earlier row of
-		// its key is unpublished (claimed by another relay, waiting for
-		// its PubAck, or delayed). SKIP LOCKED lets relays share rows.
-		claim: "SELECT " + rowCols + " FROM " + n.table + " o" +
-			" WHERE published_at IS NULL AND available_at <= now()" +
-			" AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM " + n.table + " p" +
-			" WHERE p.order_key = o.order_key AND p.published_at IS NULL AND p.id < o.id))" +
+		// Due rows without a key, oldest first. SKIP LOCKED lets relays
+		// share rows.
+		claim: "SELECT " + rowCols + " FROM " + n.table +
+			" WHERE published_at IS NULL AND order_key IS NULL AND available_at <= now()" +
 			" ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
-		// The rows after claimed heads of their keys, in key order. Only
-		// the holder of a key's head can see them as the next ones, so
-		// nobody else holds their locks.
-		followers: "SELECT " + rowCols + " FROM " + n.table +
-			" WHERE order_key = ANY($1) AND published_at IS NULL AND id <> ALL($2)" +
-			" ORDER BY order_key, id LIMIT $3 FOR UPDATE",
+		// Among the oldest due keyed rows ($2 of them), those with no
+		// earlier unpublished row of their key: not one claimed by another
+		// relay, waiting for its PubAck, or still delayed.
+		claimKeyed: "SELECT " + rowCols + " FROM " + n.table + " o" +
+			" WHERE id IN (SELECT id FROM " + n.table +
+			" WHERE published_at IS NULL AND order_key IS NOT NULL AND available_at <= now() ORDER BY available_at, id LIMIT $2)" +
+			" AND NOT EXISTS (SELECT 1 FROM " + n.table + " p" +
+			" WHERE p.order_key = o.order_key AND p.published_at IS NULL AND p.id < o.id)" +
+			" ORDER BY available_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
+		// Up to $3 rows after each claimed first row ($1 keys, $2 ids).
+		// No other relay can take them while we hold their key's first
+		// row, so they need no lock.
+		followers: "SELECT f.* FROM unnest($1::text[], $2::bigint[]) AS h(k, id) CROSS JOIN LATERAL (" +
+			"SELECT " + rowCols + " FROM " + n.table +
+			" WHERE order_key = h.k AND published_at IS NULL AND id > h.id ORDER BY id LIMIT $3) AS f",
 		del: "DELETE FROM " + n.table + " WHERE id = ANY($1)",
 		mark: "UPDATE " + n.table + " t SET published_at = now(), stream = u.stream, stream_seq = u.seq" +
 			" FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, stream, seq) WHERE t.id = u.id",
@@ -51,8 +62,10 @@ func newQueries(n names) queries {
 			" SELECT m.id, m.msg_id, m.subject, m.payload, m.headers, m.order_key, m.available_at, m.created_at, r.reason" +
 			" FROM m JOIN unnest($1::bigint[], $2::text[]) AS r(id, reason) ON r.id = m.id" +
 			" ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, failed_at = now()",
-		nextDue: "SELECT extract(epoch FROM min(available_at) - now())::float8 FROM " + n.table +
-			" WHERE published_at IS NULL AND available_at > now()",
+		nextDue: "SELECT extract(epoch FROM LEAST(" +
+			"(SELECT min(available_at) FROM " + n.table + " WHERE published_at IS NULL AND order_key IS NULL AND available_at > now())," +
+			"(SELECT min(available_at) FROM " + n.table + " WHERE published_at IS NULL AND order_key IS NOT NULL AND available_at > now()))" +
+			" - now())::float8",
 	}
 }
 
@@ -119,10 +132,9 @@ func (r *Relay) batch(ctx context.Context, wake chan<- struct{}) batchResult {
 	// publishing it again.
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.AckTimeout+dbTimeout)
 	defer cancel()
-	start := time.Now()
-	b := Batch{}
+	b := Batch{start: time.Now()}
 	res := r.run(bctx, wake, &b)
-	b.Duration = time.Since(start)
+	b.Duration = time.Since(b.start)
 	if res.err != nil && b.Err == nil {
 		b.Err = res.err
 	}
@@ -141,11 +153,7 @@ func (r *Relay) run(ctx context.Context, wake chan<- struct{}, b *Batch) batchRe
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
-	rows, err := tx.Query(ctx, r.q.claim, r.cfg.BatchSize)
-	if err != nil {
-		return batchResult{err: fmt.Errorf("claim: %w", err)}
-	}
-	items, err := scanItems(rows)
+	items, err := r.claim(ctx, tx)
 	if err != nil {
 		return batchResult{err: fmt.Errorf("claim: %w", err)}
 	}
@@ -165,7 +173,9 @@ func (r *Relay) run(ctx context.Context, wake chan<- struct{}, b *Batch) batchRe
 	}
 	b.Claimed = claimed
 
+	claimedAt := time.Now()
 	r.publish(ctx, items, chains)
+	publishedAt := time.Now()
 
 	var ok, gone []*item
 	var firstErr error
@@ -195,7 +205,8 @@ func (r *Relay) run(ctx context.Context, wake chan<- struct{}, b *Batch) batchRe
 	}
 	b.Err = firstErr
 	r.log.LogAttrs(ctx, slog.LevelDebug, "outbox batch", slog.Int("rows", claimed),
-		slog.Int("published", b.Published), slog.Int("dead", b.Dead), slog.Int("failed", b.Failed))
+		slog.Duration("claim", claimedAt.Sub(b.start)), slog.Duration("publish", publishedAt.Sub(claimedAt)), slog.Duration("settle", time.Since(publishedAt)),
+		slog.Int("published", b.Published), slog.Int("duplicates", b.Duplicates), slog.Int("dead", b.Dead), slog.Int("failed", b.Failed))
 	for _, it := range gone {
 		d := it.deadRow()
 		r.log.LogAttrs(ctx, slog.LevelError, "outbox row moved aside: the server refused it for good",
@@ -211,8 +222,39 @@ func (r *Relay) run(ctx context.Context, wake chan<- struct{}, b *Batch) batchRe
 	return batchResult{claimed: claimed}
 }
 
-// followers reads the rows after the claimed heads of their keys and
-// returns each key's chain, head first.
+// claim claims up to BatchSize due rows, with and without keys; every
+// other batch claims the keyed rows first, so neither kind waits for a
+// backlog of the other.
+func (r *Relay) claim(ctx context.Context, tx pgx.Tx) ([]*item, error) {
+	keyedFirst := r.turn.Add(1)%2 == 0
+	var items []*item
+	for i := range 2 {
+		room := r.cfg.BatchSize - len(items)
+		if room == 0 {
+			break
+		}
+		var rows pgx.Rows
+		var err error
+		if (i == 0) == keyedFirst {
+			rows, err = tx.Query(ctx, r.q.claimKeyed, room, keyWindow*r.cfg.BatchSize)
+		} else {
+			rows, err = tx.Query(ctx, r.q.claim, room)
+		}
+		if err != nil {
+			return nil, err
+		}
+		more, err := scanItems(rows)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, more...)
+	}
+	return items, nil
+}
+
+// followers reads the rows after the claimed heads of their keys, an
+// equal share of the batch's room for each key, and returns each key's
+// chain, head first.
 func (r *Relay) followers(ctx context.Context, tx pgx.Tx, heads []*item) (map[string][]*item, error) {
 	room := r.cfg.BatchSize - len(heads)
 	var keys []string
@@ -228,7 +270,8 @@ func (r *Relay) followers(ctx context.Context, tx pgx.Tx, heads []*item) (map[st
 	if len(keys) == 0 || room <= 0 {
 		return chains, nil
 	}
-	rows, err := tx.Query(ctx, r.q.followers, keys, ids, room)
+	share := (room + len(keys) - 1) / len(keys)
+	rows, err := tx.Query(ctx, r.q.followers, keys, ids, share)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +280,11 @@ func (r *Relay) followers(ctx context.Context, tx pgx.Tx, heads []*item) (map[st
 		return nil, err
 	}
 	for _, it := range more {
+		if room == 0 {
+			break
+		}
 		chains[*it.key] = append(chains[*it.key], it)
+		room--
 	}
 	return chains, nil
 }

@@ -119,6 +119,7 @@ func newNames(c Config) names {
 		"{{dead}}", n.dead,
 		"{{due_idx}}", q(c.Table+"_due_idx"),
 		"{{key_idx}}", q(c.Table+"_key_idx"),
+		"{{key_due_idx}}", q(c.Table+"_key_due_idx"),
 		"{{published_idx}}", q(c.Table+"_published_idx"),
 		"{{dead_idx}}", q(c.Table+"_dead_failed_idx"),
 		"{{notify_fn}}", q(c.Schema, c.Table+"_notify"),

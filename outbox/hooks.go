@@ -23,6 +23,8 @@ type Batch struct {
 	// that undid the batch (then nothing of it was deleted, and rows the
 	// server acknowledged are published again, as duplicates).
 	Err error
+
+	start time.Time
 }
 
 // Hooks let metrics observe the relay without the relay depending on

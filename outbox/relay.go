@@ -131,6 +131,7 @@ type Relay struct {
 
 	ready chan struct{}
 	ran   atomic.Bool
+	turn  atomic.Uint64 // batches started, to alternate the claims
 }
 
 // NewRelay returns a relay that reads the outbox through pool and

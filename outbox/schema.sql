@@ -23,9 +23,13 @@ CREATE TABLE IF NOT EXISTS {{table}} (
     stream_seq   bigint
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.01);
 
--- The relay's claim: due, unpublished rows in available_at order.
-CREATE INDEX IF NOT EXISTS {{due_idx}} ON {{table}} (available_at, id) WHERE published_at IS NULL;
--- Per-key ordering: is there an earlier unpublished row of this key?
+-- The relay's claims: due, unpublished rows in available_at order,
+-- rows without a key and rows with one apart, so that neither claim
+-- reads past the other's rows.
+CREATE INDEX IF NOT EXISTS {{due_idx}} ON {{table}} (available_at, id) WHERE published_at IS NULL AND order_key IS NULL;
+CREATE INDEX IF NOT EXISTS {{key_due_idx}} ON {{table}} (available_at, id) WHERE published_at IS NULL AND order_key IS NOT NULL;
+-- Per-key ordering: is there an earlier unpublished row of this key, and
+-- which rows follow a key's first one?
 CREATE INDEX IF NOT EXISTS {{key_idx}} ON {{table}} (order_key, id) WHERE order_key IS NOT NULL AND published_at IS NULL;
 -- Pruning of rows the relay marked published (RelayConfig.KeepPublished).
 CREATE INDEX IF NOT EXISTS {{published_idx}} ON {{table}} (published_at) WHERE published_at IS NOT NULL;
