@@ -213,7 +213,7 @@ func (w *outboxWorld) enqueueTx(ctx context.Context, l *enqLog, prefix string, t
 // outboxResult is what the stream stored, compared with the log.
 type outboxResult struct {
 	stored, lost, twice, rolledBackStored, orderViolations int
-	lostIDs, twiceIDs                                     []string
+	lostIDs, twiceIDs                                      []string
 }
 
 // settle waits until the outbox is empty and every committed row is in
