@@ -68,6 +68,13 @@
 //     cannot be overtaken by the next one.
 //   - A row moved aside (below) no longer holds its key back.
 //
+// A keyed claim looks at the oldest 4 × BatchSize due keyed rows and takes
+// the first rows of their keys among them, then fills the batch with the
+// rows that follow, an equal share per key. This keeps a claim cheap when
+// keys have long backlogs; the price is that when more than 4 × BatchSize
+// due rows wait behind keys whose first row is delayed or unacknowledged,
+// the other keys wait until those rows move.
+//
 // # Rows the server refuses
 //
 // A row the server refuses for good is moved to the dead table with the
@@ -92,12 +99,14 @@
 //	                 order_key, available_at, created_at,
 //	                 published_at, stream, stream_seq (KeepPublished)
 //	<table>_dead     the same row, with reason and failed_at
-//	<table>_due_idx  (available_at, id) WHERE published_at IS NULL: the claim
-//	<table>_key_idx  (order_key, id) WHERE keyed and unpublished: ordering
-//	<table>_notify   the statement trigger and its function
+//	<table>_due_idx      (available_at, id) of unpublished rows without a key
+//	<table>_key_due_idx  (available_at, id) of unpublished rows with a key
+//	<table>_key_idx      (order_key, id) of unpublished keyed rows: ordering
+//	<table>_notify       the statement trigger and its function
 //
-// The claim reads the due index from its start, so its cost does not
-// grow with the rows waiting. Other services may insert rows with plain
+// Both claims read their due index from its start, so their cost does not
+// grow with the rows waiting (dead index entries of deleted rows aside,
+// which autovacuum, tuned tighter on the table, removes). Other services may insert rows with plain
 // SQL: subject and payload are enough (msg_id defaults to a random UUID).
 //
 // # Metrics and health
