@@ -9,7 +9,7 @@
 //
 //	js := embeddedtest.JetStream(t)
 //
-// [StartCluster] and [StartClusterT] start an N-node cluster with routes on
+// [StartCluster] (and embeddedtest.StartCluster in tests) starts an N-node cluster with routes on
 // 127.0.0.1 and JetStream on every node, able to host R3 streams.
 //
 // Only this package and cmd/jetworker import nats-server, so a worker

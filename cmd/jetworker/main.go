@@ -62,6 +62,7 @@ func commands() map[string]command {
 		"publish":   {summary: "publish one task: publish SUBJECT [DATA]", run: runPublish},
 		"schedule":  {summary: "manage schedules: add|ls|get|rm|pause|resume|trigger", run: runSchedule},
 		"dlq":       {summary: "manage dead letters: ls|show|replay|purge", run: runDLQ},
+		"outbox":    {summary: "transactional outbox on PostgreSQL: migrate|relay|dead ls|retry|rm", run: runOutbox},
 		"status":    {summary: "streams, consumers, live workers and the scheduler leader", run: runStatus},
 		"bench":     {summary: "measure jetworker against raw nats.go on the same server", run: runBench},
 		"version":   {summary: "print the version", run: runVersion},
