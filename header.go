@@ -23,6 +23,20 @@ const (
 	// HeaderTraceState is the W3C trace context state header.
 	HeaderTraceState = "tracestate"
 
+	// HeaderTrack marks a task whose lifecycle is recorded in the task
+	// state store (see the task package); its value is "1".
+	HeaderTrack = "Jetworker-Track"
+	// HeaderMaxAttempts caps, for one task, the deliveries the consumer
+	// allows (never above the consumer's own MaxDeliver).
+	HeaderMaxAttempts = "Jetworker-Max-Attempts"
+	// HeaderTimeout caps, for one task, the handler's run time (a Go
+	// duration, never above the consumer's HandlerTimeout).
+	HeaderTimeout = "Jetworker-Timeout"
+	// HeaderUnique says how long the task's uniqueness lock lasts:
+	// "pending" (until it starts), "active" (until it ends), or a Go
+	// duration (until it ends or that long has passed).
+	HeaderUnique = "Jetworker-Unique"
+
 	// HeaderSchedule names the schedule entry that fired the task.
 	HeaderSchedule = "Jetworker-Schedule"
 	// HeaderFireTime is the RFC 3339 slot time a schedule fired for.

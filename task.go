@@ -35,7 +35,15 @@ type Task struct {
 	Delivered uint64
 	// Published is when the server stored the message.
 	Published time.Time
+	// MaxAttempts is the number of deliveries this task may have, the
+	// consumer's MaxDeliver or, when the task was published with a lower
+	// maximum, that one. Delivered == MaxAttempts on its last try.
+	MaxAttempts int
 }
+
+// LastAttempt reports whether a failure of this delivery dead-letters the
+// task rather than retrying it.
+func (t *Task) LastAttempt() bool { return t.MaxAttempts > 0 && t.Delivered >= uint64(t.MaxAttempts) }
 
 // Ref returns the task's identity in its stream, "<stream>/<sequence>"
 // (for example "TASKS/42"). Every task has one, with or without an ID;

@@ -10,6 +10,7 @@ import (
 	"github.com/jetworker/jetworker/internal/backoff"
 	"github.com/jetworker/jetworker/internal/subject"
 	"github.com/jetworker/jetworker/streams"
+	tasks "github.com/jetworker/jetworker/task"
 )
 
 // Defaults for [Config].
@@ -113,6 +114,16 @@ type Config struct {
 	Presence Presence
 	// DisablePresence turns the presence record off. Defaults to false.
 	DisablePresence bool
+
+	// Tasks is the task store the consumer records tracked tasks in,
+	// releases uniqueness locks in and watches for cancel requests (the
+	// task package). Defaults to a store on the default bucket, made when
+	// the first tracked or unique task arrives; set it (or TrackAll) to
+	// watch cancel requests from the start, for untracked tasks too.
+	Tasks *tasks.Store
+	// TrackAll records every task this consumer runs, not only those
+	// published with tracking. Defaults to false.
+	TrackAll bool
 
 	// Hooks receive events for metrics and tracing. Defaults to none.
 	Hooks Hooks

@@ -5,15 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
 	"github.com/jetworker/jetworker/internal/natsconn"
+	tasks "github.com/jetworker/jetworker/task"
 )
 
 // settleTimeout bounds the I/O of settling one message (dead-letter
@@ -37,6 +42,12 @@ type Consumer struct {
 	inFlight  atomic.Int64
 	processed atomic.Uint64
 	failed    atomic.Uint64
+
+	workerID string // this worker's presence ID
+
+	trackMu sync.Mutex
+	tracker *tasks.Tracker              // nil until needed
+	startBg func(func(context.Context)) // runs a background part under Run's wait group
 }
 
 // New returns a Consumer that runs h on the messages cfg selects. It
@@ -65,6 +76,8 @@ func New(js jetstream.JetStream, h jetworker.Handler, cfg Config) (*Consumer, er
 	}
 	// Start shallow; the controller deepens it once handlers prove fast.
 	c.prefetch = &prefetch{c: c, next: min(cfg.Concurrency, cfg.PullMaxMessages)}
+	host, _ := os.Hostname()
+	c.workerID = keyToken(host) + "-" + strconv.Itoa(os.Getpid()) + "-" + nuid.Next()[16:]
 	return c, nil
 }
 
@@ -101,7 +114,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.stream = stream
 
-	var bg sync.WaitGroup // advisory listener and presence
+	var bg sync.WaitGroup // advisory listener, presence, task tracker
 	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		bgCancel()
@@ -112,6 +125,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	if !c.cfg.DisablePresence {
 		bg.Go(func() { c.keepPresence(bgCtx) })
+	}
+	c.trackMu.Lock()
+	c.startBg = func(f func(context.Context)) { bg.Go(func() { f(bgCtx) }) }
+	c.trackMu.Unlock()
+	defer func() {
+		c.trackMu.Lock()
+		c.startBg = nil
+		c.trackMu.Unlock()
+	}()
+	if c.cfg.Tasks != nil || c.cfg.TrackAll {
+		if tr := c.startTracker(); tr != nil {
+			select {
+			case <-tr.Ready():
+			case <-ctx.Done():
+			}
+		}
 	}
 
 	// Handler contexts keep ctx's values but are cancelled only by us.
@@ -153,6 +182,47 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.log.InfoContext(ctx, "consumer stopped", slog.Uint64("processed", c.processed.Load()), slog.Uint64("failed", c.failed.Load()))
 	return runErr
+}
+
+// trackerFor returns the tracker when the task with headers h needs one
+// (tracked, unique, or every task with TrackAll), starting it on first
+// use; nil otherwise.
+func (c *Consumer) trackerFor(h nats.Header) *tasks.Tracker {
+	if !c.cfg.TrackAll && c.cfg.Tasks == nil && (h == nil || (h.Get(jetworker.HeaderTrack) == "" && h.Get(jetworker.HeaderUnique) == "")) {
+		return nil
+	}
+	c.trackMu.Lock()
+	tr := c.tracker
+	c.trackMu.Unlock()
+	if tr != nil {
+		return tr
+	}
+	return c.startTracker()
+}
+
+// startTracker makes the tracker and runs it under Run's wait group until
+// Run's background context ends. It returns nil when Run is not running.
+func (c *Consumer) startTracker() *tasks.Tracker {
+	c.trackMu.Lock()
+	defer c.trackMu.Unlock()
+	if c.tracker != nil {
+		return c.tracker
+	}
+	if c.startBg == nil {
+		return nil
+	}
+	store := c.cfg.Tasks
+	if store == nil {
+		var err error
+		if store, err = tasks.New(c.js, tasks.Config{Logger: c.cfg.Logger}); err != nil {
+			c.log.Error("task store", slog.Any(logkey.Err, err))
+			return nil
+		}
+	}
+	tr := store.NewTracker(c.workerID, c.cfg.TrackAll)
+	c.tracker = tr
+	c.startBg(func(ctx context.Context) { _ = tr.Run(ctx) })
+	return tr
 }
 
 // pull consumes and dispatches messages until ctx ends, consuming anew

@@ -113,10 +113,15 @@ func (c *Consumer) onMaxDeliveries(ctx context.Context, adv maxDeliveriesAdvisor
 	}
 	c.log.LogAttrs(ctx, slog.LevelError, "task dead-lettered after max deliveries",
 		append(attrs, slog.String(logkey.Subject, raw.Subject), slog.String(logkey.TaskID, jetworker.TaskID(raw.Header)))...)
+	t := &jetworker.Task{
+		ID: jetworker.TaskID(raw.Header), Subject: raw.Subject, Data: raw.Data, Header: raw.Header,
+		Stream: c.cfg.Stream, Consumer: c.cfg.Durable, Sequence: raw.Sequence, Delivered: adv.Deliveries, Published: raw.Time,
+	}
+	if tr := c.trackerFor(raw.Header); tr != nil {
+		tr.Dead(t, reason)
+		tr.Release(t.ID, raw.Header)
+	}
 	if c.cfg.Hooks.DeadLetterFunc != nil {
-		c.cfg.Hooks.DeadLetterFunc(ctx, &jetworker.Task{
-			ID: jetworker.TaskID(raw.Header), Subject: raw.Subject, Data: raw.Data, Header: raw.Header,
-			Stream: c.cfg.Stream, Consumer: c.cfg.Durable, Sequence: raw.Sequence, Delivered: adv.Deliveries, Published: raw.Time,
-		}, reason)
+		c.cfg.Hooks.DeadLetterFunc(ctx, t, reason)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jetworker/jetworker"
+	tasks "github.com/jetworker/jetworker/task"
 )
 
 // Outcome is what the consumer did with a task's message.
@@ -22,6 +23,10 @@ const (
 	// Requeued: shutdown interrupted the handler and the message was
 	// Nak'ed without delay for another worker.
 	Requeued
+	// Cancelled: the task was cancelled (task.Store.Cancel) before or
+	// while it ran; the message was terminated, neither retried nor
+	// dead-lettered.
+	Cancelled
 )
 
 // String returns the outcome's lowercase name.
@@ -35,8 +40,25 @@ func (o Outcome) String() string {
 		return "dead_lettered"
 	case Requeued:
 		return "requeued"
+	case Cancelled:
+		return "cancelled"
 	}
 	return "unknown"
+}
+
+// state is the task state an outcome records.
+func (o Outcome) state() tasks.State {
+	switch o {
+	case Acked:
+		return tasks.Succeeded
+	case Retried:
+		return tasks.Retrying
+	case DeadLettered:
+		return tasks.Failed
+	case Cancelled:
+		return tasks.Cancelled
+	}
+	return "" // requeued: the next delivery moves it on
 }
 
 // Hooks let metrics and tracing observe the consumer without the consumer

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 
 	"github.com/jetworker/jetworker/internal/logkey"
 	"github.com/jetworker/jetworker/internal/subject"
@@ -128,7 +127,7 @@ func (c *Consumer) keepPresence(ctx context.Context) {
 	}
 	host, _ := os.Hostname()
 	info := WorkerInfo{
-		ID:          keyToken(host) + "-" + fmt.Sprint(os.Getpid()) + "-" + nuid.Next()[16:],
+		ID:          c.workerID,
 		Host:        host,
 		PID:         os.Getpid(),
 		Stream:      c.cfg.Stream,

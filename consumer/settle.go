@@ -10,6 +10,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
+	tasks "github.com/jetworker/jetworker/task"
 )
 
 // settle turns a handler result into the message's fate, as the package
@@ -18,6 +19,7 @@ import (
 // as a trace, flow into the logs and hooks; its cancellation does not
 // stop the settlement); hctx is cancelled only by a hard shutdown.
 func (c *Consumer) settle(ctx, hctx context.Context, msg jetstream.Msg, t *jetworker.Task, herr error) Outcome {
+	cctx := ctx // keeps the cancellation cause
 	ctx = context.WithoutCancel(ctx)
 	attrs := func(extra ...slog.Attr) []slog.Attr {
 		return append([]slog.Attr{
@@ -25,6 +27,7 @@ func (c *Consumer) settle(ctx, hctx context.Context, msg jetstream.Msg, t *jetwo
 			slog.Uint64(logkey.Seq, t.Sequence),
 			slog.Uint64(logkey.Delivered, t.Delivered),
 			slog.String(logkey.TaskID, t.ID),
+			slog.String(logkey.Task, t.Ref()),
 		}, extra...)
 	}
 
@@ -44,6 +47,16 @@ func (c *Consumer) settle(ctx, hctx context.Context, msg jetstream.Msg, t *jetwo
 		c.log.LogAttrs(ctx, slog.LevelError, "handler panic", attrs(slog.Any(logkey.Err, herr), slog.String(logkey.Stack, string(pe.Stack)))...)
 	}
 
+	// Cancelled (task.Store.Cancel): end it, neither retried nor
+	// dead-lettered.
+	if errors.Is(context.Cause(cctx), tasks.ErrCancelled) {
+		if err := msg.Term(); err != nil {
+			c.log.LogAttrs(ctx, slog.LevelWarn, "term cancelled task", attrs(slog.Any(logkey.Err, err))...)
+		}
+		c.log.LogAttrs(ctx, slog.LevelInfo, "task cancelled", attrs(slog.Any(logkey.Err, herr))...)
+		return Cancelled
+	}
+
 	// Shutdown cancelled the handler: hand the task to another worker now.
 	if hctx.Err() != nil {
 		c.requeue(msg)
@@ -52,7 +65,7 @@ func (c *Consumer) settle(ctx, hctx context.Context, msg jetstream.Msg, t *jetwo
 	}
 
 	permanent := jetworker.IsPermanent(herr)
-	if permanent || t.Delivered >= uint64(c.cfg.MaxDeliver) {
+	if permanent || t.LastAttempt() {
 		if c.deadLetterAndTerm(ctx, msg, t, herr) {
 			return DeadLettered
 		}
@@ -94,6 +107,7 @@ func (c *Consumer) deadLetterAndTerm(ctx context.Context, msg jetstream.Msg, t *
 		slog.Uint64(logkey.Seq, t.Sequence),
 		slog.Uint64(logkey.Delivered, t.Delivered),
 		slog.String(logkey.TaskID, t.ID),
+		slog.String(logkey.Task, t.Ref()),
 		slog.Any(logkey.Err, herr),
 	}
 	if err := c.deadLetter(ctx, deadTask{

@@ -1,11 +1,13 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
+	tasks "github.com/jetworker/jetworker/task"
 )
 
 // slot is one worker's current message: it sends the heartbeats while the
@@ -124,15 +127,26 @@ func (c *Consumer) process(hctx context.Context, dl *deadlines, msg jetstream.Ms
 	}
 	hdr := msg.Headers()
 	*task = jetworker.Task{
-		ID:        jetworker.TaskID(hdr),
-		Subject:   msg.Subject(),
-		Data:      msg.Data(),
-		Header:    hdr,
-		Stream:    c.cfg.Stream,
-		Consumer:  c.cfg.Durable,
-		Sequence:  ack.streamSeq,
-		Delivered: ack.delivered,
-		Published: time.Unix(0, ack.timestamp),
+		ID:          jetworker.TaskID(hdr),
+		Subject:     msg.Subject(),
+		Data:        msg.Data(),
+		Header:      hdr,
+		Stream:      c.cfg.Stream,
+		Consumer:    c.cfg.Durable,
+		Sequence:    ack.streamSeq,
+		Delivered:   ack.delivered,
+		Published:   time.Unix(0, ack.timestamp),
+		MaxAttempts: c.cfg.MaxDeliver,
+	}
+	var timeout time.Duration // a task's own, lower handler timeout
+	if hdr != nil {
+		if n, err := strconv.Atoi(hdr.Get(jetworker.HeaderMaxAttempts)); err == nil && n > 0 {
+			task.MaxAttempts = min(n, c.cfg.MaxDeliver)
+		}
+		if d, err := time.ParseDuration(hdr.Get(jetworker.HeaderTimeout)); err == nil && d > 0 &&
+			(c.cfg.HandlerTimeout < 0 || d < c.cfg.HandlerTimeout) {
+			timeout = d
+		}
 	}
 
 	c.inFlight.Add(1)
@@ -145,16 +159,31 @@ func (c *Consumer) process(hctx context.Context, dl *deadlines, msg jetstream.Ms
 	var deadline time.Time
 	if dl != nil {
 		ctx = dl.context(began)
-		deadline, _ = ctx.Deadline()
 	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	deadline, _ = ctx.Deadline()
 	if c.cfg.Hooks.StartFunc != nil {
 		ctx = c.cfg.Hooks.StartFunc(ctx, task)
 	}
+	var ex *tasks.Execution
+	if tr := c.trackerFor(hdr); tr != nil {
+		var skip tasks.Skip
+		ctx, ex, skip = tr.Begin(ctx, task)
+		if skip != tasks.Run {
+			c.skip(ctx, msg, task, ex, skip)
+			return
+		}
+	}
 	s.start(msg, deadline)
-	herr := c.call(ctx, task)
+	herr := c.call(ctx, task, timeout)
 	took := time.Since(began)
 	c.prefetch.observe(took)
 	if s.stop() {
+		ex.End("", herr)
 		c.done(ctx, task, Requeued, took, herr)
 		return
 	}
@@ -164,7 +193,29 @@ func (c *Consumer) process(hctx context.Context, dl *deadlines, msg jetstream.Ms
 		c.failed.Add(1)
 	}
 	o := c.settle(ctx, hctx, msg, task, herr)
+	ex.End(o.state(), herr)
 	c.done(ctx, task, o, took, herr)
+}
+
+// skip settles a task its tracker says must not run: a cancelled one ends
+// Cancelled (terminated: neither retried nor dead-lettered), one whose
+// record says it already ended is acknowledged.
+func (c *Consumer) skip(ctx context.Context, msg jetstream.Msg, t *jetworker.Task, ex *tasks.Execution, why tasks.Skip) {
+	attrs := []slog.Attr{slog.String(logkey.Subject, t.Subject), slog.String(logkey.TaskID, t.ID), slog.String(logkey.Task, t.Ref())}
+	if why == tasks.SkipCancelled {
+		if err := msg.Term(); err != nil {
+			c.log.LogAttrs(ctx, slog.LevelWarn, "term cancelled task", append(attrs, slog.Any(logkey.Err, err))...)
+		}
+		ex.End(tasks.Cancelled, tasks.ErrCancelled)
+		c.log.LogAttrs(ctx, slog.LevelInfo, "task cancelled before it ran", attrs...)
+		c.done(ctx, t, Cancelled, 0, tasks.ErrCancelled)
+		return
+	}
+	if err := c.ack(ctx, msg); err != nil {
+		c.log.LogAttrs(ctx, slog.LevelWarn, "ack finished task", append(attrs, slog.Any(logkey.Err, err))...)
+	}
+	c.log.LogAttrs(ctx, slog.LevelInfo, "task already finished; acknowledged without running it", attrs...)
+	c.done(ctx, t, Acked, 0, nil)
 }
 
 func (c *Consumer) done(ctx context.Context, t *jetworker.Task, o Outcome, d time.Duration, err error) {
@@ -173,8 +224,9 @@ func (c *Consumer) done(ctx context.Context, t *jetworker.Task, o Outcome, d tim
 	}
 }
 
-// call runs the handler, turning a panic into an error.
-func (c *Consumer) call(ctx context.Context, t *jetworker.Task) (err error) {
+// call runs the handler, turning a panic into an error. timeout is the
+// task's own, when lower than the consumer's.
+func (c *Consumer) call(ctx context.Context, t *jetworker.Task, timeout time.Duration) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &jetworker.PanicError{Value: v, Stack: debug.Stack()}
@@ -182,7 +234,7 @@ func (c *Consumer) call(ctx context.Context, t *jetworker.Task) (err error) {
 	}()
 	err = c.h.Handle(ctx, t)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
-		err = fmt.Errorf("handler timeout after %s: %w", c.cfg.HandlerTimeout, err)
+		err = fmt.Errorf("handler timeout after %s: %w", cmp.Or(timeout, c.cfg.HandlerTimeout), err)
 	}
 	return err
 }

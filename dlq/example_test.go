@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"time"
 
 	"github.com/jetworker/jetworker"
@@ -44,7 +45,7 @@ func Example() {
 		default:
 			return jetworker.Permanent(errors.New("report template missing"))
 		}
-	}), consumer.Config{Durable: "reports", DisablePresence: true})
+	}), consumer.Config{Durable: "reports", DisablePresence: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
+	"github.com/jetworker/jetworker/internal/scan"
 	"github.com/jetworker/jetworker/internal/subject"
 )
 
@@ -19,9 +19,6 @@ const (
 	// MaxPageSize is the largest page List returns.
 	MaxPageSize = 1000
 )
-
-// batchSize is how many messages one batched direct get asks for.
-const batchSize = 256
 
 // Filter selects dead letters. Zero fields match everything.
 type Filter struct {
@@ -119,44 +116,19 @@ func (s *Store) List(ctx context.Context, f Filter, before uint64, limit int) (P
 		limit = DefaultPageSize
 	}
 	limit = min(limit, MaxPageSize)
-	first, last, err := s.bounds(ctx)
-	if err != nil || last == 0 {
-		return page, err
-	}
-	hi := last + 1
-	if before != 0 && before < hi {
-		hi = before
-	}
-	subj := s.subjectFilter(f)
-	window := uint64(max(2*limit, 64))
-	var found []Entry // newest first; one more than limit tells there is more
-	for hi > first && len(found) <= limit {
-		lo := first
-		if hi-first > window {
-			lo = hi - window
+	var found []Entry // one more than limit tells there is more
+	err := s.reader().Backward(ctx, before, s.subjectFilter(f), func(m *jetstream.RawStreamMsg) bool {
+		if !f.Since.IsZero() && m.Time.Before(f.Since.Add(-sinceSlack)) {
+			return false // stored before Since: so is everything before it
 		}
-		var chunk []Entry
-		stop := false
-		err := s.read(ctx, lo, hi, subj, func(e *Entry) bool {
-			if !f.Since.IsZero() && e.FailedAt.Before(f.Since) {
-				stop = true // older than Since: nothing before lo either
-			}
-			if f.match(e) {
-				chunk = append(chunk, *e)
-			}
-			return true
-		})
-		if err != nil {
-			return page, err
+		e := s.entry(m)
+		if f.match(e) {
+			found = append(found, *e)
 		}
-		for i := len(chunk) - 1; i >= 0; i-- {
-			found = append(found, chunk[i])
-		}
-		if stop {
-			break
-		}
-		hi = lo
-		window = min(4*window, 1<<22)
+		return len(found) <= limit
+	})
+	if err != nil {
+		return page, fmt.Errorf("dlq: %w", err)
 	}
 	if len(found) > limit {
 		found = found[:limit]
@@ -166,17 +138,26 @@ func (s *Store) List(ctx context.Context, f Filter, before uint64, limit int) (P
 	return page, nil
 }
 
+// sinceSlack allows for workers' clocks (Failed-At) running behind the
+// server's (the stored time, which grows with the sequence).
+const sinceSlack = time.Minute
+
+func (s *Store) reader() scan.Reader {
+	return scan.Reader{JS: s.js, Stream: s.cfg.Stream, Timeout: s.cfg.RequestTimeout}
+}
+
 // Scan calls fn for every dead letter f selects, oldest first, until fn
 // returns false. Entries carry only the Problems found without I/O.
 func (s *Store) Scan(ctx context.Context, f Filter, fn func(*Entry) bool) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	first, last, err := s.bounds(ctx)
+	first, last, err := s.reader().Bounds(ctx)
 	if err != nil || last == 0 {
 		return err
 	}
-	return s.read(ctx, first, last+1, s.subjectFilter(f), func(e *Entry) bool {
+	return s.reader().Forward(ctx, first, last+1, s.subjectFilter(f), func(m *jetstream.RawStreamMsg) bool {
+		e := s.entry(m)
 		if !f.match(e) {
 			return true
 		}
@@ -250,65 +231,4 @@ func (s *Store) Purge(ctx context.Context, f Filter) (int, error) {
 		n++
 	}
 	return n, nil
-}
-
-// bounds returns the dead-letter stream's first and last sequence; last is
-// 0 when it is empty.
-func (s *Store) bounds(ctx context.Context) (first, last uint64, err error) {
-	st, err := s.stream(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-	defer cancel()
-	info, err := st.Info(rctx)
-	if err != nil {
-		return 0, 0, fmt.Errorf("dlq: stream %q: %w", s.cfg.Stream, err)
-	}
-	if info.State.Msgs == 0 {
-		return 0, 0, nil
-	}
-	return info.State.FirstSeq, info.State.LastSeq, nil
-}
-
-// read calls fn, in order, for the entries on subject filter subj with
-// sequences in [lo, hi), until fn returns false.
-func (s *Store) read(ctx context.Context, lo, hi uint64, subj string, fn func(*Entry) bool) error {
-	seq := max(lo, 1)
-	for seq < hi {
-		rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		msgs, err := jetstreamext.GetBatch(rctx, s.js, s.cfg.Stream, batchSize,
-			jetstreamext.GetBatchSeq(seq), jetstreamext.GetBatchSubject(subj), jetstreamext.GetBatchMaxBytes(8<<20))
-		if err != nil {
-			cancel()
-			return fmt.Errorf("dlq: read %q from %d: %w", s.cfg.Stream, seq, err)
-		}
-		n := 0
-		done := false
-		for m, err := range msgs {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				done = true
-				break
-			}
-			if err != nil {
-				cancel()
-				return fmt.Errorf("dlq: read %q from %d: %w", s.cfg.Stream, seq, err)
-			}
-			n++
-			if m.Sequence >= hi {
-				done = true
-				break
-			}
-			seq = m.Sequence + 1
-			if !fn(s.entry(m)) {
-				done = true
-				break
-			}
-		}
-		cancel()
-		if done || n == 0 {
-			return ctx.Err()
-		}
-	}
-	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,13 +15,26 @@ import (
 	"github.com/jetworker/jetworker"
 	jsubject "github.com/jetworker/jetworker/internal/subject"
 	"github.com/jetworker/jetworker/streams"
+	"github.com/jetworker/jetworker/task"
 )
+
+// prepared is a publish ready to send.
+type prepared struct {
+	msg     *nats.Msg
+	id      string
+	subject string
+	tracked bool
+	unique  string // the Jetworker-Unique value, "" without a lock
+	lockTTL time.Duration
+	runAt   time.Time // a delayed task's due time
+	maxAtt  int
+}
 
 // message validates a publish and builds its message. It does I/O only
 // for delayed tasks, to find the stream (once per subject). A task without
-// an ID, delay, TTL or extra headers is built as bare as raw nats.go would
-// send it: no headers at all.
-func (p *Publisher) message(ctx context.Context, subject string, data []byte, opts *PublishOpts) (*nats.Msg, string, error) {
+// an ID, delay, TTL, task options or extra headers is built as bare as raw
+// nats.go would send it: no headers at all.
+func (p *Publisher) message(ctx context.Context, subject string, data []byte, opts *PublishOpts) (*prepared, error) {
 	var o PublishOpts
 	if opts != nil {
 		o = *opts
@@ -29,16 +43,45 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 	if id == "" && p.cfg.IDFunc != nil {
 		id = p.cfg.IDFunc()
 	}
+	pr := &prepared{id: id, subject: subject, tracked: o.Track, maxAtt: o.MaxAttempts}
 	if err := jsubject.Validate(subject); err != nil {
-		return nil, id, fmt.Errorf("publish: %w", err)
+		return pr, fmt.Errorf("publish: %w", err)
 	}
 	if err := o.validate(); err != nil {
-		return nil, id, err
+		return pr, err
+	}
+	msgID := id // the de-duplication key: only an ID the caller chose
+	if o.Track && id == "" {
+		pr.id = NewID()
+	}
+	switch {
+	case o.UniqueFor > 0:
+		pr.unique, pr.lockTTL = task.UniqueFor(o.UniqueFor), o.UniqueFor
+	case o.Unique != "":
+		pr.unique = string(o.Unique)
+	}
+	if pr.unique != "" && id == "" {
+		return pr, fmt.Errorf("%w: a unique task needs an ID (PublishOpts.ID or Config.IDFunc): uniqueness is by ID", ErrInvalidOptions)
 	}
 	msg := &nats.Msg{Subject: subject, Data: data}
 	delayed := o.Delay > 0 || !o.At.IsZero()
 	n := len(o.Header)
-	if id != "" {
+	if msgID != "" {
+		n++
+	}
+	if pr.id != msgID || delayed {
+		n++ // Jetworker-Task-Id
+	}
+	if o.Track {
+		n++
+	}
+	if pr.unique != "" {
+		n++
+	}
+	if o.MaxAttempts > 0 {
+		n++
+	}
+	if o.Timeout > 0 {
 		n++
 	}
 	if o.ExpectStream != "" {
@@ -51,7 +94,8 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 		n += 4
 	}
 	if n == 0 && p.cfg.HeaderFunc == nil {
-		return msg, id, p.checkSize(subject, msg)
+		pr.msg = msg
+		return pr, p.checkSize(subject, msg)
 	}
 
 	// One allocation holds every header value.
@@ -68,8 +112,26 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 			h[k] = append([]string(nil), vs...)
 		}
 	}
-	if id != "" {
-		set(jetworker.HeaderMsgID, id)
+	if msgID != "" {
+		set(jetworker.HeaderMsgID, msgID)
+	}
+	if pr.id != msgID || (delayed && pr.id != "") {
+		// The server strips Nats-Msg-Id from a released delayed task, and a
+		// generated tracking ID is no de-duplication key: carry the ID in a
+		// header of ours.
+		set(jetworker.HeaderTaskID, pr.id)
+	}
+	if o.Track {
+		set(jetworker.HeaderTrack, "1")
+	}
+	if pr.unique != "" {
+		set(jetworker.HeaderUnique, pr.unique)
+	}
+	if o.MaxAttempts > 0 {
+		set(jetworker.HeaderMaxAttempts, strconv.Itoa(o.MaxAttempts))
+	}
+	if o.Timeout > 0 {
+		set(jetworker.HeaderTimeout, o.Timeout.String())
 	}
 	if o.ExpectStream != "" {
 		set(jetstream.ExpectedStreamHeader, o.ExpectStream)
@@ -87,14 +149,10 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 		if o.Delay > 0 {
 			due = p.cfg.NowFunc().Add(o.Delay)
 		}
+		pr.runAt = due
 		info, err := p.delayStream(ctx, subject, o.ExpectStream)
 		if err != nil {
-			return nil, id, err
-		}
-		if id != "" {
-			// The server strips Nats-Msg-Id from the released task: keep
-			// the ID in a header of ours as well.
-			set(jetworker.HeaderTaskID, id)
+			return pr, err
 		}
 		// The released message is stored when the server gets to it;
 		// keep the time it was due for latency metrics.
@@ -108,7 +166,8 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 	} else if o.TTL > 0 {
 		set(jetstream.MsgTTLHeader, o.TTL.String())
 	}
-	return msg, id, p.checkSize(subject, msg)
+	pr.msg = msg
+	return pr, p.checkSize(subject, msg)
 }
 
 // checkSize refuses, before sending, a message larger than the server's
@@ -139,6 +198,14 @@ func (o PublishOpts) validate() error {
 		return fmt.Errorf("%w: TTL %s is negative", ErrInvalidOptions, o.TTL)
 	case o.TTL > 0 && o.TTL < time.Second:
 		return fmt.Errorf("%w: TTL %s is below the server's minimum of 1s", ErrInvalidOptions, o.TTL)
+	case o.MaxAttempts < 0:
+		return fmt.Errorf("%w: MaxAttempts %d is negative", ErrInvalidOptions, o.MaxAttempts)
+	case o.Timeout < 0:
+		return fmt.Errorf("%w: Timeout %s is negative", ErrInvalidOptions, o.Timeout)
+	case o.UniqueFor < 0:
+		return fmt.Errorf("%w: UniqueFor %s is negative", ErrInvalidOptions, o.UniqueFor)
+	case o.Unique != "" && o.Unique != UniquePending && o.Unique != UniqueActive:
+		return fmt.Errorf("%w: Unique %q: want UniquePending or UniqueActive", ErrInvalidOptions, o.Unique)
 	}
 	for k := range o.Header {
 		switch {

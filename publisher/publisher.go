@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/task"
 )
 
 // Defaults for [Config].
@@ -43,6 +44,10 @@ type Config struct {
 	// headers of every message before it is sent, to add headers derived
 	// from the context (W3C trace context, tenant IDs). Defaults to nil.
 	HeaderFunc func(ctx context.Context, h nats.Header)
+	// Tasks is the task store tracked and unique publishes write to.
+	// Defaults to a store on the default bucket (jetworker_status), made
+	// on first use.
+	Tasks *task.Store
 	// IDFunc, when set, gives every publish without PublishOpts.ID an ID,
 	// and so a Nats-Msg-Id the server de-duplicates by: set it to
 	// [NewID] for time-ordered UUIDv7s. It must return unique IDs.
@@ -108,7 +113,41 @@ type PublishOpts struct {
 	// ExpectStream makes the server reject the publish unless the subject
 	// is stored in this stream.
 	ExpectStream string
+
+	// Track records the task's lifecycle (state, attempts, progress,
+	// result) in Config.Tasks; the task package documents it. A task
+	// without an ID gets one ([NewID]), carried in Jetworker-Task-Id (not
+	// as a de-duplication key). The record is written before the task is
+	// published: if it cannot be, nothing is published.
+	Track bool
+	// Unique keeps a second task with the same ID out while the first is
+	// pending (UniquePending) or pending and running (UniqueActive),
+	// however long after the stream's duplicate window: the second
+	// publish returns a Result with Duplicate set. It needs an ID.
+	Unique Unique
+	// UniqueFor makes the uniqueness lock last until the task ends or this
+	// long has passed, whichever comes first (asynq's Unique(ttl)); it
+	// needs an ID and implies Unique.
+	UniqueFor time.Duration
+	// MaxAttempts caps the deliveries of this task; the consumer uses the
+	// lower of it and its own MaxDeliver. 0 means the consumer's.
+	MaxAttempts int
+	// Timeout caps this task's handler run time; the consumer uses the
+	// lower of it and its own HandlerTimeout. 0 means the consumer's.
+	Timeout time.Duration
 }
+
+// Unique is a uniqueness mode for [PublishOpts].Unique.
+type Unique string
+
+// Uniqueness modes.
+const (
+	// UniquePending holds the lock until a worker starts the task.
+	UniquePending Unique = task.UniquePending
+	// UniqueActive holds the lock until the task ends (succeeded, failed
+	// or cancelled).
+	UniqueActive Unique = task.UniqueActive
+)
 
 // Result describes a stored publish.
 type Result struct {
@@ -171,6 +210,9 @@ type Publisher struct {
 	n     int           // async publishes in flight
 	idle  chan struct{} // closed when n drops to 0
 	errs  []error       // async failures not yet returned by Wait
+
+	tasksOnce sync.Once
+	taskStore *task.Store
 }
 
 // New returns a Publisher on js. It does no network I/O.
@@ -217,22 +259,99 @@ func New(js jetstream.JetStream, cfg Config) (*Publisher, error) {
 // [ErrOutcomeUnknown] when the message was sent but no ack arrived. Only the
 // last means the message may be stored.
 func (p *Publisher) Publish(ctx context.Context, subject string, data []byte, opts *PublishOpts) (Result, error) {
-	msg, id, err := p.message(ctx, subject, data, opts)
+	pr, err := p.message(ctx, subject, data, opts)
 	if err != nil {
-		return Result{ID: id}, err
+		return Result{ID: pr.id}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return Result{ID: id}, fmt.Errorf("publish %q: not sent: %w", subject, err)
+		return Result{ID: pr.id}, fmt.Errorf("publish %q: not sent: %w", subject, err)
 	}
-	ack, err := p.js.PublishMsg(ctx, msg)
+	if dup, err := p.before(ctx, pr); err != nil || dup {
+		return Result{ID: pr.id, Duplicate: dup}, err
+	}
+	ack, err := p.js.PublishMsg(ctx, pr.msg)
 	if err != nil {
 		err = publishError(subject, err)
-		p.result(subject, Result{ID: id}, err)
-		return Result{ID: id}, err
+		p.failed(ctx, pr, err)
+		p.result(subject, Result{ID: pr.id}, err)
+		return Result{ID: pr.id}, err
 	}
-	res := Result{ID: id, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
+	res := Result{ID: pr.id, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
+	if pr.tracked && !ack.Duplicate {
+		// Now that it is stored, say where: Cancel removes a pending or
+		// scheduled task's message. A worker may have moved on already;
+		// the record keeps what it wrote.
+		if err := p.tasks().Track(ctx, p.stored(pr, ack)); err != nil {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "record the stored task's location", slog.String(logkey.TaskID, pr.id), slog.Any(logkey.Err, err))
+		}
+	}
 	p.result(subject, res, nil)
 	return res, nil
+}
+
+// before takes a unique task's lock and writes a tracked task's record,
+// both before the task is published. It reports true when another task
+// with the ID holds the lock (a duplicate, not published).
+func (p *Publisher) before(ctx context.Context, pr *prepared) (dup bool, err error) {
+	if pr.unique != "" {
+		err := p.tasks().Lock(ctx, pr.id, pr.lockTTL, uniqueRetryWindow)
+		if errors.Is(err, task.ErrLocked) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("publish %q: %w", pr.subject, err)
+		}
+	}
+	if pr.tracked {
+		if err := p.tasks().Track(ctx, p.stored(pr, nil)); err != nil {
+			if pr.unique != "" {
+				_ = p.tasks().Unlock(ctx, pr.id)
+			}
+			return false, fmt.Errorf("publish %q: not sent: %w", pr.subject, err)
+		}
+	}
+	return false, nil
+}
+
+// failed undoes what before did for a publish that was certainly not
+// stored. One whose outcome is unknown keeps its record and lock: it may be
+// stored, and a retry with the same ID is de-duplicated.
+func (p *Publisher) failed(ctx context.Context, pr *prepared, err error) {
+	if errors.Is(err, ErrOutcomeUnknown) || (!pr.tracked && pr.unique == "") {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	if pr.tracked {
+		_ = p.tasks().Untrack(ctx, pr.id)
+	}
+	if pr.unique != "" {
+		_ = p.tasks().Unlock(ctx, pr.id)
+	}
+}
+
+// uniqueRetryWindow is how young a held uniqueness lock must be for a
+// publish with its ID to go ahead (a retry after an unknown outcome, which
+// the stream's duplicate window, 2m by default, then de-duplicates).
+const uniqueRetryWindow = time.Minute
+
+func (p *Publisher) stored(pr *prepared, ack *jetstream.PubAck) task.Stored {
+	st := task.Stored{ID: pr.id, Subject: pr.subject, RunAt: pr.runAt, MaxAttempts: pr.maxAtt, Unique: pr.unique}
+	if ack != nil {
+		st.Stream, st.Seq = ack.Stream, ack.Sequence
+	}
+	return st
+}
+
+// tasks returns the task store, making the default one on first use.
+func (p *Publisher) tasks() *task.Store {
+	p.tasksOnce.Do(func() {
+		if p.cfg.Tasks != nil {
+			p.taskStore = p.cfg.Tasks
+			return
+		}
+		p.taskStore, _ = task.New(p.js, task.Config{Logger: p.cfg.Logger}) // the zero Config is valid
+	})
+	return p.taskStore
 }
 
 func (p *Publisher) result(subject string, r Result, err error) {
@@ -249,14 +368,21 @@ func (p *Publisher) result(subject string, r Result, err error) {
 // It returns the same errors as [Publisher.Publish] for problems found
 // before sending.
 func (p *Publisher) PublishAsync(ctx context.Context, subject string, data []byte, opts *PublishOpts) (string, error) {
-	msg, id, err := p.message(ctx, subject, data, opts)
+	pr, err := p.message(ctx, subject, data, opts)
 	if err != nil {
-		return id, err
+		return pr.id, err
 	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		return id, fmt.Errorf("publish %q: not sent, waiting for the async window: %w", subject, ctx.Err())
+		return pr.id, fmt.Errorf("publish %q: not sent, waiting for the async window: %w", subject, ctx.Err())
+	}
+	if dup, err := p.before(ctx, pr); err != nil || dup {
+		<-p.slots
+		if dup {
+			p.result(subject, Result{ID: pr.id, Duplicate: true}, nil)
+		}
+		return pr.id, err
 	}
 	p.mu.Lock()
 	p.n++
@@ -264,13 +390,14 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject string, data []byt
 		p.idle = make(chan struct{})
 	}
 	p.mu.Unlock()
-	if _, err := p.async.PublishMsgAsync(msg); err != nil {
+	if _, err := p.async.PublishMsgAsync(pr.msg); err != nil {
 		err = publishError(subject, err)
-		p.result(subject, Result{ID: id}, err)
+		p.failed(ctx, pr, err)
+		p.result(subject, Result{ID: pr.id}, err)
 		p.done(nil)
-		return id, err
+		return pr.id, err
 	}
-	return id, nil
+	return pr.id, nil
 }
 
 // Wait blocks until every async publish sent before it was called has been
@@ -317,6 +444,10 @@ func (p *Publisher) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	id := jetworker.TaskID(m.Header)
 	subject := target(m)
 	err = publishError(subject, err)
+	if m.Header != nil && (m.Header.Get(jetworker.HeaderTrack) != "" || m.Header.Get(jetworker.HeaderUnique) != "") {
+		pr := &prepared{id: id, subject: subject, tracked: m.Header.Get(jetworker.HeaderTrack) != "", unique: m.Header.Get(jetworker.HeaderUnique)}
+		p.failed(context.Background(), pr, err)
+	}
 	if id != "" {
 		err = fmt.Errorf("task %s: %w", id, err)
 	}

@@ -1,0 +1,162 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker"
+)
+
+// Stored describes a task the publisher just stored, for [Store.Track].
+type Stored struct {
+	ID      string
+	Subject string
+	// Stream and Seq locate the stored message: the task, or for a delayed
+	// task its schedule message.
+	Stream string
+	Seq    uint64
+	// RunAt is set for a delayed task: when it is due.
+	RunAt time.Time
+	// MaxAttempts is the task's own maximum, 0 when it has none.
+	MaxAttempts int
+	// Unique is its uniqueness mode, "" when none.
+	Unique string
+}
+
+func (st Stored) seed() (Info, event) {
+	state := Pending
+	if !st.RunAt.IsZero() {
+		state = Scheduled
+	}
+	info := Info{
+		Subject: st.Subject, MaxAttempts: st.MaxAttempts, RunAt: st.RunAt.UTC(), Unique: st.Unique, History: []Transition{},
+	}
+	ev := event{state: state}
+	if st.Stream != "" && st.Seq > 0 {
+		ev.stream, ev.seq, ev.ref = st.Stream, st.Seq, jetworker.Ref(st.Stream, st.Seq)
+	}
+	return info, ev
+}
+
+// Track records a task as Pending (or Scheduled when delayed): before it
+// is published (Stream and Seq unknown yet; a worker fills them in), or
+// just after. It never overwrites a record a worker has moved on. It blocks
+// until the record is written.
+func (s *Store) Track(ctx context.Context, st Stored) error {
+	info, ev := st.seed()
+	ev.at = s.cfg.NowFunc().UTC()
+	if _, err := s.record(ctx, st.ID, true, info, ev); err != nil {
+		return fmt.Errorf("task: track %q: %w", st.ID, err)
+	}
+	return nil
+}
+
+// Lost returns how many record writes were given up on (the bucket was
+// unavailable or full): the records of those tasks lag behind them. The
+// tasks themselves ran.
+func (s *Store) Lost() uint64 { return s.lost.Load() }
+
+// lock is the value of a uniqueness lock.
+type lock struct {
+	At time.Time `json:"at"`
+}
+
+// Lock takes the uniqueness lock of task id, for a task about to be
+// published. ttl bounds how long the lock lasts even if no worker releases
+// it (0: the bucket's TTL). It returns an error wrapping [ErrLocked] when
+// another task with this ID holds it, unless the lock is younger than
+// retryWindow: then it is taken to be this very task published again after
+// an unknown outcome, which the stream's duplicate window de-duplicates.
+func (s *Store) Lock(ctx context.Context, id string, ttl, retryWindow time.Duration) error {
+	kv, err := s.bucket(ctx, false)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.NowFunc().UTC()
+	data, _ := json.Marshal(lock{At: now})
+	var opts []jetstream.KVCreateOpt
+	if ttl > 0 {
+		opts = append(opts, jetstream.KeyTTL(max(ttl, time.Second)))
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	_, err = kv.Create(rctx, lockPrefix+key(id), data, opts...)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("task: lock %q: %w", id, err)
+	}
+	e, gerr := kv.Get(rctx, lockPrefix+key(id))
+	if gerr == nil {
+		var l lock
+		if json.Unmarshal(e.Value(), &l) == nil && now.Sub(l.At) < retryWindow {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q is pending or running", ErrLocked, id)
+}
+
+// Unlock releases the uniqueness lock of task id. A lock that is gone is
+// not an error.
+func (s *Store) Unlock(ctx context.Context, id string) error {
+	kv, err := s.bucket(ctx, false)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	if err := kv.Purge(rctx, lockPrefix+key(id)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("task: unlock %q: %w", id, err)
+	}
+	return nil
+}
+
+// Untrack removes the record of a task whose publish failed for sure, so
+// no record claims a task that was never stored.
+func (s *Store) Untrack(ctx context.Context, id string) error {
+	kv, err := s.bucket(ctx, false)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	if err := kv.Purge(rctx, recordPrefix+key(id)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("task: untrack %q: %w", id, err)
+	}
+	return nil
+}
+
+// UniqueMode values for the Jetworker-Unique header.
+const (
+	// UniquePending holds the lock while the task waits to start.
+	UniquePending = "pending"
+	// UniqueActive holds the lock until the task ends.
+	UniqueActive = "active"
+)
+
+// UniqueFor is the Jetworker-Unique value of a lock held until the task
+// ends or d has passed.
+func UniqueFor(d time.Duration) string { return d.String() }
+
+// parseUnique reads a Jetworker-Unique value: whether the lock is released
+// when the task starts, and its duration (0 when until the task ends).
+func parseUnique(v string) (atStart bool, ok bool) {
+	switch v {
+	case "":
+		return false, false
+	case UniquePending:
+		return true, true
+	case UniqueActive:
+		return false, true
+	}
+	if _, err := time.ParseDuration(v); err == nil {
+		return false, true
+	}
+	return false, false
+}

@@ -1,0 +1,365 @@
+package task
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/internal/subject"
+)
+
+// Defaults for [Config].
+const (
+	// DefaultBucket is the KV bucket task records live in.
+	DefaultBucket = "jetworker_status"
+	// DefaultTTL is how long a record is kept after its last update.
+	DefaultTTL = 24 * time.Hour
+	// DefaultMaxResult is the largest result a task may set, in bytes.
+	DefaultMaxResult = 64 << 10
+	// DefaultHistoryLimit is how many transitions a record keeps.
+	DefaultHistoryLimit = 50
+	// DefaultRequestTimeout bounds each request to the server.
+	DefaultRequestTimeout = 5 * time.Second
+)
+
+// Config tunes a [Store]. The zero value is ready to use.
+type Config struct {
+	// Bucket is the KV bucket of task records, cancel requests and
+	// uniqueness locks. Defaults to "jetworker_status".
+	Bucket string
+	// TTL is how long a record (and a cancel request) is kept after its
+	// last update; it is the bucket's MaxAge. At least 1m. Defaults to
+	// 24h.
+	TTL time.Duration
+	// Replicas is the number of copies when the bucket is created.
+	// Defaults to 1; use 3 in a cluster.
+	Replicas int
+	// MaxBytes bounds the bucket's size; when full, tracked publishes fail
+	// and running tasks keep running untracked. Defaults to -1, no limit.
+	MaxBytes int64
+	// MaxResult is the largest result a task may set, in bytes, below the
+	// server's max payload. Defaults to 64 KiB.
+	MaxResult int
+	// HistoryLimit is how many transitions a record keeps, the latest.
+	// Defaults to 50.
+	HistoryLimit int
+	// RequestTimeout bounds each request to the server. Defaults to 5s.
+	RequestTimeout time.Duration
+	// NowFunc is the clock of the records' times. Defaults to time.Now.
+	NowFunc func() time.Time
+	// Logger receives the store's warnings (lost writes). Defaults to
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	c.Bucket = cmp.Or(c.Bucket, DefaultBucket)
+	c.TTL = cmp.Or(c.TTL, DefaultTTL)
+	c.Replicas = cmp.Or(c.Replicas, 1)
+	c.MaxBytes = cmp.Or(c.MaxBytes, -1)
+	c.MaxResult = cmp.Or(c.MaxResult, DefaultMaxResult)
+	c.HistoryLimit = cmp.Or(c.HistoryLimit, DefaultHistoryLimit)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
+	if c.NowFunc == nil {
+		c.NowFunc = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports every problem with c, joined, as [New] would.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if err := subject.ValidateName("task: Bucket", c.Bucket); err != nil {
+		errs = append(errs, err)
+	}
+	if c.TTL < time.Minute {
+		errs = append(errs, fmt.Errorf("task: TTL must be >= 1m, got %s", c.TTL))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("task: Replicas must be 1 to 5, got %d", c.Replicas))
+	}
+	if c.MaxResult < 1 || c.MaxResult > 512<<10 {
+		errs = append(errs, fmt.Errorf("task: MaxResult must be 1 byte to 512 KiB, got %d", c.MaxResult))
+	}
+	if c.HistoryLimit < 1 {
+		errs = append(errs, fmt.Errorf("task: HistoryLimit must be > 0, got %d", c.HistoryLimit))
+	}
+	return errors.Join(errs...)
+}
+
+// Store reads and writes task records. It is safe for concurrent use.
+// Create it with [New]; the bucket is created by [Store.Provision] or on
+// first use.
+type Store struct {
+	js  jetstream.JetStream
+	cfg Config
+	log *slog.Logger
+
+	mu sync.Mutex
+	kv jetstream.KeyValue
+
+	lost atomic.Uint64
+}
+
+// New returns a Store on js. It validates cfg and does no network I/O.
+func New(js jetstream.JetStream, cfg Config) (*Store, error) {
+	if js == nil {
+		return nil, errors.New("task: nil JetStream")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Store{js: js, cfg: cfg, log: cfg.Logger.With(slog.String(logkey.Component, "task"))}, nil
+}
+
+// Config returns the effective configuration, defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
+// Provision creates the bucket, or updates it to the Config. It is
+// idempotent.
+func (s *Store) Provision(ctx context.Context) error {
+	_, err := s.bucket(ctx, true)
+	return err
+}
+
+func (s *Store) kvConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      s.cfg.Bucket,
+		Description: "jetworker task records, cancel requests and uniqueness locks",
+		History:     1,
+		TTL:         s.cfg.TTL,
+		MaxBytes:    s.cfg.MaxBytes,
+		Replicas:    s.cfg.Replicas,
+		Storage:     jetstream.FileStorage,
+		// Uniqueness locks expire with a TTL of their own.
+		LimitMarkerTTL: time.Second,
+	}
+}
+
+// bucket binds to the bucket, creating it when missing (or, with force,
+// creating or updating it).
+func (s *Store) bucket(ctx context.Context, force bool) (jetstream.KeyValue, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kv != nil && !force {
+		return s.kv, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	var kv jetstream.KeyValue
+	var err error
+	if !force {
+		kv, err = s.js.KeyValue(ctx, s.cfg.Bucket)
+	}
+	if force || errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = s.js.CreateOrUpdateKeyValue(ctx, s.kvConfig())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("task: bucket %q: %w", s.cfg.Bucket, err)
+	}
+	s.kv = kv
+	return kv, nil
+}
+
+// plainKey matches IDs that are KV key tokens as they are.
+var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// key maps a task ID to one KV key token: the ID itself when it is made of
+// letters, digits, '-' and '_' (and does not start with "_b"), otherwise
+// "_b" and its unpadded base64url encoding.
+func key(id string) string {
+	if plainKey.MatchString(id) && !strings.HasPrefix(id, "_b") {
+		return id
+	}
+	return "_b" + base64.RawURLEncoding.EncodeToString([]byte(id))
+}
+
+// Key prefixes in the bucket.
+const (
+	recordPrefix = "t."
+	cancelPrefix = "c."
+	lockPrefix   = "u."
+)
+
+// Get returns the record of the task with ID id, or an error wrapping
+// [ErrNotFound].
+func (s *Store) Get(ctx context.Context, id string) (Info, error) {
+	info, _, err := s.get(ctx, id)
+	return info, err
+}
+
+func (s *Store) get(ctx context.Context, id string) (Info, uint64, error) {
+	if id == "" {
+		return Info{}, 0, fmt.Errorf("%w: empty ID", ErrNotFound)
+	}
+	kv, err := s.bucket(ctx, false)
+	if err != nil {
+		return Info{}, 0, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	e, err := kv.Get(rctx, recordPrefix+key(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return Info{}, 0, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return Info{}, 0, fmt.Errorf("task: get %q: %w", id, err)
+	}
+	var info Info
+	if err := json.Unmarshal(e.Value(), &info); err != nil {
+		return Info{}, 0, fmt.Errorf("task: decode %q: %w", id, err)
+	}
+	return info, e.Revision(), nil
+}
+
+// record applies ev to the record of id with revision-checked writes,
+// creating it when missing and create is set. It returns the record as
+// stored (or as it was, when ev changed nothing).
+func (s *Store) record(ctx context.Context, id string, create bool, seed Info, ev event) (Info, error) {
+	kv, err := s.bucket(ctx, false)
+	if err != nil {
+		return Info{}, err
+	}
+	k := recordPrefix + key(id)
+	for range 8 {
+		cur, rev, err := s.get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if !create {
+				return Info{}, err
+			}
+			seed.ID, seed.Created = id, ev.at
+			next, _ := apply(seed, ev, s.cfg.HistoryLimit)
+			data, err := json.Marshal(next)
+			if err != nil {
+				return Info{}, fmt.Errorf("task: encode %q: %w", id, err)
+			}
+			rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+			_, err = kv.Create(rctx, k, data)
+			cancel()
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue // written meanwhile: apply on top of it
+			}
+			if err != nil {
+				return Info{}, fmt.Errorf("task: create %q: %w", id, err)
+			}
+			return next, nil
+		case err != nil:
+			return Info{}, err
+		}
+		next, changed := apply(cur, ev, s.cfg.HistoryLimit)
+		if !changed {
+			return cur, nil
+		}
+		data, err := json.Marshal(next)
+		if err != nil {
+			return Info{}, fmt.Errorf("task: encode %q: %w", id, err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		_, err = kv.Update(rctx, k, data, rev)
+		cancel()
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // somebody wrote in between: apply on top of it
+		}
+		if err != nil {
+			return Info{}, fmt.Errorf("task: update %q: %w", id, err)
+		}
+		return next, nil
+	}
+	return Info{}, fmt.Errorf("task: update %q: too many concurrent writes", id)
+}
+
+// Wait blocks until the task with ID id is in a terminal state, or ctx
+// ends, and returns its record. It watches the record; it does not poll.
+// It returns an error wrapping [ErrNotFound] if there is no such task.
+func (s *Store) Wait(ctx context.Context, id string) (Info, error) {
+	var last Info
+	for info, err := range s.Follow(ctx, id) {
+		if err != nil {
+			return last, err
+		}
+		last = info
+	}
+	if !last.State.Terminal() {
+		if err := ctx.Err(); err != nil {
+			return last, fmt.Errorf("task: wait for %q: %w", id, err)
+		}
+	}
+	return last, nil
+}
+
+// Follow yields the record of the task with ID id as it is now, then each
+// time it changes, and stops after a terminal state, when ctx ends (with no
+// error) or when the watch fails (yielding the error). A task that does not
+// exist yields an error wrapping [ErrNotFound]. Nothing is left running
+// when the loop ends.
+func (s *Store) Follow(ctx context.Context, id string) func(yield func(Info, error) bool) {
+	return func(yield func(Info, error) bool) {
+		if id == "" {
+			yield(Info{}, fmt.Errorf("%w: empty ID", ErrNotFound))
+			return
+		}
+		kv, err := s.bucket(ctx, false)
+		if err != nil {
+			yield(Info{}, err)
+			return
+		}
+		w, err := kv.Watch(ctx, recordPrefix+key(id))
+		if err != nil {
+			yield(Info{}, fmt.Errorf("task: watch %q: %w", id, err))
+			return
+		}
+		defer func() { _ = w.Stop() }()
+		seen := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					if ctx.Err() == nil {
+						yield(Info{}, fmt.Errorf("task: watch of %q ended", id))
+					}
+					return
+				}
+				if e == nil { // the current value, if any, came before
+					if !seen {
+						yield(Info{}, fmt.Errorf("%w: %q", ErrNotFound, id))
+						return
+					}
+					continue
+				}
+				if e.Operation() != jetstream.KeyValuePut {
+					yield(Info{}, fmt.Errorf("%w: %q (expired or deleted)", ErrNotFound, id))
+					return
+				}
+				var info Info
+				if err := json.Unmarshal(e.Value(), &info); err != nil {
+					yield(Info{}, fmt.Errorf("task: decode %q: %w", id, err))
+					return
+				}
+				seen = true
+				if !yield(info, nil) || info.State.Terminal() {
+					return
+				}
+			}
+		}
+	}
+}

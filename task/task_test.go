@@ -1,0 +1,555 @@
+package task_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dlq"
+	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
+	"github.com/jetworker/jetworker/internal/testutil"
+	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/streams"
+	"github.com/jetworker/jetworker/task"
+)
+
+type testBundle struct {
+	srv   *embedded.Server
+	js    jetstream.JetStream
+	store *task.Store
+	pub   *publisher.Publisher
+}
+
+func setup(t *testing.T) testBundle {
+	t.Helper()
+	srv := embeddedtest.Start(t, embedded.Config{})
+	_, js := embeddedtest.Connect(t, srv)
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := task.New(js, task.Config{Logger: testutil.Logger(t, slog.LevelWarn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Provision(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := publisher.New(js, publisher.Config{Tasks: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testBundle{srv: srv, js: js, store: store, pub: pub}
+}
+
+// worker runs a consumer with h until the test ends.
+func (b testBundle) worker(t *testing.T, h jetworker.HandlerFunc, cfg consumer.Config) {
+	t.Helper()
+	cfg.Tasks = b.store
+	if cfg.Logger == nil {
+		cfg.Logger = testutil.Logger(t, slog.LevelWarn)
+	}
+	if cfg.Backoff == nil {
+		cfg.Backoff = func(int, error) time.Duration { return 20 * time.Millisecond }
+	}
+	c, err := consumer.New(b.js, h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("consumer: %v", err)
+		}
+	})
+	select {
+	case <-c.Ready():
+	case err := <-done:
+		t.Fatalf("consumer: %v", err)
+	}
+}
+
+func (b testBundle) wait(t *testing.T, id string) task.Info {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	info, err := b.store.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("wait for %s: %v (last %+v)", id, err, info)
+	}
+	return info
+}
+
+func states(info task.Info) []string {
+	var out []string
+	for _, tr := range info.History {
+		out = append(out, fmt.Sprintf("%s/%d", tr.State, tr.Attempt))
+	}
+	return out
+}
+
+func TestTrackedTaskLifecycle(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.worker(t, func(ctx context.Context, tk *jetworker.Task) error {
+		if tk.Delivered == 1 {
+			return errors.New("the printer is out of paper")
+		}
+		if err := jetworker.SetProgress(ctx, 40, "rendering"); err != nil {
+			return err
+		}
+		if err := jetworker.SetProgress(ctx, 101, "too far"); !errors.Is(err, task.ErrInvalidProgress) {
+			return fmt.Errorf("progress 101: got %v, want ErrInvalidProgress", err)
+		}
+		if err := jetworker.SetResult(ctx, make([]byte, task.DefaultMaxResult+1)); !errors.Is(err, task.ErrResultTooLarge) {
+			return fmt.Errorf("oversized result: got %v, want ErrResultTooLarge", err)
+		}
+		return jetworker.SetResult(ctx, []byte(`{"pages":9}`))
+	}, consumer.Config{Durable: "reports"})
+
+	res, err := b.pub.Publish(t.Context(), "tasks.report.monthly", []byte(`{}`), &publisher.PublishOpts{Track: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ID == "" {
+		t.Fatal("a tracked task without an ID got none")
+	}
+	info := b.wait(t, res.ID)
+	if info.State != task.Succeeded || string(info.Result) != `{"pages":9}` || info.Attempt != 2 {
+		t.Fatalf("got %s attempt %d result %q, want succeeded on attempt 2 with the result", info.State, info.Attempt, info.Result)
+	}
+	if want := []string{"pending/0", "active/1", "retrying/1", "active/2", "succeeded/2"}; !slices.Equal(states(info), want) {
+		t.Fatalf("history %v, want %v", states(info), want)
+	}
+	if info.LastError != "the printer is out of paper" || info.Worker == "" || info.Ref != res.Ref() && info.Stream == "" {
+		t.Fatalf("record %+v: want the first attempt's error, the worker and the location", info)
+	}
+	if info.Progress == nil || info.Progress.Percent != 40 || info.Progress.Message != "rendering" {
+		t.Fatalf("progress %+v, want 40%% rendering", info.Progress)
+	}
+}
+
+func TestUntrackedTasksWriteNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var progressErr atomic.Value
+	done := make(chan struct{})
+	b.worker(t, func(ctx context.Context, tk *jetworker.Task) error {
+		progressErr.Store(fmt.Sprint(jetworker.SetProgress(ctx, 10, "x")))
+		close(done)
+		return nil
+	}, consumer.Config{Durable: "plain"})
+	if _, err := b.pub.Publish(t.Context(), "tasks.plain", nil, &publisher.PublishOpts{ID: "plain-1"}); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if got := progressErr.Load(); got != jetworker.ErrNotTracked.Error() {
+		t.Fatalf("SetProgress on an untracked task: got %v, want ErrNotTracked", got)
+	}
+	if _, err := b.store.Get(t.Context(), "plain-1"); !errors.Is(err, task.ErrNotFound) {
+		t.Fatalf("record of an untracked task: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestFailedTaskAndReplay(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var fixed atomic.Bool
+	b.worker(t, func(ctx context.Context, tk *jetworker.Task) error {
+		if !fixed.Load() {
+			return jetworker.Permanent(errors.New("template missing"))
+		}
+		return nil
+	}, consumer.Config{Durable: "replays"})
+	res, err := b.pub.Publish(t.Context(), "tasks.report.x", nil, &publisher.PublishOpts{ID: "report-x", Track: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := b.wait(t, res.ID)
+	if info.State != task.Failed || !strings.Contains(info.LastError, "template missing") {
+		t.Fatalf("got %s (%s), want failed with the error", info.State, info.LastError)
+	}
+	fixed.Store(true)
+	store, _ := dlq.New(b.js, dlq.Config{})
+	page, err := store.List(t.Context(), dlq.Filter{TaskID: "report-x"}, 0, 0)
+	if err != nil || len(page.Entries) != 1 {
+		t.Fatalf("dead letters: %v %v", page.Entries, err)
+	}
+	if _, err := store.Replay(t.Context(), page.Entries[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		info, err := b.store.Get(t.Context(), "report-x")
+		if err != nil || info.State != task.Succeeded || info.Generation != 1 {
+			return fmt.Errorf("after the replay: %s gen %d (%v)", info.State, info.Generation, err)
+		}
+		return nil
+	})
+}
+
+func TestPerTaskLimits(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	seen := make(chan string, 10)
+	b.worker(t, func(ctx context.Context, tk *jetworker.Task) error {
+		dl, _ := ctx.Deadline()
+		seen <- fmt.Sprintf("%s %d/%d last=%v deadline<2s=%v", tk.Subject, tk.Delivered, tk.MaxAttempts, tk.LastAttempt(), time.Until(dl) < 2*time.Second)
+		if tk.Subject == "tasks.slow" {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return errors.New("always fails")
+	}, consumer.Config{Durable: "limits", MaxDeliver: 5})
+	if _, err := b.pub.Publish(t.Context(), "tasks.twice", nil, &publisher.PublishOpts{ID: "twice", Track: true, MaxAttempts: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.pub.Publish(t.Context(), "tasks.capped", nil, &publisher.PublishOpts{ID: "capped", MaxAttempts: 50}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.pub.Publish(t.Context(), "tasks.slow", nil, &publisher.PublishOpts{ID: "slow", Timeout: time.Second, MaxAttempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	info := b.wait(t, "twice")
+	if info.State != task.Failed || info.Attempt != 2 {
+		t.Fatalf("MaxAttempts 2: ended %s after %d attempts, want failed after 2", info.State, info.Attempt)
+	}
+	var got []string
+	testutil.Eventually(t, 15*time.Second, func() error {
+		for {
+			select {
+			case s := <-seen:
+				got = append(got, s)
+				continue
+			default:
+			}
+			break
+		}
+		if len(got) < 2+5+1 {
+			return fmt.Errorf("deliveries so far: %v", got)
+		}
+		return nil
+	})
+	for _, want := range []string{
+		"tasks.twice 1/2 last=false", "tasks.twice 2/2 last=true",
+		"tasks.capped 5/5 last=true", // capped at the consumer's MaxDeliver
+		"tasks.slow 1/1 last=true deadline<2s=true",
+	} {
+		if !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, want) }) {
+			t.Errorf("no delivery like %q in %v", want, got)
+		}
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	started := make(chan string, 4)
+	b.worker(t, func(ctx context.Context, tk *jetworker.Task) error {
+		started <- tk.ID
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(30 * time.Second):
+			return nil
+		}
+	}, consumer.Config{Durable: "cancels", FilterSubjects: []string{"tasks.run.>"}})
+
+	t.Run("running", func(t *testing.T) {
+		if _, err := b.pub.Publish(t.Context(), "tasks.run.long", nil, &publisher.PublishOpts{ID: "long", Track: true}); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		began := time.Now()
+		if _, err := b.store.Cancel(t.Context(), "long"); err != nil {
+			t.Fatal(err)
+		}
+		info := b.wait(t, "long")
+		took := time.Since(began)
+		if info.State != task.Cancelled {
+			t.Fatalf("got %s, want cancelled", info.State)
+		}
+		t.Logf("a running task was cancelled %s after Cancel", took)
+		if took > 5*time.Second {
+			t.Errorf("cancelled after %s, want within a second or so", took)
+		}
+		if n := msgs(t, b.js, "DLQ"); n != 0 {
+			t.Errorf("a cancelled task was dead-lettered (%d)", n)
+		}
+	})
+	t.Run("pending", func(t *testing.T) {
+		// Nobody consumes tasks.idle: it stays pending.
+		res, err := b.pub.Publish(t.Context(), "tasks.idle.x", nil, &publisher.PublishOpts{ID: "idle", Track: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := b.store.Cancel(t.Context(), "idle")
+		if err != nil || info.State != task.Cancelled {
+			t.Fatalf("got %s, %v; want cancelled", info.State, err)
+		}
+		st, _ := b.js.Stream(t.Context(), "TASKS")
+		if _, err := st.GetMsg(t.Context(), res.Sequence); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			t.Fatalf("the cancelled pending task is still stored: %v", err)
+		}
+	})
+	t.Run("delayed", func(t *testing.T) {
+		if _, err := b.pub.Publish(t.Context(), "tasks.run.later", nil, &publisher.PublishOpts{ID: "later", Track: true, Delay: 2 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		if info, _ := b.store.Get(t.Context(), "later"); info.State != task.Scheduled || info.RunAt.IsZero() {
+			t.Fatalf("a delayed task: got %s (run at %v), want scheduled", info.State, info.RunAt)
+		}
+		info, err := b.store.Cancel(t.Context(), "later")
+		if err != nil || info.State != task.Cancelled {
+			t.Fatalf("got %s, %v; want cancelled", info.State, err)
+		}
+		select {
+		case id := <-started:
+			t.Fatalf("task %s ran after its cancel", id)
+		case <-time.After(3 * time.Second):
+		}
+	})
+	t.Run("finished and unknown", func(t *testing.T) {
+		if _, err := b.store.Cancel(t.Context(), "idle"); !errors.Is(err, task.ErrFinished) {
+			t.Fatalf("cancel of a cancelled task: got %v, want ErrFinished", err)
+		}
+		if _, err := b.store.Cancel(t.Context(), "nope"); !errors.Is(err, task.ErrNotFound) {
+			t.Fatalf("cancel of an unknown task: got %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("untracked by its ref", func(t *testing.T) {
+		res, err := b.pub.Publish(t.Context(), "tasks.idle.y", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		removed, err := b.store.CancelRef(t.Context(), res.Stream, res.Sequence)
+		if err != nil || !removed {
+			t.Fatalf("CancelRef: %v, %v; want removed", removed, err)
+		}
+	})
+}
+
+func TestUnique(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	release := make(chan struct{})
+	b.worker(t, func(ctx context.Context, tk *jetworker.Task) error {
+		if tk.Subject == "tasks.u.active" {
+			<-release
+		}
+		return nil
+	}, consumer.Config{Durable: "unique", FilterSubjects: []string{"tasks.u.active", "tasks.u.for"}})
+	ctx := t.Context()
+
+	t.Run("while pending, beyond the duplicate window", func(t *testing.T) {
+		// A stream whose duplicate window (1s) the second publish is past.
+		if _, err := streams.Ensure(ctx, b.js, streams.Tasks{Name: "SHORT", Subjects: []string{"short.>"}, Duplicates: time.Second}.StreamConfig()); err != nil {
+			t.Fatal(err)
+		}
+		opts := &publisher.PublishOpts{ID: "nightly", Unique: publisher.UniquePending}
+		first, err := b.pub.Publish(ctx, "short.nightly", nil, opts) // nobody consumes it
+		if err != nil || first.Duplicate {
+			t.Fatalf("first: %+v %v", first, err)
+		}
+		time.Sleep(1500 * time.Millisecond) // past the stream's duplicate window
+		// A publisher whose clock says the lock is older than the retry
+		// window (a minute), as it would be for a later, separate publish.
+		later, _ := task.New(b.js, task.Config{NowFunc: func() time.Time { return time.Now().Add(2 * time.Minute) }})
+		pub, _ := publisher.New(b.js, publisher.Config{Tasks: later})
+		second, err := pub.Publish(ctx, "short.nightly", nil, opts)
+		if err != nil || !second.Duplicate {
+			t.Fatalf("second publish while the first is pending: %+v %v, want a duplicate", second, err)
+		}
+		if n := msgs(t, b.js, "SHORT"); n != 1 {
+			t.Fatalf("SHORT holds %d messages, want 1", n)
+		}
+		// A retry soon after the first (an unknown outcome) goes through to
+		// the server, which de-duplicates it in its window, or stores it if
+		// the first never arrived.
+		retry, err := b.pub.Publish(ctx, "short.nightly", nil, opts)
+		if err != nil || retry.Duplicate {
+			t.Fatalf("retry inside the lock's retry window: %+v %v", retry, err)
+		}
+	})
+	t.Run("while active, released when it ends", func(t *testing.T) {
+		opts := &publisher.PublishOpts{ID: "sync-acct", Unique: publisher.UniqueActive, Track: true}
+		if _, err := b.pub.Publish(ctx, "tasks.u.active", nil, opts); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, 5*time.Second, func() error {
+			if info, _ := b.store.Get(ctx, "sync-acct"); info.State != task.Active {
+				return fmt.Errorf("state %s", info.State)
+			}
+			return nil
+		})
+		if err := b.store.Lock(ctx, "sync-acct", 0, 0); !errors.Is(err, task.ErrLocked) {
+			t.Fatalf("lock of a running unique task: got %v, want ErrLocked", err)
+		}
+		close(release)
+		b.wait(t, "sync-acct")
+		testutil.Eventually(t, 5*time.Second, func() error {
+			if err := b.store.Lock(ctx, "sync-acct", time.Second, 0); err != nil {
+				return fmt.Errorf("the lock of a finished task is still held: %v", err)
+			}
+			return nil
+		})
+	})
+	t.Run("for a duration", func(t *testing.T) {
+		if err := b.store.Lock(ctx, "ttl-task", 2*time.Second, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.store.Lock(ctx, "ttl-task", 2*time.Second, 0); !errors.Is(err, task.ErrLocked) {
+			t.Fatalf("second lock: got %v, want ErrLocked", err)
+		}
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if err := b.store.Lock(ctx, "ttl-task", time.Second, 0); err != nil {
+				return fmt.Errorf("lock not expired: %v", err)
+			}
+			return nil
+		})
+	})
+	t.Run("needs an ID", func(t *testing.T) {
+		if _, err := b.pub.Publish(ctx, "tasks.u.x", nil, &publisher.PublishOpts{Unique: publisher.UniqueActive}); !errors.Is(err, publisher.ErrInvalidOptions) {
+			t.Fatalf("unique without an ID: got %v, want ErrInvalidOptions", err)
+		}
+	})
+}
+
+func TestFollowAndList(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	step := make(chan struct{})
+	b.worker(t, func(ctx context.Context, tk *jetworker.Task) error {
+		for p := range 3 {
+			_ = jetworker.SetProgress(ctx, float64(p*50), "step")
+			<-step
+		}
+		return nil
+	}, consumer.Config{Durable: "follow", FilterSubjects: []string{"tasks.f.>"}})
+	if _, err := b.pub.Publish(t.Context(), "tasks.f.one", nil, &publisher.PublishOpts{ID: "followed", Track: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var seen []string
+	for info, err := range b.store.Follow(ctx, "followed") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := -1.0
+		if info.Progress != nil {
+			p = info.Progress.Percent
+		}
+		seen = append(seen, fmt.Sprintf("%s %v", info.State, p))
+		if info.State == task.Active && p >= 0 {
+			select {
+			case step <- struct{}{}:
+			default:
+			}
+		}
+	}
+	if len(seen) < 3 || seen[len(seen)-1] != "succeeded 100" {
+		t.Fatalf("followed %v, want the changes through to succeeded", seen)
+	}
+
+	for i := range 5 {
+		if _, err := b.pub.Publish(t.Context(), fmt.Sprintf("tasks.idle.%d", i), nil, &publisher.PublishOpts{Track: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := b.store.List(t.Context(), task.Filter{States: []task.State{task.Pending}, Subject: "tasks.idle.>"}, 0, 3)
+	if err != nil || len(page.Tasks) != 3 || page.Next == 0 {
+		t.Fatalf("first page: %d tasks, next %d, %v; want 3 and a cursor", len(page.Tasks), page.Next, err)
+	}
+	if page.Tasks[0].Subject != "tasks.idle.4" {
+		t.Fatalf("newest first: got %s first", page.Tasks[0].Subject)
+	}
+	rest, err := b.store.List(t.Context(), task.Filter{States: []task.State{task.Pending}}, page.Next, 10)
+	if err != nil || len(rest.Tasks) != 2 || rest.Next != 0 {
+		t.Fatalf("second page: %d tasks, next %d, %v; want the other 2", len(rest.Tasks), rest.Next, err)
+	}
+	if _, err := b.store.Get(t.Context(), "nope"); !errors.Is(err, task.ErrNotFound) {
+		t.Fatalf("Get of an unknown ID: got %v", err)
+	}
+	for _, err := range b.store.Follow(t.Context(), "nope") {
+		if !errors.Is(err, task.ErrNotFound) {
+			t.Fatalf("Follow of an unknown ID: got %v", err)
+		}
+	}
+}
+
+// TestStoreOutage: with the bucket gone mid-run, tracked tasks keep
+// running and the lost writes are counted; a tracked publish into a full
+// bucket fails clearly and publishes nothing.
+func TestStoreOutage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ran := make(chan string, 10)
+	b.worker(t, func(ctx context.Context, tk *jetworker.Task) error {
+		ran <- tk.ID
+		return nil
+	}, consumer.Config{Durable: "outage"})
+	if _, err := b.pub.Publish(t.Context(), "tasks.o.1", nil, &publisher.PublishOpts{ID: "o1", Track: true}); err != nil {
+		t.Fatal(err)
+	}
+	<-ran
+	if err := b.js.DeleteKeyValue(t.Context(), task.DefaultBucket); err != nil {
+		t.Fatal(err)
+	}
+	// Published through a publisher that still believes in the bucket: the
+	// message carries Jetworker-Track, the record write fails.
+	if _, err := b.js.Publish(t.Context(), "tasks.o.2", nil, jetstream.WithMsgID("o2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.pub.Publish(t.Context(), "tasks.o.3", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case <-ran:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a task did not run while the task bucket was away")
+		}
+	}
+
+	full := setup(t)
+	small, _ := task.New(full.js, task.Config{Bucket: "tiny", MaxBytes: 1024})
+	pub, _ := publisher.New(full.js, publisher.Config{Tasks: small})
+	var err error
+	for i := range 20 {
+		if _, err = pub.Publish(t.Context(), "tasks.full", make([]byte, 10), &publisher.PublishOpts{ID: fmt.Sprint("f", i), Track: true}); err != nil {
+			break
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "not sent") {
+		t.Fatalf("tracked publishes into a full bucket: got %v, want a clear error", err)
+	}
+	if n := msgs(t, full.js, "TASKS"); n >= 20 {
+		t.Fatalf("%d tasks stored: a failed record write still published", n)
+	}
+}
+
+func msgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	s, err := js.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}

@@ -1,0 +1,434 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/internal/logkey"
+)
+
+// writers is how many goroutines write a tracker's records; one task's
+// writes always go through the same one, in order.
+const writers = 8
+
+// progressEvery is the least time between two progress writes of a task;
+// reports in between are coalesced.
+const progressEvery = 250 * time.Millisecond
+
+// maxProgressMessage bounds a progress message.
+const maxProgressMessage = 200
+
+// Skip says why a delivered task must not run.
+type Skip int
+
+// Reasons not to run a task.
+const (
+	// Run: run the task.
+	Run Skip = iota
+	// SkipCancelled: it was cancelled; end it Cancelled.
+	SkipCancelled
+	// SkipFinished: its record says it already ended (a late duplicate
+	// delivery); acknowledge it without running it.
+	SkipFinished
+)
+
+// Tracker follows the tasks one consumer runs: it records their
+// transitions off the handler's path, gives handlers a jetworker.Reporter
+// for progress and results, releases uniqueness locks, and cancels running
+// tasks when [Store.Cancel] asks. Create it with [Store.NewTracker]; the
+// consumer calls [Tracker.Run] for as long as it runs.
+type Tracker struct {
+	s      *Store
+	worker string
+	all    bool
+	log    *slog.Logger
+
+	jobs  [writers]chan func(context.Context)
+	ready chan struct{}
+
+	mu        sync.Mutex
+	cancelled map[string]time.Time // cancel requests seen, by key
+	running   map[string]map[*Execution]struct{}
+	closed    bool
+}
+
+// NewTracker returns a tracker for the tasks of worker (its presence ID).
+// With all, every task is tracked, not only those published with
+// tracking. It does no I/O.
+func (s *Store) NewTracker(worker string, all bool) *Tracker {
+	tr := &Tracker{
+		s: s, worker: worker, all: all, log: s.log.With(slog.String("worker", worker)),
+		ready: make(chan struct{}), cancelled: map[string]time.Time{}, running: map[string]map[*Execution]struct{}{},
+	}
+	for i := range tr.jobs {
+		tr.jobs[i] = make(chan func(context.Context), 1024)
+	}
+	return tr
+}
+
+// Ready is closed once Run has read the cancel requests already made.
+func (tr *Tracker) Ready() <-chan struct{} { return tr.ready }
+
+// Run watches cancel requests and writes records until ctx ends, then
+// finishes the writes already queued (bounded by the store's request
+// timeout each) and returns. A watch that cannot start is retried; records
+// that cannot be written are logged and counted in [Store.Lost]. It
+// returns nil.
+func (tr *Tracker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wctx := context.WithoutCancel(ctx)
+	for i := range tr.jobs {
+		wg.Go(func() {
+			for job := range tr.jobs[i] {
+				job(wctx)
+			}
+		})
+	}
+	tr.watch(ctx)
+	tr.mu.Lock()
+	tr.closed = true
+	for i := range tr.jobs {
+		close(tr.jobs[i])
+	}
+	tr.mu.Unlock()
+	wg.Wait()
+	return nil
+}
+
+// watch keeps a watch on the cancel requests until ctx ends.
+func (tr *Tracker) watch(ctx context.Context) {
+	readyOnce := sync.OnceFunc(func() { close(tr.ready) })
+	defer readyOnce()
+	for ctx.Err() == nil {
+		err := tr.watchOnce(ctx, readyOnce)
+		if ctx.Err() != nil {
+			return
+		}
+		tr.log.LogAttrs(ctx, slog.LevelWarn, "watch cancel requests; retrying", slog.Any(logkey.Err, err))
+		readyOnce() // do not hold workers back while the bucket is away
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (tr *Tracker) watchOnce(ctx context.Context, ready func()) error {
+	kv, err := tr.s.bucket(ctx, false)
+	if err != nil {
+		return err
+	}
+	w, err := kv.Watch(ctx, cancelPrefix+">")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Stop() }()
+	prune := time.NewTicker(time.Minute)
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-prune.C:
+			tr.prune()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("watch ended")
+			}
+			if e == nil {
+				ready()
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			tr.cancel(e.Key()[len(cancelPrefix):], e.Created())
+		}
+	}
+}
+
+// cancel records a cancel request and cancels the running executions of
+// that key.
+func (tr *Tracker) cancel(k string, at time.Time) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.cancelled[k] = at
+	for ex := range tr.running[k] {
+		ex.stop(ErrCancelled)
+	}
+}
+
+// prune forgets cancel requests older than the bucket's TTL: the bucket
+// has forgotten them too.
+func (tr *Tracker) prune() {
+	cutoff := time.Now().Add(-tr.s.cfg.TTL)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for k, at := range tr.cancelled {
+		if at.Before(cutoff) {
+			delete(tr.cancelled, k)
+		}
+	}
+}
+
+// enqueue runs job on the writer of id, in order with id's other writes.
+// It reports false once Run has ended.
+func (tr *Tracker) enqueue(id string, job func(context.Context)) bool {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.closed {
+		return false
+	}
+	select {
+	case tr.jobs[h.Sum32()%writers] <- job:
+		return true
+	default:
+		tr.s.lost.Add(1) // the bucket cannot keep up: drop rather than block a handler
+		return false
+	}
+}
+
+// Execution is one run of one tracked task, from [Tracker.Begin] to
+// [Execution.End]. It is the handler's jetworker.Reporter.
+type Execution struct {
+	tr         *Tracker
+	id         string   // the record's ID, "" when the task is not tracked
+	keys       []string // its cancel keys: the ID's and the ref's
+	attempt    int
+	generation int
+	unique     string // the Jetworker-Unique mode
+	lockID     string // the uniqueness lock's task ID, "" without one
+	stop       context.CancelCauseFunc
+
+	mu           sync.Mutex
+	result       []byte
+	progress     *Progress
+	lastProgress time.Time
+	flush        *time.Timer
+	ended        bool
+}
+
+// Begin prepares a delivered task: it returns the context for its handler
+// (carrying a jetworker.Reporter, cancelled with cause [ErrCancelled] when
+// the task is cancelled), the execution to end, and whether to run it at
+// all. An untracked task without uniqueness lock gets ctx back and a nil
+// execution. A record that cannot be read does not stop the task.
+func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Context, *Execution, Skip) {
+	tracked := tr.all || t.Header.Get(jetworker.HeaderTrack) != ""
+	unique := t.Header.Get(jetworker.HeaderUnique)
+	atStart, hasLock := parseUnique(unique)
+	if !tracked && !hasLock {
+		return ctx, nil, Run
+	}
+	id := t.ID
+	if id == "" {
+		id = t.Ref()
+	}
+	ex := &Execution{tr: tr, id: id, keys: []string{key(id), key(t.Ref())}, attempt: int(t.Delivered), unique: unique}
+	if hasLock {
+		ex.lockID = t.ID
+	}
+	if !tracked {
+		ex.id = "" // a lock to release, no record
+	}
+	if tr.isCancelled(ex.keys) {
+		return ctx, ex, SkipCancelled
+	}
+	replayed := t.Header.Get(jetworker.HeaderReplayedFrom) != ""
+	if tracked && (t.Delivered > 1 || replayed) {
+		// A redelivery may follow a success whose ack was lost, a replay
+		// starts a new life: look before running.
+		cur, err := tr.s.Get(ctx, id)
+		switch {
+		case err == nil && cur.CancelRequested:
+			return ctx, ex, SkipCancelled
+		case err == nil && replayed && cur.State == Failed:
+			ex.generation = cur.Generation + 1
+		case err == nil && cur.State.Terminal():
+			ex.generation = cur.Generation
+			return ctx, ex, SkipFinished
+		case err == nil:
+			ex.generation = cur.Generation
+		}
+	}
+	if ex.lockID != "" && atStart {
+		tr.enqueue(ex.lockID, func(ctx context.Context) { tr.unlock(ctx, ex.lockID) })
+	}
+	hctx, stop := context.WithCancelCause(ctx)
+	ex.stop = stop
+	tr.mu.Lock()
+	for _, k := range ex.keys {
+		if tr.running[k] == nil {
+			tr.running[k] = map[*Execution]struct{}{}
+		}
+		tr.running[k][ex] = struct{}{}
+	}
+	tr.mu.Unlock()
+	if tracked {
+		ev := event{state: Active, attempt: ex.attempt, generation: ex.generation, worker: tr.worker,
+			stream: t.Stream, seq: t.Sequence, ref: t.Ref()}
+		seed := Info{Subject: t.Subject, MaxAttempts: t.MaxAttempts, Unique: unique, History: []Transition{}}
+		tr.write(id, seed, ev)
+		hctx = jetworker.WithReporter(hctx, ex)
+	}
+	return hctx, ex, Run
+}
+
+func (tr *Tracker) isCancelled(keys []string) bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, k := range keys {
+		if _, ok := tr.cancelled[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// write queues a record write; the event's time is now.
+func (tr *Tracker) write(id string, seed Info, ev event) {
+	ev.at = tr.s.cfg.NowFunc().UTC()
+	tr.enqueue(id, func(ctx context.Context) {
+		if _, err := tr.s.record(ctx, id, true, seed, ev); err != nil {
+			tr.s.lost.Add(1)
+			tr.log.LogAttrs(ctx, slog.LevelWarn, "write task record", slog.String(logkey.TaskID, id),
+				slog.String("state", string(ev.state)), slog.Any(logkey.Err, err))
+		}
+	})
+}
+
+func (tr *Tracker) unlock(ctx context.Context, id string) {
+	if err := tr.s.Unlock(ctx, id); err != nil {
+		tr.log.LogAttrs(ctx, slog.LevelWarn, "release uniqueness lock", slog.String(logkey.TaskID, id), slog.Any(logkey.Err, err))
+	}
+}
+
+// Progress records how far the task is; writes are coalesced to one per
+// 250ms. It implements jetworker.Reporter.
+func (ex *Execution) Progress(percent float64, message string) error {
+	if percent < 0 || percent > 100 || percent != percent {
+		return fmt.Errorf("%w: percent %v outside [0, 100]", ErrInvalidProgress, percent)
+	}
+	if len(message) > maxProgressMessage {
+		return fmt.Errorf("%w: message of %d bytes, more than %d", ErrInvalidProgress, len(message), maxProgressMessage)
+	}
+	now := ex.tr.s.cfg.NowFunc().UTC()
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.ended {
+		return nil
+	}
+	ex.progress = &Progress{Percent: percent, Message: message, At: now}
+	if now.Sub(ex.lastProgress) >= progressEvery {
+		ex.writeProgress(now)
+	} else if ex.flush == nil {
+		ex.flush = time.AfterFunc(progressEvery-now.Sub(ex.lastProgress), func() {
+			ex.mu.Lock()
+			defer ex.mu.Unlock()
+			ex.flush = nil
+			if !ex.ended {
+				ex.writeProgress(ex.tr.s.cfg.NowFunc().UTC())
+			}
+		})
+	}
+	return nil
+}
+
+// writeProgress queues a write of the latest progress; ex.mu is held.
+func (ex *Execution) writeProgress(now time.Time) {
+	ex.lastProgress = now
+	p := *ex.progress
+	ex.tr.write(ex.id, Info{}, event{state: Active, attempt: ex.attempt, generation: ex.generation, progress: &p})
+}
+
+// Result records the task's result, stored when it succeeds. It
+// implements jetworker.Reporter.
+func (ex *Execution) Result(data []byte) error {
+	if len(data) > ex.tr.s.cfg.MaxResult {
+		return fmt.Errorf("%w: %d bytes, more than the %d allowed (task.Config.MaxResult)", ErrResultTooLarge, len(data), ex.tr.s.cfg.MaxResult)
+	}
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	ex.result = append([]byte(nil), data...)
+	return nil
+}
+
+// End records how the execution ended: state is Succeeded, Retrying,
+// Failed or Cancelled (the zero State records nothing: the task was handed
+// back on shutdown and its next delivery moves it on); err is the
+// handler's error. It releases a uniqueness lock held until the task ends.
+// End on a nil Execution does nothing.
+func (ex *Execution) End(state State, err error) {
+	if ex == nil {
+		return
+	}
+	ex.mu.Lock()
+	ex.ended = true
+	if ex.flush != nil {
+		ex.flush.Stop()
+		ex.flush = nil
+	}
+	result, progress := ex.result, ex.progress
+	ex.mu.Unlock()
+	tr := ex.tr
+	if ex.stop != nil {
+		ex.stop(nil)
+		tr.mu.Lock()
+		for _, k := range ex.keys {
+			delete(tr.running[k], ex)
+			if len(tr.running[k]) == 0 {
+				delete(tr.running, k)
+			}
+		}
+		tr.mu.Unlock()
+	}
+	if state == "" {
+		return
+	}
+	if ex.id != "" {
+		ev := event{state: state, attempt: ex.attempt, generation: ex.generation, worker: tr.worker, progress: progress}
+		if err != nil {
+			ev.err = err.Error()
+		}
+		if state == Succeeded {
+			ev.result = result
+		}
+		tr.write(ex.id, Info{}, ev)
+	}
+	if atStart, ok := parseUnique(ex.unique); ok && !atStart && state.Terminal() && ex.lockID != "" {
+		tr.enqueue(ex.lockID, func(ctx context.Context) { tr.unlock(ctx, ex.lockID) })
+	}
+}
+
+// Release releases the uniqueness lock of a task that ended without a
+// handler run (dead-lettered after its deliveries ran out, cancelled
+// before it ran): h are its headers, id its ID.
+func (tr *Tracker) Release(id string, h nats.Header) {
+	if _, ok := parseUnique(h.Get(jetworker.HeaderUnique)); ok && id != "" {
+		tr.enqueue(id, func(ctx context.Context) { tr.unlock(ctx, id) })
+	}
+}
+
+// Dead records that a task ended Failed without a handler run (the
+// server's max-deliveries advisory), when it is tracked.
+func (tr *Tracker) Dead(t *jetworker.Task, reason string) {
+	if !tr.all && t.Header.Get(jetworker.HeaderTrack) == "" {
+		return
+	}
+	id := t.ID
+	if id == "" {
+		id = t.Ref()
+	}
+	tr.write(id, Info{Subject: t.Subject, History: []Transition{}}, event{state: Failed, attempt: int(t.Delivered), generation: -1, err: reason})
+}
