@@ -553,3 +553,45 @@ func msgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 	}
 	return info.State.Msgs
 }
+
+func TestQueuedAndRunNow(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	for i := range 3 {
+		if _, err := b.pub.Publish(ctx, fmt.Sprintf("tasks.q.%d", i), []byte("x"), &publisher.PublishOpts{ID: fmt.Sprint("q", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.pub.Publish(ctx, "tasks.q.later", []byte("later"), &publisher.PublishOpts{ID: "later", Delay: time.Hour, Track: true}); err != nil {
+		t.Fatal(err)
+	}
+	page, err := b.store.Queued(ctx, "TASKS", task.QueuedFilter{Subject: "tasks.q.*"}, 0, 2)
+	if err != nil || len(page.Tasks) != 2 || page.Tasks[0].ID != "q2" || page.Next == 0 {
+		t.Fatalf("queued: %+v %v; want q2 first and a cursor", page, err)
+	}
+	delayed, err := b.store.Queued(ctx, "TASKS", task.QueuedFilter{Delayed: true}, 0, 0)
+	if err != nil || len(delayed.Tasks) != 1 {
+		t.Fatalf("delayed: %+v %v", delayed, err)
+	}
+	d := delayed.Tasks[0]
+	if d.ID != "later" || d.Subject != "tasks.q.later" || !d.Tracked || time.Until(d.RunAt) < 50*time.Minute {
+		t.Fatalf("delayed task %+v: want later on tasks.q.later in an hour, tracked", d)
+	}
+	ref, err := b.store.RunNow(ctx, d.Stream, d.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.RunNow(ctx, d.Stream, d.Seq); !errors.Is(err, task.ErrNotFound) {
+		t.Fatalf("second RunNow: got %v, want ErrNotFound", err)
+	}
+	stream, seq, _ := jetworker.ParseRef(ref)
+	st, _ := b.js.Stream(ctx, stream)
+	m, err := st.GetMsg(ctx, seq)
+	if err != nil || m.Subject != "tasks.q.later" || string(m.Data) != "later" || jetworker.TaskID(m.Header) != "later" {
+		t.Fatalf("released task %v: %+v", err, m)
+	}
+	if again, _ := b.store.Queued(ctx, "TASKS", task.QueuedFilter{Delayed: true}, 0, 0); len(again.Tasks) != 0 {
+		t.Fatalf("delayed tasks after RunNow: %d, want 0", len(again.Tasks))
+	}
+}
