@@ -33,8 +33,9 @@ func benchSetup(b *testing.B) (jetstream.JetStream, *publisher.Publisher) {
 }
 
 // BenchmarkPublish compares the synchronous path: jetworker's Publish
-// (task ID and Enqueued-At headers) against raw js.Publish with no
-// headers and with the same Nats-Msg-Id header, on the same server.
+// without a task ID (no headers) against raw js.Publish, and with an ID
+// (a Nats-Msg-Id header) against raw with the same header, on the same
+// server.
 func BenchmarkPublish(b *testing.B) {
 	js, pub := benchSetup(b)
 	data := make([]byte, benchPayload)
@@ -58,6 +59,14 @@ func BenchmarkPublish(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := pub.Publish(b.Context(), "tasks.bench", data, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("jetworker-id", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := pub.Publish(b.Context(), "tasks.bench", data, &publisher.PublishOpts{ID: newBenchID()}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -114,15 +123,16 @@ func BenchmarkPublishAsync(b *testing.B) {
 }
 
 // BenchmarkPublishAsyncInterleaved publishes batches of 1,000 tasks
-// through raw js.PublishAsync, raw with a Nats-Msg-Id, and jetworker's
-// PublishAsync in turn, each batch until its last ack, so that drift on a
-// noisy machine weighs on all three alike. Read the ratio metrics:
-// jetworker's throughput over each raw side's.
+// through raw js.PublishAsync and jetworker's PublishAsync without IDs,
+// then raw with a Nats-Msg-Id and jetworker with task IDs, in turn, each
+// batch until its last ack, so that drift on a noisy machine weighs on all
+// sides alike. Read the ratio metrics: jetworker's throughput over its
+// raw counterpart's (ratio-raw: no ID; ratio-raw-msgid: with IDs).
 func BenchmarkPublishAsyncInterleaved(b *testing.B) {
 	js, pub := benchSetup(b)
 	data := make([]byte, benchPayload)
 	const batch = 1000
-	var raw, rawID, jw time.Duration
+	var raw, rawID, jw, jwID time.Duration
 	timed := func(total *time.Duration, publish func() error, wait func() error) {
 		began := time.Now()
 		for range batch {
@@ -143,9 +153,47 @@ func BenchmarkPublishAsyncInterleaved(b *testing.B) {
 			_, err := js.PublishAsync("tasks.bench", data, jetstream.WithMsgID(newBenchID()))
 			return err
 		}, rawWait)
-		timed(&jw, func() error { _, err := pub.PublishAsync(b.Context(), "tasks.bench", data, nil); return err },
-			func() error { return pub.Wait(b.Context()) })
+		jwWait := func() error { return pub.Wait(b.Context()) }
+		timed(&jw, func() error { _, err := pub.PublishAsync(b.Context(), "tasks.bench", data, nil); return err }, jwWait)
+		timed(&jwID, func() error {
+			_, err := pub.PublishAsync(b.Context(), "tasks.bench", data, &publisher.PublishOpts{ID: newBenchID()})
+			return err
+		}, jwWait)
 	}
 	b.ReportMetric(raw.Seconds()/jw.Seconds(), "ratio-raw")
-	b.ReportMetric(rawID.Seconds()/jw.Seconds(), "ratio-raw-msgid")
+	b.ReportMetric(rawID.Seconds()/jwID.Seconds(), "ratio-raw-msgid")
+}
+
+// BenchmarkPublishBatch compares bulk loads of 10,000 tasks: jetworker's
+// PublishBatch (fast-ingest batches) against raw js.PublishAsync until
+// the last ack, interleaved. ratio-raw is PublishBatch's throughput over
+// raw PublishAsync's: above 1 the bulk path is faster than the raw async
+// one, which is what it is for.
+func BenchmarkPublishBatch(b *testing.B) {
+	js, pub := benchSetup(b)
+	data := make([]byte, benchPayload)
+	const n = 10_000
+	tasks := make([]publisher.BatchTask, n)
+	for i := range tasks {
+		tasks[i] = publisher.BatchTask{Subject: "tasks.bench", Data: data}
+	}
+	var raw, bulk time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		began := time.Now()
+		for range n {
+			if _, err := js.PublishAsync("tasks.bench", data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		<-js.PublishAsyncComplete()
+		raw += time.Since(began)
+		began = time.Now()
+		if _, err := pub.PublishBatch(b.Context(), tasks); err != nil {
+			b.Fatal(err)
+		}
+		bulk += time.Since(began)
+	}
+	b.ReportMetric(raw.Seconds()/bulk.Seconds(), "ratio-raw")
+	b.ReportMetric(float64(n*b.N)/bulk.Seconds(), "tasks/s")
 }

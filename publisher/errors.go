@@ -12,6 +12,9 @@ var (
 	// ErrDelayNotSupported is returned when a delayed publish targets a
 	// stream without message schedules or without its delay subject.
 	ErrDelayNotSupported = errors.New("publisher: stream does not support delayed tasks")
+	// ErrBatchNotSupported is returned by [Publisher.PublishBatch] when
+	// the batch's stream does not allow batch publishing.
+	ErrBatchNotSupported = errors.New("publisher: stream does not allow batch publishing")
 	// ErrInvalidOptions is returned, before any I/O, for contradictory
 	// [PublishOpts] (both Delay and At, a negative Delay or TTL).
 	ErrInvalidOptions = errors.New("publisher: invalid publish options")

@@ -95,7 +95,7 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 	}
 	if n == 0 && p.cfg.HeaderFunc == nil {
 		pr.msg = msg
-		return pr, p.checkSize(subject, msg)
+		return pr, p.checkSize(subject, msg, 0)
 	}
 
 	// One allocation holds every header value.
@@ -167,12 +167,12 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 		set(jetstream.MsgTTLHeader, o.TTL.String())
 	}
 	pr.msg = msg
-	return pr, p.checkSize(subject, msg)
+	return pr, p.checkSize(subject, msg, 0)
 }
 
 // checkSize refuses, before sending, a message larger than the server's
-// max payload.
-func (p *Publisher) checkSize(subject string, msg *nats.Msg) error {
+// max payload, less reserve bytes kept for headers added later.
+func (p *Publisher) checkSize(subject string, msg *nats.Msg, reserve int) error {
 	limit := p.js.Conn().MaxPayload()
 	if limit <= 0 {
 		return nil
@@ -181,7 +181,7 @@ func (p *Publisher) checkSize(subject string, msg *nats.Msg) error {
 	if msg.Header != nil {
 		hs = headerSize(msg.Header)
 	}
-	if size := int64(len(msg.Data) + hs); size > limit {
+	if size := int64(len(msg.Data) + hs + reserve); size > limit {
 		return fmt.Errorf("publish %q: %w: %d bytes (payload %d, headers %d) > max payload %d bytes",
 			subject, ErrPayloadTooLarge, size, len(msg.Data), hs, limit)
 	}

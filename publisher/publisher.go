@@ -34,9 +34,16 @@ type Config struct {
 	// MaxInFlight bounds unacknowledged async publishes; PublishAsync
 	// blocks while that many are outstanding. Defaults to 2048.
 	MaxInFlight int
-	// AsyncAckTimeout bounds the wait for an async publish's PubAck.
-	// Defaults to 10s.
+	// AsyncAckTimeout bounds the wait for an async publish's PubAck, and
+	// for each ack of a batch. Defaults to 10s.
 	AsyncAckTimeout time.Duration
+	// BatchFlow is how many tasks of a [Publisher.PublishBatch] the server
+	// acknowledges at once (it may ask for acks more often). At most
+	// 65535. Defaults to 500.
+	BatchFlow int
+	// BatchOutstanding is how many batch acks may be outstanding before
+	// PublishBatch waits. At most 65535. Defaults to 4.
+	BatchOutstanding int
 	// Hooks observe every publish's outcome (metrics, per-task async
 	// results). Defaults to none.
 	Hooks Hooks
@@ -65,6 +72,8 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	c.MaxInFlight = cmp.Or(c.MaxInFlight, DefaultMaxInFlight)
 	c.AsyncAckTimeout = cmp.Or(c.AsyncAckTimeout, DefaultAsyncAckTimeout)
+	c.BatchFlow = cmp.Or(c.BatchFlow, DefaultBatchFlow)
+	c.BatchOutstanding = cmp.Or(c.BatchOutstanding, DefaultBatchOutstanding)
 	if c.NowFunc == nil {
 		c.NowFunc = time.Now
 	}
@@ -85,6 +94,12 @@ func (c Config) validate() error {
 	}
 	if c.AsyncAckTimeout < 0 {
 		errs = append(errs, fmt.Errorf("publisher: AsyncAckTimeout must be >= 0, got %s", c.AsyncAckTimeout))
+	}
+	if c.BatchFlow < 1 || c.BatchFlow > 65535 {
+		errs = append(errs, fmt.Errorf("publisher: BatchFlow must be 1 to 65535, got %d", c.BatchFlow))
+	}
+	if c.BatchOutstanding < 1 || c.BatchOutstanding > 65535 {
+		errs = append(errs, fmt.Errorf("publisher: BatchOutstanding must be 1 to 65535, got %d", c.BatchOutstanding))
 	}
 	return errors.Join(errs...)
 }

@@ -78,8 +78,8 @@ type Config struct {
 
 // Tasks describes a task stream. The zero value is the default TASKS
 // stream: file storage, work-queue retention, subjects tasks.>, a 2-minute
-// duplicate window, delayed tasks (message schedules) and per-message TTLs
-// on.
+// duplicate window, delayed tasks (message schedules), per-message TTLs and
+// fast-ingest batch publishing on.
 type Tasks struct {
 	// Name is the stream name. Defaults to "TASKS".
 	Name string
@@ -146,6 +146,7 @@ func (t Tasks) StreamConfig() jetstream.StreamConfig {
 	cfg := base(name, subjects, t.Replicas, t.Memory, t.Duplicates, t.MaxBytes, t.MaxAge, KindTasks)
 	cfg.Retention = t.Retention.policy()
 	cfg.AllowMsgTTL = true
+	cfg.AllowBatchPublish = true // publisher.PublishBatch: fast-ingest batches
 	if !t.DisableDelays {
 		cfg.Subjects = append(cfg.Subjects, DelaySubject(name))
 		cfg.AllowMsgSchedules = true
@@ -264,6 +265,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, want jetstream.StreamCo
 	next.AllowMsgTTL = next.AllowMsgTTL || want.AllowMsgTTL
 	next.AllowRollup = next.AllowRollup || want.AllowRollup
 	next.AllowDirect = next.AllowDirect || want.AllowDirect
+	next.AllowBatchPublish = next.AllowBatchPublish || want.AllowBatchPublish
 	if len(want.Metadata) > 0 {
 		next.Metadata = maps.Clone(next.Metadata)
 		if next.Metadata == nil {
@@ -315,6 +317,7 @@ func diffStream(have, want jetstream.StreamConfig) (conflicts []string, update b
 		(want.AllowMsgTTL && !have.AllowMsgTTL) ||
 		(want.AllowRollup && !have.AllowRollup) ||
 		(want.AllowDirect && !have.AllowDirect) ||
+		(want.AllowBatchPublish && !have.AllowBatchPublish) ||
 		!metadataHas(have.Metadata, want.Metadata)
 	return conflicts, update
 }
