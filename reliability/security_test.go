@@ -70,23 +70,9 @@ func TestSecurity(t *testing.T) {
 	token := "tok-" + randHex(t)
 	adminPass, workerPass := "adm-"+randHex(t), "wrk-"+randHex(t)
 
-	// What a worker may do: its durable, acks, the DLQ, the presence KV.
-	workerPerms := `permissions: {
-      publish: { allow: [
-        "$JS.API.INFO",
-        "$JS.API.STREAM.INFO.TASKS", "$JS.API.STREAM.INFO.DLQ",
-        "$JS.API.STREAM.MSG.GET.TASKS",
-        "$JS.API.STREAM.MSG.DELETE.TASKS",
-        "$JS.API.CONSUMER.INFO.TASKS.worker-webhook",
-        "$JS.API.CONSUMER.MSG.NEXT.TASKS.worker-webhook",
-        "$JS.ACK.TASKS.worker-webhook.>",
-        "dlq.>",
-        "$JS.API.STREAM.INFO.KV_jetworker_workers",
-        "$JS.API.DIRECT.GET.KV_jetworker_workers.>",
-        "$KV.jetworker_workers.>"
-      ] }
-      subscribe: { allow: ["_INBOX.>", "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.TASKS.worker-webhook"] }
-    }`
+	// What a worker may do: its durable, acks, its dead letters, the
+	// presence KV (deploy/README.md's set).
+	workerPerms := workerIdentity
 	ops := newOperatorSetup(t, dir)
 	cases := []secCase{
 		{

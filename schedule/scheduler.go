@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,12 +62,16 @@ func New(js jetstream.JetStream, cfg Config) (*Scheduler, error) {
 	}, nil
 }
 
-// Ready is closed once Run has provisioned the buckets, loaded the entries
+// Ready is closed once Run has bound the buckets, loaded the entries
 // and made its first bid for the lease.
 func (s *Scheduler) Ready() <-chan struct{} { return s.ready }
 
-// Run provisions the buckets, campaigns for the lease and, while leading,
-// fires the entries' slots. It blocks until ctx ends, then stops firing,
+// Run binds to the schedule, state and lease buckets (creating those
+// missing, and updating the lease bucket when its TTL differs from
+// Config.LeaseTTL; [Store.Provision] updates the others), campaigns for
+// the lease and, while leading, fires the entries' slots. A scheduler
+// whose identity only reads schedules, writes state and leases and
+// publishes tasks runs on provisioned buckets (see deploy/README.md). It blocks until ctx ends, then stops firing,
 // releases the lease and returns nil. It returns an error if it cannot
 // start, and one wrapping nats.ErrConnectionClosed as soon as its
 // connection is closed for good. A second call returns
@@ -75,24 +80,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if s.ran.Swap(true) {
 		return ErrAlreadyRunning
 	}
-	if err := s.store.Provision(ctx); err != nil {
-		return fmt.Errorf("schedule: %w", err)
-	}
+	// Bind to the buckets, creating those missing: a scheduler whose
+	// identity may not manage buckets runs on provisioned ones.
 	entries, state, err := s.store.buckets(ctx, false)
 	if err != nil {
 		return fmt.Errorf("schedule: %w", err)
 	}
-	leaseKV, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:         LeaseBucket,
-		Description:    "jetworker leader leases",
-		History:        1,
-		TTL:            s.cfg.LeaseTTL,
-		LimitMarkerTTL: max(s.cfg.LeaseTTL, time.Second),
-		Replicas:       s.cfg.Replicas,
-		Storage:        jetstream.FileStorage,
-	})
+	leaseKV, err := s.leaseBucket(ctx)
 	if err != nil {
-		return fmt.Errorf("schedule: provision bucket %q: %w", LeaseBucket, err)
+		return fmt.Errorf("schedule: %w", err)
 	}
 	l := &lease{
 		kv: leaseKV, key: s.cfg.LeaseKey, value: []byte(s.cfg.InstanceID),
@@ -139,4 +135,54 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	cancel()
 	s.log.LogAttrs(ctx, slog.LevelInfo, "scheduler stopped")
 	return err
+}
+
+// ProvisionLeases creates the lease bucket for schedulers whose
+// Config.LeaseTTL is ttl (0 means DefaultLeaseTTL), or updates it. Run
+// creates it too when it is missing; provision it ahead with an admin
+// identity when schedulers may not manage streams.
+func ProvisionLeases(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) error {
+	if _, err := js.CreateOrUpdateKeyValue(ctx, leaseConfig(cmp.Or(ttl, DefaultLeaseTTL), replicas)); err != nil {
+		return fmt.Errorf("schedule: provision bucket %q: %w", LeaseBucket, err)
+	}
+	return nil
+}
+
+// leaseConfig is the lease bucket's configuration for a lease TTL.
+func leaseConfig(ttl time.Duration, replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         LeaseBucket,
+		Description:    "jetworker leader leases",
+		History:        1,
+		TTL:            ttl,
+		LimitMarkerTTL: max(ttl, time.Second),
+		Replicas:       replicas,
+		Storage:        jetstream.FileStorage,
+	}
+}
+
+// leaseBucket binds to the lease bucket, creating it when missing and
+// updating it only when its TTLs differ from the configured lease TTL
+// (which needs an identity that may manage streams).
+func (s *Scheduler) leaseBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	cfg := leaseConfig(s.cfg.LeaseTTL, s.cfg.Replicas)
+	kv, err := s.js.KeyValue(ctx, LeaseBucket)
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("bind bucket %q: %w", LeaseBucket, err)
+	default:
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("bucket %q: %w", LeaseBucket, err)
+		}
+		if st.TTL() == cfg.TTL && st.LimitMarkerTTL() == cfg.LimitMarkerTTL {
+			return kv, nil
+		}
+	}
+	kv, err = s.js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("provision bucket %q (lease TTL %s): %w", LeaseBucket, s.cfg.LeaseTTL, err)
+	}
+	return kv, nil
 }

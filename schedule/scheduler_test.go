@@ -540,3 +540,29 @@ func TestEverySlotFiredOnceWhileLeadersCrash(t *testing.T) {
 	}
 	t.Logf("%d slots over %s, %d gaps, %d duplicates", len(slots), last.Sub(first), gaps, dups)
 }
+
+// TestSchedulerLeaseBucketFollowsTTL: a scheduler binds to an existing
+// lease bucket as it is, and updates it when the configured lease TTL
+// changed.
+func TestSchedulerLeaseBucketFollowsTTL(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ttl := func() time.Duration {
+		kv, err := b.js.KeyValue(t.Context(), schedule.LeaseBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.TTL()
+	}
+	for _, want := range []time.Duration{2 * time.Second, 2 * time.Second, 3 * time.Second} {
+		r := b.start(t, "s-"+want.String(), schedule.Config{LeaseTTL: want})
+		r.stop(t)
+		if got := ttl(); got != want {
+			t.Fatalf("lease bucket TTL %s after a scheduler with LeaseTTL %s ran", got, want)
+		}
+	}
+}
