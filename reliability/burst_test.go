@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jetworker/jetworker/reliability"
+	"github.com/jetworker/jetworker/reliability/internal/check"
 )
 
 // TestBurst is scenario 7: a sustained rate, then 10x that rate for a
@@ -126,7 +126,7 @@ func TestBurst(t *testing.T) {
 		}
 		peak = max(peak, p.rssPeakKB())
 	}
-	r := reliability.Check(reliability.History{Attempted: attempted, Acked: acked, Executions: rcv.executions()})
+	r := check.Check(check.History{Attempted: attempted, Acked: acked, Executions: rcv.executions()})
 	figure(t, "scenario=7 sustained=%.0f/s burst=%.0f/s for %s burst_published=%.0f/s tasks=%d acked=%d lost=%d dup=%d max_backlog=%d drain_after_burst=%s worker_peak_rss=%dMiB",
 		rate, 10*rate, burst, float64(burstCount)/burstTook.Seconds(), len(attempted), r.Acked, len(r.Lost), r.Duplicates, maxPending, secs(drained.Sub(burstEnd)), peak>>10)
 	if r.Acked != len(attempted) {

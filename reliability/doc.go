@@ -9,8 +9,8 @@
 // process. The receiver verifies the Jetworker-Signature, records every
 // request (task ID, delivery count, stream sequence, worker, time) and
 // answers after a simulated work time. The test's publisher records the IDs
-// it attempted and those acknowledged, retrying with the same ID. [Check]
-// turns that history into the figures: lost = acknowledged − completed,
+// it attempted and those acknowledged, retrying with the same ID. The
+// internal check package turns that history into the figures: lost = acknowledged − completed,
 // duplicate executions (each explained by a kill or an expired ack wait, or
 // unexplained), IDs stored twice and the time a killed worker's tasks took
 // to resume.

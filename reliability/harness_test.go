@@ -35,7 +35,7 @@ import (
 
 	"github.com/jetworker/jetworker/handlers/webhook"
 	"github.com/jetworker/jetworker/publisher"
-	"github.com/jetworker/jetworker/reliability"
+	"github.com/jetworker/jetworker/reliability/internal/check"
 )
 
 var (
@@ -332,7 +332,7 @@ type receiver struct {
 	decide func(id string, delivered int, body []byte) (time.Duration, int)
 
 	mu       sync.Mutex
-	execs    []reliability.Execution
+	execs    []check.Execution
 	inflight map[string]int // worker -> requests being served
 	badSig   atomic.Int64
 }
@@ -350,7 +350,7 @@ func newReceiver(t *testing.T, decide func(id string, delivered int, body []byte
 func (r *receiver) url(worker string) string { return r.srv.URL + "/hook?w=" + worker }
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
-	e := reliability.Execution{Start: time.Now(), Worker: req.URL.Query().Get("w")}
+	e := check.Execution{Start: time.Now(), Worker: req.URL.Query().Get("w")}
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
 		return
@@ -387,10 +387,10 @@ func (r *receiver) busy(worker string) int {
 	return r.inflight[worker]
 }
 
-func (r *receiver) executions() []reliability.Execution {
+func (r *receiver) executions() []check.Execution {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]reliability.Execution(nil), r.execs...)
+	return append([]check.Execution(nil), r.execs...)
 }
 
 // completed returns how many of ids were answered 2xx.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jetworker/jetworker/reliability"
+	"github.com/jetworker/jetworker/reliability/internal/check"
 )
 
 // logLine is the part of a jetworker JSON log line the scheduler test reads.
@@ -133,7 +133,7 @@ func TestSchedulerFailover(t *testing.T) {
 
 	_, js := connect(t, srv.url())
 	stored := streamMsgIDs(t, js, "TASKS")
-	counts, twice := reliability.SlotCounts(stored)
+	counts, twice := check.SlotCounts(stored)
 	var slots []time.Time
 	for id := range counts {
 		s, ok := strings.CutPrefix(id, "tick@")

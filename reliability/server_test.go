@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/jetworker/jetworker/publisher"
-	"github.com/jetworker/jetworker/reliability"
+	"github.com/jetworker/jetworker/reliability/internal/check"
 )
 
 // TestServerKill is scenario 3: the single nats-server (sync_interval
@@ -72,7 +72,7 @@ func TestServerKill(t *testing.T) {
 	})
 	time.Sleep(ackWait + time.Second)
 	attempted, acked := plog.snapshot()
-	r := reliability.Check(reliability.History{Attempted: attempted, Acked: acked, Executions: rcv.executions(), AckWait: ackWait})
+	r := check.Check(check.History{Attempted: attempted, Acked: acked, Executions: rcv.executions(), AckWait: ackWait})
 	reconnected := 0
 	for i := range 2 {
 		p, _ := ws.get(i)
@@ -179,7 +179,7 @@ func TestClusterLeaderKill(t *testing.T) {
 	var newLead *natsServer
 	eventually(t, 30*time.Second, "new TASKS leader", func() (err error) { newLead, err = leader(); return err })
 	stored := streamMsgIDs(t, js, "TASKS")
-	counts, twice := reliability.SlotCounts(stored)
+	counts, twice := check.SlotCounts(stored)
 	var lost []string
 	for _, id := range acked {
 		if counts[id] == 0 {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jetworker/jetworker/reliability"
+	"github.com/jetworker/jetworker/reliability/internal/check"
 )
 
 // TestWorkerKill is scenario 1: three worker processes, one SIGKILLed
@@ -49,7 +49,7 @@ func TestWorkerKill(t *testing.T) {
 	}()
 
 	var (
-		kills    []reliability.Kill
+		kills    []check.Kill
 		inFlight []int
 	)
 	allDone := func() bool {
@@ -67,7 +67,7 @@ func TestWorkerKill(t *testing.T) {
 		p, label := ws.get(i)
 		busy := rcv.busy(label)
 		at := p.kill(t)
-		kills = append(kills, reliability.Kill{Worker: label, At: at})
+		kills = append(kills, check.Kill{Worker: label, At: at})
 		inFlight = append(inFlight, busy)
 		ws.start(i)
 	}
@@ -83,7 +83,7 @@ func TestWorkerKill(t *testing.T) {
 	time.Sleep(ackWait + time.Second)
 
 	attempted, acked := plog.snapshot()
-	r := reliability.Check(reliability.History{Attempted: attempted, Acked: acked, Executions: rcv.executions(), Kills: kills, AckWait: ackWait})
+	r := check.Check(check.History{Attempted: attempted, Acked: acked, Executions: rcv.executions(), Kills: kills, AckWait: ackWait})
 	killedMidTask := 0
 	for _, b := range inFlight {
 		if b > 0 {
@@ -201,7 +201,7 @@ func TestWorkerTerm(t *testing.T) {
 		}
 		for _, id := range slow {
 			slowTotal++
-			var first, second *reliability.Execution
+			var first, second *check.Execution
 			for i := range execs {
 				e := &execs[i]
 				switch {

@@ -131,7 +131,7 @@ func (l *lease) release(ctx context.Context, log *slog.Logger) {
 		// Someone else holds it now; nothing to release.
 	default:
 		log.LogAttrs(ctx, slog.LevelWarn, "release lease; it expires after its TTL",
-			slog.String(logkey.Err, err.Error()))
+			slog.Any(logkey.Err, err))
 	}
 }
 

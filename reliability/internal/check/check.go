@@ -1,4 +1,7 @@
-package reliability
+// Package check turns a reliability scenario's history (executions, kills,
+// acknowledged IDs) into its figures: lost, duplicated and unexplained
+// executions. It is internal to the reliability suite.
+package check
 
 import (
 	"cmp"

@@ -1,26 +1,26 @@
-package reliability_test
+package check_test
 
 import (
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/jetworker/jetworker/reliability"
+	"github.com/jetworker/jetworker/reliability/internal/check"
 )
 
 func TestCheck(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	exec := func(id, worker string, delivered int, seq uint64, start, end, status int) reliability.Execution {
-		return reliability.Execution{ID: id, Worker: worker, Delivered: delivered, Seq: seq, Start: at(start), End: at(end), Status: status}
+	exec := func(id, worker string, delivered int, seq uint64, start, end, status int) check.Execution {
+		return check.Execution{ID: id, Worker: worker, Delivered: delivered, Seq: seq, Start: at(start), End: at(end), Status: status}
 	}
-	h := reliability.History{
+	h := check.History{
 		Attempted: []string{"a", "b", "c", "d", "e", "f"},
 		Acked:     []string{"a", "b", "c", "d", "e", "f", "a"},
 		AckWait:   2 * time.Second,
-		Kills:     []reliability.Kill{{Worker: "w1", At: at(150)}},
-		Executions: []reliability.Execution{
+		Kills:     []check.Kill{{Worker: "w1", At: at(150)}},
+		Executions: []check.Execution{
 			exec("a", "w1", 1, 1, 0, 100, 200), // once
 			// b: in flight on w1 when it was killed, resumed on w2 at 1.15s
 			exec("b", "w1", 1, 2, 100, 150, 0),
@@ -42,7 +42,7 @@ func TestCheck(t *testing.T) {
 			exec("g", "w2", 1, 7, 0, 10, 200),
 		},
 	}
-	r := reliability.Check(h)
+	r := check.Check(h)
 	for _, c := range []struct {
 		name      string
 		got, want any
@@ -67,7 +67,7 @@ func TestCheck(t *testing.T) {
 
 func TestSlotCounts(t *testing.T) {
 	t.Parallel()
-	counts, twice := reliability.SlotCounts([]string{"s@1", "s@2", "s@2", "s@3"})
+	counts, twice := check.SlotCounts([]string{"s@1", "s@2", "s@2", "s@3"})
 	if got, want := counts["s@2"], 2; got != want {
 		t.Errorf("count s@2: got %d, want %d", got, want)
 	}
