@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetworker/jetworker/internal/wire"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetworker/jetworker"
@@ -91,30 +93,19 @@ func Message(l Letter, maxPayload int64) *nats.Msg {
 	}
 	// The server counts the subject, headers and data; leave room for the
 	// protocol line's other fields as nats.go does not count them.
-	budget := maxPayload - int64(headerSize(h)) - int64(len(msg.Data))
+	budget := maxPayload - int64(wire.HeaderSize(h)) - int64(len(msg.Data))
 	if budget >= 0 {
 		return msg
 	}
 	h.Set(jetworker.HeaderError, oneLine(l.Reason, minError))
 	h.Set(jetworker.HeaderPayloadTruncated, strconv.Itoa(len(l.Data)))
-	room := maxPayload - int64(headerSize(h))
+	room := maxPayload - int64(wire.HeaderSize(h))
 	if room >= int64(len(l.Data)) {
 		h.Del(jetworker.HeaderPayloadTruncated)
 		return msg
 	}
 	msg.Data = l.Data[:max(room, 0)]
 	return msg
-}
-
-// headerSize is the encoded size of h on the wire (NATS/1.0 header block).
-func headerSize(h nats.Header) int {
-	n := len("NATS/1.0\r\n\r\n")
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(": ") + len(v) + len("\r\n")
-		}
-	}
-	return n
 }
 
 // oneLine makes s a single-line header value of at most n bytes (plus an

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jetworker/jetworker/internal/wire"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -363,22 +365,11 @@ func (r *Relay) message(it *item) (*nats.Msg, string) {
 	h[jetworker.HeaderMsgID] = []string{it.msgID}
 	h[jetworker.HeaderEnqueuedAt] = []string{it.availableAt.UTC().Format(time.RFC3339Nano)}
 	if limit := r.nc.MaxPayload(); limit > 0 {
-		if size := int64(len(it.payload) + headerSize(h)); size > limit {
+		if size := int64(len(it.payload) + wire.HeaderSize(h)); size > limit {
 			return nil, fmt.Sprintf("message of %d bytes (payload %d) exceeds the server's max payload of %d bytes", size, len(it.payload), limit)
 		}
 	}
 	return &nats.Msg{Subject: it.subject, Data: it.payload, Header: h}, ""
-}
-
-// headerSize is the encoded size of h on the wire (NATS/1.0 header block).
-func headerSize(h nats.Header) int {
-	n := len("NATS/1.0\r\n\r\n")
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(": ") + len(v) + len("\r\n")
-		}
-	}
-	return n
 }
 
 // await waits for the row's PubAck and classifies a failure.

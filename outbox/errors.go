@@ -9,11 +9,12 @@ var (
 	// header with line breaks, an invalid header name.
 	ErrInvalidOptions = errors.New("outbox: invalid enqueue options")
 	// ErrReservedHeader is wrapped by the error for a header whose name
-	// starts with "Nats-" (in any case), returned before any SQL by
+	// starts with "Nats-" or "Jetworker-" (in any case), returned before any SQL by
 	// [Outbox.Enqueue] and its variants. Such headers are directives to
 	// the server (Nats-Rollup: all would wipe a stream, Nats-Expected-*
-	// would make publishes fail); the relay sets the one it needs,
-	// Nats-Msg-Id, from EnqueueOpts.ID. A row inserted by hand with one is
+	// would make publishes fail) or jetworker's own; the relay sets the
+	// ones it needs, Nats-Msg-Id from EnqueueOpts.ID and
+	// Jetworker-Enqueued-At from the row's due time. A row inserted by hand with one is
 	// moved aside by the relay.
 	ErrReservedHeader = errors.New("outbox: header reserved for the server")
 	// ErrInvalidConfig is wrapped by every problem [New], [NewRelay],

@@ -4,10 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jetworker/jetworker/internal/wire"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -34,7 +37,8 @@ type EnqueueOpts struct {
 	// Defaults to Config.IDFunc (a new UUIDv7).
 	ID string
 	// Header holds extra headers to publish. Names starting with "Nats-"
-	// are refused with [ErrReservedHeader]. The map is not modified.
+	// or "Jetworker-" are refused with [ErrReservedHeader]. The map is not
+	// modified.
 	Header nats.Header
 	// Delay makes the row due this long after the enqueuing transaction
 	// started (PostgreSQL's now()); the relay publishes it then. Cannot
@@ -147,18 +151,12 @@ func (o *Outbox) prepare(subj string, data []byte, opts *EnqueueOpts) (row, erro
 // checkHeader refuses header names the server would reject or obey. The
 // relay runs it on every row again, for rows inserted by hand.
 func checkHeader(h nats.Header) error {
-	for k, vs := range h {
-		if len(k) >= 5 && strings.EqualFold(k[:5], "nats-") {
-			return fmt.Errorf("%w: %q: headers starting with Nats- are server directives (Nats-Rollup: all would purge the stream); give the message ID as EnqueueOpts.ID", ErrReservedHeader, k)
+	var he *wire.HeaderError
+	if err := wire.CheckHeader(h); errors.As(err, &he) {
+		if he.Directive {
+			return fmt.Errorf("%w: %w; give the message ID as EnqueueOpts.ID", ErrReservedHeader, err)
 		}
-		if k == "" || strings.ContainsAny(k, " :\r\n\t") {
-			return fmt.Errorf("%w: header name %q", ErrInvalidOptions, k)
-		}
-		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n") {
-				return fmt.Errorf("%w: header %q has a line break in its value", ErrInvalidOptions, k)
-			}
-		}
+		return fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	return nil
 }

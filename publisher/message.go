@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/jetworker/jetworker/internal/wire"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -179,7 +180,7 @@ func (p *Publisher) checkSize(subject string, msg *nats.Msg, reserve int) error 
 	}
 	hs := 0
 	if msg.Header != nil {
-		hs = headerSize(msg.Header)
+		hs = wire.HeaderSize(msg.Header)
 	}
 	if size := int64(len(msg.Data) + hs + reserve); size > limit {
 		return fmt.Errorf("publish %q: %w: %d bytes (payload %d, headers %d) > max payload %d bytes",
@@ -207,26 +208,10 @@ func (o PublishOpts) validate() error {
 	case o.Unique != "" && o.Unique != UniquePending && o.Unique != UniqueActive:
 		return fmt.Errorf("%w: Unique %q: want UniquePending or UniqueActive", ErrInvalidOptions, o.Unique)
 	}
-	for k := range o.Header {
-		switch {
-		case k == "" || strings.ContainsAny(k, " :\r\n\t"):
-			return fmt.Errorf("%w: header name %q", ErrInvalidOptions, k)
-		case jsubject.Directive(k):
-			return fmt.Errorf("%w: header %q: Nats- headers are server directives (Nats-Rollup: all would purge the stream) and Jetworker- headers are jetworker's own; use ID, TTL, ExpectStream or Delay", ErrInvalidOptions, k)
-		}
+	if err := wire.CheckHeader(o.Header); err != nil {
+		return fmt.Errorf("%w: %w; use ID, TTL, ExpectStream or Delay", ErrInvalidOptions, err)
 	}
 	return nil
-}
-
-// headerSize is the encoded size of h on the wire (NATS/1.0 header block).
-func headerSize(h nats.Header) int {
-	n := len("NATS/1.0\r\n\r\n")
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(": ") + len(v) + len("\r\n")
-		}
-	}
-	return n
 }
 
 type streamInfo struct {

@@ -50,17 +50,6 @@ func Validate(s string) error {
 	return nil
 }
 
-// Directive reports whether a header name is one a task must not carry
-// from a caller: Nats- headers are server directives (Nats-Rollup: all
-// purges a stream, Nats-TTL expires the task, Nats-Expected-* and
-// Nats-Schedule-* change how it is stored) and Jetworker- headers are
-// jetworker's own bookkeeping. Publishers set the ones they mean from
-// their options.
-func Directive(name string) bool {
-	l := strings.ToLower(name)
-	return strings.HasPrefix(l, "nats-") || strings.HasPrefix(l, "jetworker-")
-}
-
 // ValidateFilter checks that s is a subject filter for task subjects:
 // "*" may stand for one whole token and ">" for the last ones, and the
 // filter must not select a reserved space.

@@ -129,19 +129,9 @@ func TestMatchAndOverlap(t *testing.T) {
 	}
 }
 
-func TestDelaySubjectsAndDirectives(t *testing.T) {
+func TestDelaySubjects(t *testing.T) {
 	t.Parallel()
 	if err := subject.Validate("jetworker.delay.TASKS.x"); !errors.Is(err, jetworker.ErrReservedSubject) {
 		t.Fatalf("delay subject: got %v, want ErrReservedSubject", err)
-	}
-	for _, h := range []string{"Nats-Rollup", "nats-ttl", "NATS-EXPECTED-STREAM", "Nats-Msg-Id", "Jetworker-Task-Id", "jetworker-replayed-from"} {
-		if !subject.Directive(h) {
-			t.Errorf("Directive(%q): got false, want true", h)
-		}
-	}
-	for _, h := range []string{"X-Tenant", "traceparent", "Content-Type", "Natsy"} {
-		if subject.Directive(h) {
-			t.Errorf("Directive(%q): got true, want false", h)
-		}
 	}
 }
