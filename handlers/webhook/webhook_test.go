@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -243,6 +245,36 @@ func TestNetworkErrorIsRetryable(t *testing.T) {
 	err = h.Handle(t.Context(), task())
 	if err == nil || jetworker.IsPermanent(err) {
 		t.Fatalf("got %v, want a retryable error", err)
+	}
+}
+
+// A request that fails before any response (nothing listens, a timeout)
+// returns http.Client's *url.Error, which quotes the URL: the error names
+// the URL without its user info and query, and still says why.
+func TestRequestErrorHidesCredentials(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close() // nothing listens there any more
+	h, err := webhook.New(webhook.Config{URL: "http://hookuser:hookpass@" + addr + "/hook?token=t0ps3cret#frag", Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Handle(t.Context(), task())
+	if err == nil || jetworker.IsPermanent(err) {
+		t.Fatalf("got %v, want a retryable error", err)
+	}
+	for _, leak := range []string{"hookuser", "hookpass", "t0ps3cret", "token", "frag"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q reveals %q", err, leak)
+		}
+	}
+	var ue *url.Error
+	if !errors.As(err, &ue) || ue.URL != "http://"+addr+"/hook" || !strings.Contains(err.Error(), "http://"+addr+"/hook") {
+		t.Errorf("got %v, want a *url.Error naming http://%s/hook", err, addr)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("got %v, want it to wrap the refused connection", err)
 	}
 }
 
