@@ -8,8 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jetworker/jetworker/cmd/jetworker/internal/bench"
 	"github.com/jetworker/jetworker/embedded"
-	"github.com/jetworker/jetworker/internal/bench"
 )
 
 const benchSynopsis = `

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetworker/jetworker/cmd/jetworker/internal/bench"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
-	"github.com/jetworker/jetworker/internal/bench"
 )
 
 func TestRunMeasuresBothSides(t *testing.T) {
