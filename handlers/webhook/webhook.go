@@ -123,6 +123,12 @@ func (c Config) validate() (*url.URL, error) {
 	case c.URL == "":
 		errs = append(errs, errors.New("webhook: URL must be set"))
 	case err != nil:
+		// Not the *url.Error itself: it quotes the URL, credentials and
+		// all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		errs = append(errs, fmt.Errorf("webhook: URL: %w", err))
 	case u.Scheme != "http" && u.Scheme != "https":
 		errs = append(errs, fmt.Errorf("webhook: URL must be http or https, got scheme %q", u.Scheme))

@@ -374,6 +374,7 @@ func TestNewValidation(t *testing.T) {
 		{"bad scheme", webhook.Config{URL: "ftp://example.com", Secret: "x"}, []string{`scheme "ftp"`}},
 		{"no host", webhook.Config{URL: "http:///path", Secret: "x"}, []string{"URL must have a host"}},
 		{"unparseable URL", webhook.Config{URL: "http://a b/", Secret: "x"}, []string{"webhook: URL:"}},
+		{"unparseable URL with credentials", webhook.Config{URL: "http://u:p4ssw0rd@a b/?token=t0k3n", Secret: "x"}, []string{"webhook: URL: invalid character"}},
 		{"negative timeout and bad prefix", webhook.Config{URL: "https://example.com", Secret: "x",
 			Timeout: -time.Second, HeaderPrefix: "X Bad"},
 			[]string{"Timeout must be >= 0", `HeaderPrefix "X Bad"`}},
@@ -390,6 +391,11 @@ func TestNewValidation(t *testing.T) {
 			for _, s := range tt.want {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("got %q, want it to contain %q", err, s)
+				}
+			}
+			for _, secret := range []string{"p4ssw0rd", "t0k3n"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("got %q: it reveals %q", err, secret)
 				}
 			}
 		})
