@@ -300,6 +300,7 @@ func TestRedactURL(t *testing.T) {
 		"https://hooks.example.com/a/b":          "https://hooks.example.com/a/b",
 		"postgres://app:pw@db:5432/app?ssl=true": "postgres://[REDACTED]@db:5432/app?[REDACTED]",
 		"no-scheme":                              "no-scheme",
+		"u:p@host:4222":                          "[REDACTED]@host:4222",
 	}
 	for in, want := range tests {
 		if got := redactURL(in); got != want {

@@ -60,10 +60,24 @@ func TestScrubber(t *testing.T) {
 	}
 }
 
+// A secret is replaced as JSON and Go quote it too.
+func TestScrubberQuotedForms(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	s := newScrubber(&out)
+	s.add(`pa"ss\word<&>`)
+	if _, err := s.Write([]byte(`{"msg":"auth pa\"ss\\word<&> refused"} and "pa\"ss\\word<&>"` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"msg":"auth [REDACTED] refused"} and "[REDACTED]"` + "\n"; out.String() != want {
+		t.Fatalf("got %q, want %q", out.String(), want)
+	}
+}
+
 func TestURLSecrets(t *testing.T) {
 	t.Parallel()
-	got := urlSecrets("nats://app:pa%24s@h:1,https://h/x?token=tok3n&b=2")
-	for _, want := range []string{"app:pa%24s", "pa%24s", "pa$s", "token=tok3n&b=2", "tok3n"} {
+	got := urlSecrets("nats://app:pa%24s@h:1,https://h/x?token=tok3n&b=2,bare:b4re@h:2")
+	for _, want := range []string{"app:pa%24s", "pa%24s", "pa$s", "token=tok3n&b=2", "tok3n", "b4re"} {
 		if !strings.Contains(strings.Join(got, "\n"), want) {
 			t.Errorf("urlSecrets lacks %q: %q", want, got)
 		}

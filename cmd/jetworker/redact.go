@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -26,6 +28,10 @@ func redactURL(s string) string {
 func redactOneURL(p string) string {
 	scheme, rest, ok := strings.Cut(p, "://")
 	if !ok {
+		// nats.go takes "user:pass@host:4222" as a nats:// URL.
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			return redacted + "@" + p[at+1:]
+		}
 		return p
 	}
 	// The authority ends at the first '/', '?' or '#'; user info is what
@@ -53,7 +59,7 @@ func urlSecrets(s string) []string {
 	for p := range strings.SplitSeq(s, ",") {
 		_, rest, ok := strings.Cut(p, "://")
 		if !ok {
-			continue
+			rest = p
 		}
 		end := strings.IndexAny(rest, "?#")
 		if end < 0 {
@@ -102,13 +108,20 @@ type scrubber struct {
 
 func newScrubber(w io.Writer) *scrubber { return &scrubber{w: w} }
 
-// add registers secrets.
+// add registers secrets, also as JSON and Go quote them (a JSON log line,
+// a %q in an error message).
 func (s *scrubber) add(secrets ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, v := range secrets {
-		if len(v) >= minScrubbed && !slices.Contains(s.secrets, v) {
-			s.secrets = append(s.secrets, v)
+		if len(v) < minScrubbed {
+			continue
+		}
+		j, _ := json.Marshal(v)
+		for _, form := range []string{v, string(j[1 : len(j)-1]), strconv.Quote(v)[1 : len(strconv.Quote(v))-1]} {
+			if !slices.Contains(s.secrets, form) {
+				s.secrets = append(s.secrets, form)
+			}
 		}
 	}
 	slices.SortFunc(s.secrets, func(a, b string) int { return len(b) - len(a) })
