@@ -392,14 +392,17 @@ func subcommands(t *testing.T) map[string]bool {
 	return cmds
 }
 
-var envUsageLine = regexp.MustCompile(`^\s+(JETWORKER_[A-Z0-9_]+)\b`)
+// envUsageLine is a line of "jetworker SUB --help-all" that lists a
+// setting: "  --flag META  JETWORKER_NAME  description (default ...)".
+var envUsageLine = regexp.MustCompile(`^\s+--[a-z0-9-]+(?: \S+)?\s+(JETWORKER_[A-Z0-9_]+)\b`)
 
-// envVars lists the JETWORKER_* variables "jetworker SUB --help" prints.
+// envVars lists the JETWORKER_* variables "jetworker SUB --help-all"
+// prints (--help leaves the advanced ones out).
 func envVars(t *testing.T, sub string) map[string]bool {
 	t.Helper()
-	out, err := exec.Command(jetworkerBin, sub, "--help").CombinedOutput()
+	out, err := exec.Command(jetworkerBin, sub, "--help-all").CombinedOutput()
 	if err != nil {
-		t.Fatalf("jetworker %s --help: %v\n%s", sub, err, out)
+		t.Fatalf("jetworker %s --help-all: %v\n%s", sub, err, out)
 	}
 	vars := map[string]bool{}
 	for line := range strings.SplitSeq(string(out), "\n") {

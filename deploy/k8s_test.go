@@ -481,7 +481,7 @@ func checkContainer(t *testing.T, v k8sVariant, where string, pod *corev1.PodSpe
 		t.Errorf("%s: command %q replaces the image's entrypoint; use args", where, c.Command)
 	}
 	env, secretEnv := containerEnv(t, where, c, o)
-	checkCommand(t, where, c.Args, commandEnv(t, where, c.Args, env))
+	checkCommand(t, where, c.Args, env)
 	if len(c.Args) == 0 {
 		return ""
 	}
@@ -765,21 +765,6 @@ func parseByteCount(s string) (int64, bool) {
 		return 0, false
 	}
 	return n << shift, true
-}
-
-// commandEnv returns the env checkCommand gets: the container's, without
-// JETWORKER_METRICS_ADDR while the binary on this branch does not read it
-// yet. Once "jetworker SUB --help" lists it, checkCommand checks it like
-// any other variable and this does nothing.
-func commandEnv(t *testing.T, where string, args []string, env map[string]string) map[string]string {
-	t.Helper()
-	if len(args) == 0 || !subcommands(t)[args[0]] || envVars(t, args[0])[metricsAddrVar] {
-		return env
-	}
-	t.Logf("%s: jetworker %s does not read %s yet: not passing it to checkCommand", where, args[0], metricsAddrVar)
-	env = maps.Clone(env)
-	delete(env, metricsAddrVar)
-	return env
 }
 
 // mounted is where a file of a container comes from.

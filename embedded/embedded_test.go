@@ -62,6 +62,26 @@ func TestStartWithToken(t *testing.T) {
 	embeddedtest.Connect(t, srv)
 }
 
+// Only loopback listens without authentication, unless UnsafeNoAuth says
+// otherwise.
+func TestHostWithoutAuth(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		cfg  embedded.Config
+	}{
+		{"localhost", embedded.Config{Host: "localhost", Port: -1}},
+		{"IPv4 loopback", embedded.Config{Host: "127.0.0.1", Port: -1}},
+		{"every interface with UnsafeNoAuth", embedded.Config{Host: "0.0.0.0", Port: -1, UnsafeNoAuth: true}},
+		{"every interface with a token", embedded.Config{Host: "0.0.0.0", Port: -1, Token: "t0ken"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			embeddedtest.Connect(t, embeddedtest.Start(t, tt.cfg))
+		})
+	}
+}
+
 func TestStartWithTLS(t *testing.T) {
 	t.Parallel()
 	cert, pool := selfSigned(t)
@@ -86,6 +106,9 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{name: "wildcard host without auth", cfg: embedded.Config{Host: "0.0.0.0", Port: -1}, want: "every interface"},
+		{name: "IPv6 wildcard host without auth", cfg: embedded.Config{Host: "::", Port: -1}, want: "every interface"},
+		{name: "machine address without auth", cfg: embedded.Config{Host: "192.0.2.10", Port: -1}, want: "reachable from other machines"},
+		{name: "host name without auth", cfg: embedded.Config{Host: "nats.example.com", Port: -1}, want: "UnsafeNoAuth"},
 		{name: "token with user", cfg: embedded.Config{Port: -1, Token: "t", User: "u", Password: "p"}, want: "Token cannot be combined"},
 		{name: "user without password", cfg: embedded.Config{Port: -1, User: "u"}, want: "User and Password"},
 		{name: "port out of range", cfg: embedded.Config{Port: 70000}, want: "Port 70000"},

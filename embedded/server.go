@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,9 +34,10 @@ const (
 type Config struct {
 	// Name is the server name. Defaults to a name derived from the port.
 	Name string
-	// Host is the interface to listen on. Defaults to 127.0.0.1. The server
-	// refuses to listen on a wildcard address (0.0.0.0, ::) without
-	// authentication.
+	// Host is the interface to listen on. Defaults to 127.0.0.1. Start
+	// refuses any host other than loopback (localhost, 127.0.0.0/8, ::1)
+	// without authentication (User/Password or Token) unless UnsafeNoAuth
+	// is set.
 	Host string
 	// Port is the client port. Defaults to 4222; -1 picks a free port.
 	Port int
@@ -61,6 +63,11 @@ type Config struct {
 	Password string
 	// Token enables token authentication. It cannot be combined with User.
 	Token string
+	// UnsafeNoAuth lets a server without authentication listen beyond
+	// loopback (Host 0.0.0.0, ::, or a machine's address or name), which
+	// Start refuses otherwise: anyone who can reach the port can then
+	// read, publish and delete everything. Defaults to false.
+	UnsafeNoAuth bool
 	// TLS, when set, makes the server require TLS on client connections.
 	// Set ClientAuth in it to require client certificates (mutual TLS).
 	TLS *tls.Config
@@ -145,13 +152,28 @@ func (cfg Config) validate() error {
 	if (cfg.User == "") != (cfg.Password == "") {
 		errs = append(errs, errors.New("embedded: User and Password must be set together"))
 	}
-	if ip := net.ParseIP(cfg.Host); ip != nil && ip.IsUnspecified() && cfg.User == "" && cfg.Token == "" {
-		errs = append(errs, fmt.Errorf("embedded: Host %q listens on every interface; set User/Password or Token", cfg.Host))
+	if cfg.User == "" && cfg.Token == "" && !cfg.UnsafeNoAuth && !loopbackHost(cfg.Host) {
+		what := "is reachable from other machines"
+		if ip := net.ParseIP(cfg.Host); ip != nil && ip.IsUnspecified() {
+			what = "listens on every interface"
+		}
+		errs = append(errs, fmt.Errorf("embedded: Host %q %s and there is no authentication: set User/Password or Token, listen on 127.0.0.1, or set UnsafeNoAuth", cfg.Host, what))
 	}
 	if cfg.Port < -1 || cfg.Port > 65535 {
 		errs = append(errs, fmt.Errorf("embedded: Port %d out of range", cfg.Port))
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackHost reports whether host (a name or an address, without a
+// port) is this machine only: localhost, *.localhost, 127.0.0.0/8 or ::1.
+func loopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 func (s *Server) serverOptions() *server.Options {

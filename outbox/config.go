@@ -59,6 +59,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Validate reports what is wrong with c (after defaults), as New would,
+// without I/O. Errors wrap [ErrInvalidConfig].
+func (c Config) Validate() error { return c.withDefaults().validate() }
+
 func (c Config) validate() error {
 	return errors.Join(validateName("Schema", c.Schema), validateName("Table", c.Table))
 }

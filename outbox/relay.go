@@ -90,6 +90,10 @@ func (c RelayConfig) withDefaults() RelayConfig {
 	return c
 }
 
+// Validate reports what is wrong with c (after defaults), as NewRelay
+// would, without I/O. Errors wrap [ErrInvalidConfig].
+func (c RelayConfig) Validate() error { return c.withDefaults().validate() }
+
 func (c RelayConfig) validate() error {
 	errs := []error{c.Config.validate()}
 	bad := func(format string, args ...any) {

@@ -8,54 +8,64 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jetworker/jetworker/cmd/jetworker/internal/bench"
 	"github.com/jetworker/jetworker/embedded"
-	"github.com/jetworker/jetworker/internal/bench"
 )
 
-const benchSynopsis = `
+// benchEnv configures "jetworker bench". It reads its own server URL,
+// not JETWORKER_NATS_URL: a shell that points the other commands at
+// production must not benchmark it by accident.
+type benchEnv struct {
+	URL string `envconfig:"JETWORKER_BENCH_URL" flag:"url" meta:"URL" secret:"url" group:"Connection" desc:"external NATS server or cluster to measure (default: an embedded server in a temporary directory)"`
+	AuthEnv
+	TLSEnv
+	LogEnv
+}
 
-Enqueues N tasks of SIZE bytes with P publishers and processes them with C
+// benchOpts are the options of one benchmark.
+type benchOpts struct {
+	N           int           `flag:"n" desc:"tasks"`
+	Size        int           `flag:"size" desc:"payload bytes (>= 8)"`
+	Publishers  int           `flag:"publishers" desc:"publishing goroutines"`
+	Concurrency int           `flag:"concurrency" desc:"handlers at once"`
+	Mode        string        `flag:"mode" meta:"MODE" desc:"sequential (enqueue all, then drain) or mixed (produce and consume at once)"`
+	Rate        int           `flag:"rate" desc:"mixed: target tasks/s (0: as fast as possible)"`
+	Load        float64       `flag:"load" desc:"mixed: pace at this fraction (0-1] of jetworker's unpaced mixed rate, measured first (instead of --rate)"`
+	Work        time.Duration `flag:"work" desc:"simulated work per task"`
+	Replicas    int           `flag:"replicas" desc:"replicas of the benchmark streams"`
+	Rounds      int           `flag:"rounds" desc:"run the three sides this many times, each round starting with the next side; report medians"`
+	JSON        bool          `flag:"json" desc:"print the report as JSON"`
+}
+
+// benchConfig maps the options to the bench engine's Config.
+func (o benchOpts) benchConfig() bench.Config {
+	return bench.Config{
+		N: o.N, Size: o.Size, Publishers: o.Publishers, Concurrency: o.Concurrency, Mode: o.Mode,
+		Rate: o.Rate, Load: o.Load, Work: o.Work, Replicas: o.Replicas, Rounds: o.Rounds,
+	}
+}
+
+const benchAbout = `
+Enqueue N tasks of SIZE bytes with P publishers and process them with C
 handlers, through raw nats.go (PublishAsync, Consume + Ack) and through
-jetworker, on the same server in the same run, and prints both with the
+jetworker, on the same server in the same run, and print both with the
 jetworker/raw ratios. Without --url it runs on an embedded server storing
 in a temporary directory.`
 
 func runBench(ctx context.Context, std *stdio, args []string) error {
-	var e struct {
-		ConnEnv
-		LogEnv
-	}
-	fs := newFlagSet("bench", std, benchSynopsis, &e)
-	if err := loadEnv(&e); err != nil {
+	var e benchEnv
+	opts := benchOpts{N: 100_000, Size: 256, Publishers: 1, Concurrency: 10, Mode: bench.Sequential, Replicas: 1, Rounds: 1}
+	c := newCLI("bench", "", benchAbout).options("Benchmark", &opts).env(&e)
+	if err := c.parseNoArgs(std, args); err != nil {
 		return err
 	}
-	url := ""
-	f := flagEnv{fs}
-	f.str(&e.Creds, "creds", "CREDS", "JWT .creds file")
-	f.str(&e.User, "user", "USER", "user name")
-	f.str(&e.Password, "password", "PASSWORD", "password")
-	f.str(&e.Token, "token", "TOKEN", "token")
-	fs.StringVar(&url, "url", "", "external NATS server or cluster (default: an embedded server)")
-	var cfg bench.Config
-	var asJSON bool
-	fs.IntVar(&cfg.N, "n", 100_000, "tasks")
-	fs.IntVar(&cfg.Size, "size", 256, "payload bytes (>= 8)")
-	fs.IntVar(&cfg.Publishers, "publishers", 1, "publishing goroutines")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 10, "handlers at once")
-	fs.StringVar(&cfg.Mode, "mode", bench.Sequential, "sequential (enqueue all, then drain) or mixed (produce and consume at once)")
-	fs.IntVar(&cfg.Rate, "rate", 0, "mixed: target tasks/s (0: as fast as possible)")
-	fs.Float64Var(&cfg.Load, "load", 0, "mixed: pace at this fraction (0-1] of jetworker's unpaced mixed rate, measured first (instead of --rate)")
-	fs.DurationVar(&cfg.Work, "work", 0, "simulated work per task")
-	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of the benchmark streams")
-	fs.IntVar(&cfg.Rounds, "rounds", 1, "run the three sides this many times, each round starting with the next side; report medians")
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	log, err := newLogger(e.LogEnv, std.err, std.isTTY)
+	cfg := opts.benchConfig()
+	asJSON := opts.JSON
+	log, err := std.logger(e.LogEnv)
 	if err != nil {
 		return err
 	}
+	url := e.URL
 	if url == "" {
 		dir, err := os.MkdirTemp("", "jetworker-bench-*")
 		if err != nil {
@@ -69,13 +79,11 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 		defer srv.Shutdown()
 		url = srv.URL()
 	}
-	e.NATSURL = url
-	e.ConnectTimeout = 5 * time.Second
-	c, err := connect(ctx, e.ConnEnv, "bench", log)
+	conn, err := connect(ctx, ConnEnv{NATSURL: url, AuthEnv: e.AuthEnv, TLSEnv: e.TLSEnv, ConnectTimeout: 5 * time.Second}, "bench", log)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer conn.Close()
 
 	if std.isTTY && !asJSON {
 		var mu sync.Mutex
@@ -92,7 +100,7 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 			fmt.Fprintf(std.err, "\r%-20s [%-*s] %d/%d", phase, width, bar(filled), done, total)
 		}
 	}
-	rep, err := bench.Run(ctx, c.js, cfg)
+	rep, err := bench.Run(ctx, conn.js, cfg)
 	if std.isTTY && !asJSON {
 		fmt.Fprint(std.err, "\r\033[K")
 	}

@@ -2,36 +2,21 @@ package main
 
 import (
 	"context"
-	"flag"
 	"log/slog"
 	"strings"
 
 	"github.com/nats-io/nats.go"
 )
 
-// Base is the configuration every NATS command shares.
+// Base is the configuration every command that talks to NATS shares.
 type Base struct {
 	ConnEnv
 	LogEnv
-	StreamEnv
-}
-
-// bind loads env (the command's whole environment struct, which embeds
-// b) from JETWORKER_* variables and registers b's flags on fs.
-func (b *Base) bind(fs *flag.FlagSet, env any) error {
-	if err := loadEnv(env); err != nil {
-		return err
-	}
-	f := flagEnv{fs}
-	b.ConnEnv.flags(f)
-	b.LogEnv.flags(f)
-	b.StreamEnv.flags(f)
-	return nil
 }
 
 // open builds the logger and connects.
 func (b *Base) open(ctx context.Context, std *stdio, name string) (*slog.Logger, *conn, error) {
-	log, err := newLogger(b.LogEnv, std.err, std.isTTY)
+	log, err := std.logger(b.LogEnv)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -42,16 +27,18 @@ func (b *Base) open(ctx context.Context, std *stdio, name string) (*slog.Logger,
 	return log, c, nil
 }
 
-// logConfig logs the effective configuration at Info, secrets redacted.
-func logConfig(log *slog.Logger, name string, b Base, extra ...slog.Attr) {
-	attrs := []slog.Attr{
-		slog.String("nats_url", redactURL(b.NATSURL)),
-		slog.String("auth", b.authKind()),
-		slog.Bool("tls", b.TLSCA != "" || b.TLSCert != "" || strings.HasPrefix(b.NATSURL, "tls://")),
-		slog.String("stream", b.Stream),
-		slog.String("dlq_stream", b.DLQStream),
+// logConfig logs the effective configuration at Info: every setting of
+// the command line, secrets redacted.
+func logConfig(ctx context.Context, log *slog.Logger, c *cli, extra ...slog.Attr) {
+	attrs := []slog.Attr{slog.String("version", version)}
+	for _, s := range c.settings {
+		if s.env == "" {
+			continue
+		}
+		attrs = append(attrs, slog.String(strings.ToLower(strings.TrimPrefix(s.env, envPrefix+"_")), s.shown()))
 	}
-	log.LogAttrs(context.Background(), slog.LevelInfo, name+" starting", append(attrs, extra...)...)
+	attrs = append(attrs, extra...)
+	log.LogAttrs(ctx, slog.LevelInfo, c.name+" starting", slog.GroupAttrs("config", attrs...))
 }
 
 // authKind names the authentication in use without revealing it.
@@ -69,19 +56,13 @@ func (c ConnEnv) authKind() string {
 	return "none"
 }
 
-// multiFlag is a repeatable string flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
-// header builds the headers of repeated --header k=v flags, or nil.
-func (m multiFlag) header() (nats.Header, error) {
-	if len(m) == 0 {
+// parseHeaders builds the headers of repeated --header k=v flags, or nil.
+func parseHeaders(kvs []string) (nats.Header, error) {
+	if len(kvs) == 0 {
 		return nil, nil
 	}
 	h := nats.Header{}
-	for _, kv := range m {
+	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return nil, usagef("--header %q: want key=value", kv)

@@ -1,157 +1,153 @@
 package main
 
 import (
-	"flag"
-	"fmt"
-	"io"
-	"strings"
-	"text/tabwriter"
+	"log/slog"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
+	"github.com/jetworker/jetworker/dashboard"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // envPrefix is the prefix of every environment variable the binary reads.
 const envPrefix = "JETWORKER"
 
-// ConnEnv is how to reach NATS. Every command that talks to NATS reads it.
+// The settings below are declared once each (see settings.go for the
+// tags) and embedded by the commands they apply to.
+
+// ConnEnv is how to reach NATS.
 type ConnEnv struct {
-	NATSURL        string        `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL(s), comma-separated"`
-	Creds          string        `envconfig:"CREDS" desc:"path to a JWT .creds file"`
-	NkeySeed       string        `envconfig:"NKEY_SEED" desc:"path to an nkey seed file"`
-	User           string        `envconfig:"USER" desc:"user name"`
-	Password       string        `envconfig:"PASSWORD" desc:"password"`
-	Token          string        `envconfig:"TOKEN" desc:"authentication token"`
-	TLSCA          string        `envconfig:"TLS_CA" desc:"PEM file of CAs that sign the server certificate"`
-	TLSCert        string        `envconfig:"TLS_CERT" desc:"PEM client certificate (mutual TLS)"`
-	TLSKey         string        `envconfig:"TLS_KEY" desc:"PEM client key (mutual TLS)"`
-	ConnectTimeout time.Duration `envconfig:"CONNECT_TIMEOUT" default:"5s" desc:"how long to try to connect before giving up"`
-	MonitorURL     string        `envconfig:"NATS_MONITOR_URL" desc:"nats-server monitoring endpoint (http://host:8222), to check its durability settings"`
+	NATSURL string `envconfig:"JETWORKER_NATS_URL" flag:"url" default:"nats://127.0.0.1:4222" meta:"URL" secret:"url" group:"Connection" desc:"NATS server URL(s), comma-separated"`
+	AuthEnv
+	TLSEnv
+	ConnectTimeout time.Duration `envconfig:"JETWORKER_CONNECT_TIMEOUT" flag:"connect-timeout" default:"5s" advanced:"true" group:"Connection" desc:"how long to try to connect before giving up"`
+}
+
+// AuthEnv is who to connect as: one of a .creds file, an nkey seed, a
+// user and password, or a token.
+type AuthEnv struct {
+	Creds    string `envconfig:"JETWORKER_CREDS" flag:"creds" meta:"FILE" group:"Connection" desc:"JWT .creds file"`
+	NkeySeed string `envconfig:"JETWORKER_NKEY_SEED" flag:"nkey" meta:"FILE" advanced:"true" group:"Connection" desc:"nkey seed file"`
+	User     string `envconfig:"JETWORKER_USER" flag:"user" meta:"NAME" group:"Connection" desc:"user name"`
+	Password string `envconfig:"JETWORKER_PASSWORD" flag:"password" meta:"SECRET" secret:"true" group:"Connection" desc:"password"`
+	Token    string `envconfig:"JETWORKER_TOKEN" flag:"token" meta:"SECRET" secret:"true" group:"Connection" desc:"authentication token"`
+}
+
+// TLSEnv is the client side of TLS and mutual TLS.
+type TLSEnv struct {
+	TLSCA   string `envconfig:"JETWORKER_TLS_CA" flag:"tls-ca" meta:"FILE" advanced:"true" group:"TLS" desc:"PEM file of the CAs that sign the server certificate"`
+	TLSCert string `envconfig:"JETWORKER_TLS_CERT" flag:"tls-cert" meta:"FILE" advanced:"true" group:"TLS" desc:"PEM client certificate (mutual TLS)"`
+	TLSKey  string `envconfig:"JETWORKER_TLS_KEY" flag:"tls-key" meta:"FILE" advanced:"true" group:"TLS" desc:"PEM client key (mutual TLS)"`
+}
+
+// MonitorEnv points the durability guard at the server's monitoring
+// endpoint.
+type MonitorEnv struct {
+	MonitorURL string `envconfig:"JETWORKER_NATS_MONITOR_URL" flag:"monitor-url" meta:"URL" secret:"url" advanced:"true" group:"Connection" desc:"nats-server monitoring endpoint (http://host:8222), to check its sync setting"`
 }
 
 // LogEnv is how to log.
 type LogEnv struct {
-	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
-	LogFormat string `envconfig:"LOG_FORMAT" default:"auto" desc:"auto (text on a terminal, JSON otherwise), text or json"`
+	LogLevel  string `envconfig:"JETWORKER_LOG_LEVEL" flag:"log-level" default:"info" meta:"LEVEL" group:"Logging" desc:"debug, info, warn or error"`
+	LogFormat string `envconfig:"JETWORKER_LOG_FORMAT" flag:"log-format" default:"auto" meta:"FORMAT" group:"Logging" desc:"auto (text on a terminal, JSON otherwise), text or json"`
 }
 
-// StreamEnv names the task and dead-letter streams.
+// StreamEnv names the task stream.
 type StreamEnv struct {
-	Stream    string `envconfig:"STREAM" default:"TASKS" desc:"task stream"`
-	DLQStream string `envconfig:"DLQ_STREAM" default:"DLQ" desc:"dead-letter stream"`
+	Stream string `envconfig:"JETWORKER_STREAM" flag:"stream" default:"TASKS" meta:"NAME" group:"Streams" desc:"task stream"`
 }
 
-// flagEnv binds a command's flags over env values already loaded: a flag
-// given on the command line wins.
-type flagEnv struct {
-	fs *flag.FlagSet
+// DLQStreamEnv names the dead-letter stream.
+type DLQStreamEnv struct {
+	DLQStream string `envconfig:"JETWORKER_DLQ_STREAM" flag:"dlq-stream" default:"DLQ" meta:"NAME" group:"Streams" desc:"dead-letter stream"`
 }
 
-func (f flagEnv) str(p *string, name, env, usage string) {
-	f.fs.StringVar(p, name, *p, usage+" ("+envPrefix+"_"+env+")")
+// ReplicasEnv is the size of what a command creates.
+type ReplicasEnv struct {
+	Replicas int `envconfig:"JETWORKER_REPLICAS" flag:"replicas" default:"1" group:"Streams" desc:"copies of the streams and buckets it creates (3 in a cluster)"`
 }
 
-func (f flagEnv) dur(p *time.Duration, name, env, usage string) {
-	f.fs.DurationVar(p, name, *p, usage+" ("+envPrefix+"_"+env+")")
+// RoutesEnv is where the routes come from and how their durable consumers
+// are named.
+type RoutesEnv struct {
+	Routes  string `envconfig:"JETWORKER_ROUTES" flag:"routes" meta:"FILE" group:"Routes" desc:"routes file (YAML or JSON): subject pattern -> stock handler"`
+	Durable string `envconfig:"JETWORKER_DURABLE" flag:"durable" default:"worker" meta:"NAME" group:"Routes" desc:"durable consumer name prefix; each route's is <durable>-<route>"`
 }
 
-func (f flagEnv) integer(p *int, name, env, usage string) {
-	f.fs.IntVar(p, name, *p, usage+" ("+envPrefix+"_"+env+")")
+// ConsumerEnv holds the route consumers' server-side settings, shared by
+// the worker and provision (unless a route sets its own).
+type ConsumerEnv struct {
+	Concurrency int           `envconfig:"JETWORKER_CONCURRENCY" flag:"concurrency" default:"10" group:"Routes" desc:"handlers at once per route"`
+	AckWait     time.Duration `envconfig:"JETWORKER_ACK_WAIT" flag:"ack-wait" default:"30s" group:"Routes" desc:"redelivery wait without an ack or a heartbeat"`
+	MaxDeliver  int           `envconfig:"JETWORKER_MAX_DELIVER" flag:"max-deliver" default:"5" group:"Routes" desc:"deliveries before a task is dead-lettered"`
 }
 
-func (f flagEnv) boolean(p *bool, name, env, usage string) {
-	f.fs.BoolVar(p, name, *p, usage+" ("+envPrefix+"_"+env+")")
+// WebhookEnv adds a webhook route.
+type WebhookEnv struct {
+	WebhookURL     string `envconfig:"JETWORKER_WEBHOOK_URL" flag:"webhook-url" meta:"URL" secret:"url" group:"Webhook route" desc:"add a webhook route posting to this URL"`
+	WebhookSecret  string `envconfig:"JETWORKER_WEBHOOK_SECRET" flag:"webhook-secret" meta:"SECRET" secret:"true" group:"Webhook route" desc:"HMAC secret of the webhook route"`
+	WebhookSubject string `envconfig:"JETWORKER_WEBHOOK_SUBJECT" flag:"webhook-subject" default:"tasks.webhook.>" meta:"FILTER" group:"Webhook route" desc:"subjects of the webhook route"`
 }
 
-func (c *ConnEnv) flags(f flagEnv) {
-	f.str(&c.NATSURL, "url", "NATS_URL", "NATS server URL(s)")
-	f.str(&c.Creds, "creds", "CREDS", "JWT .creds file")
-	f.str(&c.NkeySeed, "nkey", "NKEY_SEED", "nkey seed file")
-	f.str(&c.User, "user", "USER", "user name")
-	f.str(&c.Password, "password", "PASSWORD", "password")
-	f.str(&c.Token, "token", "TOKEN", "token")
-	f.str(&c.TLSCA, "tls-ca", "TLS_CA", "CA file")
-	f.str(&c.TLSCert, "tls-cert", "TLS_CERT", "client certificate")
-	f.str(&c.TLSKey, "tls-key", "TLS_KEY", "client key")
-	f.dur(&c.ConnectTimeout, "connect-timeout", "CONNECT_TIMEOUT", "connect timeout")
-	f.str(&c.MonitorURL, "monitor-url", "NATS_MONITOR_URL", "nats-server monitoring URL")
+// EmailEnv adds an email route.
+type EmailEnv struct {
+	SMTPHost     string `envconfig:"JETWORKER_SMTP_HOST" flag:"smtp-host" meta:"HOST" group:"Email route" desc:"add an email route sending through this SMTP server"`
+	SMTPPort     int    `envconfig:"JETWORKER_SMTP_PORT" flag:"smtp-port" default:"587" group:"Email route" desc:"SMTP port"`
+	SMTPUser     string `envconfig:"JETWORKER_SMTP_USER" flag:"smtp-user" meta:"NAME" group:"Email route" desc:"SMTP user"`
+	SMTPPassword string `envconfig:"JETWORKER_SMTP_PASSWORD" flag:"smtp-password" meta:"SECRET" secret:"true" group:"Email route" desc:"SMTP password"`
+	SMTPFrom     string `envconfig:"JETWORKER_SMTP_FROM" flag:"smtp-from" meta:"ADDRESS" group:"Email route" desc:"default From address"`
+	SMTPTLS      string `envconfig:"JETWORKER_SMTP_TLS" flag:"smtp-tls" default:"starttls" meta:"MODE" group:"Email route" desc:"starttls, opportunistic, tls or none"`
+	EmailSubject string `envconfig:"JETWORKER_EMAIL_SUBJECT" flag:"email-subject" default:"tasks.email.>" meta:"FILTER" group:"Email route" desc:"subjects of the email route"`
 }
 
-func (l *LogEnv) flags(f flagEnv) {
-	f.str(&l.LogLevel, "log-level", "LOG_LEVEL", "log level")
-	f.str(&l.LogFormat, "log-format", "LOG_FORMAT", "log format")
+// HTTPEnv is the dashboard of a long-running command.
+type HTTPEnv struct {
+	HTTPAddr         string `envconfig:"JETWORKER_HTTP_ADDR" flag:"http-addr" meta:"ADDR" group:"HTTP" desc:"serve the dashboard, health and metrics on this address (empty: off)"`
+	HTTPUser         string `envconfig:"JETWORKER_HTTP_USER" flag:"http-user" meta:"NAME" group:"HTTP" desc:"basic-auth user protecting the dashboard"`
+	HTTPPassword     string `envconfig:"JETWORKER_HTTP_PASSWORD" flag:"http-password" meta:"SECRET" secret:"true" group:"HTTP" desc:"basic-auth password"`
+	HTTPToken        string `envconfig:"JETWORKER_HTTP_TOKEN" flag:"http-token" meta:"SECRET" secret:"true" group:"HTTP" desc:"bearer token protecting the dashboard"`
+	HTTPReadOnly     bool   `envconfig:"JETWORKER_HTTP_READ_ONLY" flag:"http-read-only" group:"HTTP" desc:"refuse replay, delete, pause, resume, trigger and edit"`
+	HTTPUnsafeNoAuth bool   `envconfig:"JETWORKER_HTTP_UNSAFE_NO_AUTH" flag:"http-unsafe-no-auth" group:"HTTP" desc:"allow a dashboard without credentials beyond loopback (read-only; anyone who reaches it reads every task)"`
 }
 
-func (s *StreamEnv) flags(f flagEnv) {
-	f.str(&s.Stream, "stream", "STREAM", "task stream")
-	f.str(&s.DLQStream, "dlq-stream", "DLQ_STREAM", "dead-letter stream")
+// MetricsAddrEnv is the address of the metrics listener.
+type MetricsAddrEnv struct {
+	MetricsAddr string `envconfig:"JETWORKER_METRICS_ADDR" flag:"metrics-addr" meta:"ADDR" group:"Metrics" desc:"address of the metrics listener: /metrics, /healthz and /readyz only, no dashboard (empty: off)"`
 }
 
-// loadEnv fills spec from JETWORKER_* variables.
-func loadEnv(spec any) error {
-	if err := envconfig.Process(envPrefix, spec); err != nil {
-		return usagef("environment: %v", err)
+// MetricsEnv is the metrics listener of a long-running command.
+type MetricsEnv struct {
+	MetricsAddrEnv
+	MetricsToken string `envconfig:"JETWORKER_METRICS_TOKEN" flag:"metrics-token" meta:"SECRET" secret:"true" group:"Metrics" desc:"bearer token protecting /metrics on the metrics address (probes stay open)"`
+}
+
+// dashboardConfig maps the HTTP and metrics settings to the dashboard's
+// Config, for the given streams. It returns false when neither address is
+// set: no HTTP at all. With only the metrics address, the dashboard
+// itself is off.
+func dashboardConfig(h HTTPEnv, m MetricsEnv, taskStream, dlqStream string, log *slog.Logger) (dashboard.Config, bool) {
+	if h.HTTPAddr == "" && m.MetricsAddr == "" {
+		return dashboard.Config{}, false
 	}
-	return nil
-}
-
-// newFlagSet returns a flag set whose --help prints synopsis, the flags and
-// the environment variables of env (which may be nil).
-func newFlagSet(name string, std *stdio, synopsis string, env any) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(std.err)
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: jetworker %s [flags]%s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
-		if env != nil {
-			fmt.Fprintln(w, "\nEnvironment (flags override):")
-			printEnvUsage(w, env)
-		}
+	cfg := dashboard.Config{
+		Addr:              h.HTTPAddr,
+		DisableUI:         h.HTTPAddr == "",
+		MetricsAddr:       m.MetricsAddr,
+		MetricsToken:      m.MetricsToken,
+		BasicAuthUser:     h.HTTPUser,
+		BasicAuthPassword: h.HTTPPassword,
+		BearerToken:       h.HTTPToken,
+		ReadOnly:          h.HTTPReadOnly,
+		UnsafeNoAuth:      h.HTTPUnsafeNoAuth,
+		Logger:            log,
 	}
-	return fs
-}
-
-// printEnvUsage lists env's variables with their defaults and meaning.
-func printEnvUsage(w io.Writer, env any) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	const format = `{{range .}}  {{usage_key .}}	{{usage_default .}}	{{usage_description .}}
-{{end}}`
-	_ = envconfig.Usagef(envPrefix, env, tw, format)
-	_ = tw.Flush()
-}
-
-// parseArgs parses flags and returns the positional arguments. Flags may
-// come after positional arguments too.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if err == flag.ErrHelp {
-				return nil, err
-			}
-			return nil, usagef("%v", err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	if taskStream != "" {
+		cfg.TaskStreams = []string{taskStream}
 	}
+	cfg.DeadLetterStream = dlqStream
+	return cfg, true
 }
 
-// redactURL hides passwords and tokens in user info of NATS URLs.
-func redactURL(u string) string {
-	parts := strings.Split(u, ",")
-	for i, p := range parts {
-		scheme, rest, ok := strings.Cut(p, "://")
-		if !ok {
-			continue
-		}
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			parts[i] = scheme + "://[REDACTED]@" + rest[at+1:]
-		}
-	}
-	return strings.Join(parts, ",")
+// streamsConfig maps the stream settings to the streams package's Config.
+func streamsConfig(s StreamEnv, d DLQStreamEnv, r ReplicasEnv) streams.Config {
+	return streams.Config{Tasks: streams.Tasks{Name: s.Stream}, DeadLetters: streams.DeadLetters{Name: d.DLQStream}, Replicas: r.Replicas}
 }

@@ -1,27 +1,31 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/wneessen/go-mail"
 
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/handlers/email"
 )
 
 func TestWorkerEnvToConsumerConfig(t *testing.T) {
 	t.Parallel()
 	e := workerEnv{
-		Base:           Base{StreamEnv: StreamEnv{Stream: "JOBS", DLQStream: "DEAD"}},
-		Durable:        "billing",
-		Concurrency:    8,
-		AckWait:        time.Minute,
-		MaxDeliver:     4,
+		StreamEnv:      StreamEnv{Stream: "JOBS"},
+		DLQStreamEnv:   DLQStreamEnv{DLQStream: "DEAD"},
+		RoutesEnv:      RoutesEnv{Durable: "billing"},
+		ConsumerEnv:    ConsumerEnv{Concurrency: 8, AckWait: time.Minute, MaxDeliver: 4},
 		HandlerTimeout: 20 * time.Second,
 		ShutdownGrace:  3 * time.Second,
+		ReplicasEnv:    ReplicasEnv{Replicas: 3},
 	}
 	tests := []struct {
 		name  string
@@ -34,7 +38,7 @@ func TestWorkerEnvToConsumerConfig(t *testing.T) {
 			check: func(t *testing.T, c consumer.Config) {
 				if c.Stream != "JOBS" || c.Durable != "billing-hooks" || c.FilterSubjects[0] != "tasks.hooks.>" ||
 					c.Concurrency != 8 || c.AckWait != time.Minute || c.MaxDeliver != 4 || c.HandlerTimeout != 20*time.Second ||
-					c.ShutdownGrace != 3*time.Second || c.DeadLetterStream != "DEAD" || c.Backoff != nil {
+					c.ShutdownGrace != 3*time.Second || c.DeadLetterStream != "DEAD" || c.Backoff != nil || c.Presence.Replicas != 3 {
 					t.Fatalf("got %+v", c)
 				}
 			},
@@ -51,6 +55,16 @@ func TestWorkerEnvToConsumerConfig(t *testing.T) {
 				}
 			},
 		},
+		{
+			name:  "invalid settings fail Validate before any connection",
+			route: route{Name: "x", Subject: "tasks.x", AckWait: duration(time.Microsecond)},
+			check: func(t *testing.T, c consumer.Config) {
+				err := inTermsOf(c.Validate(), "consumer", "route x: ", consumerFields)
+				if err == nil || !strings.Contains(err.Error(), "route x: --ack-wait (or the route's ack_wait) must be >= 1ms") {
+					t.Fatalf("got %v, want the AckWait error in the words of the command line", err)
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,11 +74,173 @@ func TestWorkerEnvToConsumerConfig(t *testing.T) {
 	}
 }
 
+// provision creates the route consumers the worker runs: the same
+// server-side settings from the same variables.
+func TestProvisionAndWorkerAgreeOnConsumers(t *testing.T) {
+	t.Parallel()
+	re, ce := RoutesEnv{Durable: "svc"}, ConsumerEnv{Concurrency: 2000, AckWait: time.Minute, MaxDeliver: 7}
+	r := route{Name: "a", Subject: "tasks.a"}
+	w := workerEnv{RoutesEnv: re, ConsumerEnv: ce, StreamEnv: StreamEnv{"T"}, DLQStreamEnv: DLQStreamEnv{"D"}}.consumerConfig(r, nil)
+	p := routeConsumerConfig(StreamEnv{"T"}, DLQStreamEnv{"D"}, re, ce, r, nil)
+	if w.Stream != p.Stream || w.Durable != p.Durable || w.Concurrency != p.Concurrency || w.AckWait != p.AckWait ||
+		w.MaxDeliver != p.MaxDeliver || w.DeadLetterStream != p.DeadLetterStream {
+		t.Fatalf("worker %+v\nprovision %+v", w, p)
+	}
+}
+
 func TestSchedulerEnvToConfig(t *testing.T) {
 	t.Parallel()
-	c := schedulerEnv{LeaseKey: "billing", LeaseTTL: 4 * time.Second, Replicas: 3}.schedulerConfig(nil)
+	e := schedulerEnv{LeaseKey: "billing", LeaseTTL: 4 * time.Second, ReplicasEnv: ReplicasEnv{3}}
+	c := e.schedulerConfig(nil)
 	if c.LeaseKey != "billing" || c.LeaseTTL != 4*time.Second || c.Replicas != 3 {
 		t.Fatalf("got %+v", c)
+	}
+	e.LeaseTTL = 10 * time.Millisecond
+	if err := inTermsOf(e.schedulerConfig(nil).Validate(), "schedule", "", schedulerFields); err == nil || !strings.Contains(err.Error(), "--lease-ttl must be >= 1s") {
+		t.Fatalf("lease TTL 10ms: got %v", err)
+	}
+}
+
+func TestDashboardConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		h      HTTPEnv
+		m      MetricsEnv
+		serve  bool
+		check  func(c dashboard.Config) bool
+		errHas string
+	}{
+		{name: "nothing set: no HTTP", serve: false, check: func(c dashboard.Config) bool { return true }},
+		{
+			name: "dashboard with a token", h: HTTPEnv{HTTPAddr: "0.0.0.0:8080", HTTPToken: "t"}, serve: true,
+			check: func(c dashboard.Config) bool {
+				return c.Addr == "0.0.0.0:8080" && !c.DisableUI && c.BearerToken == "t" && c.TaskStreams[0] == "JOBS" && c.DeadLetterStream == "DEAD"
+			},
+		},
+		{
+			name: "only the metrics address: no dashboard", m: MetricsEnv{MetricsAddrEnv{"0.0.0.0:9090"}, "m"}, serve: true,
+			check: func(c dashboard.Config) bool {
+				return c.DisableUI && c.MetricsAddr == "0.0.0.0:9090" && c.MetricsToken == "m"
+			},
+		},
+		{
+			name: "reachable without credentials is refused", h: HTTPEnv{HTTPAddr: "0.0.0.0:8080"}, serve: true,
+			check: func(c dashboard.Config) bool { return !c.UnsafeNoAuth }, errHas: "http: --http-addr \"0.0.0.0:8080\" is reachable",
+		},
+		{
+			name: "unless unsafe", h: HTTPEnv{HTTPAddr: "0.0.0.0:8080", HTTPUnsafeNoAuth: true}, serve: true,
+			check: func(c dashboard.Config) bool { return c.UnsafeNoAuth },
+		},
+		{
+			name: "basic auth halves", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPUser: "u"}, serve: true,
+			check: func(c dashboard.Config) bool { return c.BasicAuthUser == "u" }, errHas: "--http-user and --http-password must be set together",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, serve := dashboardConfig(tt.h, tt.m, "JOBS", "DEAD", nil)
+			if serve != tt.serve || !tt.check(c) {
+				t.Fatalf("got %+v, serve %v", c, serve)
+			}
+			if !serve {
+				return
+			}
+			err := inTermsOf(c.Validate(), "dashboard", "http: ", dashboardFields)
+			switch {
+			case tt.errHas == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case tt.errHas != "" && (err == nil || !strings.Contains(err.Error(), tt.errHas)):
+				t.Fatalf("Validate: got %v, want %q", err, tt.errHas)
+			}
+		})
+	}
+}
+
+func TestDevConfig(t *testing.T) {
+	t.Parallel()
+	e := devEnv{DataDir: "d", Host: "0.0.0.0", Port: 4333, UnsafeNoAuth: true, HTTPEnv: HTTPEnv{HTTPAddr: "0.0.0.0:8080"}}
+	ec := e.embeddedConfig(nil)
+	if ec.Host != "0.0.0.0" || ec.Port != 4333 || ec.StoreDir != filepath.Join("d", "nats") || !ec.UnsafeNoAuth {
+		t.Fatalf("embedded config %+v", ec)
+	}
+	dc, serve := e.dashboardConfig(nil)
+	if !serve || !dc.UnsafeNoAuth || dc.Validate() != nil {
+		t.Fatalf("--unsafe-no-auth must cover the dashboard: %+v, %v", dc, dc.Validate())
+	}
+}
+
+func TestStreamsConfig(t *testing.T) {
+	t.Parallel()
+	c := streamsConfig(StreamEnv{"JOBS"}, DLQStreamEnv{"DEAD"}, ReplicasEnv{3})
+	if c.Tasks.Name != "JOBS" || c.DeadLetters.Name != "DEAD" || c.Replicas != 3 {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestPublishOptions(t *testing.T) {
+	t.Parallel()
+	o, err := publishOpts{ID: "a", Delay: time.Second, TTL: time.Minute, At: "2026-01-02T15:04:05Z", Header: []string{"X-A=1", "X-A=2,3"}}.publishOptions()
+	if err != nil || o.ID != "a" || o.Delay != time.Second || o.TTL != time.Minute || o.At.Year() != 2026 ||
+		len(o.Header.Values("X-A")) != 2 || o.Header.Values("X-A")[1] != "2,3" {
+		t.Fatalf("got %+v, %v", o, err)
+	}
+	if _, err := (publishOpts{At: "tomorrow"}).publishOptions(); err == nil || !strings.Contains(err.Error(), "RFC 3339") {
+		t.Fatalf("bad --at: %v", err)
+	}
+}
+
+func TestScheduleEntryFromOptions(t *testing.T) {
+	t.Parallel()
+	e, err := scheduleOpts{Spec: "0 3 * * *", TimeZone: "Europe/Berlin", Subject: "tasks.x", Payload: "{}", Jitter: time.Second, CatchUp: "all", Start: "2026-01-01T00:00:00Z"}.entry("n")
+	if err != nil || e.Name != "n" || e.Spec != "0 3 * * *" || e.TimeZone != "Europe/Berlin" || string(e.Payload) != "{}" ||
+		e.Jitter != time.Second || e.CatchUp != "all" || e.Start.Year() != 2026 {
+		t.Fatalf("got %+v, %v", e, err)
+	}
+	_, err = scheduleOpts{Spec: "61 * * * *", Subject: "tasks.x", TimeZone: "Mars/Olympus"}.entry("n")
+	if err == nil || !strings.Contains(err.Error(), "--spec: ") || !strings.Contains(err.Error(), "--tz \"Mars/Olympus\"") || strings.Contains(err.Error(), "schedule: ") {
+		t.Fatalf("bad spec and zone: got %v", err)
+	}
+}
+
+func TestDLQFilterFromOptions(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	f, err := dlqOpts{FromStream: "T", Consumer: "c", Subject: "tasks.>", TaskID: "id", Since: "1h", Until: "2026-05-01T11:30:00Z"}.filter(now)
+	if err != nil || f.Stream != "T" || f.Consumer != "c" || f.Subject != "tasks.>" || f.TaskID != "id" ||
+		!f.Since.Equal(now.Add(-time.Hour)) || !f.Until.Equal(now.Add(-30*time.Minute)) {
+		t.Fatalf("got %+v, %v", f, err)
+	}
+	if _, err := (dlqOpts{Since: "last week"}).filter(now); err == nil || !strings.Contains(err.Error(), "--since") {
+		t.Fatalf("bad --since: %v", err)
+	}
+}
+
+func TestBenchConfig(t *testing.T) {
+	t.Parallel()
+	o := benchOpts{N: 5, Size: 9, Publishers: 2, Concurrency: 3, Mode: "mixed", Rate: 7, Load: 0.5, Work: time.Millisecond, Replicas: 3, Rounds: 4}
+	if c := o.benchConfig(); c.N != 5 || c.Size != 9 || c.Publishers != 2 || c.Concurrency != 3 || c.Mode != "mixed" ||
+		c.Rate != 7 || c.Load != 0.5 || c.Work != time.Millisecond || c.Replicas != 3 || c.Rounds != 4 {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestHealthURL(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		e    healthEnv
+		want string
+	}{
+		{healthEnv{}, "http://127.0.0.1:9090/readyz"},
+		{healthEnv{URL: "http://x:1/ok"}, "http://x:1/ok"},
+		{healthEnv{MetricsAddrEnv: MetricsAddrEnv{"0.0.0.0:9191"}}, "http://127.0.0.1:9191/readyz"},
+		{healthEnv{MetricsAddrEnv: MetricsAddrEnv{":9191"}}, "http://127.0.0.1:9191/readyz"},
+		{healthEnv{MetricsAddrEnv: MetricsAddrEnv{"10.0.0.5:9191"}}, "http://10.0.0.5:9191/readyz"},
+	} {
+		if got := tt.e.healthURL(); got != tt.want {
+			t.Errorf("%+v: got %s, want %s", tt.e, got, tt.want)
+		}
 	}
 }
 
@@ -77,14 +253,18 @@ func TestParseRoutes(t *testing.T) {
 		{name: "valid yaml", file: "routes:\n  - {name: a, subject: tasks.a.>, webhook: {url: 'http://x', secret: '${TEST_HOOK_SECRET}'}}\n"},
 		{name: "valid json", file: `{"routes":[{"name":"a","subject":"tasks.a","log":{}}]}`},
 		{name: "no routes", file: "routes: []\n", wantErr: "no routes"},
-		{name: "unknown field", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, concurency: 3}\n", wantErr: "concurency"},
+		{name: "unknown field", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, concurency: 3}\n", wantErr: `route 1 (a): unknown field "concurency"`},
+		{name: "unknown nested field", file: "routes:\n  - {name: a, subject: tasks.a, webhook: {url: x, secret: y, retries: 3}}\n", wantErr: `route 1 (a): unknown field "retries"`},
+		{name: "wrong type", file: "routes:\n  - {name: a, subject: tasks.a, log: {}}\n  - {name: b, subject: tasks.b, log: {}, concurrency: three}\n", wantErr: "route 2 (b): concurrency: want a number, got a string"},
+		{name: "YAML syntax", file: "routes:\n  - name: a\n   subject: x\n", wantErr: "line 2: did not find expected"},
+		{name: "JSON syntax", file: `{"routes": [}`, wantErr: "routes file routes.yaml: "},
 		{name: "two handlers", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, webhook: {url: x, secret: y}}\n", wantErr: "exactly one handler"},
 		{name: "bad subject", file: "routes:\n  - {name: a, subject: 'tasks.>.x', log: {}}\n", wantErr: "before its last token"},
 		{name: "partial wildcard", file: "routes:\n  - {name: a, subject: 'tasks.a*', log: {}}\n", wantErr: "whole token"},
 		{name: "duplicate name", file: "routes:\n  - {name: a, subject: tasks.a, log: {}}\n  - {name: a, subject: tasks.b, log: {}}\n", wantErr: "used twice"},
 		{name: "bad name", file: "routes:\n  - {name: 'a b', subject: tasks.a, log: {}}\n", wantErr: "name"},
 		{name: "webhook without secret", file: "routes:\n  - {name: a, subject: tasks.a, webhook: {url: x}}\n", wantErr: "url and secret"},
-		{name: "bad duration", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, ack_wait: soon}\n", wantErr: "duration"},
+		{name: "bad duration", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, ack_wait: soon}\n", wantErr: `duration "soon": want a number and a unit`},
 	}
 	for _, tt := range tests {
 		rs, err := parseRoutes("routes.yaml", []byte(tt.file))
@@ -100,17 +280,27 @@ func TestParseRoutes(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("%s: got %v, want an error containing %q", tt.name, err, tt.wantErr)
 		}
+		for _, internal := range []string{"JSON", "unmarshal", "Go struct", "main.", ": yaml:", "converting"} {
+			if err != nil && strings.Contains(err.Error(), internal) {
+				t.Errorf("%s: %v: speaks of %q", tt.name, err, internal)
+			}
+		}
 	}
 }
 
 func TestRedactURL(t *testing.T) {
 	t.Parallel()
 	tests := map[string]string{
-		"nats://127.0.0.1:4222":        "nats://127.0.0.1:4222",
-		"nats://u:p@host:4222":         "nats://[REDACTED]@host:4222",
-		"nats://tok@a:1,tls://u:p@b:2": "nats://[REDACTED]@a:1,tls://[REDACTED]@b:2",
-		"nats://u:p@ss@host:1":         "nats://[REDACTED]@host:1",
-		"no-scheme":                    "no-scheme",
+		"nats://127.0.0.1:4222":                  "nats://127.0.0.1:4222",
+		"nats://u:p@host:4222":                   "nats://[REDACTED]@host:4222",
+		"nats://tok@a:1,tls://u:p@b:2":           "nats://[REDACTED]@a:1,tls://[REDACTED]@b:2",
+		"nats://u:p@ss@host:1":                   "nats://[REDACTED]@host:1",
+		"https://u:p@hooks.example.com/h?tok=1":  "https://[REDACTED]@hooks.example.com/h?[REDACTED]",
+		"https://hooks.example.com/h#access=2":   "https://hooks.example.com/h#[REDACTED]",
+		"https://hooks.example.com/a/b":          "https://hooks.example.com/a/b",
+		"postgres://app:pw@db:5432/app?ssl=true": "postgres://[REDACTED]@db:5432/app?[REDACTED]",
+		"no-scheme":                              "no-scheme",
+		"u:p@host:4222":                          "[REDACTED]@host:4222",
 	}
 	for in, want := range tests {
 		if got := redactURL(in); got != want {
@@ -162,16 +352,47 @@ func TestEmailRouteConfig(t *testing.T) {
 
 func TestHeaderFlags(t *testing.T) {
 	t.Parallel()
-	h, err := multiFlag{"X-Tenant=acme", "X-Tag=a", "X-Tag=b=c"}.header()
+	h, err := parseHeaders([]string{"X-Tenant=acme", "X-Tag=a", "X-Tag=b=c"})
 	if err != nil || h.Get("X-Tenant") != "acme" || len(h.Values("X-Tag")) != 2 || h.Values("X-Tag")[1] != "b=c" {
 		t.Fatalf("got %v, %v", h, err)
 	}
-	if h, err := (multiFlag{}).header(); h != nil || err != nil {
+	if h, err := parseHeaders(nil); h != nil || err != nil {
 		t.Fatalf("no flags: got %v, %v", h, err)
 	}
 	for _, bad := range []string{"novalue", "=v"} {
-		if _, err := (multiFlag{bad}).header(); err == nil {
+		if _, err := parseHeaders([]string{bad}); err == nil {
 			t.Errorf("%q: got nil error", bad)
+		}
+	}
+}
+
+func TestNATSOptions(t *testing.T) {
+	t.Parallel()
+	apply := func(e ConnEnv) (nats.Options, error) {
+		opts, err := natsOptions(e, "worker")
+		o := nats.GetDefaultOptions()
+		for _, opt := range opts {
+			if err := opt(&o); err != nil {
+				return o, err
+			}
+		}
+		return o, err
+	}
+	o, err := apply(ConnEnv{ConnectTimeout: 3 * time.Second, AuthEnv: AuthEnv{User: "app", Password: "pw"}})
+	if err != nil || o.Name != "jetworker worker" || o.Timeout != 3*time.Second || o.User != "app" || o.Password != "pw" || o.MaxReconnect != -1 {
+		t.Fatalf("user/password: got %+v, %v", o, err)
+	}
+	if o, err := apply(ConnEnv{AuthEnv: AuthEnv{Token: "tok"}}); err != nil || o.Token != "tok" || o.User != "" {
+		t.Fatalf("token: got %+v, %v", o, err)
+	}
+	for name, e := range map[string]ConnEnv{
+		"two kinds of credentials": {AuthEnv: AuthEnv{User: "app", Password: "pw", Token: "tok"}},
+		"certificate without key":  {TLSEnv: TLSEnv{TLSCert: "c.pem"}},
+		"missing creds file":       {AuthEnv: AuthEnv{Creds: filepath.Join(t.TempDir(), "none.creds")}},
+	} {
+		var ue *usageError
+		if _, err := natsOptions(e, "worker"); !errors.As(err, &ue) {
+			t.Errorf("%s: got %v, want a usage error", name, err)
 		}
 	}
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	neturl "net/url"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -177,13 +180,7 @@ func connect(ctx context.Context, e ConnEnv, name string, log *slog.Logger) (*co
 		return nil, fmt.Errorf("connect to %s: %w", c.url, ctx.Err())
 	}
 	if r.err != nil {
-		switch {
-		case errors.Is(r.err, nats.ErrAuthorization), errors.Is(r.err, nats.ErrAuthExpired), errors.Is(r.err, nats.ErrAuthRevoked):
-			return nil, fmt.Errorf("connect to %s: authentication refused (check JETWORKER_CREDS, _NKEY_SEED, _USER/_PASSWORD or _TOKEN): %w", c.url, r.err)
-		case errors.Is(r.err, nats.ErrNoServers), errors.Is(r.err, nats.ErrTimeout):
-			return nil, fmt.Errorf("connect to %s: NATS unreachable within %s: %w", c.url, e.ConnectTimeout, r.err)
-		}
-		return nil, fmt.Errorf("connect to %s: %w", c.url, r.err)
+		return nil, connectError(c.url, e.ConnectTimeout, r.err)
 	}
 	c.nc = r.nc
 	c.js, err = jetstream.New(r.nc)
@@ -192,6 +189,32 @@ func connect(ctx context.Context, e ConnEnv, name string, log *slog.Logger) (*co
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return c, nil
+}
+
+// connectError says why a connection to url (redacted) failed, in the
+// words of the cause: nothing listens (nats.go reports ErrNoServers when
+// every server refused), no answer in time, an unknown host, refused
+// credentials.
+func connectError(url string, timeout time.Duration, err error) error {
+	var (
+		dns  *net.DNSError
+		uerr *neturl.Error
+		nerr net.Error
+	)
+	switch {
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked):
+		return fmt.Errorf("connect to %s: authentication refused (check JETWORKER_CREDS, _NKEY_SEED, _USER/_PASSWORD or _TOKEN): %w", url, err)
+	case errors.Is(err, nats.ErrNoServers):
+		return fmt.Errorf("connect to %s: connection refused: is nats-server running and listening there?", url)
+	case errors.As(err, &dns):
+		return fmt.Errorf("connect to %s: unknown host %q", url, dns.Name)
+	case errors.Is(err, nats.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
+		return fmt.Errorf("connect to %s: no answer within %s (JETWORKER_CONNECT_TIMEOUT)", url, timeout)
+	case errors.As(err, &uerr):
+		// url.Error quotes the URL it could not parse, password and all.
+		return fmt.Errorf("connect to %s: invalid URL: %v", url, uerr.Err)
+	}
+	return fmt.Errorf("connect to %s: %w", url, err)
 }
 
 // watch is a run part that fails when the connection closes for good, so

@@ -1,17 +1,22 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/handlers"
 	"github.com/jetworker/jetworker/publisher"
@@ -21,13 +26,30 @@ import (
 
 // devEnv configures "jetworker dev".
 type devEnv struct {
+	DataDir      string `envconfig:"JETWORKER_DATA_DIR" flag:"data-dir" default:".jetworker" meta:"DIR" group:"Dev" desc:"where the embedded server stores its data"`
+	Host         string `envconfig:"JETWORKER_DEV_HOST" flag:"host" default:"127.0.0.1" meta:"ADDR" group:"Dev" desc:"address the embedded server listens on (beyond loopback only with --unsafe-no-auth)"`
+	Port         int    `envconfig:"JETWORKER_DEV_PORT" flag:"port" default:"4222" group:"Dev" desc:"client port of the embedded server (-1: any free port)"`
+	NoDemo       bool   `envconfig:"JETWORKER_NO_DEMO" flag:"no-demo" group:"Dev" desc:"do not publish demo tasks or create the demo schedule"`
+	UnsafeNoAuth bool   `envconfig:"JETWORKER_DEV_UNSAFE_NO_AUTH" flag:"unsafe-no-auth" group:"Dev" desc:"let the embedded server (no authentication) and the dashboard (read-only) listen beyond loopback"`
 	LogEnv
-	DataDir  string `envconfig:"DATA_DIR" default:".jetworker" desc:"where the embedded server stores its data"`
-	Host     string `envconfig:"DEV_HOST" default:"127.0.0.1" desc:"address the embedded server listens on"`
-	Port     int    `envconfig:"DEV_PORT" default:"4222" desc:"client port of the embedded server (-1: any free port)"`
-	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"dashboard, health and metrics address (empty: off)"`
-	NoDemo   bool   `envconfig:"NO_DEMO" desc:"do not publish demo tasks or create the demo schedule"`
 	HTTPEnv
+	MetricsEnv
+}
+
+// embeddedConfig maps the settings to the embedded server's Config.
+func (e devEnv) embeddedConfig(log *slog.Logger) embedded.Config {
+	return embedded.Config{
+		Host: e.Host, Port: e.Port, StoreDir: filepath.Join(e.DataDir, "nats"),
+		UnsafeNoAuth: e.UnsafeNoAuth, Logger: log,
+	}
+}
+
+// dashboardConfig maps the HTTP and metrics settings; --unsafe-no-auth
+// covers the dashboard too.
+func (e devEnv) dashboardConfig(log *slog.Logger) (dashboard.Config, bool) {
+	h := e.HTTPEnv
+	h.HTTPUnsafeNoAuth = h.HTTPUnsafeNoAuth || e.UnsafeNoAuth
+	return dashboardConfig(h, e.MetricsEnv, streams.DefaultTaskStream, streams.DefaultDeadLetterStream, log)
 }
 
 // demoHandler is what the dev worker runs: a few demo task types, and a
@@ -39,69 +61,72 @@ func demoHandler(log *slog.Logger, out func(format string, args ...any)) jetwork
 	mux := handlers.NewMux()
 	mux.Use(handlers.Recover())
 	mux.Route("tasks.demo.hello", handlers.JSON(func(ctx context.Context, t *jetworker.Task, v hello) error {
-		out("hello, %s (task %s)", v.Name, t.ID)
+		out("hello, %s (task %s)", inert(v.Name), taskName(t))
 		return nil
 	}))
 	mux.RouteFunc("tasks.demo.flaky", func(ctx context.Context, t *jetworker.Task) error {
 		if t.Delivered == 1 {
-			out("flaky task %s failed on attempt 1; retrying in 1s", t.ID)
+			out("flaky task %s failed on attempt 1; retrying in 1s", taskName(t))
 			return jetworker.RetryAfter(errors.New("flaky dependency"), time.Second)
 		}
-		out("flaky task %s succeeded on attempt %d", t.ID, t.Delivered)
+		out("flaky task %s succeeded on attempt %d", taskName(t), t.Delivered)
 		return nil
 	})
 	mux.RouteFunc("tasks.demo.broken", func(ctx context.Context, t *jetworker.Task) error {
-		out("broken task %s goes to the dead letters", t.ID)
+		out("broken task %s goes to the dead letters", taskName(t))
 		return jetworker.Permanent(errors.New("demo: this task can never succeed"))
 	})
 	mux.RouteFunc("tasks.>", func(ctx context.Context, t *jetworker.Task) error {
-		out("task %s on %s: %s", t.ID, t.Subject, excerpt(string(t.Data), 120))
+		out("task %s on %s: %s", taskName(t), inert(t.Subject), excerpt(string(t.Data), 120))
 		return nil
 	})
 	return mux
 }
 
 func runDev(ctx context.Context, std *stdio, args []string) error {
-	var e devEnv
-	fs := newFlagSet("dev", std, "", &e)
-	if err := loadEnv(&e); err != nil {
+	e := devEnv{HTTPEnv: HTTPEnv{HTTPAddr: dashboard.DefaultAddr}}
+	c := newCLI("dev", "", `
+Run everything on one embedded nats-server: the streams, a worker with demo
+handlers (tasks.demo.hello, .flaky, .broken; anything else under tasks.> is
+printed), the scheduler and the dashboard. Data stays in --data-dir between
+runs.`).env(&e)
+	if err := c.parseNoArgs(std, args); err != nil {
 		return err
 	}
-	f := flagEnv{fs}
-	e.LogEnv.flags(f)
-	f.str(&e.DataDir, "data-dir", "DATA_DIR", "data directory")
-	f.str(&e.Host, "host", "DEV_HOST", "listen address")
-	f.integer(&e.Port, "port", "DEV_PORT", "client port")
-	f.str(&e.HTTPAddr, "http-addr", "HTTP_ADDR", "HTTP address")
-	f.boolean(&e.NoDemo, "no-demo", "NO_DEMO", "no demo tasks")
-	e.HTTPEnv.flags(f)
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	log, err := newLogger(e.LogEnv, std.err, std.isTTY)
+	log, err := std.logger(e.LogEnv)
 	if err != nil {
 		return err
 	}
 	out := func(format string, args ...any) { fmt.Fprintf(std.out, format+"\n", args...) }
 
-	srv, err := embedded.Start(embedded.Config{
-		Host: e.Host, Port: e.Port, StoreDir: filepath.Join(e.DataDir, "nats"),
-		Logger: serverLogger(e.LogEnv, std.err, std.isTTY),
-	})
+	if !loopbackHost(e.Host) && !e.UnsafeNoAuth {
+		return usagef("--host %q is reachable from other machines, and the embedded server has no authentication: listen on 127.0.0.1, or pass --unsafe-no-auth", e.Host)
+	}
+	ecfg := e.embeddedConfig(serverLogger(e.LogEnv, std.err, std.isTTY))
+	dcfg, serve := e.dashboardConfig(log)
+	if serve {
+		if err := dcfg.Validate(); err != nil {
+			return inTermsOf(err, "dashboard", "http: ", dashboardFields)
+		}
+	}
+	if err := portFree(e.Host, e.Port); err != nil {
+		return err
+	}
+	srv, err := embedded.Start(ecfg)
 	if err != nil {
-		return fmt.Errorf("start embedded nats-server on %s:%d (try --port -1): %w", e.Host, e.Port, err)
+		return fmt.Errorf("start the embedded nats-server on %s: %w", net.JoinHostPort(e.Host, strconv.Itoa(e.Port)), err)
 	}
 	defer srv.Shutdown()
 
-	c, err := connect(ctx, ConnEnv{NATSURL: srv.URL(), ConnectTimeout: 5 * time.Second}, "dev", log)
+	conn, err := connect(ctx, ConnEnv{NATSURL: srv.URL(), ConnectTimeout: 5 * time.Second}, "dev", log)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if err := streams.Provision(ctx, c.js, streams.Config{}); err != nil {
+	defer conn.Close()
+	if err := streams.Provision(ctx, conn.js, streams.Config{}); err != nil {
 		return err
 	}
-	store, err := schedule.NewStore(c.js, schedule.StoreConfig{})
+	store, err := schedule.NewStore(conn.js, schedule.StoreConfig{})
 	if err != nil {
 		return err
 	}
@@ -109,45 +134,60 @@ func runDev(ctx context.Context, std *stdio, args []string) error {
 		return err
 	}
 
-	b := Base{ConnEnv: ConnEnv{NATSURL: srv.URL()}, LogEnv: e.LogEnv, StreamEnv: StreamEnv{Stream: streams.DefaultTaskStream, DLQStream: streams.DefaultDeadLetterStream}}
-	web, err := newWeb(c, e.HTTPAddr, b, e.HTTPEnv, log)
-	if err != nil {
-		return err
+	var w *web
+	if serve {
+		if w, err = newWeb(conn, dcfg); err != nil {
+			return err
+		}
 	}
 	ccfg := consumer.Config{Durable: "dev", Concurrency: 4, Logger: log}
 	scfg := schedule.Config{LeaseTTL: 3 * time.Second, Logger: log}
-	if web != nil {
-		web.consumerHooks(&ccfg)
-		web.schedulerHooks(&scfg)
+	if w != nil {
+		w.consumerHooks(&ccfg)
+		w.schedulerHooks(&scfg)
 	}
-	cons, err := consumer.New(c.js, demoHandler(log, out), ccfg)
+	cons, err := consumer.New(conn.js, demoHandler(log, out), ccfg)
 	if err != nil {
 		return err
 	}
-	sched, err := schedule.New(c.js, scfg)
+	sched, err := schedule.New(conn.js, scfg)
 	if err != nil {
 		return err
 	}
-	parts := []jetworker.Runner{jetworker.RunnerFunc(c.watch), cons, sched}
-	if web != nil {
-		web.readyWhen("consumer", cons.Ready())
-		web.readyWhen("scheduler", sched.Ready())
-		parts = append(parts, web)
+	parts := []jetworker.Runner{jetworker.RunnerFunc(conn.watch), cons, sched}
+	if w != nil {
+		w.readyWhen("consumer", cons.Ready())
+		w.readyWhen("scheduler", sched.Ready())
+		parts = append(parts, w)
 	}
-
-	out("jetworker dev: everything on one embedded nats-server (data in %s; fast, not fsync'ed per write)", e.DataDir)
-	out("  NATS:      %s", srv.URL())
-	if web != nil {
-		out("  dashboard: http://%s/", e.HTTPAddr)
-	}
-	out("  try:       jetworker publish --url %s tasks.demo.hello '{\"name\":\"you\"}'", srv.URL())
-	out("             jetworker status --url %s", srv.URL())
-	out("  Ctrl-C stops it.")
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- jetworker.RunAll(runCtx, parts...) }()
+
+	// Print the banner once everything listens: a busy HTTP port fails
+	// before it, not after a dashboard URL that does not work.
+	if w != nil {
+		select {
+		case <-w.srv.Ready():
+		case err := <-errc:
+			return err
+		}
+	}
+	out("jetworker dev: everything on one embedded nats-server (data in %s; fast, not fsync'ed per write)", inert(e.DataDir))
+	out("  NATS:      %s", srv.URL())
+	if w != nil {
+		if a := w.srv.Addr(); a != "" {
+			out("  dashboard: %s", browsable(a, "/"))
+		}
+		if a := w.srv.MetricsAddr(); a != "" {
+			out("  metrics:   %s", browsable(a, "/metrics"))
+		}
+	}
+	out("  try:       jetworker publish --url %s tasks.demo.hello '{\"name\":\"you\"}'", srv.URL())
+	out("             jetworker status --url %s", srv.URL())
+	out("  Ctrl-C stops it.")
 
 	if !e.NoDemo {
 		select {
@@ -155,7 +195,7 @@ func runDev(ctx context.Context, std *stdio, args []string) error {
 		case err := <-errc:
 			return err
 		}
-		if err := demo(ctx, c, store, out); err != nil {
+		if err := demo(ctx, conn, store, out); err != nil {
 			cancel()
 			return errors.Join(err, <-errc)
 		}
@@ -163,6 +203,48 @@ func runDev(ctx context.Context, std *stdio, args []string) error {
 	err = <-errc
 	out("jetworker dev: stopped")
 	return err
+}
+
+// browsable is the http URL of path on a listener's address; a wildcard
+// address is reached on loopback.
+func browsable(addr, path string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + path
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "http://" + net.JoinHostPort("127.0.0.1", port) + path + " (on every interface)"
+	}
+	return "http://" + net.JoinHostPort(host, port) + path
+}
+
+// portFree fails at once, naming the port, when something listens on the
+// embedded server's port already (nats-server itself would only report it
+// after its start-up timeout).
+func portFree(host string, port int) error {
+	if port <= 0 {
+		return nil
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("NATS port %s is in use (another jetworker dev or nats-server?): stop it, or pick another port with --port (-1: any free port)", addr)
+		}
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln.Close()
+}
+
+// loopbackHost reports whether host (a name or an address, no port) is
+// this machine only: localhost, *.localhost, 127.0.0.0/8 or ::1.
+func loopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // demo publishes a few tasks and creates the demo schedule.
@@ -199,3 +281,7 @@ func demo(ctx context.Context, c *conn, store *schedule.Store, out func(string, 
 	out("published 6 demo tasks (one delayed, one flaky, one broken) and the schedule demo-every-10s")
 	return nil
 }
+
+// taskName is how a printed line names a task: its ID, or its stream and
+// sequence when it has none.
+func taskName(t *jetworker.Task) string { return inert(cmp.Or(t.ID, t.Ref())) }

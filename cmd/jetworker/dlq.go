@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -16,7 +15,43 @@ import (
 	"github.com/jetworker/jetworker/dlq"
 )
 
-const dlqSynopsis = ` ls|show|replay|purge [args]
+// dlqEnv configures "jetworker dlq".
+type dlqEnv struct {
+	Base
+	DLQStreamEnv
+}
+
+// dlqOpts are the options of one "jetworker dlq" call.
+type dlqOpts struct {
+	FromStream string `flag:"from-stream" meta:"NAME" desc:"only dead letters from this task stream"`
+	Consumer   string `flag:"consumer" meta:"NAME" desc:"only dead letters of this durable consumer"`
+	Subject    string `flag:"subject" meta:"FILTER" desc:"only dead letters whose original subject matches this (wildcards: tasks.email.>)"`
+	TaskID     string `flag:"task-id" meta:"ID" desc:"only dead letters of this task ID"`
+	Since      string `flag:"since" meta:"WHEN" desc:"only dead letters failed at or after this (RFC 3339, or a duration ago like 1h)"`
+	Until      string `flag:"until" meta:"WHEN" desc:"only dead letters failed before this (RFC 3339, or a duration ago)"`
+	Limit      int    `flag:"limit" desc:"ls: at most this many, newest first (0: all)"`
+	All        bool   `flag:"all" desc:"replay: every dead letter the filters select"`
+	Yes        bool   `flag:"yes" desc:"do not ask for confirmation"`
+	JSON       bool   `flag:"json" desc:"ls, show: print JSON"`
+}
+
+// filter maps the options to the dlq package's Filter, at now.
+func (o dlqOpts) filter(now time.Time) (dlq.Filter, error) {
+	f := dlq.Filter{Stream: o.FromStream, Consumer: o.Consumer, Subject: o.Subject, TaskID: o.TaskID}
+	var err error
+	if f.Since, err = parseWhen(o.Since, now); err != nil {
+		return f, usagef("--since: %v", err)
+	}
+	if f.Until, err = parseWhen(o.Until, now); err != nil {
+		return f, usagef("--until: %v", err)
+	}
+	return f, nil
+}
+
+const dlqSynopsis = ` ls|show|replay|purge [args]`
+
+const dlqAbout = `
+Look at and act on the dead letters in the dead-letter stream.
 
   ls                       list dead letters (filters below)
   show SEQ                 show one dead letter: headers, error and payload
@@ -24,41 +59,21 @@ const dlqSynopsis = ` ls|show|replay|purge [args]
   purge [SEQ...]           delete dead letters (SEQs, or every one the filters select)`
 
 func runDLQ(ctx context.Context, std *stdio, args []string) error {
-	var b Base
-	fs := newFlagSet("dlq", std, dlqSynopsis, &b)
-	if err := b.bind(fs, &b); err != nil {
-		return err
-	}
 	var (
-		f            dlq.Filter
-		limit        int
-		since, until string
-		all, yes     bool
-		asJSON       bool
+		env  dlqEnv
+		opts dlqOpts
 	)
-	fs.StringVar(&f.Stream, "from-stream", "", "only dead letters from this task stream")
-	fs.StringVar(&f.Consumer, "consumer", "", "only dead letters of this durable consumer")
-	fs.StringVar(&f.Subject, "subject", "", "only dead letters whose original subject matches this (wildcards: tasks.email.>)")
-	fs.StringVar(&f.TaskID, "task-id", "", "only dead letters of this task ID")
-	fs.StringVar(&since, "since", "", "only dead letters failed at or after this (RFC 3339 or a duration ago, e.g. 1h)")
-	fs.StringVar(&until, "until", "", "only dead letters failed before this (RFC 3339 or a duration ago)")
-	fs.IntVar(&limit, "limit", 0, "ls: at most this many, newest first (0: all)")
-	fs.BoolVar(&all, "all", false, "replay: every dead letter the filters select")
-	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation")
-	fs.BoolVar(&asJSON, "json", false, "ls, show: print JSON")
-	pos, err := parseArgs(fs, args)
+	c := newCLI("dlq", dlqSynopsis, dlqAbout).options("Dead letters", &opts).env(&env)
+	pos, err := c.parse(std, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
-		fs.Usage()
 		return usagef("missing subcommand: ls, show, replay or purge")
 	}
-	if f.Since, err = parseWhen(since); err != nil {
-		return usagef("--since: %v", err)
-	}
-	if f.Until, err = parseWhen(until); err != nil {
-		return usagef("--until: %v", err)
+	f, err := opts.filter(time.Now())
+	if err != nil {
+		return err
 	}
 	sub, rest := pos[0], pos[1:]
 	seqs, err := parseSeqs(rest)
@@ -73,19 +88,30 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 	if sub == "show" && len(seqs) != 1 {
 		return usagef("show takes one SEQ")
 	}
-	if sub == "replay" && len(seqs) == 0 && !all {
+	if sub == "replay" && len(seqs) == 0 && !opts.All {
 		return usagef("replay takes SEQ... or --all")
 	}
+	if err := f.Validate(); err != nil {
+		return usagef("%v", err)
+	}
 
-	_, c, err := b.open(ctx, std, "dlq")
+	_, conn, err := env.open(ctx, std, "dlq")
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	store, err := dlq.New(c.js, dlq.Config{Stream: b.DLQStream})
+	defer conn.Close()
+	store, err := dlq.New(conn.js, dlq.Config{Stream: env.DLQStream})
 	if err != nil {
 		return err
 	}
+	stream := inert(env.DLQStream)
+	notFound := func(seq uint64, err error) error {
+		if errors.Is(err, dlq.ErrNotFound) {
+			return fmt.Errorf("dead letter %d not found in %s (replayed or deleted already?)", seq, stream)
+		}
+		return err
+	}
+	limit, all, yes, asJSON := opts.Limit, opts.All, opts.Yes, opts.JSON
 
 	switch sub {
 	case "ls":
@@ -97,17 +123,18 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 			return printJSON(std, list)
 		}
 		tw := tabwriter.NewWriter(std.out, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SEQ\tFAILED AT\tCONSUMER\tSUBJECT\tATTEMPTS\tERROR")
+		fmt.Fprintln(tw, "SEQ\tFAILED AT\tCONSUMER\tSUBJECT\tTASK\tATTEMPTS\tERROR")
 		for _, d := range list {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", d.Seq, d.FailedAt.Local().Format(time.DateTime), d.OriginalStream+"/"+d.Consumer, d.OriginalSubject, d.Attempts, excerpt(d.Error, 60))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Seq, formatLocal(d.FailedAt), inert(d.OriginalStream+"/"+d.Consumer),
+				inert(d.OriginalSubject), inert(cmp.Or(d.TaskID, d.OriginalRef)), d.Attempts, excerpt(d.Error, 60))
 		}
 		_ = tw.Flush()
-		fmt.Fprintf(std.out, "%d dead letters\n", len(list))
+		fmt.Fprintf(std.out, "%s in %s\n", deadLetters(len(list)), stream)
 		return nil
 	case "show":
 		d, err := store.Get(ctx, seqs[0])
 		if err != nil {
-			return err
+			return notFound(seqs[0], err)
 		}
 		if asJSON {
 			return printJSON(std, d)
@@ -121,10 +148,10 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 			}
 		}
 		if len(seqs) == 0 {
-			fmt.Fprintln(std.out, "no dead letters to replay")
+			fmt.Fprintf(std.out, "no dead letters to replay in %s\n", stream)
 			return nil
 		}
-		if ok, err := confirm(std, fmt.Sprintf("Replay %d dead letter(s)?", len(seqs)), yes); !ok {
+		if ok, err := confirm(std, fmt.Sprintf("Replay %d dead letter(s) from %s?", len(seqs), stream), yes); !ok {
 			return err
 		}
 		p := newProgress(std, "replay", len(seqs))
@@ -132,28 +159,32 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 		for _, seq := range seqs {
 			res, err := store.Replay(ctx, seq)
 			if err != nil {
-				errs = append(errs, err)
+				errs = append(errs, notFound(seq, err))
 			} else if len(seqs) == 1 {
-				fmt.Fprintf(std.out, "replayed dead letter %d as %s\n", seq, res.Ref)
+				fmt.Fprintf(std.out, "replayed dead letter %d as %s\n", seq, inert(res.Ref))
 			}
 			p.step()
 		}
-		p.done(len(seqs) - len(errs))
+		summary := "replayed %d of %d dead letters from " + stream
+		if len(seqs) == 1 {
+			summary = "" // said above
+		}
+		p.done(len(seqs)-len(errs), summary)
 		return errors.Join(errs...)
 	case "purge":
 		if len(seqs) > 0 {
-			if ok, err := confirm(std, fmt.Sprintf("Delete %d dead letter(s)?", len(seqs)), yes); !ok {
+			if ok, err := confirm(std, fmt.Sprintf("Delete %d dead letter(s) from %s?", len(seqs), stream), yes); !ok {
 				return err
 			}
 			p := newProgress(std, "purge", len(seqs))
 			var errs []error
 			for _, seq := range seqs {
 				if err := store.Delete(ctx, seq); err != nil {
-					errs = append(errs, err)
+					errs = append(errs, notFound(seq, err))
 				}
 				p.step()
 			}
-			p.done(len(seqs) - len(errs))
+			p.done(len(seqs)-len(errs), "deleted %d of %d dead letters from "+stream)
 			return errors.Join(errs...)
 		}
 		count, err := store.Count(ctx, f)
@@ -161,17 +192,29 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 			return err
 		}
 		if count == 0 {
-			fmt.Fprintln(std.out, "no dead letters to purge")
+			fmt.Fprintf(std.out, "no dead letters to purge in %s\n", stream)
 			return nil
 		}
-		if ok, err := confirm(std, fmt.Sprintf("Delete %d dead letter(s)?", count), yes); !ok {
+		if ok, err := confirm(std, fmt.Sprintf("Delete %d dead letter(s) from %s?", count, stream), yes); !ok {
 			return err
 		}
 		n, err := store.Purge(ctx, f)
-		fmt.Fprintf(std.out, "purged %d dead letters\n", n)
-		return err
+		if err != nil {
+			return fmt.Errorf("purged %d of %d dead letters from %s, then: %w", n, count, stream, err)
+		}
+		fmt.Fprintf(std.out, "purged %s from %s\n", deadLetters(n), stream)
+		return nil
 	}
 	return nil
+}
+
+// deadLetters counts dead letters in words: "1 dead letter", "3 dead
+// letters".
+func deadLetters(n int) string {
+	if n == 1 {
+		return "1 dead letter"
+	}
+	return fmt.Sprintf("%d dead letters", n)
 }
 
 // listAll returns the dead letters f selects, newest first, up to limit
@@ -197,15 +240,15 @@ func listAll(ctx context.Context, store *dlq.Store, f dlq.Filter, limit int) ([]
 }
 
 func printDeadLetter(std *stdio, d *dlq.Entry) {
-	fmt.Fprintf(std.out, "Seq:       %d (%s)\n", d.Seq, d.Subject)
-	fmt.Fprintf(std.out, "Task:      %s\n", cmp.Or(d.TaskID, "(no ID)"))
-	fmt.Fprintf(std.out, "Origin:    %s, subject %s\n", d.OriginalRef, d.OriginalSubject)
+	fmt.Fprintf(std.out, "Seq:       %d (%s)\n", d.Seq, inert(d.Subject))
+	fmt.Fprintf(std.out, "Task:      %s\n", inert(cmp.Or(d.TaskID, "(no ID)")))
+	fmt.Fprintf(std.out, "Origin:    %s, subject %s\n", inert(d.OriginalRef), inert(d.OriginalSubject))
 	if d.Problem != "" {
-		fmt.Fprintf(std.out, "Replay:    refused: %s\n", d.Problem)
+		fmt.Fprintf(std.out, "Replay:    refused: %s\n", inert(d.Problem))
 	}
-	fmt.Fprintf(std.out, "Consumer:  %s\n", d.Consumer)
-	fmt.Fprintf(std.out, "Failed at: %s after %d attempt(s)\n", d.FailedAt.Format(time.RFC3339), d.Attempts)
-	fmt.Fprintf(std.out, "Error:     %s\n", d.Error)
+	fmt.Fprintf(std.out, "Consumer:  %s\n", inert(d.Consumer))
+	fmt.Fprintf(std.out, "Failed at: %s after %d attempt(s)\n", formatLocal(d.FailedAt), d.Attempts)
+	fmt.Fprintf(std.out, "Error:     %s\n", inert(d.Error))
 	fmt.Fprintln(std.out, "Headers:")
 	keys := make([]string, 0, len(d.Header))
 	for k := range d.Header {
@@ -213,9 +256,17 @@ func printDeadLetter(std *stdio, d *dlq.Entry) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(std.out, "  %s: %s\n", k, strings.Join(d.Header[k], ", "))
+		fmt.Fprintf(std.out, "  %s: %s\n", inert(k), inert(strings.Join(d.Header[k], ", ")))
 	}
-	fmt.Fprintf(std.out, "Payload (%d bytes):\n%s\n", len(d.Data), d.Data)
+	fmt.Fprintf(std.out, "Payload (%d bytes):\n%s\n", len(d.Data), inertText(string(d.Data)))
+}
+
+// formatLocal prints a time in the local zone, with the zone.
+func formatLocal(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05 MST")
 }
 
 func parseSeqs(args []string) ([]uint64, error) {
@@ -231,12 +282,12 @@ func parseSeqs(args []string) ([]uint64, error) {
 }
 
 // parseWhen reads an RFC 3339 time or a duration before now.
-func parseWhen(s string) (time.Time, error) {
+func parseWhen(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil {
-		return time.Now().Add(-d), nil
+		return now.Add(-d), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
@@ -292,26 +343,13 @@ func (p *progress) step() {
 	}
 }
 
-func (p *progress) done(ok int) {
+// done ends the report with summary, a format taking the done and total
+// counts; "" prints none.
+func (p *progress) done(ok int, summary string) {
 	if p.total >= 10 && p.std.isTTY {
 		fmt.Fprintln(p.std.err)
 	}
-	if p.total > 1 {
-		fmt.Fprintf(p.std.out, "%s: %d of %d done\n", p.what, ok, p.total)
+	if summary != "" {
+		fmt.Fprintf(p.std.out, summary+"\n", ok, p.total)
 	}
-}
-
-func printJSON(std *stdio, v any) error {
-	enc := json.NewEncoder(std.out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// excerpt shortens s to n runes on one line.
-func excerpt(s string, n int) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }

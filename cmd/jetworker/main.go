@@ -18,7 +18,8 @@ import (
 	"syscall"
 )
 
-// Version information, set with -ldflags "-X main.version=...".
+// Version information, set with
+// -ldflags "-X main.version=v1.2.3 -X main.commit=abc1234".
 var (
 	version = "dev"
 	commit  = "none"
@@ -34,61 +35,53 @@ const (
 // command is one subcommand.
 type command struct {
 	summary string
-	run     func(ctx context.Context, io *stdio, args []string) error
-}
-
-// stdio is where a command reads and writes; tests swap it.
-type stdio struct {
-	in       io.Reader
-	out, err io.Writer
-	isTTY    bool
-}
-
-// usageError marks an error in the command line (exit 2).
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
+	run     func(ctx context.Context, std *stdio, args []string) error
 }
 
 func commands() map[string]command {
 	return map[string]command{
-		"dev":       {summary: "run everything on an embedded nats-server (the main job, no setup)", run: runDev},
-		"worker":    {summary: "run consumers whose routes come from configuration", run: runWorker},
-		"scheduler": {summary: "run the singleton scheduler (run two or more for HA)", run: runScheduler},
-		"provision": {summary: "create or update the streams, buckets and route consumers (admin identity)", run: runProvision},
-		"publish":   {summary: "publish one task: publish SUBJECT [DATA]", run: runPublish},
-		"schedule":  {summary: "manage schedules: add|ls|get|rm|pause|resume|trigger", run: runSchedule},
-		"dlq":       {summary: "manage dead letters: ls|show|replay|purge", run: runDLQ},
-		"outbox":    {summary: "transactional outbox on PostgreSQL: migrate|relay|dead ls|retry|rm", run: runOutbox},
-		"status":    {summary: "streams, consumers, live workers and the scheduler leader", run: runStatus},
-		"bench":     {summary: "measure jetworker against raw nats.go on the same server", run: runBench},
-		"version":   {summary: "print the version", run: runVersion},
+		"dev":         {summary: "run everything on an embedded nats-server (the main job, no setup)", run: runDev},
+		"worker":      {summary: "run consumers whose routes come from configuration", run: runWorker},
+		"scheduler":   {summary: "run the singleton scheduler (run two or more for HA)", run: runScheduler},
+		"provision":   {summary: "create or update the streams, buckets and route consumers (admin identity)", run: runProvision},
+		"publish":     {summary: "publish one task: publish SUBJECT [DATA]", run: runPublish},
+		"schedule":    {summary: "manage schedules: add|ls|get|rm|pause|resume|trigger", run: runSchedule},
+		"dlq":         {summary: "manage dead letters: ls|show|replay|purge", run: runDLQ},
+		"outbox":      {summary: "transactional outbox on PostgreSQL: migrate|relay|dead ls|retry|rm", run: runOutbox},
+		"status":      {summary: "streams, consumers, live workers and the scheduler leader", run: runStatus},
+		"healthcheck": {summary: "exit 0 if a readiness URL answers 2xx (a container healthcheck without a shell)", run: runHealthcheck},
+		"bench":       {summary: "measure jetworker against raw nats.go on the same server", run: runBench},
+		"version":     {summary: "print the version (also: jetworker --version)", run: runVersion},
 	}
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	std := &stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, isTTY: isTerminal(os.Stderr)}
-	os.Exit(run(ctx, std, os.Args[1:]))
+	std := newStdio(os.Stdin, os.Stdout, os.Stderr, isTerminal(os.Stderr))
+	code := run(ctx, std, os.Args[1:])
+	stop()
+	os.Exit(code)
 }
 
 // run executes the command line args and returns the exit code.
 func run(ctx context.Context, std *stdio, args []string) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		printUsage(std.err, cmds)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
 		printUsage(std.out, cmds)
-		if len(args) == 0 {
-			return exitUsage
-		}
+		return exitOK
+	case "-version", "--version":
+		printVersion(std.out)
 		return exitOK
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(std.err, "jetworker: unknown command %q\n\n", args[0])
+		fmt.Fprintf(std.err, "jetworker: unknown command %q\n\n", inert(args[0]))
 		printUsage(std.err, cmds)
 		return exitUsage
 	}
@@ -98,10 +91,10 @@ func run(ctx context.Context, std *stdio, args []string) int {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(std.err, "jetworker %s: %v\n", args[0], err)
+		std.fatal(args[0], err, exitUsage)
 		return exitUsage
 	default:
-		fmt.Fprintf(std.err, "jetworker %s: %v\n", args[0], err)
+		std.fatal(args[0], err, exitError)
 		return exitError
 	}
 }
@@ -118,17 +111,19 @@ func printUsage(w io.Writer, cmds map[string]command) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, `Run "jetworker <command> --help" for its flags and JETWORKER_* environment variables.`)
+	fmt.Fprintln(w, `Run "jetworker <command> --help" for its flags and JETWORKER_* environment variables,`)
+	fmt.Fprintln(w, `"jetworker <command> --help-all" for every one of them.`)
 }
 
 func runVersion(_ context.Context, std *stdio, args []string) error {
-	fs := newFlagSet("version", std, "", nil)
-	if err := fs.Parse(args); err != nil {
+	if err := newCLI("version", "", "Print the version and the commit it was built from.").parseNoArgs(std, args); err != nil {
 		return err
 	}
-	fmt.Fprintf(std.out, "jetworker %s (commit %s)\n", version, commit)
+	printVersion(std.out)
 	return nil
 }
+
+func printVersion(w io.Writer) { fmt.Fprintf(w, "jetworker %s (commit %s)\n", version, commit) }

@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -43,6 +44,21 @@ func TestMain(m *testing.M) {
 type result struct {
 	code           int
 	stdout, stderr string
+}
+
+// text is what a person reads: stdout, and stderr with each JSON log
+// line reduced to its message.
+func (r result) text() string {
+	var b strings.Builder
+	b.WriteString(r.stdout)
+	for line := range strings.SplitSeq(r.stderr, "\n") {
+		var rec struct{ Msg string }
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &rec) == nil {
+			line = rec.Msg
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
 }
 
 // jw runs the binary with env (JETWORKER_* only, plus PATH and HOME) and

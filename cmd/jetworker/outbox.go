@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,35 +12,60 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/metrics/outboxmetrics"
 	"github.com/jetworker/jetworker/outbox"
 )
 
-const outboxSynopsis = ` migrate|relay|dead [args]
+const outboxSynopsis = ` migrate|relay|dead [args]`
+
+const outboxAbout = `
+The transactional outbox on PostgreSQL: services write task rows in their
+own transactions (package outbox), and the relay publishes committed rows
+to JetStream.
 
   migrate              create or complete the outbox tables (idempotent)
-  relay                move committed outbox rows into JetStream until stopped
+  relay                publish committed outbox rows until stopped
   dead ls              list the rows the server refused for good, with the reason
   dead retry ID...     move dead rows back into the outbox
   dead rm ID...        delete dead rows`
 
-// outboxEnv configures "jetworker outbox".
-type outboxEnv struct {
-	Base
-	DatabaseURL   string        `envconfig:"DATABASE_URL" desc:"PostgreSQL URL of the outbox (a secret: never printed)"`
-	Schema        string        `envconfig:"OUTBOX_SCHEMA" default:"public" desc:"schema of the outbox tables"`
-	Table         string        `envconfig:"OUTBOX_TABLE" default:"jetworker_outbox" desc:"outbox table (dead rows in <table>_dead)"`
-	BatchSize     int           `envconfig:"OUTBOX_BATCH_SIZE" default:"1000" desc:"relay: most rows per batch"`
-	Concurrency   int           `envconfig:"OUTBOX_CONCURRENCY" default:"2" desc:"relay: batches in flight at once"`
-	PollInterval  time.Duration `envconfig:"OUTBOX_POLL_INTERVAL" default:"1s" desc:"relay: how often to look for rows without a notification"`
-	AckTimeout    time.Duration `envconfig:"OUTBOX_ACK_TIMEOUT" default:"5s" desc:"relay: wait for a PubAck this long before trying again"`
-	KeepPublished bool          `envconfig:"OUTBOX_KEEP_PUBLISHED" desc:"relay: mark published rows instead of deleting them"`
-	DisableNotify bool          `envconfig:"OUTBOX_DISABLE_NOTIFY" desc:"no notification trigger: relays poll (migrate drops the trigger)"`
+// OutboxEnv says where the outbox is.
+type OutboxEnv struct {
+	DatabaseURL   string `envconfig:"JETWORKER_DATABASE_URL" flag:"database-url" meta:"URL" secret:"url" group:"Outbox" desc:"PostgreSQL URL (or key=value string) of the outbox; prefer the variable, flags show in ps"`
+	Schema        string `envconfig:"JETWORKER_OUTBOX_SCHEMA" flag:"schema" meta:"NAME" default:"public" group:"Outbox" desc:"schema of the outbox tables"`
+	Table         string `envconfig:"JETWORKER_OUTBOX_TABLE" flag:"table" meta:"NAME" default:"jetworker_outbox" group:"Outbox" desc:"outbox table (dead rows in <table>_dead)"`
+	DisableNotify bool   `envconfig:"JETWORKER_OUTBOX_DISABLE_NOTIFY" flag:"disable-notify" group:"Outbox" advanced:"true" desc:"no notification trigger: relays poll (migrate drops the trigger)"`
 }
 
-func (e outboxEnv) config() outbox.Config {
+// RelayEnv tunes the relay.
+type RelayEnv struct {
+	BatchSize     int           `envconfig:"JETWORKER_OUTBOX_BATCH_SIZE" flag:"batch-size" default:"1000" group:"Relay" desc:"most rows per batch"`
+	Concurrency   int           `envconfig:"JETWORKER_OUTBOX_CONCURRENCY" flag:"concurrency" default:"2" group:"Relay" desc:"batches in flight at once"`
+	PollInterval  time.Duration `envconfig:"JETWORKER_OUTBOX_POLL_INTERVAL" flag:"poll-interval" default:"1s" group:"Relay" desc:"how often to look for rows without a notification"`
+	AckTimeout    time.Duration `envconfig:"JETWORKER_OUTBOX_ACK_TIMEOUT" flag:"ack-timeout" default:"5s" group:"Relay" desc:"wait this long for a PubAck before trying a row again"`
+	KeepPublished bool          `envconfig:"JETWORKER_OUTBOX_KEEP_PUBLISHED" flag:"keep-published" group:"Relay" advanced:"true" desc:"mark published rows instead of deleting them (prune them yourself)"`
+}
+
+// outboxEnv configures "jetworker outbox".
+type outboxEnv struct {
+	OutboxEnv
+	RelayEnv
+	Base
+	StreamEnv
+	MetricsEnv
+}
+
+// outboxOpts are the options of one "jetworker outbox" call.
+type outboxOpts struct {
+	JSON bool `flag:"json" desc:"dead ls: print JSON"`
+}
+
+// config maps the settings to the outbox package's Config.
+func (e OutboxEnv) config() outbox.Config {
 	return outbox.Config{Schema: e.Schema, Table: e.Table, DisableNotify: e.DisableNotify}
 }
 
+// relayConfig maps the settings to the relay's Config.
 func (e outboxEnv) relayConfig(log *slog.Logger) outbox.RelayConfig {
 	return outbox.RelayConfig{
 		Config:        e.config(),
@@ -58,37 +79,17 @@ func (e outboxEnv) relayConfig(log *slog.Logger) outbox.RelayConfig {
 }
 
 func runOutbox(ctx context.Context, std *stdio, args []string) error {
-	var e outboxEnv
-	fs := newFlagSet("outbox", std, outboxSynopsis, &e)
-	if err := e.Base.bind(fs, &e); err != nil {
-		return err
-	}
-	f := flagEnv{fs}
-	var dbURL string
-	fs.StringVar(&dbURL, "database-url", "", "PostgreSQL URL (JETWORKER_DATABASE_URL; prefer the variable, flags show in ps)")
-	f.str(&e.Schema, "schema", "OUTBOX_SCHEMA", "outbox schema")
-	f.str(&e.Table, "table", "OUTBOX_TABLE", "outbox table")
-	f.integer(&e.BatchSize, "batch-size", "OUTBOX_BATCH_SIZE", "rows per batch")
-	f.integer(&e.Concurrency, "concurrency", "OUTBOX_CONCURRENCY", "batches in flight")
-	f.dur(&e.PollInterval, "poll-interval", "OUTBOX_POLL_INTERVAL", "poll interval")
-	f.dur(&e.AckTimeout, "ack-timeout", "OUTBOX_ACK_TIMEOUT", "PubAck timeout")
-	f.boolean(&e.KeepPublished, "keep-published", "OUTBOX_KEEP_PUBLISHED", "mark instead of delete")
-	f.boolean(&e.DisableNotify, "disable-notify", "OUTBOX_DISABLE_NOTIFY", "no notification trigger")
-	var asJSON bool
-	fs.BoolVar(&asJSON, "json", false, "dead ls: print JSON")
-	pos, err := parseArgs(fs, args)
+	var (
+		e    outboxEnv
+		opts outboxOpts
+	)
+	c := newCLI("outbox", outboxSynopsis, outboxAbout).options("Dead rows", &opts).env(&e)
+	pos, err := c.parse(std, args)
 	if err != nil {
 		return err
 	}
-	if dbURL != "" {
-		e.DatabaseURL = dbURL
-	}
 	if len(pos) == 0 {
-		fs.Usage()
 		return usagef("missing subcommand: migrate, relay or dead")
-	}
-	if e.DatabaseURL == "" {
-		return usagef("set JETWORKER_DATABASE_URL to the outbox's PostgreSQL URL")
 	}
 	sub := strings.Join(pos[:min(len(pos), 2)], " ")
 	var ids []int64
@@ -99,45 +100,54 @@ func runOutbox(ctx context.Context, std *stdio, args []string) error {
 			return err
 		}
 	default:
-		return usagef("unknown outbox subcommand %q: want migrate, relay, dead ls, dead retry ID... or dead rm ID...", strings.Join(pos, " "))
+		return usagef("unknown outbox subcommand %q: want migrate, relay, dead ls, dead retry ID... or dead rm ID...", inert(strings.Join(pos, " ")))
 	}
-	if _, err := outbox.New(e.config()); err != nil {
-		return usagef("%v", err)
+	if e.DatabaseURL == "" {
+		return usagef("set JETWORKER_DATABASE_URL to the outbox's PostgreSQL URL")
 	}
-	log, err := newLogger(e.LogEnv, std.err, std.isTTY)
+	ob, err := outbox.New(e.config())
+	if err != nil {
+		return inTermsOf(err, "outbox", "", outboxFields)
+	}
+	if pos[0] == "relay" {
+		if err := e.relayConfig(nil).Validate(); err != nil {
+			return inTermsOf(err, "outbox", "", outboxFields)
+		}
+	}
+	log, err := std.logger(e.LogEnv)
 	if err != nil {
 		return err
 	}
 	pool, err := pgxpool.New(ctx, e.DatabaseURL)
 	if err != nil {
-		return redactDB(fmt.Errorf("database: %w", err), e.DatabaseURL)
+		return fmt.Errorf("database %s: %w", redactURL(e.DatabaseURL), err)
 	}
 	defer pool.Close()
-	ob, _ := outbox.New(e.config())
 
 	switch sub {
 	case "migrate":
 		if err := outbox.Migrate(ctx, pool, e.config()); err != nil {
-			return redactDB(err, e.DatabaseURL)
+			return err
 		}
-		fmt.Fprintf(std.out, "outbox %s.%s migrated on %s\n", e.Schema, e.Table, redactDBURL(e.DatabaseURL))
+		fmt.Fprintf(std.out, "outbox %s migrated on %s\n", inert(e.Schema+"."+e.Table), inert(redactURL(e.DatabaseURL)))
 		return nil
 	case "relay":
-		return redactDB(runOutboxRelay(ctx, std, e, pool, log), e.DatabaseURL)
+		return runOutboxRelay(ctx, c, e, pool, log)
 	case "dead ls":
 		rows, err := ob.ListDead(ctx, pool, outbox.DeadFilter{Limit: 1000})
 		if err != nil {
-			return redactDB(err, e.DatabaseURL)
+			return err
 		}
-		if asJSON {
-			enc := json.NewEncoder(std.out)
-			enc.SetIndent("", "  ")
-			return enc.Encode(rows)
+		if opts.JSON {
+			if rows == nil {
+				rows = []outbox.DeadRow{}
+			}
+			return printJSON(std, rows)
 		}
 		tw := tabwriter.NewWriter(std.out, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tFAILED AT\tSUBJECT\tTASK ID\tREASON")
 		for _, d := range rows {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", d.ID, d.FailedAt.Local().Format(time.DateTime), d.Subject, d.MsgID, oneLine(d.Reason, 80))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", d.ID, formatLocal(d.FailedAt), inert(d.Subject), inert(d.MsgID), excerpt(d.Reason, 80))
 		}
 		_ = tw.Flush()
 		fmt.Fprintf(std.out, "%d dead rows\n", len(rows))
@@ -145,27 +155,50 @@ func runOutbox(ctx context.Context, std *stdio, args []string) error {
 	case "dead retry":
 		n, err := ob.RetryDead(ctx, pool, ids...)
 		fmt.Fprintf(std.out, "%d dead rows moved back into the outbox\n", n)
-		return redactDB(err, e.DatabaseURL)
+		return err
 	default: // dead rm
 		n, err := ob.DeleteDead(ctx, pool, ids...)
 		fmt.Fprintf(std.out, "%d dead rows deleted\n", n)
-		return redactDB(err, e.DatabaseURL)
+		return err
 	}
 }
 
-func runOutboxRelay(ctx context.Context, std *stdio, e outboxEnv, pool *pgxpool.Pool, log *slog.Logger) error {
-	_, c, err := e.open(ctx, std, "outbox relay")
+// runOutboxRelay runs the relay, with /metrics, /healthz and /readyz on
+// the metrics address when one is set.
+func runOutboxRelay(ctx context.Context, c *cli, e outboxEnv, pool *pgxpool.Pool, log *slog.Logger) error {
+	conn, err := connect(ctx, e.ConnEnv, "outbox relay", log)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	logConfig(log, "outbox relay", e.Base, slog.String("database_url", redactDBURL(e.DatabaseURL)),
-		slog.String("outbox", e.Schema+"."+e.Table), slog.Int("batch_size", e.BatchSize), slog.Int("concurrency", e.Concurrency))
-	r, err := outbox.NewRelay(pool, c.js, e.relayConfig(log))
+	defer conn.Close()
+	logConfig(ctx, log, c, slog.String("auth", e.authKind()))
+	cfg := e.relayConfig(log)
+	var (
+		w  *web
+		om *outboxmetrics.Outbox
+	)
+	if dcfg, serve := dashboardConfig(HTTPEnv{}, e.MetricsEnv, e.Stream, "", log); serve {
+		if w, err = newWeb(conn, dcfg); err != nil {
+			return err
+		}
+		if om, err = outboxmetrics.New(w.metrics); err != nil {
+			return err
+		}
+		cfg.Hooks = om.Hooks()
+	}
+	r, err := outbox.NewRelay(pool, conn.js, cfg)
 	if err != nil {
 		return err
 	}
-	return jetworker.RunAll(ctx, jetworker.RunnerFunc(c.watch), r)
+	parts := []jetworker.Runner{jetworker.RunnerFunc(conn.watch), r}
+	if w != nil {
+		if err := om.ObserveBacklog(r.Stats, 0, log); err != nil {
+			return err
+		}
+		w.readyWhen("outbox relay", r.Ready())
+		parts = append(parts, w)
+	}
+	return jetworker.RunAll(ctx, parts...)
 }
 
 func parseIDs(args []string) ([]int64, error) {
@@ -176,67 +209,9 @@ func parseIDs(args []string) ([]int64, error) {
 	for i, a := range args {
 		id, err := strconv.ParseInt(a, 10, 64)
 		if err != nil || id <= 0 {
-			return nil, usagef("dead row ID %q: want a positive integer", a)
+			return nil, usagef("dead row ID %q: want a positive integer", inert(a))
 		}
 		ids[i] = id
 	}
 	return ids, nil
-}
-
-// oneLine shortens s to n runes on one line.
-func oneLine(s string, n int) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
-}
-
-// dsnPassword finds the password of a key=value connection string.
-var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
-
-// redactDBURL hides the password of a PostgreSQL URL or key=value
-// connection string (in the user info and in the query).
-func redactDBURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "REDACTED")
-		}
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "REDACTED")
-			u.RawQuery = q.Encode()
-		}
-		return strings.ReplaceAll(u.String(), "REDACTED", "[REDACTED]")
-	}
-	return dsnPassword.ReplaceAllString(s, "${1}[REDACTED]")
-}
-
-// redactDB removes the database password from err's text, in case a
-// driver error quotes the connection string.
-func redactDB(err error, dbURL string) error {
-	if err == nil {
-		return nil
-	}
-	var pw []string
-	if u, perr := url.Parse(dbURL); perr == nil && u.Scheme != "" {
-		if p, ok := u.User.Password(); ok {
-			pw = append(pw, p, url.QueryEscape(p), url.PathEscape(p))
-		}
-		if p := u.Query().Get("password"); p != "" {
-			pw = append(pw, p)
-		}
-	} else if m := dsnPassword.FindStringSubmatch(dbURL); m != nil {
-		pw = append(pw, strings.Trim(m[2], "'"))
-	}
-	msg := err.Error()
-	for _, p := range pw {
-		if len(p) >= 3 {
-			msg = strings.ReplaceAll(msg, p, "[REDACTED]")
-		}
-	}
-	if msg == err.Error() {
-		return err
-	}
-	return errors.New(msg)
 }

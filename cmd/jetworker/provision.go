@@ -3,8 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-
-	"github.com/nats-io/nats.go/jetstream"
+	"strings"
 
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/schedule"
@@ -13,23 +12,28 @@ import (
 
 // provisionEnv configures "jetworker provision".
 type provisionEnv struct {
+	RoutesEnv
+	ConsumerEnv
 	Base
-	Routes   string `envconfig:"ROUTES" desc:"routes file: also create each route's durable consumer"`
-	Durable  string `envconfig:"DURABLE" default:"worker" desc:"durable consumer name prefix of the routes"`
-	Replicas int    `envconfig:"REPLICAS" default:"1" desc:"replicas of the streams and buckets (3 in a cluster)"`
+	StreamEnv
+	DLQStreamEnv
+	ReplicasEnv
+}
+
+// step is one thing provision creates or updates.
+type step struct {
+	what string
+	do   func(ctx context.Context) error
 }
 
 func runProvision(ctx context.Context, std *stdio, args []string) error {
 	var e provisionEnv
-	fs := newFlagSet("provision", std, "\n\nCreates or updates the task and dead-letter streams, the schedule and presence buckets and,\nwith a routes file, the routes' durable consumers, so workers can run with\nconsume-only permissions (JETWORKER_PROVISION=false).", &e)
-	if err := e.Base.bind(fs, &e); err != nil {
-		return err
-	}
-	f := flagEnv{fs}
-	f.str(&e.Routes, "routes", "ROUTES", "routes file")
-	f.str(&e.Durable, "durable", "DURABLE", "durable name prefix")
-	f.integer(&e.Replicas, "replicas", "REPLICAS", "replicas")
-	if _, err := parseArgs(fs, args); err != nil {
+	c := newCLI("provision", "", `
+Create or update the task and dead-letter streams, the schedule and presence
+buckets and, with a routes file, the routes' durable consumers, so workers
+can run with consume-only permissions (JETWORKER_PROVISION=false). It is
+idempotent: run it again after changing the settings.`).env(&e)
+	if err := c.parseNoArgs(std, args); err != nil {
 		return err
 	}
 	var rs []route
@@ -39,37 +43,68 @@ func runProvision(ctx context.Context, std *stdio, args []string) error {
 			return err
 		}
 	}
-	log, c, err := e.open(ctx, std, "provision")
+	log, err := std.logger(e.LogEnv)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if err := streams.Provision(ctx, c.js, streams.Config{Tasks: streams.Tasks{Name: e.Stream}, DeadLetters: streams.DeadLetters{Name: e.DLQStream}, Replicas: e.Replicas}); err != nil {
-		return err
-	}
-	fmt.Fprintf(std.out, "streams %s and %s ok\n", e.Stream, e.DLQStream)
-	store, err := schedule.NewStore(c.js, schedule.StoreConfig{Replicas: e.Replicas})
-	if err != nil {
-		return err
-	}
-	if err := store.Provision(ctx); err != nil {
-		return err
-	}
-	if err := (consumer.Presence{Replicas: e.Replicas}).Provision(ctx, c.js); err != nil {
-		return err
-	}
-	fmt.Fprintf(std.out, "buckets %s, %s and %s ok\n", schedule.SchedulesBucket, schedule.StateBucket, consumer.DefaultPresenceBucket)
-	w := workerEnv{Base: e.Base, Durable: e.Durable}
-	for _, r := range rs {
-		cfg := w.consumerConfig(r, log)
-		if _, err := consumer.Provision(ctx, c.js, cfg); err != nil {
-			return fmt.Errorf("route %s: %w", r.Name, err)
+	scfg := streamsConfig(e.StreamEnv, e.DLQStreamEnv, e.ReplicasEnv)
+	ccfgs := make([]consumer.Config, len(rs))
+	for i, r := range rs {
+		ccfgs[i] = routeConsumerConfig(e.StreamEnv, e.DLQStreamEnv, e.RoutesEnv, e.ConsumerEnv, r, log)
+		if err := ccfgs[i].Validate(); err != nil {
+			return inTermsOf(err, "consumer", "route "+r.Name+": ", consumerFields)
 		}
-		fmt.Fprintf(std.out, "consumer %s on %s ok\n", cfg.Durable, cfg.Stream)
+	}
+	conn, err := connect(ctx, e.ConnEnv, "provision", log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	store, err := schedule.NewStore(conn.js, schedule.StoreConfig{Replicas: e.Replicas})
+	if err != nil {
+		return err
+	}
+	scfg.Tasks.Replicas, scfg.DeadLetters.Replicas = e.Replicas, e.Replicas
+	steps := []step{
+		{"stream " + e.Stream, func(ctx context.Context) error {
+			_, err := streams.Ensure(ctx, conn.js, scfg.Tasks.StreamConfig())
+			return err
+		}},
+		{"stream " + e.DLQStream, func(ctx context.Context) error {
+			_, err := streams.Ensure(ctx, conn.js, scfg.DeadLetters.StreamConfig())
+			return err
+		}},
+		{"buckets " + schedule.SchedulesBucket + " and " + schedule.StateBucket, store.Provision},
+		{"bucket " + consumer.DefaultPresenceBucket, func(ctx context.Context) error {
+			return consumer.Presence{Replicas: e.Replicas}.Provision(ctx, conn.js)
+		}},
+	}
+	for _, cfg := range ccfgs {
+		steps = append(steps, step{"consumer " + cfg.Durable + " on " + cfg.Stream, func(ctx context.Context) error {
+			_, err := consumer.Provision(ctx, conn.js, cfg)
+			return err
+		}})
+	}
+	return runSteps(ctx, std, steps)
+}
+
+// runSteps runs the steps in order and prints "ok" for each one that
+// succeeded. The first failure stops it, with an error naming the step
+// and the ones left undone.
+func runSteps(ctx context.Context, std *stdio, steps []step) error {
+	for i, s := range steps {
+		if err := s.do(ctx); err != nil {
+			var left []string
+			for _, l := range steps[i+1:] {
+				left = append(left, l.what)
+			}
+			msg := fmt.Sprintf("%s: %v", s.what, err)
+			if len(left) > 0 {
+				msg += fmt.Sprintf(" (not attempted: %s)", strings.Join(left, ", "))
+			}
+			return fmt.Errorf("failed at step %d of %d, %s", i+1, len(steps), msg)
+		}
+		fmt.Fprintf(std.out, "ok  %s\n", inert(s.what))
 	}
 	return nil
 }
-
-// noJetStream satisfies jetstream.JetStream for validating a consumer
-// Config without a connection; calling it panics.
-type noJetStream struct{ jetstream.JetStream }

@@ -10,24 +10,42 @@ import (
 	"github.com/jetworker/jetworker/publisher"
 )
 
-func runPublish(ctx context.Context, std *stdio, args []string) error {
-	var b Base
-	fs := newFlagSet("publish", std, " SUBJECT [DATA]\n\nDATA comes from the argument, --file, or standard input (also with DATA \"-\")", &b)
-	if err := b.bind(fs, &b); err != nil {
-		return err
+// publishOpts are the options of one "jetworker publish".
+type publishOpts struct {
+	ID     string        `flag:"id" meta:"ID" desc:"task ID (Nats-Msg-Id): the server drops a second task with this ID within its duplicate window"`
+	File   string        `flag:"file" meta:"FILE" desc:"read DATA from this file"`
+	Header []string      `flag:"header" meta:"KEY=VALUE" repeat:"true" desc:"extra header (repeatable)"`
+	Delay  time.Duration `flag:"delay" desc:"release the task after this delay"`
+	At     string        `flag:"at" meta:"TIME" desc:"release the task at this RFC 3339 time"`
+	TTL    time.Duration `flag:"ttl" desc:"remove the task if still stored this long after release"`
+}
+
+// publishOptions maps the options to the publisher's.
+func (o publishOpts) publishOptions() (*publisher.PublishOpts, error) {
+	opts := &publisher.PublishOpts{ID: o.ID, Delay: o.Delay, TTL: o.TTL}
+	if o.At != "" {
+		t, err := time.Parse(time.RFC3339, o.At)
+		if err != nil {
+			return nil, usagef("--at %q: want an RFC 3339 time like 2026-01-02T15:04:05Z", o.At)
+		}
+		opts.At = t
 	}
+	var err error
+	if opts.Header, err = parseHeaders(o.Header); err != nil {
+		return nil, err
+	}
+	return opts, nil
+}
+
+func runPublish(ctx context.Context, std *stdio, args []string) error {
 	var (
-		id, file, at string
-		delay, ttl   time.Duration
-		headers      multiFlag
+		b    Base
+		opts publishOpts
 	)
-	fs.StringVar(&id, "id", "", "task ID (Nats-Msg-Id); a new time-ordered ID when empty")
-	fs.StringVar(&file, "file", "", "read DATA from this file")
-	fs.Var(&headers, "header", "extra header k=v (repeatable)")
-	fs.DurationVar(&delay, "delay", 0, "release the task after this delay")
-	fs.StringVar(&at, "at", "", "release the task at this RFC 3339 time")
-	fs.DurationVar(&ttl, "ttl", 0, "remove the task if still stored this long after release")
-	pos, err := parseArgs(fs, args)
+	c := newCLI("publish", " SUBJECT [DATA]", `
+Publish one task on SUBJECT. DATA comes from the argument, --file, or
+standard input (also with DATA "-").`).options("Publish", &opts).env(&b)
+	pos, err := c.parse(std, args)
 	if err != nil {
 		return err
 	}
@@ -35,41 +53,36 @@ func runPublish(ctx context.Context, std *stdio, args []string) error {
 		return usagef("want SUBJECT [DATA], got %d arguments", len(pos))
 	}
 	subject := pos[0]
-	data, err := publishData(std, pos[1:], file)
+	data, err := publishData(std, pos[1:], opts.File)
 	if err != nil {
 		return err
 	}
-	opts := &publisher.PublishOpts{ID: id, Delay: delay, TTL: ttl}
-	if at != "" {
-		t, err := time.Parse(time.RFC3339, at)
-		if err != nil {
-			return usagef("--at %q: want an RFC 3339 time like 2026-01-02T15:04:05Z", at)
-		}
-		opts.At = t
-	}
-	if opts.Header, err = headers.header(); err != nil {
+	popts, err := opts.publishOptions()
+	if err != nil {
 		return err
 	}
 
-	log, c, err := b.open(ctx, std, "publish")
+	log, conn, err := b.open(ctx, std, "publish")
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	_ = log
-	pub, err := publisher.New(c.js, publisher.Config{Logger: log})
+	defer conn.Close()
+	pub, err := publisher.New(conn.js, publisher.Config{Logger: log})
 	if err != nil {
 		return err
 	}
-	res, err := pub.Publish(ctx, subject, data, opts)
+	res, err := pub.Publish(ctx, subject, data, popts)
 	if err != nil {
 		return err
 	}
-	if res.Duplicate {
-		fmt.Fprintf(std.out, "duplicate: task %s was already stored in %s at seq %d\n", res.ID, res.Stream, res.Sequence)
-		return nil
+	switch {
+	case res.Duplicate:
+		fmt.Fprintf(std.out, "duplicate: task %s was already stored as %s\n", inert(res.ID), res.Ref())
+	case res.ID != "":
+		fmt.Fprintf(std.out, "published task %s as %s\n", inert(res.ID), res.Ref())
+	default:
+		fmt.Fprintf(std.out, "published task %s\n", res.Ref())
 	}
-	fmt.Fprintf(std.out, "published task %s to %s seq %d\n", res.ID, res.Stream, res.Sequence)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -89,7 +90,7 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
+		return fmt.Errorf("duration %q: want a number and a unit, like 10s or 1m30s", s)
 	}
 	*d = duration(v)
 	return nil
@@ -115,17 +116,106 @@ func parseRoutes(path string, raw []byte) ([]route, error) {
 		}
 		return os.Getenv(name)
 	})
-	var f routesFile
-	if err := yaml.UnmarshalStrict([]byte(expanded), &f); err != nil {
+	rs, err := decodeRoutes([]byte(expanded))
+	if err != nil {
 		return nil, usagef("routes file %s: %v", path, err)
 	}
-	if len(f.Routes) == 0 {
+	if len(rs) == 0 {
 		return nil, usagef("routes file %s: no routes", path)
 	}
-	if err := validateRoutes(f.Routes); err != nil {
+	if err := validateRoutes(rs); err != nil {
 		return nil, usagef("routes file %s: %v", path, err)
 	}
-	return f.Routes, nil
+	return rs, nil
+}
+
+// decodeRoutes reads a routes file, YAML or JSON, strictly: an unknown
+// field is an error. Its errors name the route they are in and speak of
+// the file, not of the YAML-to-JSON conversion underneath.
+func decodeRoutes(raw []byte) ([]route, error) {
+	var f routesFile
+	err := yaml.UnmarshalStrict(raw, &f)
+	if err == nil {
+		return f.Routes, nil
+	}
+	// Find the route at fault: decode the routes one by one.
+	var loose struct {
+		Routes []map[string]any `json:"routes"`
+	}
+	if yaml.Unmarshal(raw, &loose) == nil {
+		for i, m := range loose.Routes {
+			one, merr := yaml.Marshal(m)
+			if merr != nil {
+				continue
+			}
+			var r route
+			if rerr := yaml.UnmarshalStrict(one, &r); rerr != nil {
+				where := fmt.Sprintf("route %d", i+1)
+				if name, ok := m["name"].(string); ok && name != "" {
+					where += " (" + name + ")"
+				}
+				return nil, fmt.Errorf("%s: %s", where, yamlMessage(rerr))
+			}
+		}
+	}
+	return nil, errors.New(yamlMessage(err))
+}
+
+// yamlMessage rephrases an error of sigs.k8s.io/yaml: without its
+// "error converting YAML to JSON" and "error unmarshaling JSON" layers and
+// without Go type names.
+func yamlMessage(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: ", "json: ", "yaml: "} {
+		msg = strings.ReplaceAll(msg, p, "")
+	}
+	if m := typeError.FindStringSubmatch(msg); m != nil {
+		field := m[2]
+		if _, f, ok := strings.Cut(field, "."); ok { // the Go type's name
+			field = f
+		}
+		field = strings.TrimPrefix(field, "routes.")
+		return fmt.Sprintf("%s: want %s, got %s", field, goTypeKind(m[3]), jsonValueKind(m[1]))
+	}
+	return msg
+}
+
+// typeError matches encoding/json's UnmarshalTypeError text.
+var typeError = regexp.MustCompile(`cannot unmarshal (\w+) into Go (?:struct field|value) (\S*) of type (\S+)`)
+
+// goTypeKind says what a value of the Go type named t looks like in a
+// routes file.
+func goTypeKind(t string) string {
+	switch {
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasSuffix(t, "duration"):
+		return "a duration like 10s"
+	}
+	return "a mapping"
+}
+
+// jsonValueKind names the kind of JSON value encoding/json reports.
+func jsonValueKind(v string) string {
+	switch v {
+	case "string":
+		return "a string"
+	case "number":
+		return "a number"
+	case "object":
+		return "a mapping"
+	case "array":
+		return "a list"
+	case "bool":
+		return "true or false"
+	}
+	return v
 }
 
 func validateRoutes(rs []route) error {
@@ -179,11 +269,27 @@ func validateFilter(s string) error { return subject.ValidateFilter(s) }
 func (r route) kind() string {
 	switch {
 	case r.Webhook != nil:
-		return "webhook " + r.Webhook.URL
+		return "webhook " + redactURL(r.Webhook.URL)
 	case r.Email != nil:
 		return "email via " + r.Email.Host
 	case r.Log != nil:
 		return "log"
 	}
 	return "none"
+}
+
+// routeSecrets returns the secrets of the routes, for the output
+// scrubber: webhook secrets and URL credentials, SMTP passwords.
+func routeSecrets(rs []route) []string {
+	var out []string
+	for _, r := range rs {
+		if w := r.Webhook; w != nil {
+			out = append(out, w.Secret)
+			out = append(out, urlSecrets(w.URL)...)
+		}
+		if e := r.Email; e != nil {
+			out = append(out, e.Password)
+		}
+	}
+	return out
 }

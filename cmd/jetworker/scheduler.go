@@ -6,34 +6,24 @@ import (
 	"time"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/schedule"
 )
 
 // schedulerEnv configures "jetworker scheduler".
 type schedulerEnv struct {
+	LeaseKey string        `envconfig:"JETWORKER_LEASE_KEY" flag:"lease-key" default:"scheduler" meta:"KEY" group:"Scheduler" desc:"lease key the schedulers of one deployment share"`
+	LeaseTTL time.Duration `envconfig:"JETWORKER_LEASE_TTL" flag:"lease-ttl" default:"10s" group:"Scheduler" desc:"leader lease TTL; a crashed leader is replaced within about this"`
 	Base
-	LeaseKey string        `envconfig:"LEASE_KEY" default:"scheduler" desc:"lease key the schedulers of one deployment share"`
-	LeaseTTL time.Duration `envconfig:"LEASE_TTL" default:"10s" desc:"leader lease TTL; a crashed leader is replaced within about this"`
-	Replicas int           `envconfig:"REPLICAS" default:"1" desc:"replicas of the streams and buckets it creates (3 in a cluster)"`
+	MonitorEnv
+	StreamEnv
+	DLQStreamEnv
+	ReplicasEnv
 	HTTPEnv
-	HTTPAddr string `envconfig:"HTTP_ADDR" desc:"serve health, metrics and the dashboard on this address (empty: off)"`
+	MetricsEnv
 }
 
-func (e *schedulerEnv) bind(std *stdio, name string) (*flagEnv, error) {
-	fs := newFlagSet(name, std, "", e)
-	if err := e.Base.bind(fs, e); err != nil {
-		return nil, err
-	}
-	f := &flagEnv{fs}
-	f.str(&e.LeaseKey, "lease-key", "LEASE_KEY", "lease key")
-	f.dur(&e.LeaseTTL, "lease-ttl", "LEASE_TTL", "lease TTL")
-	f.integer(&e.Replicas, "replicas", "REPLICAS", "replicas")
-	f.str(&e.HTTPAddr, "http-addr", "HTTP_ADDR", "HTTP address")
-	e.HTTPEnv.flags(*f)
-	return f, nil
-}
-
-// schedulerConfig maps the environment to the library's Config.
+// schedulerConfig maps the settings to the library's Config.
 func (e schedulerEnv) schedulerConfig(log *slog.Logger) schedule.Config {
 	return schedule.Config{
 		LeaseKey: e.LeaseKey,
@@ -43,40 +33,60 @@ func (e schedulerEnv) schedulerConfig(log *slog.Logger) schedule.Config {
 	}
 }
 
+// dashboardConfig maps the HTTP and metrics settings.
+func (e schedulerEnv) dashboardConfig(log *slog.Logger) (dashboard.Config, bool) {
+	cfg, ok := dashboardConfig(e.HTTPEnv, e.MetricsEnv, e.Stream, e.DLQStream, log)
+	cfg.LeaseKey = e.LeaseKey
+	return cfg, ok
+}
+
 func runScheduler(ctx context.Context, std *stdio, args []string) error {
 	var e schedulerEnv
-	f, err := e.bind(std, "scheduler")
+	c := newCLI("scheduler", "", `
+Fire the schedules stored in the jetworker_schedules bucket. Run two or more
+for high availability: one holds the lease and fires, the others wait to
+take over.`).env(&e)
+	if err := c.parseNoArgs(std, args); err != nil {
+		return err
+	}
+	log, err := std.logger(e.LogEnv)
 	if err != nil {
 		return err
 	}
-	if _, err := parseArgs(f.fs, args); err != nil {
-		return err
-	}
-	log, c, err := e.open(ctx, std, "scheduler")
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	logConfig(log, "scheduler", e.Base, slog.String("lease_key", e.LeaseKey), slog.Duration("lease_ttl", e.LeaseTTL))
-
-	warnDurability(ctx, log, checkDurability(ctx, c, e.MonitorURL, []string{e.Stream, "KV_jetworker_schedules", "KV_jetworker_schedule_state", "KV_jetworker_leases"}))
 	cfg := e.schedulerConfig(log)
-	parts := []jetworker.Runner{jetworker.RunnerFunc(c.watch)}
-	web, err := newWeb(c, e.HTTPAddr, e.Base, e.HTTPEnv, log)
+	if err := cfg.Validate(); err != nil {
+		return inTermsOf(err, "schedule", "", schedulerFields)
+	}
+	dcfg, serve := e.dashboardConfig(log)
+	if serve {
+		if err := dcfg.Validate(); err != nil {
+			return inTermsOf(err, "dashboard", "http: ", dashboardFields)
+		}
+	}
+	conn, err := connect(ctx, e.ConnEnv, "scheduler", log)
 	if err != nil {
 		return err
 	}
-	if web != nil {
-		web.schedulerHooks(&cfg)
+	defer conn.Close()
+	logConfig(ctx, log, c, slog.String("auth", e.authKind()))
+
+	warnDurability(ctx, log, checkDurability(ctx, conn, e.MonitorURL, []string{e.Stream, "KV_jetworker_schedules", "KV_jetworker_schedule_state", "KV_jetworker_leases"}))
+	parts := []jetworker.Runner{jetworker.RunnerFunc(conn.watch)}
+	var w *web
+	if serve {
+		if w, err = newWeb(conn, dcfg); err != nil {
+			return err
+		}
+		w.schedulerHooks(&cfg)
 	}
-	s, err := schedule.New(c.js, cfg)
+	s, err := schedule.New(conn.js, cfg)
 	if err != nil {
 		return err
 	}
 	parts = append(parts, s)
-	if web != nil {
-		web.readyWhen("scheduler", s.Ready())
-		parts = append(parts, web)
+	if w != nil {
+		w.readyWhen("scheduler", s.Ready())
+		parts = append(parts, w)
 	}
 	return jetworker.RunAll(ctx, parts...)
 }

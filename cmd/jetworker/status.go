@@ -10,12 +10,26 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/overview"
 	"github.com/jetworker/jetworker/schedule"
 )
 
+// statusEnv configures "jetworker status".
+type statusEnv struct {
+	Base
+	MonitorEnv
+	StreamEnv
+	DLQStreamEnv
+}
+
+// statusOpts are the options of one "jetworker status".
+type statusOpts struct {
+	JSON bool `flag:"json" desc:"print JSON"`
+}
+
 // statusReport is what "status" prints, also as JSON.
 type statusReport struct {
-	Streams    []streamStatus        `json:"streams"`
+	Streams    []overview.Stream     `json:"streams"`
 	Consumers  []consumerStatus      `json:"consumers"`
 	Workers    []consumer.WorkerInfo `json:"workers"`
 	WorkersErr string                `json:"workers_error,omitempty"`
@@ -24,102 +38,86 @@ type statusReport struct {
 	Durability durability            `json:"durability"`
 }
 
-type streamStatus struct {
-	Name      string   `json:"name"`
-	Subjects  []string `json:"subjects"`
-	Retention string   `json:"retention"`
-	Msgs      uint64   `json:"msgs"`
-	Bytes     uint64   `json:"bytes"`
-	Replicas  int      `json:"replicas"`
+// consumerStatus is a consumer with what its live workers run, as the
+// dashboard shows it: Running counts the handlers running now (from the
+// workers' presence), Buffered the rest of AckPending, delivered to a
+// worker and waiting for a free handler. Both are nil when the workers
+// are unknown.
+type consumerStatus struct {
+	overview.Consumer
+	Running  *int64 `json:"running"`
+	Buffered *int64 `json:"buffered"`
 }
 
-type consumerStatus struct {
-	Stream      string `json:"stream"`
-	Name        string `json:"name"`
-	Pending     uint64 `json:"pending"`
-	AckPending  int    `json:"ack_pending"`
-	Redelivered int    `json:"redelivered"`
-	Waiting     int    `json:"waiting"`
+// overviewConfig maps the settings to the overview package's Config.
+func (e statusEnv) overviewConfig() overview.Config {
+	return overview.Config{TaskStreams: []string{e.Stream}, DeadLetterStream: e.DLQStream, Timeout: 5 * time.Second}
 }
 
 func runStatus(ctx context.Context, std *stdio, args []string) error {
-	var b Base
-	fs := newFlagSet("status", std, "", &b)
-	if err := b.bind(fs, &b); err != nil {
+	var (
+		env  statusEnv
+		opts statusOpts
+	)
+	c := newCLI("status", "", `
+Show the task and dead-letter streams, their consumers (pending, running,
+delivered and waiting for a handler), the live workers, the scheduler
+leader and the durability of the setup.`).options("Status", &opts).env(&env)
+	if err := c.parseNoArgs(std, args); err != nil {
 		return err
 	}
-	var asJSON bool
-	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	_, c, err := b.open(ctx, std, "status")
+	_, conn, err := env.open(ctx, std, "status")
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	rep, err := collectStatus(ctx, c.js)
+	defer conn.Close()
+	rep, err := collectStatus(ctx, conn.js, env.overviewConfig())
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(rep.Streams))
+	var names []string
 	for _, s := range rep.Streams {
-		names = append(names, s.Name)
+		if !s.Missing {
+			names = append(names, s.Name)
+		}
 	}
-	rep.Durability = checkDurability(ctx, c, b.MonitorURL, names)
-	if asJSON {
+	rep.Durability = checkDurability(ctx, conn, env.MonitorURL, names)
+	if opts.JSON {
 		return printJSON(std, rep)
 	}
 	printStatus(std, rep)
 	return nil
 }
 
-func collectStatus(ctx context.Context, js jetstream.JetStream) (statusReport, error) {
-	var rep statusReport
-	streams := js.ListStreams(ctx)
-	for info := range streams.Info() {
-		if strings.HasPrefix(info.Config.Name, "KV_") {
-			continue // KV buckets are jetworker's bookkeeping, not work
-		}
-		rep.Streams = append(rep.Streams, streamStatus{
-			Name:      info.Config.Name,
-			Subjects:  info.Config.Subjects,
-			Retention: info.Config.Retention.String(),
-			Msgs:      info.State.Msgs,
-			Bytes:     info.State.Bytes,
-			Replicas:  info.Config.Replicas,
-		})
+// collectStatus reads the streams and consumers with overview.Read, and
+// the workers and the scheduler leader.
+func collectStatus(ctx context.Context, js jetstream.JetStream, cfg overview.Config) (statusReport, error) {
+	ov, err := overview.Read(ctx, js, cfg)
+	if err != nil {
+		return statusReport{}, err
 	}
-	if err := streams.Err(); err != nil {
-		return rep, fmt.Errorf("list streams: %w", err)
-	}
-	for _, s := range rep.Streams {
-		st, err := js.Stream(ctx, s.Name)
-		if err != nil {
-			return rep, fmt.Errorf("stream %q: %w", s.Name, err)
-		}
-		cl := st.ListConsumers(ctx)
-		for ci := range cl.Info() {
-			rep.Consumers = append(rep.Consumers, consumerStatus{
-				Stream:      s.Name,
-				Name:        ci.Name,
-				Pending:     ci.NumPending,
-				AckPending:  ci.NumAckPending,
-				Redelivered: ci.NumRedelivered,
-				Waiting:     ci.NumWaiting,
-			})
-		}
-		if err := cl.Err(); err != nil {
-			return rep, fmt.Errorf("consumers of %q: %w", s.Name, err)
-		}
-	}
+	rep := statusReport{Streams: ov.Streams, Consumers: []consumerStatus{}, Workers: []consumer.WorkerInfo{}}
 	// Presence and the lease are bookkeeping: when their buckets are
 	// unavailable (an R1 bucket on a lost node), say so and show the rest.
-	workers, err := consumer.Presence{}.List(ctx, js)
-	if err != nil {
-		rep.WorkersErr = err.Error()
+	workers, werr := consumer.Presence{}.List(ctx, js)
+	if werr != nil {
+		rep.WorkersErr = werr.Error()
+	} else if workers != nil {
+		rep.Workers = workers
 	}
-	rep.Workers = workers
+	running := map[string]int64{}
+	for _, w := range workers {
+		running[w.Stream+"/"+w.Consumer] += w.InFlight
+	}
+	for _, c := range ov.Consumers {
+		cs := consumerStatus{Consumer: c}
+		if werr == nil {
+			r := running[c.Stream+"/"+c.Name]
+			b := max(int64(c.AckPending)-r, 0)
+			cs.Running, cs.Buffered = &r, &b
+		}
+		rep.Consumers = append(rep.Consumers, cs)
+	}
 	if rep.Leader, err = schedule.Leader(ctx, js, ""); err != nil {
 		rep.LeaderErr = err.Error()
 	}
@@ -128,39 +126,57 @@ func collectStatus(ctx context.Context, js jetstream.JetStream) (statusReport, e
 
 func printStatus(std *stdio, rep statusReport) {
 	tw := tabwriter.NewWriter(std.out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STREAM\tSUBJECTS\tRETENTION\tMSGS\tBYTES\tREPLICAS")
+	fmt.Fprintln(tw, "STREAM\tSUBJECTS\tRETENTION\tMESSAGES\tBYTES\tREPLICAS")
 	for _, s := range rep.Streams {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", s.Name, strings.Join(s.Subjects, ","), s.Retention, s.Msgs, s.Bytes, s.Replicas)
+		if s.Missing {
+			fmt.Fprintf(tw, "%s\t(missing)\t\t\t\t\n", inert(s.Name))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", inert(s.Name), inert(strings.Join(s.Subjects, ",")), s.Retention, s.Messages, s.Bytes, s.Replicas)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "STREAM\tCONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING")
+	fmt.Fprintln(tw, "STREAM\tCONSUMER\tPENDING\tOLDEST PENDING\tRUNNING\tDELIVERED, WAITING\tREDELIVERED\tIDLE PULLS")
 	for _, c := range rep.Consumers {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", c.Stream, c.Name, c.Pending, c.AckPending, c.Redelivered, c.Waiting)
+		oldest := "-"
+		if c.OldestPending > 0 {
+			oldest = c.OldestPending.Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\n", inert(c.Stream), inert(c.Name), c.Pending, oldest,
+			count(c.Running), count(c.Buffered), c.Redelivered, c.Waiting)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "WORKER\tCONSUMER\tCONCURRENCY\tIN FLIGHT\tPROCESSED\tFAILED\tUP SINCE")
+	fmt.Fprintln(tw, "WORKER\tCONSUMER\tCONCURRENCY\tRUNNING\tPROCESSED\tFAILED\tUP SINCE")
 	for _, w := range rep.Workers {
-		fmt.Fprintf(tw, "%s\t%s/%s\t%d\t%d\t%d\t%d\t%s\n", w.ID, w.Stream, w.Consumer, w.Concurrency, w.InFlight, w.Processed, w.Failed, w.StartedAt.Local().Format(time.DateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", inert(w.ID), inert(w.Stream+"/"+w.Consumer), w.Concurrency, w.InFlight,
+			w.Processed, w.Failed, formatLocal(w.StartedAt))
 	}
 	_ = tw.Flush()
 	if rep.WorkersErr != "" {
-		fmt.Fprintf(std.out, "workers: unavailable: %s\n", rep.WorkersErr)
+		fmt.Fprintf(std.out, "workers: unavailable: %s\n", inert(rep.WorkersErr))
 	}
-	leader := rep.Leader
+	leader := inert(rep.Leader)
 	switch {
 	case rep.LeaderErr != "":
-		leader = "unavailable: " + rep.LeaderErr
+		leader = "unavailable: " + inert(rep.LeaderErr)
 	case leader == "":
 		leader = "none"
 	}
 	fmt.Fprintf(std.out, "\nscheduler leader: %s\n", leader)
 	d := rep.Durability
-	cluster := d.Cluster
+	cluster := inert(d.Cluster)
 	if cluster == "" {
 		cluster = "none (single server)"
 	}
 	fmt.Fprintf(std.out, "cluster: %s; server sync: %s\n", cluster, d.Sync)
 	for _, w := range d.Warnings {
-		fmt.Fprintf(std.out, "WARNING: %s\n", w)
+		fmt.Fprintf(std.out, "WARNING: %s\n", inert(w))
 	}
+}
+
+// count prints a count that may be unknown.
+func count(n *int64) string {
+	if n == nil {
+		return "?"
+	}
+	return fmt.Sprint(*n)
 }

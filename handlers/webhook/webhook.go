@@ -123,6 +123,12 @@ func (c Config) validate() (*url.URL, error) {
 	case c.URL == "":
 		errs = append(errs, errors.New("webhook: URL must be set"))
 	case err != nil:
+		// Not the *url.Error itself: it quotes the URL, credentials and
+		// all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		errs = append(errs, fmt.Errorf("webhook: URL: %w", err))
 	case u.Scheme != "http" && u.Scheme != "https":
 		errs = append(errs, fmt.Errorf("webhook: URL must be http or https, got scheme %q", u.Scheme))
@@ -162,10 +168,23 @@ func (h *Handler) Handle(ctx context.Context, t *jetworker.Task) error {
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("webhook post %s: %w", t.Subject, err)
+		return fmt.Errorf("webhook post %s: %w", t.Subject, h.redact(err))
 	}
 	defer resp.Body.Close()
 	return h.outcome(resp, time.Now())
+}
+
+// redact rewrites the *url.Error of a failed request to name the URL
+// without user info and query: http.Client.Do quotes the whole URL
+// (hiding only a password), and the error ends up in logs and in the
+// dead letter's Jetworker-Error header. The cause (a refused connection,
+// a timeout) stays wrapped for errors.Is and errors.As.
+func (h *Handler) redact(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	return &url.Error{Op: ue.Op, URL: h.where, Err: ue.Err}
 }
 
 // request builds the signed request for t.

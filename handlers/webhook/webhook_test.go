@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,6 +248,36 @@ func TestNetworkErrorIsRetryable(t *testing.T) {
 	}
 }
 
+// A request that fails before any response (nothing listens, a timeout)
+// returns http.Client's *url.Error, which quotes the URL: the error names
+// the URL without its user info and query, and still says why.
+func TestRequestErrorHidesCredentials(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close() // nothing listens there any more
+	h, err := webhook.New(webhook.Config{URL: "http://hookuser:hookpass@" + addr + "/hook?token=t0ps3cret#frag", Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Handle(t.Context(), task())
+	if err == nil || jetworker.IsPermanent(err) {
+		t.Fatalf("got %v, want a retryable error", err)
+	}
+	for _, leak := range []string{"hookuser", "hookpass", "t0ps3cret", "token", "frag"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q reveals %q", err, leak)
+		}
+	}
+	var ue *url.Error
+	if !errors.As(err, &ue) || ue.URL != "http://"+addr+"/hook" || !strings.Contains(err.Error(), "http://"+addr+"/hook") {
+		t.Errorf("got %v, want a *url.Error naming http://%s/hook", err, addr)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("got %v, want it to wrap the refused connection", err)
+	}
+}
+
 func TestHeaderMapping(t *testing.T) {
 	t.Parallel()
 	got := make(chan *http.Request, 1)
@@ -342,6 +374,7 @@ func TestNewValidation(t *testing.T) {
 		{"bad scheme", webhook.Config{URL: "ftp://example.com", Secret: "x"}, []string{`scheme "ftp"`}},
 		{"no host", webhook.Config{URL: "http:///path", Secret: "x"}, []string{"URL must have a host"}},
 		{"unparseable URL", webhook.Config{URL: "http://a b/", Secret: "x"}, []string{"webhook: URL:"}},
+		{"unparseable URL with credentials", webhook.Config{URL: "http://u:p4ssw0rd@a b/?token=t0k3n", Secret: "x"}, []string{"webhook: URL: invalid character"}},
 		{"negative timeout and bad prefix", webhook.Config{URL: "https://example.com", Secret: "x",
 			Timeout: -time.Second, HeaderPrefix: "X Bad"},
 			[]string{"Timeout must be >= 0", `HeaderPrefix "X Bad"`}},
@@ -358,6 +391,11 @@ func TestNewValidation(t *testing.T) {
 			for _, s := range tt.want {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("got %q, want it to contain %q", err, s)
+				}
+			}
+			for _, secret := range []string{"p4ssw0rd", "t0k3n"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("got %q: it reveals %q", err, secret)
 				}
 			}
 		})

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/jetworker/jetworker/cmd/jetworker/internal/bench"
 	"github.com/jetworker/jetworker/embedded"
-	"github.com/jetworker/jetworker/internal/bench"
 )
 
 // Example runs a tiny benchmark of both sides on an embedded server.

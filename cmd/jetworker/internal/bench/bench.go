@@ -337,11 +337,20 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 	runtime.ReadMemStats(&m0)
 
 	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	consumeErr := make(chan error, 1)
+	started := false
 	startConsumer := func() {
+		started = true
 		go func() { consumeErr <- s.consume(cctx, js, stream, cfg.Concurrency, handle) }()
 	}
+	// Every return waits for the consumer it started: nothing of this
+	// side runs on into the next one.
+	defer func() {
+		cancel()
+		if started {
+			<-consumeErr
+		}
+	}()
 	var processStart time.Time
 	if cfg.Mode == Mixed {
 		processStart = time.Now()
@@ -368,6 +377,7 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 	select {
 	case <-all:
 	case err := <-consumeErr:
+		started = false // it has returned
 		return res, fmt.Errorf("consumer stopped: %w", err)
 	case <-ctx.Done():
 		return res, ctx.Err()
@@ -375,6 +385,7 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 	res.ProcessPerSec = float64(cfg.N) / time.Since(processStart).Seconds()
 	runtime.ReadMemStats(&m1)
 	cancel()
+	started = false
 	if err := <-consumeErr; err != nil {
 		return res, fmt.Errorf("consumer: %w", err)
 	}
@@ -388,17 +399,13 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 	return res, nil
 }
 
-// produce sends cfg.N payloads from cfg.Publishers goroutines. With
-// cfg.Rate set, task i (counted across publishers) is due i/Rate seconds
-// after the start: a publisher ahead of the schedule sleeps, for at least a
-// millisecond (sleeps of a few microseconds would cost more than they
-// pace), and one behind sends at once, so the rate holds on average and
-// bursts stay within about a millisecond's worth of tasks.
+// produce sends cfg.N payloads from cfg.Publishers goroutines, paced by a
+// pacer when cfg.Rate is set.
 func produce(ctx context.Context, cfg Config, send func([]byte) error, name string) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, cfg.Publishers)
-	start := time.Now()
+	p := pacer{start: time.Now(), rate: cfg.Rate}
 	for range cfg.Publishers {
 		wg.Go(func() {
 			payload := make([]byte, cfg.Size)
@@ -413,9 +420,8 @@ func produce(ctx context.Context, cfg Config, send func([]byte) error, name stri
 					return
 				}
 				if sleep != nil {
-					due := start.Add(time.Duration(float64(i-1) * float64(time.Second) / float64(cfg.Rate)))
-					if d := time.Until(due); d > 0 {
-						sleep.Reset(max(d, time.Millisecond))
+					if d := p.wait(i-1, time.Now()); d > 0 {
+						sleep.Reset(d)
 						select {
 						case <-sleep.C:
 						case <-ctx.Done():
@@ -438,6 +444,38 @@ func produce(ctx context.Context, cfg Config, send func([]byte) error, name stri
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// minSleep is the shortest pause a pacer asks for: sleeps of a few
+// microseconds would cost more than they pace.
+const minSleep = time.Millisecond
+
+// pacer paces tasks at rate per second from start: task i (0-based,
+// counted across publishers) is due i/rate seconds after start. A
+// publisher ahead of the schedule waits, for at least minSleep; one behind
+// sends at once, so the rate holds on average and bursts stay within
+// about minSleep's worth of tasks.
+type pacer struct {
+	start time.Time
+	rate  int // tasks per second; 0: unpaced
+}
+
+// due returns when task i is due.
+func (p pacer) due(i int64) time.Time {
+	if p.rate <= 0 {
+		return p.start
+	}
+	return p.start.Add(time.Duration(float64(i) * float64(time.Second) / float64(p.rate)))
+}
+
+// wait returns how long to wait at now before sending task i: 0 when it
+// is due, else at least minSleep.
+func (p pacer) wait(i int64, now time.Time) time.Duration {
+	d := p.due(i).Sub(now)
+	if d <= 0 {
+		return 0
+	}
+	return max(d, minSleep)
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetworker/jetworker/cmd/jetworker/internal/bench"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
-	"github.com/jetworker/jetworker/internal/bench"
 )
 
 func TestRunMeasuresBothSides(t *testing.T) {
@@ -98,30 +98,9 @@ func TestLoadPacesAtAFractionOfTheMaximum(t *testing.T) {
 	if phases["jetworker process"] != 2 || phases["raw process"] != 1 {
 		t.Errorf("completed phases %v: want jetworker twice, raw once", phases)
 	}
-	// The last task is due (N-1)/Rate after the first: no side can
-	// enqueue faster than the rate asked.
-	for _, r := range []bench.Result{rep.Raw, rep.RawMsgID, rep.Jetworker} {
-		if r.EnqueuePerSec > 1.01*float64(rep.Rate) {
-			t.Errorf("%s enqueued %.0f/s, paced at %d/s", r.Name, r.EnqueuePerSec, rep.Rate)
-		}
-	}
-}
-
-// A paced run holds its rate on average: publishers behind the schedule
-// catch up rather than lose the time.
-func TestRateHoldsOnAverage(t *testing.T) {
-	t.Parallel()
-	js := embeddedtest.JetStream(t)
-	const rate = 2500 // not a whole number of tasks per millisecond
-	rep, err := bench.Run(t.Context(), js, bench.Config{N: 2500, Size: 64, Concurrency: 4, Mode: bench.Mixed, Rate: rate})
-	if err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	for _, r := range []bench.Result{rep.Raw, rep.RawMsgID, rep.Jetworker} {
-		if r.EnqueuePerSec > 1.01*rate || r.EnqueuePerSec < 0.8*rate {
-			t.Errorf("%s enqueued %.0f/s, paced at %d/s", r.Name, r.EnqueuePerSec, rate)
-		}
-	}
+	// That the paced sides hold the rate is the pacer's business, tested
+	// on a fake clock in pace_internal_test.go: a loaded machine may
+	// enqueue slower than asked.
 }
 
 func TestRoundsReportMedians(t *testing.T) {
