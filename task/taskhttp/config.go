@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -67,7 +68,8 @@ type Config struct {
 	// error. Defaults to none.
 	Publish publisher.PublishOpts
 	// Heartbeat is how often an event stream sends a comment line while
-	// nothing changes, so proxies keep it open. Defaults to 15s.
+	// nothing changes, so proxies keep it open. A client must take each
+	// write within twice this long, or its stream ends. Defaults to 15s.
 	Heartbeat time.Duration
 	// RetryAfter is the polling interval suggested in a Retry-After header
 	// on 202 Accepted and on the status of an unfinished task, rounded up
@@ -115,7 +117,7 @@ func (c Config) validate() error {
 	} else if err := subject.Validate(c.Subject); err != nil {
 		bad("Subject: %v", err)
 	}
-	if !strings.HasPrefix(c.Prefix, "/") || len(c.Prefix) < 2 || strings.ContainsAny(c.Prefix, "{}? \t\r\n#") || strings.Contains(c.Prefix, "//") {
+	if !strings.HasPrefix(c.Prefix, "/") || len(c.Prefix) < 2 || path.Clean(c.Prefix) != c.Prefix || strings.ContainsAny(c.Prefix, "{}?# \t\r\n") {
 		bad("Prefix %q: want a path like /reports (a leading slash, no trailing one, no wildcards)", c.Prefix)
 	}
 	if c.MaxBody < 1 {

@@ -105,7 +105,7 @@
 //
 // When the client goes away, the request's context ends, the watch is
 // stopped and the handler returns: nothing is left running for it. A
-// stream is exempt from the server's WriteTimeout (it clears its write
-// deadline); bound streams with the server's IdleTimeout and the proxy's
-// settings instead.
+// stream is exempt from the server's WriteTimeout: each write has a
+// deadline of its own instead, twice Config.Heartbeat, so a client that
+// stops reading without going away ends its stream too.
 package taskhttp

@@ -79,8 +79,12 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// Every write gets a deadline of its own, in place of the server's
+	// WriteTimeout: a stream outlives that, and a client that stops
+	// reading without going away ends its stream after 2 heartbeats.
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's WriteTimeout
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(2 * h.cfg.Heartbeat)) }
+	deadline()
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
@@ -89,6 +93,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	send := func(f followed) bool {
+		deadline()
 		var err error
 		if f.err != nil {
 			// The watch failed mid-stream: say so and end; the client may
@@ -112,6 +117,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return // the client went away
 		case <-beat.C:
+			deadline()
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}

@@ -37,6 +37,7 @@ type testBundle struct {
 	store *task.Store
 	pub   *publisher.Publisher
 	srv   *httptest.Server
+	h     *taskhttp.Handler
 	// step lets a "steps" task take its next step.
 	step chan struct{}
 	// streamEnded receives the path of every events request whose handler
@@ -83,6 +84,7 @@ func setup(t *testing.T, cfg taskhttp.Config) testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.h = h
 	mux := http.NewServeMux()
 	mux.Handle(prefix, h)
 	mux.Handle(prefix+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -513,6 +515,34 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("status %+v: want succeeded with cancel_requested", st)
 		}
 	})
+	t.Run("scheduled", func(t *testing.T) {
+		t.Parallel()
+		later, err := taskhttp.New(b.store, b.pub, taskhttp.Config{Subject: "tasks.http.job", Prefix: prefix, Publish: publisher.PublishOpts{Delay: time.Hour}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(later)
+		defer srv.Close()
+		resp, err := http.Post(srv.URL+prefix, "application/json", strings.NewReader(`{"mode":"text"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var acc taskhttp.Accepted
+		_ = json.NewDecoder(resp.Body).Decode(&acc)
+		resp.Body.Close()
+		if resp.StatusCode != 202 || acc.State != task.Scheduled {
+			t.Fatalf("POST of a delayed task: got %d %s, want 202 scheduled", resp.StatusCode, acc.State)
+		}
+		if st := b.status(t, acc.Links.Self); st.State != task.Scheduled || time.Until(st.RunAt) < 50*time.Minute {
+			t.Fatalf("status %s, run at %s: want scheduled in an hour", st.State, st.RunAt)
+		}
+		resp2, data := b.do(t, "DELETE", acc.Links.Self, "")
+		var st taskhttp.Status
+		_ = json.Unmarshal(data, &st)
+		if resp2.StatusCode != 202 || st.State != task.Cancelled {
+			t.Fatalf("DELETE of a scheduled task: got %d %s, want 202 and cancelled at once", resp2.StatusCode, data)
+		}
+	})
 	t.Run("pending", func(t *testing.T) {
 		t.Parallel()
 		// Nobody consumes tasks.idle.>: the task stays pending.
@@ -702,6 +732,41 @@ func TestEvents(t *testing.T) {
 			t.Fatalf("reconnect that missed the final event: got %d, want 200 and the final state", stale.resp.StatusCode)
 		}
 	})
+	t.Run("a stream outlives the server's WriteTimeout", func(t *testing.T) {
+		const writeTimeout = 300 * time.Millisecond
+		srv := httptest.NewUnstartedServer(b.h)
+		srv.Config.WriteTimeout = writeTimeout
+		srv.Start()
+		defer srv.Close()
+		loc := b.post(t, job{Mode: "block"})
+		b.until(t, loc, inState(task.Active))
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		long := b
+		long.srv = srv
+		s := long.follow(t, ctx, loc+"/events")
+		s.status(t)
+		began := time.Now()
+		for time.Since(began) < 3*writeTimeout { // heartbeats meanwhile
+			if !s.sc.Scan() {
+				t.Fatalf("the stream ended %s in, before 3 times the server's WriteTimeout (%v)", time.Since(began), s.sc.Err())
+			}
+		}
+		if resp, _ := b.do(t, "DELETE", loc, ""); resp.StatusCode != 202 {
+			t.Fatalf("DELETE: %d", resp.StatusCode)
+		}
+		for {
+			ev, err := s.next()
+			if err != nil {
+				t.Fatalf("before the final event: %v", err)
+			}
+			var st taskhttp.Status
+			_ = json.Unmarshal([]byte(ev.data), &st)
+			if st.State == task.Cancelled {
+				break
+			}
+		}
+	})
 	t.Run("a client that goes away leaves nothing running", func(t *testing.T) {
 		loc := b.post(t, job{Mode: "block"})
 		b.until(t, loc, inState(task.Active))
@@ -761,6 +826,7 @@ func TestConfigValidate(t *testing.T) {
 		{"a wildcard subject", taskhttp.Config{Subject: "tasks.*"}, "taskhttp: Subject"},
 		{"a root prefix", taskhttp.Config{Subject: "tasks.x", Prefix: "/"}, `taskhttp: Prefix ""`},
 		{"a relative prefix", taskhttp.Config{Subject: "tasks.x", Prefix: "reports"}, `taskhttp: Prefix "reports"`},
+		{"an unclean prefix", taskhttp.Config{Subject: "tasks.x", Prefix: "/a/../b"}, `taskhttp: Prefix "/a/../b"`},
 		{"a prefix with a wildcard", taskhttp.Config{Subject: "tasks.x", Prefix: "/r/{id}"}, "taskhttp: Prefix"},
 		{"a shared ID", taskhttp.Config{Subject: "tasks.x", Publish: publisher.PublishOpts{ID: "x"}}, "taskhttp: Publish.ID is set"},
 		{"a fixed time", taskhttp.Config{Subject: "tasks.x", Publish: publisher.PublishOpts{At: time.Now()}}, "taskhttp: Publish.At is set"},
