@@ -27,16 +27,19 @@
 //	                           for 202, with that task's state; nothing is published
 //	  400 Bad Request          the body is not JSON (the default decoder), or DecodeFunc or
 //	                           IDFunc refused it; the error says why
+//	  409 Conflict             the ID is another subject's task's, or a queued task without a
+//	                           record holds its uniqueness lock
 //	  413 Content Too Large    the body is over Config.MaxBody, or the payload over the server's
 //	                           max payload
 //	  503 Service Unavailable  NATS or the task stream is unavailable; when the publish's outcome
 //	                           is unknown, Location says where the task's status will tell
+//	  500                      anything else, IDFunc's empty or too long IDs among it (logged)
 //
-//	GET {prefix}/{id}          the task's status ([Status])
+//	GET {prefix}/{id}          the task's status (Status)
 //	  200 OK                   with Retry-After while the task is unfinished
 //	  404 Not Found            no task has this ID (never enqueued, or its record expired)
 //
-//	DELETE {prefix}/{id}       cancel the task ([task.Store.Cancel])
+//	DELETE {prefix}/{id}       cancel the task (task.Store.Cancel)
 //	  202 Accepted             the cancel is done (a scheduled or pending task: state cancelled)
 //	                           or requested (a running task: cancel_requested, and state
 //	                           cancelled within moments); body: the status
