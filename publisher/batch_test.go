@@ -104,7 +104,7 @@ func TestPublishBatchServerKilledMidBatch(t *testing.T) {
 	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := publisher.New(js, publisher.Config{AsyncAckTimeout: 2 * time.Second})
+	pub, _ := publisher.New(js, publisher.Config{AsyncAckTimeout: 5 * time.Second})
 	tasks := batch(400_000, "tasks.bulk")
 	type outcome struct {
 		res publisher.BatchResult
@@ -116,15 +116,25 @@ func TestPublishBatchServerKilledMidBatch(t *testing.T) {
 		done <- outcome{res, err}
 	}()
 	// Let some of it land, then kill the server.
-	for {
-		st, err := js.Stream(t.Context(), "TASKS")
-		if err == nil && st.CachedInfo().State.Msgs > 5000 {
-			break
+	var o outcome
+	early := false
+	for landed := false; !landed; {
+		select {
+		case o = <-done:
+			early, landed = true, true
+		case <-time.After(2 * time.Millisecond):
+			st, err := js.Stream(t.Context(), "TASKS")
+			landed = err == nil && st.CachedInfo().State.Msgs > 5000
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
 	srv.Shutdown()
-	o := <-done
+	if early && o.err != nil {
+		t.Fatalf("the batch failed before the server went down: %+v, %v", o.res, o.err)
+	}
+	if early {
+		t.Skipf("the batch ended before the server went down (%+v): nothing to check", o.res)
+	}
+	o = <-done
 	if o.err == nil {
 		t.Skipf("the batch of %d finished before the server went down (%+v): nothing to check", len(tasks), o.res)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -132,8 +133,11 @@ type PublishOpts struct {
 	// Track records the task's lifecycle (state, attempts, progress,
 	// result) in Config.Tasks; the task package documents it. A task
 	// without an ID gets one ([NewID]), carried in Jetworker-Task-Id (not
-	// as a de-duplication key). The record is written before the task is
-	// published: if it cannot be, nothing is published.
+	// as a de-duplication key). The record is written once the task is
+	// stored (Publish returns after it is; for PublishAsync, Wait covers
+	// it). A record that cannot be written does not undo the publish: the
+	// worker writes it when it starts the task, and task.Store.Lost counts
+	// the gap.
 	Track bool
 	// Unique keeps a second task with the same ID out while the first is
 	// pending (UniquePending) or pending and running (UniqueActive),
@@ -292,56 +296,52 @@ func (p *Publisher) Publish(ctx context.Context, subject string, data []byte, op
 		return Result{ID: pr.id}, err
 	}
 	res := Result{ID: pr.id, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
-	if pr.tracked && !ack.Duplicate {
-		// Now that it is stored, say where: Cancel removes a pending or
-		// scheduled task's message. A worker may have moved on already;
-		// the record keeps what it wrote.
-		if err := p.tasks().Track(ctx, p.stored(pr, ack)); err != nil {
-			p.log.LogAttrs(ctx, slog.LevelWarn, "record the stored task's location", slog.String(logkey.TaskID, pr.id), slog.Any(logkey.Err, err))
-		}
+	if pr.tracked {
+		p.track(ctx, p.stored(pr, ack))
 	}
 	p.result(subject, res, nil)
 	return res, nil
 }
 
-// before takes a unique task's lock and writes a tracked task's record,
-// both before the task is published. It reports true when another task
-// with the ID holds the lock (a duplicate, not published).
+// before takes a unique task's lock before the task is published. It
+// reports true when another task with the ID holds it (a duplicate, not
+// published).
 func (p *Publisher) before(ctx context.Context, pr *prepared) (dup bool, err error) {
-	if pr.unique != "" {
-		err := p.tasks().Lock(ctx, pr.id, pr.lockTTL, uniqueRetryWindow)
-		if errors.Is(err, task.ErrLocked) {
-			return true, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("publish %q: %w", pr.subject, err)
-		}
+	if pr.unique == "" {
+		return false, nil
 	}
-	if pr.tracked {
-		if err := p.tasks().Track(ctx, p.stored(pr, nil)); err != nil {
-			if pr.unique != "" {
-				_ = p.tasks().Unlock(ctx, pr.id)
-			}
-			return false, fmt.Errorf("publish %q: not sent: %w", pr.subject, err)
-		}
+	err = p.tasks().Lock(ctx, pr.id, pr.lockTTL, uniqueRetryWindow)
+	if errors.Is(err, task.ErrLocked) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("publish %q: %w", pr.subject, err)
 	}
 	return false, nil
 }
 
-// failed undoes what before did for a publish that was certainly not
-// stored. One whose outcome is unknown keeps its record and lock: it may be
-// stored, and a retry with the same ID is de-duplicated.
+// track writes a stored task's record, with its location (Cancel removes
+// a pending or scheduled task's message by it). It is written once the
+// task is stored, so no record claims a task that never was; a worker
+// that starts the task first writes the record itself, and this write
+// then changes nothing. A record that cannot be written does not undo the
+// publish: the task is stored and runs, the worker writes its record when
+// it starts it, and Store.Lost counts the gap.
+func (p *Publisher) track(ctx context.Context, st task.Stored) {
+	if err := p.tasks().Track(context.WithoutCancel(ctx), st); err != nil {
+		p.log.LogAttrs(ctx, slog.LevelWarn, "write the stored task's record; its worker writes it when it starts the task",
+			slog.String(logkey.TaskID, st.ID), slog.Any(logkey.Err, err))
+	}
+}
+
+// failed releases the lock of a unique publish that was certainly not
+// stored. One whose outcome is unknown keeps it: the task may be stored,
+// and a retry with the same ID is de-duplicated.
 func (p *Publisher) failed(ctx context.Context, pr *prepared, err error) {
-	if errors.Is(err, ErrOutcomeUnknown) || (!pr.tracked && pr.unique == "") {
+	if errors.Is(err, ErrOutcomeUnknown) || pr.unique == "" {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	if pr.tracked {
-		_ = p.tasks().Untrack(ctx, pr.id)
-	}
-	if pr.unique != "" {
-		_ = p.tasks().Unlock(ctx, pr.id)
-	}
+	_ = p.tasks().Unlock(context.WithoutCancel(ctx), pr.id)
 }
 
 // uniqueRetryWindow is how young a held uniqueness lock must be for a
@@ -444,24 +444,41 @@ func (p *Publisher) InFlight() int {
 }
 
 func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
-	if p.cfg.Hooks.ResultFunc != nil {
-		p.cfg.Hooks.ResultFunc(target(m), Result{
-			ID:        jetworker.TaskID(m.Header),
-			Stream:    ack.Stream,
-			Sequence:  ack.Sequence,
-			Duplicate: ack.Duplicate,
-		}, nil)
+	res := Result{ID: jetworker.TaskID(m.Header), Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
+	if m.Header != nil && m.Header.Get(jetworker.HeaderTrack) != "" {
+		// The record is written off the ack handler; the window slot is
+		// held until it is, so Wait covers it and MaxInFlight bounds these
+		// goroutines.
+		go func() {
+			p.track(context.Background(), storedFromMsg(m, ack))
+			p.result(target(m), res, nil)
+			p.done(nil)
+		}()
+		return
 	}
+	p.result(target(m), res, nil)
 	p.done(nil)
+}
+
+// storedFromMsg describes a stored task from its message and ack.
+func storedFromMsg(m *nats.Msg, ack *jetstream.PubAck) task.Stored {
+	st := task.Stored{
+		ID: jetworker.TaskID(m.Header), Subject: target(m), Stream: ack.Stream, Seq: ack.Sequence,
+		Unique: m.Header.Get(jetworker.HeaderUnique),
+	}
+	st.MaxAttempts, _ = strconv.Atoi(m.Header.Get(jetworker.HeaderMaxAttempts))
+	if m.Header.Get(jetstream.ScheduleHeader) != "" {
+		st.RunAt, _ = time.Parse(time.RFC3339Nano, m.Header.Get(jetworker.HeaderEnqueuedAt))
+	}
+	return st
 }
 
 func (p *Publisher) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	id := jetworker.TaskID(m.Header)
 	subject := target(m)
 	err = publishError(subject, err)
-	if m.Header != nil && (m.Header.Get(jetworker.HeaderTrack) != "" || m.Header.Get(jetworker.HeaderUnique) != "") {
-		pr := &prepared{id: id, subject: subject, tracked: m.Header.Get(jetworker.HeaderTrack) != "", unique: m.Header.Get(jetworker.HeaderUnique)}
-		p.failed(context.Background(), pr, err)
+	if m.Header != nil && m.Header.Get(jetworker.HeaderUnique) != "" {
+		p.failed(context.Background(), &prepared{id: id, subject: subject, unique: m.Header.Get(jetworker.HeaderUnique)}, err)
 	}
 	if id != "" {
 		err = fmt.Errorf("task %s: %w", id, err)

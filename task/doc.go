@@ -7,10 +7,17 @@
 // # Tracking
 //
 // Tracking is opt-in: a task published with publisher.PublishOpts.Track
-// carries Jetworker-Track, and the publisher writes its record (Pending,
-// or Scheduled when delayed); a consumer records every transition of the
-// tracked tasks it runs (consumer.Config.TrackAll tracks every task it
-// runs). Untracked tasks pay nothing: no header, no record, no write.
+// carries Jetworker-Track, and once the server has stored it the publisher
+// writes its record (Pending, or Scheduled when delayed), with where it is
+// stored; a consumer records every transition of the tracked tasks it runs
+// (consumer.Config.TrackAll tracks every task it runs). Untracked tasks pay
+// nothing: no header, no record, no write.
+//
+// Workers write records off the handlers' path, one queue per task: while
+// the bucket is slower than the tasks, a task's transitions merge into one
+// write, and a task's start is held back 50ms, so a task that ends sooner
+// costs one read and one write for both (its history still lists every
+// transition). docs/performance.md has the measured cost.
 //
 // Records live in a JetStream KV bucket ([DefaultBucket], "jetworker_status")
 // under t.<id>, kept for Config.TTL (24h) after their last update:

@@ -43,22 +43,23 @@ func (st Stored) seed() (Info, event) {
 	return info, ev
 }
 
-// Track records a task as Pending (or Scheduled when delayed): before it
-// is published (Stream and Seq unknown yet; a worker fills them in), or
-// just after. It never overwrites a record a worker has moved on. It blocks
-// until the record is written.
+// Track records a stored task as Pending (or Scheduled when delayed),
+// with where it is stored. A worker that started the task first has
+// written the record already; Track never moves it back. It blocks until
+// the record is written, normally one write.
 func (s *Store) Track(ctx context.Context, st Stored) error {
 	info, ev := st.seed()
 	ev.at = s.cfg.NowFunc().UTC()
-	if _, err := s.record(ctx, st.ID, true, info, ev); err != nil {
+	if _, _, err := s.write(ctx, st.ID, writeOpts{create: true, createFirst: true, seed: info}, []event{ev}); err != nil {
+		s.lost.Add(1)
 		return fmt.Errorf("task: track %q: %w", st.ID, err)
 	}
 	return nil
 }
 
-// Lost returns how many record writes were given up on (the bucket was
-// unavailable or full): the records of those tasks lag behind them. The
-// tasks themselves ran.
+// Lost returns how many record writes failed or were given up on (the
+// bucket was unavailable or full), failed Track calls included: the
+// records of those tasks lag behind them. The tasks themselves ran.
 func (s *Store) Lost() uint64 { return s.lost.Load() }
 
 // lock is the value of a uniqueness lock.
@@ -113,21 +114,6 @@ func (s *Store) Unlock(ctx context.Context, id string) error {
 	defer cancel()
 	if err := kv.Purge(rctx, lockPrefix+key(id)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("task: unlock %q: %w", id, err)
-	}
-	return nil
-}
-
-// Untrack removes the record of a task whose publish failed for sure, so
-// no record claims a task that was never stored.
-func (s *Store) Untrack(ctx context.Context, id string) error {
-	kv, err := s.bucket(ctx, false)
-	if err != nil {
-		return err
-	}
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-	defer cancel()
-	if err := kv.Purge(rctx, recordPrefix+key(id)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("task: untrack %q: %w", id, err)
 	}
 	return nil
 }

@@ -210,3 +210,14 @@ func apply(cur Info, ev event, historyLimit int) (Info, bool) {
 	}
 	return next, changed
 }
+
+// fold applies events to cur in order and reports whether any changed it.
+func fold(cur Info, events []event, historyLimit int) (Info, bool) {
+	changed := false
+	for _, ev := range events {
+		var c bool
+		cur, c = apply(cur, ev, historyLimit)
+		changed = changed || c
+	}
+	return cur, changed
+}

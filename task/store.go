@@ -233,57 +233,94 @@ func (s *Store) get(ctx context.Context, id string) (Info, uint64, error) {
 // creating it when missing and create is set. It returns the record as
 // stored (or as it was, when ev changed nothing).
 func (s *Store) record(ctx context.Context, id string, create bool, seed Info, ev event) (Info, error) {
+	info, _, err := s.write(ctx, id, writeOpts{create: create, seed: seed}, []event{ev})
+	return info, err
+}
+
+// writeOpts say how [Store.write] finds the record.
+type writeOpts struct {
+	// create makes a missing record from seed; createFirst tries that
+	// before reading (for a record that is most likely missing).
+	create, createFirst bool
+	seed                Info
+	// hint is the record as this process last wrote it: the first write
+	// is tried on top of it, without a read.
+	hint *known
+}
+
+// write folds events, in order, into the record of id with
+// revision-checked writes, and returns the record as stored (or as it
+// was, when they changed nothing) and its revision.
+func (s *Store) write(ctx context.Context, id string, o writeOpts, events []event) (Info, uint64, error) {
 	kv, err := s.bucket(ctx, false)
 	if err != nil {
-		return Info{}, err
+		return Info{}, 0, err
 	}
 	k := recordPrefix + key(id)
+	var (
+		cur  Info
+		rev  uint64
+		have bool
+	)
+	if o.hint != nil {
+		cur, rev, have = o.hint.info, o.hint.rev, true
+	}
+	missing := o.createFirst && o.create && !have
 	for range 8 {
-		cur, rev, err := s.get(ctx, id)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			if !create {
-				return Info{}, err
+		if !have && !missing {
+			cur, rev, err = s.get(ctx, id)
+			missing = errors.Is(err, ErrNotFound)
+			if err != nil && !missing {
+				return Info{}, 0, err
 			}
-			seed.ID, seed.Created = id, ev.at
-			next, _ := apply(seed, ev, s.cfg.HistoryLimit)
+		}
+		if missing {
+			if !o.create {
+				return Info{}, 0, err
+			}
+			seed := o.seed
+			seed.ID = id
+			if seed.Created.IsZero() {
+				seed.Created = events[0].at
+			}
+			next, _ := fold(seed, events, s.cfg.HistoryLimit)
 			data, err := json.Marshal(next)
 			if err != nil {
-				return Info{}, fmt.Errorf("task: encode %q: %w", id, err)
+				return Info{}, 0, fmt.Errorf("task: encode %q: %w", id, err)
 			}
 			rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-			_, err = kv.Create(rctx, k, data)
+			r, err := kv.Create(rctx, k, data)
 			cancel()
 			if errors.Is(err, jetstream.ErrKeyExists) {
-				continue // written meanwhile: apply on top of it
+				missing = false // written meanwhile: apply on top of it
+				continue
 			}
 			if err != nil {
-				return Info{}, fmt.Errorf("task: create %q: %w", id, err)
+				return Info{}, 0, fmt.Errorf("task: create %q: %w", id, err)
 			}
-			return next, nil
-		case err != nil:
-			return Info{}, err
+			return next, r, nil
 		}
-		next, changed := apply(cur, ev, s.cfg.HistoryLimit)
+		next, changed := fold(cur, events, s.cfg.HistoryLimit)
 		if !changed {
-			return cur, nil
+			return cur, rev, nil
 		}
 		data, err := json.Marshal(next)
 		if err != nil {
-			return Info{}, fmt.Errorf("task: encode %q: %w", id, err)
+			return Info{}, 0, fmt.Errorf("task: encode %q: %w", id, err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		_, err = kv.Update(rctx, k, data, rev)
+		r, err := kv.Update(rctx, k, data, rev)
 		cancel()
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			continue // somebody wrote in between: apply on top of it
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) {
+			have = false // somebody wrote in between, or the hint was stale: read again
+			continue
 		}
 		if err != nil {
-			return Info{}, fmt.Errorf("task: update %q: %w", id, err)
+			return Info{}, 0, fmt.Errorf("task: update %q: %w", id, err)
 		}
-		return next, nil
+		return next, r, nil
 	}
-	return Info{}, fmt.Errorf("task: update %q: too many concurrent writes", id)
+	return Info{}, 0, fmt.Errorf("task: update %q: too many concurrent writes", id)
 }
 
 // Wait blocks until the task with ID id is in a terminal state, or ctx
@@ -312,8 +349,14 @@ func (s *Store) Wait(ctx context.Context, id string) (Info, error) {
 // when the loop ends.
 func (s *Store) Follow(ctx context.Context, id string) func(yield func(Info, error) bool) {
 	return func(yield func(Info, error) bool) {
-		if id == "" {
-			yield(Info{}, fmt.Errorf("%w: empty ID", ErrNotFound))
+		// Read first, then watch from the next revision: a watch started
+		// while the record is being replaced may report it missing.
+		info, rev, err := s.get(ctx, id)
+		if err != nil {
+			yield(Info{}, err)
+			return
+		}
+		if !yield(info, nil) || info.State.Terminal() {
 			return
 		}
 		kv, err := s.bucket(ctx, false)
@@ -321,13 +364,12 @@ func (s *Store) Follow(ctx context.Context, id string) func(yield func(Info, err
 			yield(Info{}, err)
 			return
 		}
-		w, err := kv.Watch(ctx, recordPrefix+key(id))
+		w, err := kv.Watch(ctx, recordPrefix+key(id), jetstream.ResumeFromRevision(rev+1))
 		if err != nil {
 			yield(Info{}, fmt.Errorf("task: watch %q: %w", id, err))
 			return
 		}
 		defer func() { _ = w.Stop() }()
-		seen := false
 		for {
 			select {
 			case <-ctx.Done():
@@ -339,11 +381,7 @@ func (s *Store) Follow(ctx context.Context, id string) func(yield func(Info, err
 					}
 					return
 				}
-				if e == nil { // the current value, if any, came before
-					if !seen {
-						yield(Info{}, fmt.Errorf("%w: %q", ErrNotFound, id))
-						return
-					}
+				if e == nil { // caught up: nothing newer yet
 					continue
 				}
 				if e.Operation() != jetstream.KeyValuePut {
@@ -355,7 +393,6 @@ func (s *Store) Follow(ctx context.Context, id string) func(yield func(Info, err
 					yield(Info{}, fmt.Errorf("task: decode %q: %w", id, err))
 					return
 				}
-				seen = true
 				if !yield(info, nil) || info.State.Terminal() {
 					return
 				}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,10 +15,6 @@ import (
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
 )
-
-// writers is how many goroutines write a tracker's records; one task's
-// writes always go through the same one, in order.
-const writers = 8
 
 // progressEvery is the least time between two progress writes of a task;
 // reports in between are coalesced.
@@ -52,27 +48,25 @@ type Tracker struct {
 	all    bool
 	log    *slog.Logger
 
-	jobs  [writers]chan func(context.Context)
+	w     *writer
 	ready chan struct{}
 
 	mu        sync.Mutex
 	cancelled map[string]time.Time // cancel requests seen, by key
 	running   map[string]map[*Execution]struct{}
-	closed    bool
+
+	refusedLogged atomic.Int64 // unix nanos of the last "refused" warning
 }
 
 // NewTracker returns a tracker for the tasks of worker (its presence ID).
 // With all, every task is tracked, not only those published with
 // tracking. It does no I/O.
 func (s *Store) NewTracker(worker string, all bool) *Tracker {
-	tr := &Tracker{
-		s: s, worker: worker, all: all, log: s.log.With(slog.String("worker", worker)),
+	log := s.log.With(slog.String("worker", worker))
+	return &Tracker{
+		s: s, worker: worker, all: all, log: log, w: newWriter(s, log),
 		ready: make(chan struct{}), cancelled: map[string]time.Time{}, running: map[string]map[*Execution]struct{}{},
 	}
-	for i := range tr.jobs {
-		tr.jobs[i] = make(chan func(context.Context), 1024)
-	}
-	return tr
 }
 
 // Ready is closed once Run has read the cancel requests already made.
@@ -80,29 +74,21 @@ func (tr *Tracker) Ready() <-chan struct{} { return tr.ready }
 
 // Run watches cancel requests and writes records until ctx ends, then
 // finishes the writes already queued (bounded by the store's request
-// timeout each) and returns. A watch that cannot start is retried; records
-// that cannot be written are logged and counted in [Store.Lost]. It
-// returns nil.
+// timeout each) and returns. Writes queue per task and merge while the
+// bucket is slower than the tasks, so a task's record may skip from
+// pending to succeeded, with every transition in its history. A watch that
+// cannot start is retried; records that cannot be written are logged and
+// counted in [Store.Lost]. It returns nil.
 func (tr *Tracker) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	wctx := context.WithoutCancel(ctx)
-	for i := range tr.jobs {
-		wg.Go(func() {
-			for job := range tr.jobs[i] {
-				job(wctx)
-			}
-		})
-	}
+	tr.w.start(context.WithoutCancel(ctx))
 	tr.watch(ctx)
-	tr.mu.Lock()
-	tr.closed = true
-	for i := range tr.jobs {
-		close(tr.jobs[i])
-	}
-	tr.mu.Unlock()
-	wg.Wait()
+	tr.w.stop()
 	return nil
 }
+
+// Flush waits until the record writes queued so far are done, or ctx
+// ends.
+func (tr *Tracker) Flush(ctx context.Context) error { return tr.w.flush(ctx) }
 
 // watch keeps a watch on the cancel requests until ctx ends.
 func (tr *Tracker) watch(ctx context.Context) {
@@ -180,24 +166,9 @@ func (tr *Tracker) prune() {
 	}
 }
 
-// enqueue runs job on the writer of id, in order with id's other writes.
-// It reports false once Run has ended.
-func (tr *Tracker) enqueue(id string, job func(context.Context)) bool {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	if tr.closed {
-		return false
-	}
-	select {
-	case tr.jobs[h.Sum32()%writers] <- job:
-		return true
-	default:
-		tr.s.lost.Add(1) // the bucket cannot keep up: drop rather than block a handler
-		return false
-	}
-}
+// unlock queues the release of task id's uniqueness lock, after its
+// record writes queued so far.
+func (tr *Tracker) unlock(id string) { tr.w.add(id, false, Info{}, nil, true) }
 
 // Execution is one run of one tracked task, from [Tracker.Begin] to
 // [Execution.End]. It is the handler's jetworker.Reporter.
@@ -263,7 +234,7 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 		}
 	}
 	if ex.lockID != "" && atStart {
-		tr.enqueue(ex.lockID, func(ctx context.Context) { tr.unlock(ctx, ex.lockID) })
+		tr.unlock(ex.lockID)
 	}
 	hctx, stop := context.WithCancelCause(ctx)
 	ex.stop = stop
@@ -299,18 +270,13 @@ func (tr *Tracker) isCancelled(keys []string) bool {
 // write queues a record write; the event's time is now.
 func (tr *Tracker) write(id string, seed Info, ev event) {
 	ev.at = tr.s.cfg.NowFunc().UTC()
-	tr.enqueue(id, func(ctx context.Context) {
-		if _, err := tr.s.record(ctx, id, true, seed, ev); err != nil {
-			tr.s.lost.Add(1)
-			tr.log.LogAttrs(ctx, slog.LevelWarn, "write task record", slog.String(logkey.TaskID, id),
-				slog.String("state", string(ev.state)), slog.Any(logkey.Err, err))
+	if !tr.w.add(id, true, seed, &ev, false) {
+		now := time.Now().UnixNano()
+		if last := tr.refusedLogged.Load(); now-last < int64(time.Second) || !tr.refusedLogged.CompareAndSwap(last, now) {
+			return // one warning a second at most; Store.Lost counts them all
 		}
-	})
-}
-
-func (tr *Tracker) unlock(ctx context.Context, id string) {
-	if err := tr.s.Unlock(ctx, id); err != nil {
-		tr.log.LogAttrs(ctx, slog.LevelWarn, "release uniqueness lock", slog.String(logkey.TaskID, id), slog.Any(logkey.Err, err))
+		tr.log.LogAttrs(context.Background(), slog.LevelWarn, "task record write refused: the tracker is stopped or its queue is full",
+			slog.String(logkey.TaskID, id), slog.String("state", string(ev.state)))
 	}
 }
 
@@ -407,7 +373,7 @@ func (ex *Execution) End(state State, err error) {
 		tr.write(ex.id, Info{}, ev)
 	}
 	if atStart, ok := parseUnique(ex.unique); ok && !atStart && state.Terminal() && ex.lockID != "" {
-		tr.enqueue(ex.lockID, func(ctx context.Context) { tr.unlock(ctx, ex.lockID) })
+		tr.unlock(ex.lockID)
 	}
 }
 
@@ -416,7 +382,7 @@ func (ex *Execution) End(state State, err error) {
 // before it ran): h are its headers, id its ID.
 func (tr *Tracker) Release(id string, h nats.Header) {
 	if _, ok := parseUnique(h.Get(jetworker.HeaderUnique)); ok && id != "" {
-		tr.enqueue(id, func(ctx context.Context) { tr.unlock(ctx, id) })
+		tr.unlock(id)
 	}
 }
 

@@ -1,0 +1,280 @@
+package task
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jetworker/jetworker/internal/logkey"
+)
+
+// writerShards is how many goroutines write records; one task's writes
+// always go through the same one, in order.
+const writerShards = 32
+
+// maxQueued bounds, per shard, the tasks with writes waiting. Writes for a
+// task already waiting merge into its entry and are never refused; only a
+// new task beyond the bound is (counted in Store.Lost): the bucket has been
+// away for that long.
+const maxQueued = 16 << 10
+
+// writer applies record writes off the handlers' path. Writes for one task
+// queue in one entry: when the bucket is slower than the tasks, a task's
+// events (active, then succeeded) are applied together in one
+// revision-checked write, so a fast task costs one read and one write
+// instead of two of each, and no event is dropped because others queue.
+type writer struct {
+	s      *Store
+	log    *slog.Logger
+	shards [writerShards]shard
+	wg     sync.WaitGroup
+}
+
+type shard struct {
+	mu sync.Mutex
+	// ready holds the IDs to write now, in the order they were queued;
+	// held those whose only news is that they started, until settleDelay
+	// has passed (a task that ends by then is written once, not twice).
+	ready   []string
+	held    []heldID
+	queued  map[string]*pending
+	known   map[string]known // records this shard wrote last, for tasks not yet ended
+	wake    chan struct{}
+	closed  bool
+	working bool
+	idle    []chan struct{} // closed when the shard has nothing queued
+}
+
+// pending is what waits to be written for one task.
+type pending struct {
+	seed   Info // for a record that does not exist yet
+	create bool
+	events []event
+	unlock bool // release the task's uniqueness lock, after the events
+	held   bool // in shard.held, not shard.ready
+}
+
+// heldID is an ID held back until due.
+type heldID struct {
+	id  string
+	due time.Time
+}
+
+// settleDelay is how long a task's start is held back before it is
+// written: most tasks end sooner, and their record then takes one write
+// for both. A record shows "active" at most this much late.
+const settleDelay = 50 * time.Millisecond
+
+// known is a record as this process last wrote it.
+type known struct {
+	info Info
+	rev  uint64
+}
+
+func newWriter(s *Store, log *slog.Logger) *writer {
+	w := &writer{s: s, log: log}
+	for i := range w.shards {
+		w.shards[i] = shard{queued: map[string]*pending{}, known: map[string]known{}, wake: make(chan struct{}, 1)}
+	}
+	return w
+}
+
+// start runs the shards' goroutines until stop; their writes use ctx.
+func (w *writer) start(ctx context.Context) {
+	for i := range w.shards {
+		w.wg.Go(func() { w.run(ctx, &w.shards[i]) })
+	}
+}
+
+// stop lets the shards write what is queued, then ends them.
+func (w *writer) stop() {
+	for i := range w.shards {
+		sh := &w.shards[i]
+		sh.mu.Lock()
+		sh.closed = true
+		sh.mu.Unlock()
+		sh.signal()
+	}
+	w.wg.Wait()
+}
+
+func (sh *shard) signal() {
+	select {
+	case sh.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *writer) shard(id string) *shard {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return &w.shards[h.Sum32()%writerShards]
+}
+
+// add queues a write for task id: events to apply (seed and create for a
+// record that may not exist yet) and whether to release its lock. It
+// reports false when the write is refused (stopped, or the queue full).
+func (w *writer) add(id string, create bool, seed Info, ev *event, unlock bool) bool {
+	sh := w.shard(id)
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		w.s.lost.Add(1)
+		return false
+	}
+	p := sh.queued[id]
+	if p == nil {
+		if len(sh.queued) >= maxQueued {
+			sh.mu.Unlock()
+			w.s.lost.Add(1)
+			return false
+		}
+		p = &pending{}
+		sh.queued[id] = p
+		if ev != nil && ev.state == Active && ev.progress == nil && !unlock {
+			p.held = true
+			sh.held = append(sh.held, heldID{id: id, due: time.Now().Add(settleDelay)})
+		} else {
+			sh.ready = append(sh.ready, id)
+		}
+	} else if p.held && (ev == nil || ev.state != Active || ev.progress != nil || unlock) {
+		// News beyond the start: write it now (its held entry is skipped).
+		p.held = false
+		sh.ready = append(sh.ready, id)
+	}
+	if create && !p.create {
+		p.create, p.seed = true, seed
+	}
+	if ev != nil {
+		p.events = append(p.events, *ev)
+	}
+	p.unlock = p.unlock || unlock
+	sh.mu.Unlock()
+	sh.signal()
+	return true
+}
+
+// flush waits until every shard has written what was queued before it
+// was called, or ctx ends.
+func (w *writer) flush(ctx context.Context) error {
+	for i := range w.shards {
+		sh := &w.shards[i]
+		sh.mu.Lock()
+		if len(sh.queued) == 0 && !sh.working {
+			sh.mu.Unlock()
+			continue
+		}
+		done := make(chan struct{})
+		sh.idle = append(sh.idle, done)
+		sh.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (w *writer) run(ctx context.Context, sh *shard) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		sh.mu.Lock()
+		id, p := sh.next(time.Now())
+		for p == nil {
+			if len(sh.queued) == 0 {
+				sh.working = false
+				for _, c := range sh.idle {
+					close(c)
+				}
+				sh.idle = nil
+				if sh.closed {
+					sh.mu.Unlock()
+					return
+				}
+			}
+			wait := time.Hour
+			if len(sh.held) > 0 {
+				wait = time.Until(sh.held[0].due)
+				if sh.closed {
+					wait = 0 // write everything on the way out
+				}
+			}
+			sh.mu.Unlock()
+			timer.Reset(max(wait, 0))
+			select {
+			case <-sh.wake:
+			case <-timer.C:
+			}
+			sh.mu.Lock()
+			now := time.Now()
+			if sh.closed {
+				now = now.Add(settleDelay)
+			}
+			id, p = sh.next(now)
+		}
+		k, hasKnown := sh.known[id]
+		sh.working = true
+		sh.mu.Unlock()
+
+		if len(p.events) > 0 {
+			var hint *known
+			if hasKnown {
+				hint = &k
+			}
+			info, rev, err := w.s.write(ctx, id, writeOpts{create: p.create, seed: p.seed, hint: hint}, p.events)
+			sh.mu.Lock()
+			// Keep what was written while the task runs here: its end is
+			// then one write, without a read. Anything else may be written
+			// elsewhere next (another attempt, a cancel).
+			if err == nil && info.State == Active && len(sh.known) < maxQueued {
+				sh.known[id] = known{info: info, rev: rev}
+			} else {
+				delete(sh.known, id)
+			}
+			sh.mu.Unlock()
+			if err != nil {
+				w.s.lost.Add(1)
+				last := p.events[len(p.events)-1]
+				w.log.LogAttrs(ctx, slog.LevelWarn, "write task record", slog.String(logkey.TaskID, id),
+					slog.String("state", string(last.state)), slog.Int("events", len(p.events)), slog.Any(logkey.Err, err))
+			}
+		}
+		if p.unlock {
+			if err := w.s.Unlock(ctx, id); err != nil {
+				w.log.LogAttrs(ctx, slog.LevelWarn, "release uniqueness lock", slog.String(logkey.TaskID, id), slog.Any(logkey.Err, err))
+			}
+		}
+	}
+}
+
+// next takes the next write due at now off the queues, or returns nil;
+// sh.mu is held.
+func (sh *shard) next(now time.Time) (string, *pending) {
+	for len(sh.ready) > 0 {
+		id := sh.ready[0]
+		sh.ready = sh.ready[1:]
+		if p := sh.queued[id]; p != nil && !p.held {
+			delete(sh.queued, id)
+			return id, p
+		}
+	}
+	for len(sh.held) > 0 {
+		h := sh.held[0]
+		p := sh.queued[h.id]
+		if p == nil || !p.held {
+			sh.held = sh.held[1:] // moved to ready, and written
+			continue
+		}
+		if h.due.After(now) {
+			return "", nil
+		}
+		sh.held = sh.held[1:]
+		delete(sh.queued, h.id)
+		return h.id, p
+	}
+	return "", nil
+}
