@@ -47,6 +47,10 @@ func (s *Server) apiOverview(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.fullOverview(r.Context()))
 }
 
+func (s *Server) apiCharts(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.chartsJSON(s.parseWindow(r.URL.Query().Get("window"))))
+}
+
 func (s *Server) apiCSRFToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"token": s.csrf, "header": CSRFHeader})
 }

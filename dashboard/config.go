@@ -28,6 +28,8 @@ const (
 	DefaultCheckTimeout     = 2 * time.Second
 	DefaultShutdownTimeout  = 5 * time.Second
 	DefaultDeadLetterLimit  = 100
+	DefaultSampleInterval   = 5 * time.Second
+	DefaultSampleWindow     = time.Hour
 )
 
 // Config tunes a [Server]. The zero value of every field means its default:
@@ -101,6 +103,15 @@ type Config struct {
 	// letters, schedules, workers) refresh their tables. Defaults to 2s;
 	// -1 disables auto-refresh.
 	RefreshInterval time.Duration
+	// SampleInterval is how often Run samples the streams, the consumers
+	// and the workers for the overview's charts (throughput, backlog, the
+	// oldest waiting task), which the dashboard keeps in memory, so they
+	// need no Prometheus. Defaults to 5s; -1 disables the charts.
+	SampleInterval time.Duration
+	// SampleWindow is how much history the charts keep: SampleWindow /
+	// SampleInterval points per series (720 with the defaults), at most
+	// 100 000. Defaults to 1h.
+	SampleWindow time.Duration
 	// CheckTimeout bounds each readiness check and each scrape of server
 	// state. Defaults to 2s.
 	CheckTimeout time.Duration
@@ -134,6 +145,8 @@ func (c Config) withDefaults() Config {
 	c.CheckTimeout = cmp.Or(c.CheckTimeout, DefaultCheckTimeout)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
 	c.DeadLetterLimit = cmp.Or(c.DeadLetterLimit, DefaultDeadLetterLimit)
+	c.SampleInterval = cmp.Or(c.SampleInterval, DefaultSampleInterval)
+	c.SampleWindow = cmp.Or(c.SampleWindow, DefaultSampleWindow)
 	if c.UnsafeNoAuth && !c.authEnabled() {
 		c.ReadOnly = true
 	}
@@ -190,6 +203,16 @@ func (c Config) validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("dashboard: ShutdownTimeout must be > 0, got %s", c.ShutdownTimeout))
+	}
+	if c.SampleInterval < 0 && c.SampleInterval != -1 {
+		errs = append(errs, fmt.Errorf("dashboard: SampleInterval must be > 0 or -1, got %s", c.SampleInterval))
+	}
+	if c.SampleWindow < 0 {
+		errs = append(errs, fmt.Errorf("dashboard: SampleWindow must be > 0, got %s", c.SampleWindow))
+	} else if c.SampleInterval > 0 && c.SampleWindow/c.SampleInterval > maxHistoryPoints {
+		errs = append(errs, fmt.Errorf("dashboard: SampleWindow / SampleInterval must be at most %d points, got %d", maxHistoryPoints, c.SampleWindow/c.SampleInterval))
+	} else if c.SampleInterval > 0 && c.SampleWindow < 2*c.SampleInterval {
+		errs = append(errs, fmt.Errorf("dashboard: SampleWindow (%s) must hold at least two samples of SampleInterval (%s)", c.SampleWindow, c.SampleInterval))
 	}
 	if c.DeadLetterLimit < 0 {
 		errs = append(errs, fmt.Errorf("dashboard: DeadLetterLimit must be > 0, got %d", c.DeadLetterLimit))

@@ -151,6 +151,8 @@ func (s *Server) fullOverview(ctx context.Context) overviewView {
 	return ov
 }
 
+var errWorkersDisabled = errors.New("worker presence is disabled")
+
 func (s *Server) workers(ctx context.Context) ([]consumer.WorkerInfo, error) {
 	if s.cfg.DisableWorkers {
 		return []consumer.WorkerInfo{}, nil

@@ -34,6 +34,7 @@ func (s *Server) routes() http.Handler {
 	// JSON API.
 	mux.HandleFunc("GET /api/overview", s.apiOverview)
 	mux.HandleFunc("GET /api/csrf-token", s.apiCSRFToken)
+	mux.HandleFunc("GET /api/charts", s.apiCharts)
 	mux.HandleFunc("GET /api/dead-letters", s.apiDeadLetters)
 	mux.HandleFunc("GET /api/dead-letters/{seq}", s.apiDeadLetter)
 	mux.Handle("POST /api/dead-letters/{seq}/replay", s.mutation(s.apiReplay))

@@ -41,6 +41,9 @@ type Server struct {
 	mu     sync.Mutex
 	checks []namedCheck
 
+	sampler  *sampler
+	sampling atomic.Bool // the sampler runs (inside Run)
+
 	running     atomic.Bool
 	ready       chan struct{}
 	addr        atomic.Pointer[string]
@@ -84,6 +87,9 @@ func New(js jetstream.JetStream, cfg Config) (*Server, error) {
 		store:   store,
 		csrf:    hex.EncodeToString(token),
 		ready:   make(chan struct{}),
+	}
+	if cfg.SampleInterval > 0 {
+		s.sampler = newSampler(int(cfg.SampleWindow / cfg.SampleInterval))
 	}
 	if s.pages, err = parsePages(); err != nil {
 		return nil, err
@@ -171,6 +177,13 @@ func (s *Server) Run(ctx context.Context) error {
 			slog.Bool("read_only", s.cfg.ReadOnly), slog.Bool("auth", s.cfg.authEnabled()))
 		go func() { served <- servers[i].Serve(l.ln) }() // owned: Run waits for every Serve below
 	}
+	var sampled sync.WaitGroup
+	sctx, stopSampler := context.WithCancel(ctx)
+	defer stopSampler()
+	if s.sampler != nil && !s.cfg.DisableUI {
+		s.sampling.Store(true)
+		sampled.Go(func() { sampleLoop(sctx, s.cfg.SampleInterval, s.sampleOnce) }) // owned: Run waits below
+	}
 	close(s.ready)
 
 	var runErr error
@@ -183,10 +196,11 @@ func (s *Server) Run(ctx context.Context) error {
 		runErr = natsconn.Error("dashboard")
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	stopSampler()
+	shctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	for _, srv := range servers {
-		if err := srv.Shutdown(sctx); err != nil {
+		if err := srv.Shutdown(shctx); err != nil {
 			_ = srv.Close()
 			s.log.LogAttrs(ctx, slog.LevelWarn, "dashboard shutdown timed out; closed open connections", slog.Any(logkey.Err, err))
 		}
@@ -194,6 +208,8 @@ func (s *Server) Run(ctx context.Context) error {
 	for range pending {
 		<-served // Serve returns as soon as Shutdown starts
 	}
+	sampled.Wait()
+	s.sampling.Store(false)
 	s.log.LogAttrs(ctx, slog.LevelInfo, "dashboard stopped")
 	return runErr
 }

@@ -58,7 +58,7 @@ func parsePages() (map[string]*template.Template, error) {
 	}
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("dashboard: parse template %s: %w", name, err)
 		}
@@ -137,8 +137,14 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 	pd := s.newPage(r, "overview", "Overview", true)
 	ov := s.fullOverview(r.Context())
 	pd.Err = ov.Error
-	pd.Data = ov
+	pd.Data = overviewPage{overviewView: ov, Charts: s.charts(s.parseWindow(r.URL.Query().Get("window")))}
 	s.render(w, r, "overview", http.StatusOK, pd)
+}
+
+// overviewPage is the overview with its charts.
+type overviewPage struct {
+	overviewView
+	Charts chartsView
 }
 
 type deadLettersPage struct {
