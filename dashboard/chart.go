@@ -265,6 +265,10 @@ type chartsView struct {
 	Charts  []chartView
 	Window  time.Duration
 	Windows []windowOption
+	// Span is what the charts show: the window, or less when the
+	// dashboard has not sampled for that long (Partial).
+	Span    time.Duration
+	Partial bool
 	// Note, when set, says why there are no charts or why they are empty.
 	Note string
 }
@@ -308,6 +312,12 @@ func (s *Server) charts(window time.Duration) chartsView {
 	if len(snap.Times) < 2 {
 		cv.Note = fmt.Sprintf("Collecting: the dashboard samples every %s; lines appear after two samples.", s.cfg.SampleInterval)
 	}
+	if len(snap.Times) > 1 && snap.Times[0].After(start) {
+		// Less history than the window: spread what there is.
+		start = snap.Times[0]
+		cv.Partial = true
+	}
+	cv.Span = end.Sub(start)
 	line := func(key, name string, useMax bool) chartLine {
 		vals := snap.Series[key]
 		if vals == nil {

@@ -80,7 +80,16 @@ type pageData struct {
 	Err        string
 	NATS       natsView
 	Now        time.Time
-	Data       any
+	Show       shownPages
+	// Session is set when the request was authenticated by a session
+	// cookie: the page offers to sign out.
+	Session bool
+	Data    any
+}
+
+// shownPages says which optional pages the navigation links to.
+type shownPages struct {
+	Tasks, Schedules, Workers, Outbox bool
 }
 
 func (s *Server) newPage(r *http.Request, nav, title string, live bool) pageData {
@@ -88,6 +97,7 @@ func (s *Server) newPage(r *http.Request, nav, title string, live bool) pageData
 		Title: title, Nav: nav, ReadOnly: s.cfg.ReadOnly, CSRF: s.csrf, CSRFField: CSRFField,
 		Flash: r.URL.Query().Get("flash"), FlashError: r.URL.Query().Get("error"),
 		NATS: s.natsView(), Now: s.cfg.NowFunc(),
+		Show: shownPages{Schedules: !s.cfg.DisableSchedules, Workers: !s.cfg.DisableWorkers},
 	}
 	if live && s.cfg.RefreshInterval > 0 {
 		pd.Refresh = s.cfg.RefreshInterval.Milliseconds()

@@ -1,5 +1,6 @@
-// jetworker dashboard: confirmation for destructive forms and live refresh
-// of the #live region. No dependencies.
+// jetworker dashboard: confirmation for destructive forms, live refresh of
+// the #live region that the reader controls (pause, interval), and the
+// live task page. No dependencies, no inline script (CSP default-src 'self').
 "use strict";
 
 document.addEventListener("submit", function (ev) {
@@ -9,16 +10,55 @@ document.addEventListener("submit", function (ev) {
   }
 });
 
+// Live refresh: every few seconds the page is fetched again and its #live
+// region swapped in. The reader can pause it and pick the interval; both
+// are remembered in localStorage for every page.
 (function () {
   var main = document.querySelector("main[data-refresh]");
   var live = document.getElementById("live");
   if (!main || !live) {
     return;
   }
-  var every = parseInt(main.getAttribute("data-refresh"), 10) || 2000;
+  var store = {
+    get: function (k) { try { return window.localStorage.getItem("jetworker." + k); } catch (e) { return null; } },
+    set: function (k, v) { try { window.localStorage.setItem("jetworker." + k, v); } catch (e) { /* private mode */ } }
+  };
+  var every = parseInt(store.get("refresh-every"), 10) || parseInt(main.getAttribute("data-refresh"), 10) || 2000;
+  var paused = store.get("refresh-paused") === "1";
+  var ctl = document.querySelector("[data-testid=refresh]");
+  var toggle = ctl && ctl.querySelector("[data-refresh-toggle]");
+  var select = ctl && ctl.querySelector("[data-refresh-every]");
+  var state = ctl && ctl.querySelector(".state");
+  var timer = null;
   var busy = false;
+
+  function show() {
+    if (!ctl) {
+      return;
+    }
+    ctl.hidden = false;
+    toggle.textContent = paused ? "Resume" : "Pause";
+    toggle.setAttribute("aria-pressed", paused ? "true" : "false");
+    state.textContent = paused ? "paused" : "live";
+    state.classList.toggle("paused", paused);
+    if (!select.querySelector('option[value="' + every + '"]')) {
+      var o = document.createElement("option");
+      o.value = String(every);
+      o.textContent = (every / 1000) + "s";
+      select.appendChild(o);
+    }
+    select.value = String(every);
+  }
+
+  // The checkboxes ticked in #live survive a refresh.
+  function ticked() {
+    var out = {};
+    live.querySelectorAll("input[type=checkbox][name]:checked").forEach(function (c) { out[c.name + "=" + c.value] = true; });
+    return out;
+  }
+
   function refresh() {
-    if (busy || document.visibilityState !== "visible") {
+    if (busy || paused || document.visibilityState !== "visible") {
       return;
     }
     busy = true;
@@ -28,8 +68,15 @@ document.addEventListener("submit", function (ev) {
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.getElementById("live");
         var conn = doc.querySelector(".conn");
-        if (fresh) {
+        if (fresh && !paused) {
+          var keep = ticked();
           live.innerHTML = fresh.innerHTML;
+          live.querySelectorAll("input[type=checkbox][name]").forEach(function (c) {
+            if (keep[c.name + "=" + c.value]) {
+              c.checked = true;
+            }
+          });
+          live.dispatchEvent(new Event("refreshed", { bubbles: true }));
         }
         var cur = document.querySelector(".conn");
         if (conn && cur) {
@@ -41,5 +88,30 @@ document.addEventListener("submit", function (ev) {
       .catch(function () { document.body.classList.add("stale"); })
       .finally(function () { busy = false; });
   }
-  setInterval(refresh, every);
+
+  function schedule() {
+    if (timer) {
+      clearInterval(timer);
+    }
+    timer = paused ? null : setInterval(refresh, every);
+  }
+
+  if (ctl) {
+    toggle.addEventListener("click", function () {
+      paused = !paused;
+      store.set("refresh-paused", paused ? "1" : "0");
+      show();
+      schedule();
+      if (!paused) {
+        refresh();
+      }
+    });
+    select.addEventListener("change", function () {
+      every = parseInt(select.value, 10) || 2000;
+      store.set("refresh-every", String(every));
+      schedule();
+    });
+  }
+  show();
+  schedule();
 })();
