@@ -30,6 +30,7 @@ const (
 	DefaultDeadLetterLimit  = 100
 	DefaultSampleInterval   = 5 * time.Second
 	DefaultSampleWindow     = time.Hour
+	DefaultSessionTTL       = 12 * time.Hour
 )
 
 // Config tunes a [Server]. The zero value of every field means its default:
@@ -76,8 +77,19 @@ type Config struct {
 	// BearerToken, when set, protects every endpoint except /healthz and
 	// /readyz with "Authorization: Bearer <token>". With basic auth also
 	// set, either is accepted. Requests authenticated by the bearer token
-	// need no CSRF token (browsers never send it on their own).
+	// need no CSRF token (browsers never send it on their own). Browsers
+	// sign in on /login with the token (or the basic-auth user and
+	// password) and get a session cookie instead.
 	BearerToken string
+	// SessionTTL is how long a browser stays signed in after the login
+	// page turned its token or password into a session cookie. Defaults
+	// to 12h.
+	SessionTTL time.Duration
+	// SessionKey signs session cookies, at least 32 bytes. Give every
+	// replica serving one address the same key, and sessions survive
+	// restarts and work across replicas. Defaults to nil: New makes a
+	// random key, so sessions end with the process.
+	SessionKey []byte
 	// ReadOnly refuses every mutation (replay, delete, pause, resume,
 	// trigger, edit) with 403 and hides their buttons. Defaults to false.
 	ReadOnly bool
@@ -147,6 +159,7 @@ func (c Config) withDefaults() Config {
 	c.DeadLetterLimit = cmp.Or(c.DeadLetterLimit, DefaultDeadLetterLimit)
 	c.SampleInterval = cmp.Or(c.SampleInterval, DefaultSampleInterval)
 	c.SampleWindow = cmp.Or(c.SampleWindow, DefaultSampleWindow)
+	c.SessionTTL = cmp.Or(c.SessionTTL, DefaultSessionTTL)
 	if c.UnsafeNoAuth && !c.authEnabled() {
 		c.ReadOnly = true
 	}
@@ -194,6 +207,12 @@ func (c Config) validate() error {
 	}
 	if (c.BasicAuthUser == "") != (c.BasicAuthPassword == "") {
 		errs = append(errs, errors.New("dashboard: BasicAuthUser and BasicAuthPassword must be set together"))
+	}
+	if c.SessionTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("dashboard: SessionTTL must be at least 1m, got %s", c.SessionTTL))
+	}
+	if len(c.SessionKey) > 0 && len(c.SessionKey) < 32 {
+		errs = append(errs, fmt.Errorf("dashboard: SessionKey must be at least 32 bytes, got %d", len(c.SessionKey)))
 	}
 	if c.RefreshInterval < 0 && c.RefreshInterval != -1 {
 		errs = append(errs, fmt.Errorf("dashboard: RefreshInterval must be > 0 or -1, got %s", c.RefreshInterval))

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -10,23 +9,16 @@ import (
 	"strings"
 )
 
-func contextWithBearer(r *http.Request) context.Context {
-	return context.WithValue(r.Context(), bearerKey{}, true)
-}
-
-func isBearer(r *http.Request) bool {
-	v, _ := r.Context().Value(bearerKey{}).(bool)
-	return v
-}
-
-// routes builds the handler tree. /healthz, /readyz and /static/ are open;
-// everything else goes through requireAuth.
+// routes builds the handler tree. /healthz, /readyz, /static/ and the
+// login page are open; everything else goes through requireAuth.
 func (s *Server) routes() http.Handler {
 	open := http.NewServeMux()
 	open.HandleFunc("GET /healthz", s.handleHealthz)
 	open.HandleFunc("GET /readyz", s.handleReadyz)
 	static, _ := fs.Sub(assets, "static")
 	open.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	open.HandleFunc("GET /login", s.handleLogin)
+	open.HandleFunc("POST /login", s.handleLoginPost)
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
@@ -50,6 +42,7 @@ func (s *Server) routes() http.Handler {
 
 	// Web pages. Forms post to the same paths as their pages plus an
 	// action; every action redirects back (POST/redirect/GET).
+	mux.Handle("POST /logout", s.mutation(s.handleLogout))
 	mux.HandleFunc("GET /{$}", s.pageOverview)
 	mux.HandleFunc("GET /dead-letters", s.pageDeadLetters)
 	mux.HandleFunc("GET /dead-letters/{seq}", s.pageDeadLetter)

@@ -36,7 +36,11 @@ type Server struct {
 	store   *schedule.Store
 	csrf    string
 	pages   map[string]*template.Template
+	login   *template.Template
 	handler http.Handler
+
+	sessions *sessions
+	loginCOP *http.CrossOriginProtection
 
 	mu     sync.Mutex
 	checks []namedCheck
@@ -94,6 +98,11 @@ func New(js jetstream.JetStream, cfg Config) (*Server, error) {
 	if s.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
+	if s.login, err = template.ParseFS(assets, "templates/login.html"); err != nil {
+		return nil, fmt.Errorf("dashboard: parse template login: %w", err)
+	}
+	s.sessions = newSessions(cfg.SessionKey, cfg.SessionTTL, cfg.NowFunc)
+	s.loginCOP = http.NewCrossOriginProtection()
 	if err := s.metrics.ObserveStreams(js, s.overviewConfig(), s.log); err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}

@@ -97,7 +97,8 @@ func (s *Server) newPage(r *http.Request, nav, title string, live bool) pageData
 		Title: title, Nav: nav, ReadOnly: s.cfg.ReadOnly, CSRF: s.csrf, CSRFField: CSRFField,
 		Flash: r.URL.Query().Get("flash"), FlashError: r.URL.Query().Get("error"),
 		NATS: s.natsView(), Now: s.cfg.NowFunc(),
-		Show: shownPages{Schedules: !s.cfg.DisableSchedules, Workers: !s.cfg.DisableWorkers},
+		Show:    shownPages{Schedules: !s.cfg.DisableSchedules, Workers: !s.cfg.DisableWorkers},
+		Session: authOf(r) == authSession,
 	}
 	if live && s.cfg.RefreshInterval > 0 {
 		pd.Refresh = s.cfg.RefreshInterval.Milliseconds()
