@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,8 +165,9 @@ func (s *Server) workers(ctx context.Context) ([]consumer.WorkerInfo, error) {
 }
 
 // deadLetterQuery is a dead-letter listing request read from query
-// parameters: stream, consumer, subject (wildcards allowed), task_id,
-// since and until (RFC 3339), before (the paging cursor) and limit.
+// parameters (or form fields): stream, consumer, subject (wildcards
+// allowed), task_id, since and until (RFC 3339, or a datetime-local value
+// read as UTC), before (the paging cursor) and limit.
 type deadLetterQuery struct {
 	Filter dlq.Filter
 	Before uint64
@@ -173,7 +175,23 @@ type deadLetterQuery struct {
 }
 
 func (s *Server) deadLetterQuery(r *http.Request) (deadLetterQuery, error) {
-	q := r.URL.Query()
+	return s.parseDeadLetterQuery(r.URL.Query())
+}
+
+// timeLayouts are the times a filter accepts: RFC 3339, and what an HTML
+// datetime-local input sends (read as UTC).
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04"}
+
+func parseFilterTime(v string) (time.Time, error) {
+	for _, layout := range timeLayouts {
+		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", v)
+}
+
+func (s *Server) parseDeadLetterQuery(q url.Values) (deadLetterQuery, error) {
 	dq := deadLetterQuery{
 		Filter: dlq.Filter{
 			Stream:   strings.TrimSpace(q.Get("stream")),
@@ -189,9 +207,9 @@ func (s *Server) deadLetterQuery(r *http.Request) (deadLetterQuery, error) {
 		dst *time.Time
 	}{{"since", &dq.Filter.Since}, {"until", &dq.Filter.Until}} {
 		if v := strings.TrimSpace(q.Get(t.key)); v != "" {
-			at, err := time.Parse(time.RFC3339, v)
+			at, err := parseFilterTime(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", t.key, v))
+				errs = append(errs, fmt.Errorf("%s %w", t.key, err))
 			}
 			*t.dst = at
 		}

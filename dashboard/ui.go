@@ -27,7 +27,7 @@ import (
 //go:embed templates static
 var assets embed.FS
 
-var pageNames = []string{"overview", "deadletters", "deadletter", "schedules", "schedule", "workers"}
+var pageNames = []string{"overview", "deadletters", "deadletter", "confirm", "schedules", "schedule", "workers"}
 
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
@@ -119,6 +119,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, cod
 	_, _ = buf.WriteTo(w)
 }
 
+// queryURL is v encoded for an href after "?": html/template would
+// otherwise escape its = and & as data.
+func queryURL(v url.Values) template.URL { return template.URL(v.Encode()) }
+
 // redirect answers a form post with 303 to next, carrying a flash message.
 func redirect(w http.ResponseWriter, r *http.Request, next, flash string, err error) {
 	q := url.Values{}
@@ -164,8 +168,16 @@ type deadLettersPage struct {
 	Next    uint64 // cursor of the older page; 0 on the last
 	Before  uint64 // this page's cursor; 0 on the newest
 	Query   string // the request's query, for forms that come back here
-	Older   string // query of the older page
-	Newest  string // query of the newest page
+	Older   template.URL // query of the older page
+	Newest  template.URL // query of the newest page
+	// Filtered is set when any filter is set; Matching is the filter's
+	// query, for the "everything matching" links.
+	Filtered   bool
+	Matching   template.URL
+	Describe   string
+	Ranges     []rangeLink
+	SinceLocal string
+	UntilLocal string
 }
 
 func (s *Server) pageDeadLetters(w http.ResponseWriter, r *http.Request) {
@@ -181,9 +193,13 @@ func (s *Server) pageDeadLetters(w http.ResponseWriter, r *http.Request) {
 	older, newest := r.URL.Query(), r.URL.Query()
 	older.Set("before", strconv.FormatUint(page.Next, 10))
 	newest.Del("before")
+	fv := filterValues(q.Filter)
 	pd.Data = deadLettersPage{
 		Filter: q.Filter, Letters: page.Entries, Next: page.Next, Before: q.Before,
-		Query: r.URL.RawQuery, Older: older.Encode(), Newest: newest.Encode(),
+		Query: r.URL.RawQuery, Older: queryURL(older), Newest: queryURL(newest),
+		Filtered: len(fv) > 0, Matching: queryURL(fv), Describe: describeFilter(q.Filter),
+		Ranges:     quickRanges(fv, s.cfg.NowFunc()),
+		SinceLocal: datetimeLocal(q.Filter.Since), UntilLocal: datetimeLocal(q.Filter.Until),
 	}
 	s.render(w, r, "deadletters", http.StatusOK, pd)
 }

@@ -4,10 +4,42 @@
 "use strict";
 
 document.addEventListener("submit", function (ev) {
-  var msg = ev.target.getAttribute("data-confirm");
+  var form = ev.target;
+  var msg = form.getAttribute("data-confirm");
   if (msg && !window.confirm(msg)) {
     ev.preventDefault();
+    return;
   }
+  // A bulk form acts on the checkboxes that name it (form="<id>"): ask
+  // with their count, and say which of them cannot be replayed.
+  if (form.hasAttribute("data-bulk")) {
+    var boxes = document.querySelectorAll('input[type=checkbox][name=seq][form="' + form.id + '"]:checked');
+    var button = ev.submitter;
+    if (boxes.length === 0) {
+      ev.preventDefault();
+      window.alert("Tick the dead letters to act on first.");
+      return;
+    }
+    var text = ((button && button.getAttribute("data-confirm-bulk")) || "Act on {n} selected dead letters?").replace("{n}", String(boxes.length));
+    var problems = 0;
+    boxes.forEach(function (b) { if (b.hasAttribute("data-problem")) { problems++; } });
+    if (problems > 0 && button && button.value === "replay") {
+      text += " " + problems + " of them cannot be replayed and will be kept.";
+    }
+    if (!window.confirm(text)) {
+      ev.preventDefault();
+    }
+  }
+});
+
+// "Select all" ticks every checkbox of the same form in the table.
+document.addEventListener("change", function (ev) {
+  var all = ev.target;
+  if (!all.hasAttribute || !all.hasAttribute("data-select-all")) {
+    return;
+  }
+  var table = all.closest("table");
+  table.querySelectorAll("input[type=checkbox][name]").forEach(function (c) { c.checked = all.checked; });
 });
 
 // Live refresh: every few seconds the page is fetched again and its #live
