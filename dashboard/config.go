@@ -14,6 +14,7 @@ import (
 	"github.com/jetworker/jetworker/metrics"
 	"github.com/jetworker/jetworker/schedule"
 	"github.com/jetworker/jetworker/streams"
+	"github.com/jetworker/jetworker/task"
 )
 
 // Defaults for [Config].
@@ -24,6 +25,7 @@ const (
 	DefaultDeadLetterPrefix = consumer.DefaultDeadLetterPrefix
 	DefaultPresenceBucket   = consumer.DefaultPresenceBucket
 	DefaultLeaseKey         = schedule.DefaultLeaseKey
+	DefaultTaskBucket       = task.DefaultBucket
 	DefaultRefreshInterval  = 2 * time.Second
 	DefaultCheckTimeout     = 2 * time.Second
 	DefaultShutdownTimeout  = 5 * time.Second
@@ -63,6 +65,11 @@ type Config struct {
 	// DisableSchedules hides the schedules page and API. Defaults to
 	// false.
 	DisableSchedules bool
+	// TaskBucket is the KV bucket of tracked tasks' records (the task
+	// package's). Defaults to "jetworker_status".
+	TaskBucket string
+	// DisableTasks hides the task browser and its API. Defaults to false.
+	DisableTasks bool
 
 	// Metrics is the registry /metrics serves. The server makes it observe
 	// the configured streams (metrics.Metrics.ObserveStreams), so a Metrics
@@ -153,6 +160,7 @@ func (c Config) withDefaults() Config {
 	c.DeadLetterPrefix = cmp.Or(c.DeadLetterPrefix, DefaultDeadLetterPrefix)
 	c.PresenceBucket = cmp.Or(c.PresenceBucket, DefaultPresenceBucket)
 	c.LeaseKey = cmp.Or(c.LeaseKey, DefaultLeaseKey)
+	c.TaskBucket = cmp.Or(c.TaskBucket, DefaultTaskBucket)
 	c.RefreshInterval = cmp.Or(c.RefreshInterval, DefaultRefreshInterval)
 	c.CheckTimeout = cmp.Or(c.CheckTimeout, DefaultCheckTimeout)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
@@ -199,7 +207,7 @@ func (c Config) validate() error {
 	}
 	for _, n := range []struct{ field, v string }{
 		{"DeadLetterStream", c.DeadLetterStream}, {"DeadLetterPrefix", c.DeadLetterPrefix},
-		{"PresenceBucket", c.PresenceBucket}, {"LeaseKey", c.LeaseKey},
+		{"PresenceBucket", c.PresenceBucket}, {"LeaseKey", c.LeaseKey}, {"TaskBucket", c.TaskBucket},
 	} {
 		if err := subject.ValidateName("dashboard: "+n.field, n.v); err != nil {
 			errs = append(errs, err)

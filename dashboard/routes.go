@@ -35,6 +35,15 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/dead-letters/{seq}/replay", s.mutation(s.apiReplay))
 	mux.Handle("DELETE /api/dead-letters/{seq}", s.mutation(s.apiDeleteDeadLetter))
 	mux.HandleFunc("GET /api/workers", s.apiWorkers)
+	if !s.cfg.DisableTasks {
+		mux.HandleFunc("GET /api/tasks", s.apiTasks)
+		mux.HandleFunc("GET /api/tasks/{id}", s.apiTask)
+		mux.HandleFunc("GET /api/tasks/{id}/events", s.apiTaskEvents)
+		mux.Handle("POST /api/tasks/{id}/{action}", s.mutation(s.apiTaskAction))
+		mux.HandleFunc("GET /api/tasks/ref/{stream}/{seq}", s.apiTaskRef)
+		mux.Handle("DELETE /api/tasks/ref/{stream}/{seq}", s.mutation(s.apiTaskRefAction))
+		mux.Handle("POST /api/tasks/ref/{stream}/{seq}/{action}", s.mutation(s.apiTaskRefAction))
+	}
 	if !s.cfg.DisableSchedules {
 		mux.HandleFunc("GET /api/schedules", s.apiSchedules)
 		mux.HandleFunc("GET /api/schedules/{name}", s.apiSchedule)
@@ -55,6 +64,13 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /dead-letters/{seq}/replay", s.mutation(s.formReplay))
 	mux.Handle("POST /dead-letters/{seq}/delete", s.mutation(s.formDeleteDeadLetter))
 	mux.HandleFunc("GET /workers", s.pageWorkers)
+	if !s.cfg.DisableTasks {
+		mux.HandleFunc("GET /tasks", s.pageTasks)
+		mux.HandleFunc("GET /tasks/{id}", s.pageTask)
+		mux.Handle("POST /tasks/{id}/{action}", s.mutation(s.formTaskAction))
+		mux.HandleFunc("GET /tasks/ref/{stream}/{seq}", s.pageTaskRef)
+		mux.Handle("POST /tasks/ref/{stream}/{seq}/{action}", s.mutation(s.formTaskRefAction))
+	}
 	if !s.cfg.DisableSchedules {
 		mux.HandleFunc("GET /schedules", s.pageSchedules)
 		mux.HandleFunc("GET /schedules/+new", s.pageNewSchedule)

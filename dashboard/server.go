@@ -21,6 +21,7 @@ import (
 	"github.com/jetworker/jetworker/internal/natsconn"
 	"github.com/jetworker/jetworker/metrics"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/task"
 )
 
 // Server is the dashboard's HTTP server: health and readiness probes,
@@ -34,6 +35,7 @@ type Server struct {
 	metrics *metrics.Metrics
 	dlq     *dlq.Store
 	store   *schedule.Store
+	tasks   *task.Store
 	csrf    string
 	pages   map[string]*template.Template
 	login   *template.Template
@@ -50,6 +52,7 @@ type Server struct {
 
 	running     atomic.Bool
 	ready       chan struct{}
+	stopping    chan struct{} // closed when Run shuts down: event streams end
 	addr        atomic.Pointer[string]
 	metricsAddr atomic.Pointer[string]
 }
@@ -80,6 +83,10 @@ func New(js jetstream.JetStream, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
+	tasks, err := task.New(js, task.Config{Bucket: cfg.TaskBucket, NowFunc: cfg.NowFunc, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
 	token := make([]byte, 32)
 	_, _ = rand.Read(token) // never fails (crypto/rand)
 	s := &Server{
@@ -89,8 +96,10 @@ func New(js jetstream.JetStream, cfg Config) (*Server, error) {
 		metrics: cfg.Metrics,
 		dlq:     dead,
 		store:   store,
+		tasks:   tasks,
 		csrf:    hex.EncodeToString(token),
-		ready:   make(chan struct{}),
+		ready:    make(chan struct{}),
+		stopping: make(chan struct{}),
 	}
 	if cfg.SampleInterval > 0 {
 		s.sampler = newSampler(int(cfg.SampleWindow / cfg.SampleInterval))
@@ -206,6 +215,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	stopSampler()
+	close(s.stopping)
 	shctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	for _, srv := range servers {

@@ -27,7 +27,7 @@ import (
 //go:embed templates static
 var assets embed.FS
 
-var pageNames = []string{"overview", "deadletters", "deadletter", "confirm", "schedules", "schedule", "workers"}
+var pageNames = []string{"overview", "deadletters", "deadletter", "confirm", "schedules", "schedule", "workers", "tasks", "task"}
 
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
@@ -49,6 +49,9 @@ func parsePages() (map[string]*template.Template, error) {
 		"nonzero":     nonzero,
 		"age":         formatAge,
 		"rel":         relTime,
+		"stateClass": stateClass,
+		"u64":        func(n int) uint64 { return uint64(max(n, 0)) },
+		"percent":    func(p float64) string { return strconv.FormatFloat(p, 'f', 0, 64) + "%" },
 		"rfc3339": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
@@ -97,7 +100,7 @@ func (s *Server) newPage(r *http.Request, nav, title string, live bool) pageData
 		Title: title, Nav: nav, ReadOnly: s.cfg.ReadOnly, CSRF: s.csrf, CSRFField: CSRFField,
 		Flash: r.URL.Query().Get("flash"), FlashError: r.URL.Query().Get("error"),
 		NATS: s.natsView(), Now: s.cfg.NowFunc(),
-		Show:    shownPages{Schedules: !s.cfg.DisableSchedules, Workers: !s.cfg.DisableWorkers},
+		Show:    shownPages{Tasks: !s.cfg.DisableTasks, Schedules: !s.cfg.DisableSchedules, Workers: !s.cfg.DisableWorkers},
 		Session: authOf(r) == authSession,
 	}
 	if live && s.cfg.RefreshInterval > 0 {
@@ -399,6 +402,19 @@ func entryFromForm(r *http.Request) (schedule.Entry, error) {
 		e.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
 	return e, errors.Join(errs...)
+}
+
+// stateClass is the tag class of a task state or a queued task's status.
+func stateClass(state any) string {
+	switch fmt.Sprint(state) {
+	case "succeeded":
+		return "ok"
+	case "failed":
+		return "bad"
+	case "cancelled", "retrying", "unrouted":
+		return "warn"
+	}
+	return ""
 }
 
 func headerLines(h nats.Header) string {

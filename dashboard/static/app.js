@@ -147,3 +147,136 @@ document.addEventListener("change", function (ev) {
   show();
   schedule();
 })();
+
+// The task page follows its task live: GET /api/tasks/{id}/events sends
+// the record now and at every change (text/event-stream), and ends when
+// the task does.
+(function () {
+  var root = document.querySelector("[data-events]");
+  if (!root || !window.EventSource) {
+    return;
+  }
+  var badge = root.querySelector("[data-live]");
+  function field(name) { return root.querySelector('[data-field="' + name + '"]'); }
+  function text(name, v) {
+    var el = field(name);
+    if (el) {
+      el.textContent = v;
+    }
+  }
+  function section(name, show) {
+    var el = root.querySelector('[data-section="' + name + '"]');
+    if (el) {
+      el.hidden = !show;
+    }
+  }
+  function when(name, show) {
+    root.querySelectorAll('[data-when="' + name + '"]').forEach(function (el) { el.hidden = !show; });
+  }
+  function status(label, on) {
+    if (badge) {
+      badge.hidden = false;
+      badge.textContent = label;
+      badge.classList.toggle("on", !!on);
+    }
+  }
+  var classes = { succeeded: "ok", failed: "bad", cancelled: "warn", retrying: "warn" };
+  function stamp(s) {
+    if (!s || s.indexOf("0001-") === 0) {
+      return "—";
+    }
+    return new Date(s).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  }
+  // A result is bytes (base64 in JSON): show it as text, JSON indented.
+  function result(b64) {
+    try {
+      var bin = window.atob(b64);
+      var bytes = new Uint8Array(bin.length);
+      for (var i = 0; i < bin.length; i++) {
+        bytes[i] = bin.charCodeAt(i);
+      }
+      var s = new TextDecoder().decode(bytes);
+      try {
+        return JSON.stringify(JSON.parse(s), null, 2);
+      } catch (e) {
+        return s;
+      }
+    } catch (e) {
+      return b64;
+    }
+  }
+  function cell(tr, v, cls) {
+    var td = document.createElement("td");
+    if (cls) {
+      td.className = cls;
+    }
+    td.textContent = v;
+    tr.appendChild(td);
+    return td;
+  }
+  function render(t) {
+    var state = field("state");
+    if (state) {
+      state.textContent = t.state;
+      state.className = "tag " + (classes[t.state] || "");
+    }
+    var flag = field("cancel_requested");
+    if (flag) {
+      flag.hidden = !t.cancel_requested;
+    }
+    var p = t.progress;
+    var bar = field("progress");
+    if (bar) {
+      bar.value = p ? p.percent : 0;
+    }
+    text("percent", p ? Math.round(p.percent) + "%" : "—");
+    text("progress_message", p ? (p.message || "") : "no progress reported");
+    text("attempt", t.attempt || "—");
+    text("worker", t.worker || "—");
+    text("updated", stamp(t.updated));
+    text("last_error", t.last_error || "");
+    section("last_error", !!t.last_error);
+    text("result", t.result ? result(t.result) : "");
+    section("result", !!t.result);
+    var terminal = t.state === "succeeded" || t.state === "failed" || t.state === "cancelled";
+    when("live", !terminal);
+    when("scheduled", t.state === "scheduled");
+    var body = field("history");
+    if (body) {
+      body.textContent = "";
+      (t.history || []).forEach(function (h) {
+        var tr = document.createElement("tr");
+        var tag = document.createElement("span");
+        tag.className = "tag " + (classes[h.state] || "");
+        tag.textContent = h.state;
+        cell(tr, "").appendChild(tag);
+        cell(tr, stamp(h.at));
+        cell(tr, h.attempt || "—", "num");
+        cell(tr, h.worker || "—", "mono");
+        cell(tr, h.error || "", "error");
+        body.appendChild(tr);
+      });
+    }
+  }
+  var es = new EventSource(root.getAttribute("data-events"));
+  es.addEventListener("open", function () { status("live", true); });
+  es.addEventListener("task", function (ev) {
+    status("live", true);
+    render(JSON.parse(ev.data));
+  });
+  es.addEventListener("end", function () {
+    es.close();
+    status("finished", false);
+  });
+  es.addEventListener("problem", function (ev) {
+    es.close();
+    var msg = "live updates stopped";
+    try { msg += ": " + JSON.parse(ev.data).error; } catch (e) { /* keep the short text */ }
+    status(msg, false);
+  });
+  es.addEventListener("error", function () {
+    if (es.readyState !== EventSource.CLOSED) {
+      status("reconnecting…", false);
+    }
+  });
+})();
