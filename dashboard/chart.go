@@ -342,6 +342,9 @@ func (s *Server) charts(window time.Duration) chartsView {
 	for _, name := range seriesNames(snap, prefixOldest) {
 		waits = append(waits, line(prefixOldest+name, name, true))
 	}
+	if s.cfg.Outbox != nil {
+		waits = append(waits, line(seriesOutboxLag, "outbox lag", true))
+	}
 	wait := renderChart("wait", "Oldest waiting task", unitSeconds, snap.Times, waits, start, end)
 	wait.Note = "How long the oldest task each consumer has not yet delivered has waited: an upper bound on enqueue-to-start latency right now. " +
 		"p50/p99 enqueue-to-start needs latency reported by the workers, which their presence records do not carry yet; Prometheus has it as jetworker_task_wait_seconds."
@@ -359,6 +362,15 @@ func (s *Server) charts(window time.Duration) chartsView {
 		bl.Empty = "No consumers yet."
 	}
 	cv.Charts = append(cv.Charts, bl)
+
+	if s.cfg.Outbox != nil {
+		ob := renderChart("outbox", "Outbox", unitCount, snap.Times, []chartLine{
+			line(seriesOutboxRows, "pending rows", true),
+			line(seriesOutboxDead, "dead rows", true),
+		}, start, end)
+		ob.Note = "Rows not yet published (due or delayed), and rows moved aside because the server refused them. The relay's lag is on the waiting chart."
+		cv.Charts = append(cv.Charts, ob)
+	}
 
 	return cv
 }

@@ -71,6 +71,16 @@ type Config struct {
 	// DisableTasks hides the task browser and its API. Defaults to false.
 	DisableTasks bool
 
+	// Outbox, when set, adds a transactional outbox to the overview (rows
+	// pending, relay lag, dead rows), to its charts and to /readyz (check
+	// "outbox": its stats can be read). Pass the *outbox.Relay the process
+	// runs; the dashboard needs no database connection of its own. Its
+	// Stats is read at most once per SampleInterval. Defaults to nil.
+	Outbox Outbox
+	// OutboxDeadFunc, with Outbox, lets the outbox page list dead rows;
+	// without it the page shows their count. Defaults to nil.
+	OutboxDeadFunc OutboxDeadFunc
+
 	// Metrics is the registry /metrics serves. The server makes it observe
 	// the configured streams (metrics.Metrics.ObserveStreams), so a Metrics
 	// can serve one Server. Pass the Metrics whose hooks your consumers and

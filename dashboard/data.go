@@ -49,6 +49,8 @@ type overviewView struct {
 	Workers     *int    `json:"workers"`
 	Leader      string  `json:"leader"`
 	LeaderKnown bool    `json:"leader_known"`
+	// Outbox is set when the dashboard is given one.
+	Outbox *outboxView `json:"outbox,omitempty"`
 }
 
 // consumerView is a consumer with what its live workers run.
@@ -100,6 +102,7 @@ func (s *Server) fullOverview(ctx context.Context) overviewView {
 	)
 	wg.Go(func() { state, serr = overview.Read(ctx, s.js, s.overviewConfig()) })
 	wg.Go(func() { ws, werr = s.workers(ctx) })
+	wg.Go(func() { ov.Outbox = s.outboxView(ctx) })
 	if leaders {
 		wg.Go(func() { leader, lerr = schedule.Leader(ctx, s.js, s.cfg.LeaseKey) })
 	}

@@ -170,3 +170,19 @@ func (b *testBundle) run(t *testing.T) {
 		t.Fatal("dashboard not ready within 10s")
 	}
 }
+
+// another builds a second dashboard on the same server with cfg, served by
+// an httptest server of its own.
+func (b *testBundle) another(t *testing.T, cfg dashboard.Config) *testBundle {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	dash, err := dashboard.New(b.js, cfg)
+	if err != nil {
+		t.Fatalf("dashboard.New: %v", err)
+	}
+	hs := httptest.NewServer(dash.Handler())
+	t.Cleanup(hs.Close)
+	return &testBundle{srv: b.srv, nc: b.nc, js: b.js, dash: dash, http: hs}
+}

@@ -35,6 +35,10 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/dead-letters/{seq}/replay", s.mutation(s.apiReplay))
 	mux.Handle("DELETE /api/dead-letters/{seq}", s.mutation(s.apiDeleteDeadLetter))
 	mux.HandleFunc("GET /api/workers", s.apiWorkers)
+	if s.cfg.Outbox != nil {
+		mux.HandleFunc("GET /api/outbox", s.apiOutbox)
+		mux.HandleFunc("GET /outbox", s.pageOutbox)
+	}
 	if !s.cfg.DisableTasks {
 		mux.HandleFunc("GET /api/tasks", s.apiTasks)
 		mux.HandleFunc("GET /api/tasks/{id}", s.apiTask)

@@ -286,6 +286,12 @@ func (s *Server) sampleOnce(ctx context.Context) {
 		}
 		o.Workers, o.WorkersErr = s.workers(ctx)
 	})
+	if s.cfg.Outbox != nil {
+		wg.Go(func() {
+			st, err := s.outboxStats(ctx, true)
+			o.Outbox, o.OutboxErr = &st, err
+		})
+	}
 	wg.Wait()
 	s.sampler.observe(o)
 }

@@ -47,8 +47,9 @@ type Server struct {
 	mu     sync.Mutex
 	checks []namedCheck
 
-	sampler  *sampler
-	sampling atomic.Bool // the sampler runs (inside Run)
+	sampler     *sampler
+	sampling    atomic.Bool // the sampler runs (inside Run)
+	outboxCache outboxCache
 
 	running     atomic.Bool
 	ready       chan struct{}
@@ -114,6 +115,12 @@ func New(js jetstream.JetStream, cfg Config) (*Server, error) {
 	s.loginCOP = http.NewCrossOriginProtection()
 	if err := s.metrics.ObserveStreams(js, s.overviewConfig(), s.log); err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	if cfg.Outbox != nil {
+		s.checks = append(s.checks, namedCheck{"outbox", func(ctx context.Context) error {
+			_, err := s.outboxStats(ctx, false)
+			return err
+		}})
 	}
 	s.handler = s.routes()
 	return s, nil

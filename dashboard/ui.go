@@ -27,7 +27,7 @@ import (
 //go:embed templates static
 var assets embed.FS
 
-var pageNames = []string{"overview", "deadletters", "deadletter", "confirm", "schedules", "schedule", "workers", "tasks", "task"}
+var pageNames = []string{"overview", "deadletters", "deadletter", "confirm", "schedules", "schedule", "workers", "tasks", "task", "outbox"}
 
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
@@ -100,7 +100,7 @@ func (s *Server) newPage(r *http.Request, nav, title string, live bool) pageData
 		Title: title, Nav: nav, ReadOnly: s.cfg.ReadOnly, CSRF: s.csrf, CSRFField: CSRFField,
 		Flash: r.URL.Query().Get("flash"), FlashError: r.URL.Query().Get("error"),
 		NATS: s.natsView(), Now: s.cfg.NowFunc(),
-		Show:    shownPages{Tasks: !s.cfg.DisableTasks, Schedules: !s.cfg.DisableSchedules, Workers: !s.cfg.DisableWorkers},
+		Show:    shownPages{Tasks: !s.cfg.DisableTasks, Schedules: !s.cfg.DisableSchedules, Workers: !s.cfg.DisableWorkers, Outbox: s.cfg.Outbox != nil},
 		Session: authOf(r) == authSession,
 	}
 	if live && s.cfg.RefreshInterval > 0 {
