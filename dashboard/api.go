@@ -23,7 +23,7 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, task.ErrFinished), errors.Is(err, errNotDelayed):
 		return http.StatusConflict
-	case errors.Is(err, schedule.ErrInvalidEntry):
+	case errors.Is(err, schedule.ErrInvalidEntry), errors.Is(err, dlq.ErrUntrusted):
 		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusInternalServerError

@@ -240,6 +240,9 @@ func (s *Server) deadLetters(ctx context.Context, q deadLetterQuery) (dlq.Page, 
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return dlq.Page{Entries: []dlq.Entry{}}, nil
 	}
+	if page.Entries == nil {
+		page.Entries = []dlq.Entry{} // dlq.List returns nil for an empty page
+	}
 	return page, err
 }
 

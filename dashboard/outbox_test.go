@@ -79,7 +79,9 @@ func TestOutbox(t *testing.T) {
 			Reason  string `json:"reason"`
 		} `json:"dead_rows"`
 	}
-	ob := decode[outboxBody](t, dash.get(t, "/api/outbox"))
+	raw := dash.get(t, "/api/outbox")
+	checkJSON(t, "GET /api/outbox", []byte(raw.body), false)
+	ob := decode[outboxBody](t, raw)
 	if !ob.Known || ob.Pending == nil || *ob.Pending != 1 || ob.Dead == nil || *ob.Dead != 1 || !ob.Listed || len(ob.DeadRows) != 1 || ob.DeadRows[0].MsgID != "lost-1" {
 		t.Errorf("GET /api/outbox: got %+v, want 1 pending, 1 dead row lost-1 listed", ob)
 	}

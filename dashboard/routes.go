@@ -56,6 +56,11 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("POST /api/schedules/{name}/{action}", s.mutation(s.apiScheduleAction))
 	}
 
+	// Anything else under /api/ is a JSON 404, not net/http's text.
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+
 	// Web pages. Forms post to the same paths as their pages plus an
 	// action; every action redirects back (POST/redirect/GET).
 	mux.Handle("POST /logout", s.mutation(s.handleLogout))
@@ -150,6 +155,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "tasks.>", not "tasks.\u003e": JSON with nosniff is never read as HTML
 	_ = enc.Encode(v)
 }
 

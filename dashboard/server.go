@@ -91,14 +91,14 @@ func New(js jetstream.JetStream, cfg Config) (*Server, error) {
 	token := make([]byte, 32)
 	_, _ = rand.Read(token) // never fails (crypto/rand)
 	s := &Server{
-		js:      js,
-		cfg:     cfg,
-		log:     cfg.Logger.With(slog.String(logkey.Component, "dashboard")),
-		metrics: cfg.Metrics,
-		dlq:     dead,
-		store:   store,
-		tasks:   tasks,
-		csrf:    hex.EncodeToString(token),
+		js:       js,
+		cfg:      cfg,
+		log:      cfg.Logger.With(slog.String(logkey.Component, "dashboard")),
+		metrics:  cfg.Metrics,
+		dlq:      dead,
+		store:    store,
+		tasks:    tasks,
+		csrf:     hex.EncodeToString(token),
 		ready:    make(chan struct{}),
 		stopping: make(chan struct{}),
 	}

@@ -49,9 +49,9 @@ func parsePages() (map[string]*template.Template, error) {
 		"nonzero":     nonzero,
 		"age":         formatAge,
 		"rel":         relTime,
-		"stateClass": stateClass,
-		"u64":        func(n int) uint64 { return uint64(max(n, 0)) },
-		"percent":    func(p float64) string { return strconv.FormatFloat(p, 'f', 0, 64) + "%" },
+		"stateClass":  stateClass,
+		"u64":         func(n int) uint64 { return uint64(max(n, 0)) },
+		"percent":     func(p float64) string { return strconv.FormatFloat(p, 'f', 0, 64) + "%" },
 		"rfc3339": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
@@ -168,9 +168,9 @@ type overviewPage struct {
 type deadLettersPage struct {
 	Filter  dlq.Filter
 	Letters []dlq.Entry
-	Next    uint64 // cursor of the older page; 0 on the last
-	Before  uint64 // this page's cursor; 0 on the newest
-	Query   string // the request's query, for forms that come back here
+	Next    uint64       // cursor of the older page; 0 on the last
+	Before  uint64       // this page's cursor; 0 on the newest
+	Query   string       // the request's query, for forms that come back here
 	Older   template.URL // query of the older page
 	Newest  template.URL // query of the newest page
 	// Filtered is set when any filter is set; Matching is the filter's
