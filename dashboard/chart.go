@@ -148,7 +148,7 @@ func renderChart(id, title string, unit chartUnit, times []time.Time, lines []ch
 		t := start.Add(span * time.Duration(i) / 4)
 		label := "now"
 		if i < 4 {
-			label = "−" + formatAge(end.Sub(t))
+			label = "−" + axisAge(end.Sub(t))
 		}
 		cv.XTicks = append(cv.XTicks, tickView{Pos: coord(x(t)), Label: label})
 	}
@@ -253,6 +253,15 @@ func compact(v float64) string {
 		return fmt.Sprintf("%.3gM", v/1e6)
 	}
 	return fmt.Sprintf("%.3gk", v/1e3)
+}
+
+// axisAge labels a time axis tick: 12m, 45s, or 0.4s for the first
+// moments of a history.
+func axisAge(d time.Duration) string {
+	if d < time.Second {
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	}
+	return formatAge(d.Round(time.Second))
 }
 
 func coord(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }

@@ -120,9 +120,12 @@ func (s *Server) pageTask(w http.ResponseWriter, r *http.Request) {
 	tp.CanRunNow = tp.Info.State == task.Scheduled && tp.Info.Stream != "" && tp.Info.Seq > 0
 	if tp.Info.Stream != "" && tp.Info.Seq > 0 {
 		m, err := s.queuedAt(r.Context(), tp.Info.Stream, tp.Info.Seq)
-		if err != nil {
-			tp.MessageErr = err.Error()
-		} else {
+		switch {
+		case errors.Is(err, task.ErrNotFound):
+			tp.MessageErr = "Its stream no longer holds it (" + tp.Info.Ref + ")."
+		case err != nil:
+			tp.MessageErr = "Its stored message cannot be read: " + err.Error() + "."
+		default:
 			tp.Message = &m
 		}
 	}

@@ -220,9 +220,10 @@ document.addEventListener("change", function (ev) {
       state.textContent = t.state;
       state.className = "tag " + (classes[t.state] || "");
     }
+    var terminal = t.state === "succeeded" || t.state === "failed" || t.state === "cancelled";
     var flag = field("cancel_requested");
     if (flag) {
-      flag.hidden = !t.cancel_requested;
+      flag.hidden = !t.cancel_requested || terminal;
     }
     var p = t.progress;
     var bar = field("progress");
@@ -238,7 +239,6 @@ document.addEventListener("change", function (ev) {
     section("last_error", !!t.last_error);
     text("result", t.result ? result(t.result) : "");
     section("result", !!t.result);
-    var terminal = t.state === "succeeded" || t.state === "failed" || t.state === "cancelled";
     when("live", !terminal);
     when("scheduled", t.state === "scheduled");
     var body = field("history");
