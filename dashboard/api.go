@@ -23,6 +23,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, task.ErrFinished), errors.Is(err, errNotDelayed):
 		return http.StatusConflict
+	case errors.Is(err, errNATSUnreachable):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, schedule.ErrInvalidEntry), errors.Is(err, dlq.ErrUntrusted):
 		return http.StatusUnprocessableEntity
 	default:

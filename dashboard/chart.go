@@ -66,10 +66,9 @@ type lineView struct {
 	Segments []string
 	// Last is the latest value, formatted ("—" when unknown); the dot
 	// marks it.
-	Last         string
-	HasDot       bool
-	DotX, DotY   string
-	Observations int
+	Last       string
+	HasDot     bool
+	DotX, DotY string
 }
 
 type tickView struct {
@@ -132,11 +131,6 @@ func renderChart(id, title string, unit chartUnit, times []time.Time, lines []ch
 			if !math.IsNaN(bv[j]) {
 				lv.HasDot, lv.DotX, lv.DotY = true, coord(x(bt[j])), coord(y(bv[j]))
 				break
-			}
-		}
-		for _, v := range l.Vals {
-			if !math.IsNaN(v) {
-				lv.Observations++
 			}
 		}
 		cv.Lines = append(cv.Lines, lv)

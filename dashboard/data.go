@@ -157,12 +157,24 @@ func (s *Server) fullOverview(ctx context.Context) overviewView {
 
 var errWorkersDisabled = errors.New("worker presence is disabled")
 
+// errNATSUnreachable is returned by the reads behind the pages while the
+// connection is not up, at once rather than after a request timeout.
+var errNATSUnreachable = errors.New("NATS is not connected: this cannot be read now; the dashboard reconnects on its own")
+
+// natsUp fails fast while the NATS connection is down.
+func (s *Server) natsUp() error {
+	if st := s.js.Conn().Status(); st != nats.CONNECTED {
+		return fmt.Errorf("%w (the connection is %s)", errNATSUnreachable, strings.ToLower(st.String()))
+	}
+	return nil
+}
+
 func (s *Server) workers(ctx context.Context) ([]consumer.WorkerInfo, error) {
 	if s.cfg.DisableWorkers {
 		return []consumer.WorkerInfo{}, nil
 	}
-	if s.js.Conn().Status() != nats.CONNECTED {
-		return nil, errors.New("NATS is not connected")
+	if err := s.natsUp(); err != nil {
+		return nil, err
 	}
 	return consumer.Presence{Bucket: s.cfg.PresenceBucket}.List(ctx, s.js)
 }
@@ -236,6 +248,9 @@ func (s *Server) parseDeadLetterQuery(q url.Values) (deadLetterQuery, error) {
 // deadLetters lists a page of dead letters; a missing dead-letter stream is
 // an empty page.
 func (s *Server) deadLetters(ctx context.Context, q deadLetterQuery) (dlq.Page, error) {
+	if err := s.natsUp(); err != nil {
+		return dlq.Page{Entries: []dlq.Entry{}}, err
+	}
 	page, err := s.dlq.List(ctx, q.Filter, q.Before, q.Limit)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return dlq.Page{Entries: []dlq.Entry{}}, nil
@@ -281,6 +296,9 @@ func (s *Server) scheduleView(ctx context.Context, e schedule.Entry) scheduleVie
 
 func (s *Server) schedules(ctx context.Context) (schedulesView, error) {
 	sv := schedulesView{Schedules: []scheduleView{}}
+	if err := s.natsUp(); err != nil {
+		return sv, err
+	}
 	leader, err := schedule.Leader(ctx, s.js, s.cfg.LeaseKey)
 	if err != nil {
 		return sv, err
@@ -301,6 +319,9 @@ func (s *Server) schedules(ctx context.Context) (schedulesView, error) {
 }
 
 func (s *Server) scheduleByName(ctx context.Context, name string) (scheduleView, error) {
+	if err := s.natsUp(); err != nil {
+		return scheduleView{}, err
+	}
 	ok, err := s.schedulesProvisioned(ctx)
 	if err != nil {
 		return scheduleView{}, err

@@ -471,9 +471,8 @@ func (s *Server) apiBulk(action string) http.HandlerFunc {
 
 // rangeLink is a quick time range on the dead-letter page.
 type rangeLink struct {
-	Label  string
-	Query  template.URL
-	Active bool
+	Label string
+	Query template.URL
 }
 
 // quickRanges are links to the last 15 minutes, hour, day and week,

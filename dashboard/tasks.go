@@ -157,6 +157,9 @@ func (tl tasksList) json() tasksJSON {
 // tasksProvisioned reports whether the task bucket exists, so that views
 // never create it.
 func (s *Server) tasksProvisioned(ctx context.Context) (bool, error) {
+	if err := s.natsUp(); err != nil {
+		return false, err
+	}
 	_, err := s.js.KeyValue(ctx, s.tasks.Config().Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return false, nil
@@ -166,9 +169,14 @@ func (s *Server) tasksProvisioned(ctx context.Context) (bool, error) {
 
 // listTasks reads a page of the task browser.
 func (s *Server) listTasks(ctx context.Context, tq tasksQuery) (tasksList, error) {
-	tl := tasksList{State: tq.Tab.State, Stream: tq.Stream, Queued: []queuedView{}, Records: []task.Info{}}
+	tl := tasksList{State: tq.Tab.State, Stream: tq.Stream, Source: "records", Queued: []queuedView{}, Records: []task.Info{}}
 	if tq.Tab.Stream {
 		tl.Source = "stream"
+	}
+	if err := s.natsUp(); err != nil {
+		return tl, err
+	}
+	if tq.Tab.Stream {
 		page, err := s.tasks.Queued(ctx, tq.Stream, task.QueuedFilter{Delayed: tq.Tab.State == "delayed", Subject: tq.Subject, ID: tq.ID}, tq.Before, tq.Limit)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return tl, fmt.Errorf("stream %q is not provisioned", tq.Stream)
@@ -186,7 +194,6 @@ func (s *Server) listTasks(ctx context.Context, tq tasksQuery) (tasksList, error
 		}
 		return tl, nil
 	}
-	tl.Source = "records"
 	ok, err := s.tasksProvisioned(ctx)
 	if err != nil || !ok {
 		tl.NoBucket = !ok
@@ -297,6 +304,9 @@ func (s *Server) queuedAt(ctx context.Context, stream string, seq uint64) (queue
 	ref := jetworker.Ref(stream, seq)
 	if !slices.Contains(s.cfg.TaskStreams, stream) {
 		return queuedView{}, fmt.Errorf("%w: %s: %q is not one of this dashboard's task streams", task.ErrNotFound, ref, stream)
+	}
+	if err := s.natsUp(); err != nil {
+		return queuedView{}, err
 	}
 	st, err := s.js.Stream(ctx, stream)
 	if err != nil {

@@ -365,3 +365,85 @@ func TestTaskEvents(t *testing.T) {
 		t.Fatal("an event stream handler kept running after its client went away")
 	}
 }
+
+// TestTaskEventsEndWithRun: an open event stream does not hold Run's
+// shutdown back: it ends as Run stops, and Run returns at once.
+func TestTaskEventsEndWithRun(t *testing.T) {
+	t.Parallel()
+	tb := setupTasks(t, dashboard.Config{Addr: "127.0.0.1:0", ShutdownTimeout: 30 * time.Second})
+	if _, err := consumer.Provision(t.Context(), tb.js, consumer.Config{Durable: "idle", FilterSubjects: []string{"tasks.idle.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	tb.publish(t, "tasks.idle.report", &publisher.PublishOpts{ID: "r1", Track: true})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- tb.dash.Run(ctx) }()
+	<-tb.dash.Ready()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+tb.dash.Addr()+"/api/tasks/r1/events", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	events := make(chan sseEvent, 4)
+	go readEvents(bufio.NewReader(res.Body), events)
+	if ev := <-events; ev.name != "task" {
+		t.Fatalf("first event: got %q, want task", ev.name)
+	}
+	began := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return with an event stream open")
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("Run took %s to stop with an event stream open, want it at once (not ShutdownTimeout)", took)
+	}
+	for range events {
+	} // the stream ends
+}
+
+// TestPagesWithNATSDown: with the connection down the pages answer at once
+// and say the state is unknown, never that there is nothing.
+func TestPagesWithNATSDown(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dashboard.Config{})
+	provision(t, b.js)
+	b.srv.Shutdown()
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if b.nc.IsConnected() {
+			return errors.New("still connected")
+		}
+		return nil
+	})
+	for path, want := range map[string]string{
+		"/":                        "State unknown.",
+		"/tasks":                   "the tasks cannot be read",
+		"/tasks?state=failed":      "the tasks cannot be read",
+		"/dead-letters":            "the dead letters cannot be read",
+		"/workers":                 "the workers cannot be read",
+		"/schedules":               "the schedules cannot be read",
+		"/api/tasks?state=pending": "NATS is not connected",
+	} {
+		began := time.Now()
+		r := b.get(t, path)
+		if took := time.Since(began); took > 2*time.Second {
+			t.Errorf("GET %s with NATS down took %s, want an answer at once", path, took)
+		}
+		if !strings.Contains(r.body, want) {
+			t.Errorf("GET %s with NATS down: want %q in %d %s", path, want, r.code, r.body)
+		}
+		for _, wrong := range []string{"every task published has finished", "Nothing has failed for good", "No live workers", "No schedules yet"} {
+			if strings.Contains(r.body, wrong) {
+				t.Errorf("GET %s with NATS down says %q, want unknown", path, wrong)
+			}
+		}
+	}
+	if r := b.get(t, "/api/tasks?state=pending"); r.code != http.StatusServiceUnavailable {
+		t.Errorf("API with NATS down: got %d, want 503", r.code)
+	}
+}
