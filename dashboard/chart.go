@@ -335,7 +335,7 @@ func (s *Server) charts(window time.Duration) chartsView {
 		line(seriesDeadLettered, "dead-lettered", false),
 	}, start, end)
 	throughput.Note = "Published: tasks stored in the task streams (a delayed task counts when enqueued and again when released). " +
-		"Processed and failed: handler runs reported by the live workers. Dead-lettered: entries stored in " + s.cfg.DeadLetterStream + "."
+		"Processed and failed: handler runs counted in the live workers' presence records (unknown while tasks are acknowledged by workers without one). Dead-lettered: entries stored in " + s.cfg.DeadLetterStream + "."
 	if s.cfg.DisableWorkers {
 		throughput.Note += " Worker presence is disabled here, so processed and failed are unknown."
 	}

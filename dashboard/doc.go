@@ -83,7 +83,9 @@
 //   - Throughput, per second: published (the task streams' last sequence;
 //     a delayed task counts when enqueued and again when released),
 //     processed and failed (handler runs the workers' presence records
-//     count), dead-lettered (the dead-letter stream's last sequence).
+//     count; unknown, not 0, while consumers acknowledge tasks and no
+//     worker has a record), dead-lettered (the dead-letter stream's last
+//     sequence).
 //     Counters that restart from zero (a worker restarted, a stream was
 //     recreated) count with their new value; a worker first seen counts
 //     only if it started since the previous sample.

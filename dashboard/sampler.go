@@ -189,6 +189,7 @@ type sampler struct {
 	dead      counterSet // last sequence of the dead-letter stream
 	processed counterSet // per worker ID
 	failed    counterSet // per worker ID
+	acked     counterSet // each consumer's ack floor
 	started   map[string]time.Time
 }
 
@@ -199,6 +200,7 @@ func newSampler(size int) *sampler {
 // observe computes a sample's values from o and stores them.
 func (sm *sampler) observe(o observation) map[string]float64 {
 	vals := map[string]float64{}
+	acking := false // some consumer's ack floor moved: tasks are being done
 	if o.OverviewErr == nil {
 		streams, dead := map[string]uint64{}, map[string]uint64{}
 		for _, st := range o.Overview.Streams {
@@ -216,6 +218,13 @@ func (sm *sampler) observe(o observation) map[string]float64 {
 		}
 		if v, ok := sm.dead.advance(o.At, dead, all); ok {
 			vals[seriesDeadLettered] = v
+		}
+		floors := map[string]uint64{}
+		for _, c := range o.Overview.Consumers {
+			floors[c.Stream+"/"+c.Name] = c.AckFloor
+		}
+		if v, ok := sm.acked.advance(o.At, floors, nil); ok && v > 0 {
+			acking = true
 		}
 		consumers := o.Overview.Consumers
 		if len(consumers) > maxConsumerSeries {
@@ -238,11 +247,19 @@ func (sm *sampler) observe(o observation) map[string]float64 {
 		// A worker first seen now counts in full if it started since the
 		// previous sample; otherwise it ran before the dashboard saw it.
 		fresh := func(id string, since time.Time) bool { return !sm.started[id].Before(since) }
-		if v, ok := sm.processed.advance(o.At, processed, fresh); ok {
-			vals[seriesProcessed] = v
+		pv, pok := sm.processed.advance(o.At, processed, fresh)
+		fv, fok := sm.failed.advance(o.At, failed, fresh)
+		// No presence record while consumers acknowledge tasks: the
+		// workers run without presence, so their counts are unknown,
+		// not 0.
+		if len(o.Workers) == 0 && acking {
+			pok, fok = false, false
 		}
-		if v, ok := sm.failed.advance(o.At, failed, fresh); ok {
-			vals[seriesFailed] = v
+		if pok {
+			vals[seriesProcessed] = pv
+		}
+		if fok {
+			vals[seriesFailed] = fv
 		}
 	}
 	if o.Outbox != nil && o.OutboxErr == nil {

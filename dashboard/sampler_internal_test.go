@@ -193,6 +193,26 @@ func TestSamplerGaugesAndStateUnknown(t *testing.T) {
 	}
 }
 
+// TestSamplerWorkersWithoutPresence: with no presence record while a
+// consumer's ack floor moves, processed is unknown, not 0.
+func TestSamplerWorkersWithoutPresence(t *testing.T) {
+	t.Parallel()
+	sm := newSampler(10)
+	obs := func(sec int, ackFloor uint64) map[string]float64 {
+		return sm.observe(observation{At: at(sec), Overview: overview.Overview{
+			Streams:   []overview.Stream{stream("TASKS", 100, false), stream("DLQ", 0, true)},
+			Consumers: []overview.Consumer{{Stream: "TASKS", Name: "c", AckFloor: ackFloor}},
+		}})
+	}
+	obs(0, 10)
+	if v := obs(5, 10); v[seriesProcessed] != 0 {
+		t.Errorf("no workers and nothing acknowledged: got processed %v, want 0", v[seriesProcessed])
+	}
+	if v, ok := obs(10, 40)[seriesProcessed]; ok {
+		t.Errorf("no presence record while tasks are acknowledged: got processed %v, want unknown", v)
+	}
+}
+
 func TestSampleLoop(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {

@@ -125,7 +125,7 @@ func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, value 
 		c.MaxAge = -1
 	} else {
 		c.Expires = exp
-		c.MaxAge = int(time.Until(exp).Seconds())
+		c.MaxAge = int(exp.Sub(s.cfg.NowFunc()).Seconds())
 		if c.MaxAge <= 0 {
 			c.MaxAge = int(s.cfg.SessionTTL.Seconds())
 		}
