@@ -147,9 +147,11 @@ func (s *Server) Addr() string {
 }
 
 // Run listens on Config.Addr (unless DisableUI) and Config.MetricsAddr
-// (when set) and serves until ctx ends; then it shuts the HTTP servers down
-// gracefully, waiting up to ShutdownTimeout for requests in progress, and
-// returns nil. It returns an error if it cannot listen or serving fails,
+// (when set) and serves until ctx ends; then it ends open event streams,
+// shuts the HTTP servers down gracefully, waiting up to ShutdownTimeout
+// for requests in progress, and returns nil. While it serves the
+// dashboard, it samples the state for the overview's charts every
+// Config.SampleInterval, in a goroutine it owns and waits for. It returns an error if it cannot listen or serving fails,
 // and one wrapping nats.ErrConnectionClosed when its NATS connection is
 // closed for good. A second call returns [ErrAlreadyRunning].
 func (s *Server) Run(ctx context.Context) error {
