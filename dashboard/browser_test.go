@@ -223,6 +223,12 @@ func TestBrowserReplayDeadLetter(t *testing.T) {
 	screenshot("overview.png")
 
 	// Dead letters: view it, then replay it by clicking and confirming.
+	// The refresh is paused first (it is remembered for every page): it
+	// swaps the live region every 300ms, which can remove the button
+	// between finding and clicking it.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`localStorage.setItem("jetworker.refresh-paused", "1"), true`)); err != nil {
+		t.Fatal(err)
+	}
 	replay := fmt.Sprintf(`[data-testid="replay-%d"]`, seq)
 	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s/dead-letters/%d", b.http.URL, seq))); err != nil {
 		t.Fatalf("load dead letter: %v", err)
@@ -429,8 +435,14 @@ func TestBrowserOperator(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// From here on the pages hold still: a refresh swaps the live region
+	// every 300ms, which can remove a node between finding and clicking
+	// it. Pausing is remembered for every page.
+	eval[bool](br, `localStorage.setItem("jetworker.refresh-paused", "1"), true`)
+
 	// Dead letters: filter by a subject wildcard, page with the cursor.
 	br.open(b.http.URL+"/dead-letters", `[data-testid="filter-subject"]`)
+	br.waitText(`[data-testid="refresh"] .state`, "paused", is("paused"))
 	if err := chromedp.Do(br.ctx, chromedp.SendKeys(chromedp.CSS(`[data-testid="filter-subject"]`), "tasks.load.*.broken"),
 		chromedp.Click(chromedp.CSS(`[data-testid="filter-apply"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="dl-describe"]`))); err != nil {
 		t.Fatalf("filter dead letters: %v", err)

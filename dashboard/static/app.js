@@ -89,8 +89,17 @@ document.addEventListener("change", function (ev) {
     return out;
   }
 
+  // A refresh waits while the reader is using the live region: just
+  // after a press in it, or while one of its controls has the focus.
+  var touched = 0;
+  live.addEventListener("pointerdown", function () { touched = Date.now(); });
+  function inUse() {
+    var f = document.activeElement;
+    return Date.now() - touched < 1500 || (f && f !== document.body && live.contains(f) && f.matches("input, select, textarea, button"));
+  }
+
   function refresh() {
-    if (busy || paused || document.visibilityState !== "visible") {
+    if (busy || paused || document.visibilityState !== "visible" || inUse()) {
       return;
     }
     busy = true;
