@@ -13,14 +13,19 @@ import (
 	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/internal/logkey"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/task"
 )
 
 // statusOf maps the errors of the libraries to HTTP status codes.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, dlq.ErrNotFound), errors.Is(err, schedule.ErrNotFound):
+	case errors.Is(err, dlq.ErrNotFound), errors.Is(err, schedule.ErrNotFound), errors.Is(err, task.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, schedule.ErrInvalidEntry):
+	case errors.Is(err, task.ErrFinished), errors.Is(err, errNotDelayed):
+		return http.StatusConflict
+	case errors.Is(err, errNATSUnreachable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, schedule.ErrInvalidEntry), errors.Is(err, dlq.ErrUntrusted):
 		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusInternalServerError
@@ -45,6 +50,10 @@ func parseSeq(r *http.Request) (uint64, error) {
 
 func (s *Server) apiOverview(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.fullOverview(r.Context()))
+}
+
+func (s *Server) apiCharts(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.chartsJSON(s.parseWindow(r.URL.Query().Get("window"))))
 }
 
 func (s *Server) apiCSRFToken(w http.ResponseWriter, r *http.Request) {
@@ -211,4 +220,105 @@ func (s *Server) scheduleAction(r *http.Request, name, action string) (string, e
 		s.log.LogAttrs(ctx, slog.LevelInfo, "schedule "+action, slog.String(logkey.Schedule, name))
 	}
 	return id, err
+}
+
+func (s *Server) apiTasks(w http.ResponseWriter, r *http.Request) {
+	tq, err := s.tasksQuery(r.URL.Query())
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	tl, err := s.listTasks(r.Context(), tq)
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tl.json())
+}
+
+func (s *Server) apiTask(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ok, err := s.tasksProvisioned(r.Context())
+	if err == nil && !ok {
+		err = errNoBucket(s.tasks.Config().Bucket, id)
+	}
+	var info task.Info
+	if err == nil {
+		info, err = s.tasks.Get(r.Context(), id)
+	}
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, normalInfo(info))
+}
+
+// apiTaskAction answers POST /api/tasks/{id}/cancel (the record as Cancel
+// left it) and /run-now ({"ref": where the released task is stored}).
+func (s *Server) apiTaskAction(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	switch r.PathValue("action") {
+	case "cancel":
+		info, msg, err := s.cancelTask(r.Context(), id)
+		if err != nil {
+			s.apiFail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"task": info, "message": msg})
+	case "run-now":
+		ref, err := s.runNowTask(r.Context(), id)
+		if err != nil {
+			s.apiFail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"ref": ref})
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("unknown action %q: want cancel or run-now", r.PathValue("action"))})
+	}
+}
+
+func (s *Server) apiTaskRef(w http.ResponseWriter, r *http.Request) {
+	stream, seq, err := parseRef(r)
+	var v queuedView
+	if err == nil {
+		v, err = s.queuedAt(r.Context(), stream, seq)
+	}
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// apiTaskRefAction answers POST /api/tasks/ref/{stream}/{seq}/cancel and
+// DELETE /api/tasks/ref/{stream}/{seq} ({"removed": whether the message was
+// still stored}), and POST …/run-now ({"ref": the released task}).
+func (s *Server) apiTaskRefAction(w http.ResponseWriter, r *http.Request) {
+	stream, seq, err := parseRef(r)
+	if err != nil {
+		s.apiFail(w, r, err)
+		return
+	}
+	action := r.PathValue("action")
+	if r.Method == http.MethodDelete {
+		action = "cancel"
+	}
+	switch action {
+	case "cancel":
+		removed, msg, err := s.cancelRef(r.Context(), stream, seq)
+		if err != nil {
+			s.apiFail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"removed": removed, "message": msg})
+	case "run-now":
+		ref, err := s.runNowRef(r.Context(), stream, seq)
+		if err != nil {
+			s.apiFail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"ref": ref})
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("unknown action %q: want cancel or run-now", action)})
+	}
 }

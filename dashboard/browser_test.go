@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/task"
 )
 
 // chromiumPath finds a Chromium binary. A missing browser fails the test,
@@ -39,6 +41,117 @@ func chromiumPath(t *testing.T) string {
 	t.Fatal("browser test needs Chromium (chromium in PATH or /usr/bin/chromium; on Debian: apt-get install -y chromium); set JETWORKER_SKIP_BROWSER=1 to skip it")
 	return ""
 }
+
+// browser is a headless Chromium tab for one test: it accepts every
+// confirm() dialog (recording its message) and writes screenshots to
+// t.TempDir() and to $JETWORKER_SCREENSHOT_DIR when that is set.
+type browser struct {
+	t       *testing.T
+	ctx     context.Context
+	dialogs chan string
+	shots   []string
+}
+
+func newBrowser(t *testing.T, chrome string, width, height int, timeout time.Duration) *browser {
+	t.Helper()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chrome),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.WindowSize(width, height),
+	)
+	ctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	br := &browser{t: t, ctx: ctx, dialogs: make(chan string, 16), shots: []string{t.TempDir()}}
+	if dir := os.Getenv("JETWORKER_SCREENSHOT_DIR"); dir != "" {
+		br.shots = append(br.shots, dir)
+	}
+	// Accept every confirm() dialog, and record its message.
+	events := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	dialogsDone := make(chan struct{})
+	go func() {
+		defer close(dialogsDone)
+		for ev, err := range events {
+			if err != nil {
+				return
+			}
+			select {
+			case br.dialogs <- ev.Message:
+			default:
+			}
+			if _, err := chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-dialogsDone
+		cancelBrowser()
+		cancelAlloc()
+	})
+	return br
+}
+
+func (br *browser) screenshot(name string) {
+	br.t.Helper()
+	png, err := chromedp.Run(br.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		br.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	for _, dir := range br.shots {
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			br.t.Fatalf("write screenshot: %v", err)
+		}
+	}
+}
+
+// waitText waits until sel's text satisfies ok. The live region is
+// replaced every RefreshInterval, so a read can miss its node: retry.
+func (br *browser) waitText(sel, want string, ok func(string) bool) {
+	br.t.Helper()
+	testutil.Eventually(br.t, 10*time.Second, func() error {
+		s, err := chromedp.Run(br.ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", sel, err)
+		}
+		if s = strings.TrimSpace(s); !ok(s) {
+			return fmt.Errorf("%s: got %q, want %s", sel, s, want)
+		}
+		return nil
+	})
+}
+
+// open navigates to path and waits until sel is visible.
+func (br *browser) open(url, sel string) {
+	br.t.Helper()
+	if err := chromedp.Do(br.ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+		br.t.Fatalf("open %s, waiting for %s: %v", url, sel, err)
+	}
+}
+
+// click clicks sel and waits until then is visible.
+func (br *browser) click(sel, then string) {
+	br.t.Helper()
+	if err := chromedp.Do(br.ctx, chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(then))); err != nil {
+		br.t.Fatalf("click %s, waiting for %s: %v", sel, then, err)
+	}
+}
+
+// eval evaluates a JavaScript expression.
+func eval[T any](br *browser, expr string) T {
+	br.t.Helper()
+	v, err := chromedp.Run(br.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		br.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+func is(want string) func(string) bool { return func(s string) bool { return s == want } }
 
 // TestBrowserReplayDeadLetter drives the web dashboard in headless
 // Chromium: the overview shows a consumer's pending count and refreshes it
@@ -96,70 +209,8 @@ func TestBrowserReplayDeadLetter(t *testing.T) {
 		return nil
 	})
 
-	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(),
-		chromedp.ExecPath(chrome),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1280, 800),
-	)
-	defer cancelAlloc()
-	ctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-
-	// Accept every confirm() dialog, and record its message.
-	dialogs := make(chan string, 4)
-	events := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	dialogsDone := make(chan struct{})
-	go func() {
-		defer close(dialogsDone)
-		for ev, err := range events {
-			if err != nil {
-				return
-			}
-			dialogs <- ev.Message
-			if _, err := chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil {
-				return
-			}
-		}
-	}()
-	defer func() { cancel(); <-dialogsDone }()
-	shots := []string{t.TempDir()}
-	if dir := os.Getenv("JETWORKER_SCREENSHOT_DIR"); dir != "" {
-		shots = append(shots, dir)
-	}
-	screenshot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		for _, dir := range shots {
-			if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-				t.Fatalf("write screenshot: %v", err)
-			}
-		}
-	}
-	// waitText waits until sel's text satisfies ok. The live region is
-	// replaced every RefreshInterval, so a read can miss its node: retry.
-	waitText := func(sel, want string, ok func(string) bool) {
-		t.Helper()
-		testutil.Eventually(t, 10*time.Second, func() error {
-			s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-			if err != nil {
-				return fmt.Errorf("read %s: %w", sel, err)
-			}
-			if s = strings.TrimSpace(s); !ok(s) {
-				return fmt.Errorf("%s: got %q, want %s", sel, s, want)
-			}
-			return nil
-		})
-	}
-	is := func(want string) func(string) bool { return func(s string) bool { return s == want } }
+	br := newBrowser(t, chrome, 1280, 800, 30*time.Second)
+	ctx, dialogs, screenshot, waitText := br.ctx, br.dialogs, br.screenshot, br.waitText
 
 	// Overview: the idle consumer's pending count, refreshed live.
 	pending := `[data-testid="pending-TASKS-idle"]`
@@ -172,6 +223,12 @@ func TestBrowserReplayDeadLetter(t *testing.T) {
 	screenshot("overview.png")
 
 	// Dead letters: view it, then replay it by clicking and confirming.
+	// The refresh is paused first (it is remembered for every page): it
+	// swaps the live region every 300ms, which can remove the button
+	// between finding and clicking it.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`localStorage.setItem("jetworker.refresh-paused", "1"), true`)); err != nil {
+		t.Fatal(err)
+	}
 	replay := fmt.Sprintf(`[data-testid="replay-%d"]`, seq)
 	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s/dead-letters/%d", b.http.URL, seq))); err != nil {
 		t.Fatalf("load dead letter: %v", err)
@@ -236,4 +293,248 @@ func TestBrowserReplayDeadLetter(t *testing.T) {
 		t.Fatalf("load overview: %v", err)
 	}
 	screenshot("dashboard.png")
+}
+
+// TestBrowserOperator drives the operator's pages in headless Chromium:
+// the overview's charts after tasks ran; dark mode; no page wider than a
+// 420px phone; the dead-letter list filtered by a subject wildcard and
+// paged with its cursor, then "replay everything matching" confirmed with
+// its count; the task browser listing an untracked and a tracked pending
+// task; and a running tracked task's page updating live, then cancelled
+// from the page.
+func TestBrowserOperator(t *testing.T) {
+	t.Parallel()
+	chrome := chromiumPath(t)
+	b := setup(t, dashboard.Config{Addr: "127.0.0.1:0", SampleInterval: 100 * time.Millisecond, RefreshInterval: 300 * time.Millisecond, DeadLetterLimit: 2})
+	provision(t, b.js)
+	store, err := task.New(b.js, task.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := publisher.New(b.js, publisher.Config{Tasks: store})
+	publish := func(subj string, opts *publisher.PublishOpts) publisher.Result {
+		t.Helper()
+		res, err := pub.Publish(t.Context(), subj, []byte(`{"subject":"`+subj+`"}`), opts)
+		if err != nil {
+			t.Fatalf("publish %s: %v", subj, err)
+		}
+		return res
+	}
+	// Workers: one that does its work, one that dead-letters loads (and
+	// runs their replays), one slow tracked task that reports progress.
+	replayed := make(chan string, 16)
+	startConsumer(t, b.js, func(context.Context, *jetworker.Task) error { return nil },
+		consumer.Config{Durable: "work", FilterSubjects: []string{"tasks.work.>"}, Presence: consumer.Presence{TTL: 3 * time.Second}})
+	startConsumer(t, b.js, func(_ context.Context, tk *jetworker.Task) error {
+		if tk.Header.Get(jetworker.HeaderReplayedFrom) != "" {
+			replayed <- tk.Subject
+			return nil
+		}
+		return jetworker.Permanent(errors.New("broken load"))
+	}, consumer.Config{Durable: "loader", FilterSubjects: []string{"tasks.load.>"}, Concurrency: 4})
+	step, stopped := make(chan struct{}), make(chan error, 1)
+	startConsumer(t, b.js, func(ctx context.Context, tk *jetworker.Task) error {
+		if err := jetworker.SetProgress(ctx, 10, "starting"); err != nil {
+			return err
+		}
+		select {
+		case <-step:
+		case <-ctx.Done():
+		}
+		if err := jetworker.SetProgress(ctx, 60, "halfway there"); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		stopped <- context.Cause(ctx)
+		return ctx.Err()
+	}, consumer.Config{Durable: "slow", FilterSubjects: []string{"tasks.slow.>"}, Tasks: store, DisablePresence: true})
+	if _, err := consumer.Provision(t.Context(), b.js, consumer.Config{Durable: "idle", FilterSubjects: []string{"tasks.idle.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	b.run(t)
+
+	for i := range 20 {
+		publish(fmt.Sprintf("tasks.work.%d", i), nil)
+	}
+	for i := range 5 {
+		publish(fmt.Sprintf("tasks.load.%d.broken", i), nil)
+	}
+	publish("tasks.load.x.fine", nil)
+	dead, _ := dlq.New(b.js, dlq.Config{})
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n, err := dead.Count(t.Context(), dlq.Filter{}); err != nil || n != 6 {
+			return fmt.Errorf("dead letters: %d %v, want 6", n, err)
+		}
+		return nil
+	})
+	plain := publish("tasks.idle.plain", nil)
+	tracked := publish("tasks.idle.report", &publisher.PublishOpts{ID: "report-9", Track: true})
+
+	br := newBrowser(t, chrome, 1280, 900, 90*time.Second)
+
+	// The overview leads with charts: the processed series is drawn once
+	// the sampler has seen the workers' counts grow.
+	br.open(b.http.URL+"/", `[data-testid="chart-throughput"]`)
+	line := `[data-testid="chart-throughput"] g[data-series="processed"] polyline`
+	testutil.Eventually(t, 15*time.Second, func() error {
+		if n := eval[int](br, fmt.Sprintf(`document.querySelectorAll(%q).length`, line)); n == 0 {
+			publish("tasks.work.more", nil)
+			return fmt.Errorf("no processed line yet")
+		}
+		return nil
+	})
+	for _, sel := range []string{`[data-testid="chart-backlog"] g[data-series="pending/TASKS/idle"] polyline`, `[data-testid="chart-wait"] svg`, `[data-testid="legend-processed"]`} {
+		if n := eval[int](br, fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)); n == 0 {
+			t.Errorf("overview: no %s", sel)
+		}
+	}
+	br.screenshot("overview-charts.png")
+
+	// The reader can pause the refresh.
+	br.click(`[data-refresh-toggle]`, `[data-testid="refresh"]`)
+	br.waitText(`[data-testid="refresh"] .state`, "paused", is("paused"))
+	br.click(`[data-refresh-toggle]`, `[data-testid="refresh"]`)
+	br.waitText(`[data-testid="refresh"] .state`, "live", is("live"))
+
+	// Dark mode follows the system setting.
+	if _, err := chromedp.Call(br.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if bg := eval[string](br, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(15, 19, 26)" {
+		t.Errorf("body background in dark mode: got %s, want rgb(15, 19, 26)", bg)
+	}
+	if bg := eval[string](br, `getComputedStyle(document.querySelector("figure.chart")).backgroundColor`); bg != "rgb(23, 28, 38)" {
+		t.Errorf("chart background in dark mode: got %s, want rgb(23, 28, 38)", bg)
+	}
+	br.screenshot("overview-dark.png")
+	if _, err := chromedp.Call(br.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if bg := eval[string](br, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(246, 247, 249)" {
+		t.Errorf("body background in light mode: got %s, want rgb(246, 247, 249)", bg)
+	}
+
+	// At 420px nothing is wider than the screen: not the page, not the nav.
+	if _, err := chromedp.Call(br.ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: 420, Height: 900, DeviceScaleFactor: 1, Mobile: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/", "/tasks", "/dead-letters", "/workers", "/schedules", fmt.Sprintf("/tasks/ref/TASKS/%d", plain.Sequence)} {
+		br.open(b.http.URL+path, `[data-testid="nav"]`)
+		for _, el := range []string{"document.documentElement", "document.body", `document.querySelector("[data-testid=nav]")`} {
+			if w := eval[[]int](br, fmt.Sprintf(`[%[1]s.scrollWidth, %[1]s.clientWidth]`, el)); w[0] > w[1] {
+				t.Errorf("%s at 420px: %s is %dpx wide in %dpx", path, el, w[0], w[1])
+			}
+		}
+		if path == "/" {
+			br.screenshot("overview-phone.png")
+		}
+	}
+	if _, err := chromedp.Call(br.ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: 1280, Height: 900, DeviceScaleFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	// From here on the pages hold still: a refresh swaps the live region
+	// every 300ms, which can remove a node between finding and clicking
+	// it. Pausing is remembered for every page.
+	eval[bool](br, `localStorage.setItem("jetworker.refresh-paused", "1"), true`)
+
+	// Dead letters: filter by a subject wildcard, page with the cursor.
+	br.open(b.http.URL+"/dead-letters", `[data-testid="filter-subject"]`)
+	br.waitText(`[data-testid="refresh"] .state`, "paused", is("paused"))
+	if err := chromedp.Do(br.ctx, chromedp.SendKeys(chromedp.CSS(`[data-testid="filter-subject"]`), "tasks.load.*.broken"),
+		chromedp.Click(chromedp.CSS(`[data-testid="filter-apply"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="dl-describe"]`))); err != nil {
+		t.Fatalf("filter dead letters: %v", err)
+	}
+	rows := func() []string {
+		return eval[[]string](br, `Array.from(document.querySelectorAll("#live tbody tr td.mono")).map(td => td.textContent.trim())`)
+	}
+	var subjects []string
+	for pageNo := 1; ; pageNo++ {
+		got := rows()
+		if len(got) == 0 || len(got) > 2 {
+			t.Fatalf("page %d: got rows %v, want 1 or 2 (DeadLetterLimit 2)", pageNo, got)
+		}
+		subjects = append(subjects, got...)
+		if pageNo == 1 {
+			br.screenshot("dead-letters-filtered.png")
+		}
+		if eval[int](br, `document.querySelectorAll('[data-testid="older"]').length`) == 0 {
+			break
+		}
+		before := eval[string](br, `location.search`)
+		br.click(`[data-testid="older"]`, `[data-testid="dl-describe"]`)
+		testutil.Eventually(t, 5*time.Second, func() error {
+			if eval[string](br, `location.search`) == before {
+				return errors.New("still on the same page")
+			}
+			return nil
+		})
+	}
+	if len(subjects) != 5 {
+		t.Errorf("paged through %v, want the 5 broken loads", subjects)
+	}
+	for _, s := range subjects {
+		if !strings.HasSuffix(s, ".broken") {
+			t.Errorf("listed %s, which tasks.load.*.broken does not match", s)
+		}
+	}
+
+	// Replay everything matching: the confirmation names the count.
+	br.click(`[data-testid="replay-matching"]`, `[data-testid="confirm-question"]`)
+	br.waitText(`[data-testid="confirm-question"]`, "the count and the filter", is("Replay 5 dead letters matching subject tasks.load.*.broken?"))
+	br.screenshot("dead-letters-confirm.png")
+	br.click(`[data-testid="confirm-bulk"]`, `.flash`)
+	br.waitText(`.flash.ok`, "replayed 5 of 5", func(s string) bool { return strings.HasPrefix(s, "Replayed 5 of 5 dead letters.") })
+	for range 5 {
+		select {
+		case <-replayed:
+		case <-br.ctx.Done():
+			t.Fatal("the replayed tasks were not all run")
+		}
+	}
+	if n, _ := dead.Count(t.Context(), dlq.Filter{}); n != 1 {
+		t.Errorf("dead letters after replaying the matching ones: %d, want 1 (tasks.load.x.fine)", n)
+	}
+
+	// The task browser lists an untracked and a tracked pending task.
+	br.open(b.http.URL+"/tasks", fmt.Sprintf(`[data-testid="queued-%d"]`, plain.Sequence))
+	br.waitText(fmt.Sprintf(`[data-testid="status-%d"]`, plain.Sequence), "pending", is("pending"))
+	br.waitText(fmt.Sprintf(`[data-testid="status-%d"]`, tracked.Sequence), "pending", is("pending"))
+	br.waitText(`[data-testid="tracked-report-9"]`, "a link to the tracked task", is("report-9"))
+	br.screenshot("tasks.png")
+
+	// A running tracked task's page updates live, then cancel stops it.
+	publish("tasks.slow.render", &publisher.PublishOpts{ID: "slow-1", Track: true})
+	br.open(b.http.URL+"/tasks/slow-1", `[data-testid="task"]`)
+	br.waitText(`[data-testid="task-progress-message"]`, "the first progress report", is("starting"))
+	eval[bool](br, `window.__loadedOnce = true`)
+	close(step)
+	br.waitText(`[data-testid="task-progress-message"]`, "the second report, live", is("halfway there"))
+	br.waitText(`[data-testid="task-percent"]`, "60%", is("60%"))
+	if !eval[bool](br, `window.__loadedOnce === true`) {
+		t.Error("the task page reloaded to show progress; want it updated in place")
+	}
+	br.waitText(`[data-testid="task-state"]`, "active", is("active"))
+	br.screenshot("task-live.png")
+	br.click(`[data-testid="cancel"]`, `.flash`)
+	select {
+	case cause := <-stopped:
+		if !errors.Is(cause, task.ErrCancelled) {
+			t.Errorf("handler stopped by %v, want task.ErrCancelled", cause)
+		}
+	case <-br.ctx.Done():
+		t.Fatal("cancel from the page did not stop the handler")
+	}
+	br.waitText(`[data-testid="task-state"]`, "cancelled", is("cancelled"))
+	br.screenshot("task-cancelled.png")
+	select {
+	case msg := <-br.dialogs:
+		if !strings.HasPrefix(msg, "Cancel task slow-1?") {
+			t.Errorf("cancel confirmation: got %q, want it to name the task", msg)
+		}
+	default:
+		t.Error("cancel did not ask for confirmation")
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jetworker/jetworker/metrics"
 	"github.com/jetworker/jetworker/schedule"
 	"github.com/jetworker/jetworker/streams"
+	"github.com/jetworker/jetworker/task"
 )
 
 // Defaults for [Config].
@@ -24,10 +25,14 @@ const (
 	DefaultDeadLetterPrefix = consumer.DefaultDeadLetterPrefix
 	DefaultPresenceBucket   = consumer.DefaultPresenceBucket
 	DefaultLeaseKey         = schedule.DefaultLeaseKey
+	DefaultTaskBucket       = task.DefaultBucket
 	DefaultRefreshInterval  = 2 * time.Second
 	DefaultCheckTimeout     = 2 * time.Second
 	DefaultShutdownTimeout  = 5 * time.Second
 	DefaultDeadLetterLimit  = 100
+	DefaultSampleInterval   = 5 * time.Second
+	DefaultSampleWindow     = time.Hour
+	DefaultSessionTTL       = 12 * time.Hour
 )
 
 // Config tunes a [Server]. The zero value of every field means its default:
@@ -60,6 +65,21 @@ type Config struct {
 	// DisableSchedules hides the schedules page and API. Defaults to
 	// false.
 	DisableSchedules bool
+	// TaskBucket is the KV bucket of tracked tasks' records (the task
+	// package's). Defaults to "jetworker_status".
+	TaskBucket string
+	// DisableTasks hides the task browser and its API. Defaults to false.
+	DisableTasks bool
+
+	// Outbox, when set, adds a transactional outbox to the overview (rows
+	// pending, relay lag, dead rows), to its charts and to /readyz (check
+	// "outbox": its stats can be read). Pass the *outbox.Relay the process
+	// runs; the dashboard needs no database connection of its own. Its
+	// Stats is read at most once per SampleInterval. Defaults to nil.
+	Outbox Outbox
+	// OutboxDeadFunc, with Outbox, lets the outbox page list dead rows;
+	// without it the page shows their count. Defaults to nil.
+	OutboxDeadFunc OutboxDeadFunc
 
 	// Metrics is the registry /metrics serves. The server makes it observe
 	// the configured streams (metrics.Metrics.ObserveStreams), so a Metrics
@@ -74,8 +94,19 @@ type Config struct {
 	// BearerToken, when set, protects every endpoint except /healthz and
 	// /readyz with "Authorization: Bearer <token>". With basic auth also
 	// set, either is accepted. Requests authenticated by the bearer token
-	// need no CSRF token (browsers never send it on their own).
+	// need no CSRF token (browsers never send it on their own). Browsers
+	// sign in on /login with the token (or the basic-auth user and
+	// password) and get a session cookie instead.
 	BearerToken string
+	// SessionTTL is how long a browser stays signed in after the login
+	// page turned its token or password into a session cookie. Defaults
+	// to 12h.
+	SessionTTL time.Duration
+	// SessionKey signs session cookies, at least 32 bytes. Give every
+	// replica serving one address the same key, and sessions survive
+	// restarts and work across replicas. Defaults to nil: New makes a
+	// random key, so sessions end with the process.
+	SessionKey []byte
 	// ReadOnly refuses every mutation (replay, delete, pause, resume,
 	// trigger, edit) with 403 and hides their buttons. Defaults to false.
 	ReadOnly bool
@@ -101,6 +132,15 @@ type Config struct {
 	// letters, schedules, workers) refresh their tables. Defaults to 2s;
 	// -1 disables auto-refresh.
 	RefreshInterval time.Duration
+	// SampleInterval is how often Run samples the streams, the consumers
+	// and the workers for the overview's charts (throughput, backlog, the
+	// oldest waiting task), which the dashboard keeps in memory, so they
+	// need no Prometheus. Defaults to 5s; -1 disables the charts.
+	SampleInterval time.Duration
+	// SampleWindow is how much history the charts keep: SampleWindow /
+	// SampleInterval points per series (720 with the defaults), at most
+	// 100 000. Defaults to 1h.
+	SampleWindow time.Duration
 	// CheckTimeout bounds each readiness check and each scrape of server
 	// state. Defaults to 2s.
 	CheckTimeout time.Duration
@@ -130,10 +170,14 @@ func (c Config) withDefaults() Config {
 	c.DeadLetterPrefix = cmp.Or(c.DeadLetterPrefix, DefaultDeadLetterPrefix)
 	c.PresenceBucket = cmp.Or(c.PresenceBucket, DefaultPresenceBucket)
 	c.LeaseKey = cmp.Or(c.LeaseKey, DefaultLeaseKey)
+	c.TaskBucket = cmp.Or(c.TaskBucket, DefaultTaskBucket)
 	c.RefreshInterval = cmp.Or(c.RefreshInterval, DefaultRefreshInterval)
 	c.CheckTimeout = cmp.Or(c.CheckTimeout, DefaultCheckTimeout)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
 	c.DeadLetterLimit = cmp.Or(c.DeadLetterLimit, DefaultDeadLetterLimit)
+	c.SampleInterval = cmp.Or(c.SampleInterval, DefaultSampleInterval)
+	c.SampleWindow = cmp.Or(c.SampleWindow, DefaultSampleWindow)
+	c.SessionTTL = cmp.Or(c.SessionTTL, DefaultSessionTTL)
 	if c.UnsafeNoAuth && !c.authEnabled() {
 		c.ReadOnly = true
 	}
@@ -173,7 +217,7 @@ func (c Config) validate() error {
 	}
 	for _, n := range []struct{ field, v string }{
 		{"DeadLetterStream", c.DeadLetterStream}, {"DeadLetterPrefix", c.DeadLetterPrefix},
-		{"PresenceBucket", c.PresenceBucket}, {"LeaseKey", c.LeaseKey},
+		{"PresenceBucket", c.PresenceBucket}, {"LeaseKey", c.LeaseKey}, {"TaskBucket", c.TaskBucket},
 	} {
 		if err := subject.ValidateName("dashboard: "+n.field, n.v); err != nil {
 			errs = append(errs, err)
@@ -181,6 +225,12 @@ func (c Config) validate() error {
 	}
 	if (c.BasicAuthUser == "") != (c.BasicAuthPassword == "") {
 		errs = append(errs, errors.New("dashboard: BasicAuthUser and BasicAuthPassword must be set together"))
+	}
+	if c.SessionTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("dashboard: SessionTTL must be at least 1m, got %s", c.SessionTTL))
+	}
+	if len(c.SessionKey) > 0 && len(c.SessionKey) < 32 {
+		errs = append(errs, fmt.Errorf("dashboard: SessionKey must be at least 32 bytes, got %d", len(c.SessionKey)))
 	}
 	if c.RefreshInterval < 0 && c.RefreshInterval != -1 {
 		errs = append(errs, fmt.Errorf("dashboard: RefreshInterval must be > 0 or -1, got %s", c.RefreshInterval))
@@ -190,6 +240,16 @@ func (c Config) validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("dashboard: ShutdownTimeout must be > 0, got %s", c.ShutdownTimeout))
+	}
+	if c.SampleInterval < 0 && c.SampleInterval != -1 {
+		errs = append(errs, fmt.Errorf("dashboard: SampleInterval must be > 0 or -1, got %s", c.SampleInterval))
+	}
+	if c.SampleWindow < 0 {
+		errs = append(errs, fmt.Errorf("dashboard: SampleWindow must be > 0, got %s", c.SampleWindow))
+	} else if c.SampleInterval > 0 && c.SampleWindow/c.SampleInterval > maxHistoryPoints {
+		errs = append(errs, fmt.Errorf("dashboard: SampleWindow / SampleInterval must be at most %d points, got %d", maxHistoryPoints, c.SampleWindow/c.SampleInterval))
+	} else if c.SampleInterval > 0 && c.SampleWindow < 2*c.SampleInterval {
+		errs = append(errs, fmt.Errorf("dashboard: SampleWindow (%s) must hold at least two samples of SampleInterval (%s)", c.SampleWindow, c.SampleInterval))
 	}
 	if c.DeadLetterLimit < 0 {
 		errs = append(errs, fmt.Errorf("dashboard: DeadLetterLimit must be > 0, got %d", c.DeadLetterLimit))

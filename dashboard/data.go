@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,8 @@ type overviewView struct {
 	Workers     *int    `json:"workers"`
 	Leader      string  `json:"leader"`
 	LeaderKnown bool    `json:"leader_known"`
+	// Outbox is set when the dashboard is given one.
+	Outbox *outboxView `json:"outbox,omitempty"`
 }
 
 // consumerView is a consumer with what its live workers run.
@@ -99,6 +102,7 @@ func (s *Server) fullOverview(ctx context.Context) overviewView {
 	)
 	wg.Go(func() { state, serr = overview.Read(ctx, s.js, s.overviewConfig()) })
 	wg.Go(func() { ws, werr = s.workers(ctx) })
+	wg.Go(func() { ov.Outbox = s.outboxView(ctx) })
 	if leaders {
 		wg.Go(func() { leader, lerr = schedule.Leader(ctx, s.js, s.cfg.LeaseKey) })
 	}
@@ -151,19 +155,34 @@ func (s *Server) fullOverview(ctx context.Context) overviewView {
 	return ov
 }
 
+var errWorkersDisabled = errors.New("worker presence is disabled")
+
+// errNATSUnreachable is returned by the reads behind the pages while the
+// connection is not up, at once rather than after a request timeout.
+var errNATSUnreachable = errors.New("NATS is not connected: this cannot be read now; the dashboard reconnects on its own")
+
+// natsUp fails fast while the NATS connection is down.
+func (s *Server) natsUp() error {
+	if st := s.js.Conn().Status(); st != nats.CONNECTED {
+		return fmt.Errorf("%w (the connection is %s)", errNATSUnreachable, strings.ToLower(st.String()))
+	}
+	return nil
+}
+
 func (s *Server) workers(ctx context.Context) ([]consumer.WorkerInfo, error) {
 	if s.cfg.DisableWorkers {
 		return []consumer.WorkerInfo{}, nil
 	}
-	if s.js.Conn().Status() != nats.CONNECTED {
-		return nil, errors.New("NATS is not connected")
+	if err := s.natsUp(); err != nil {
+		return nil, err
 	}
 	return consumer.Presence{Bucket: s.cfg.PresenceBucket}.List(ctx, s.js)
 }
 
 // deadLetterQuery is a dead-letter listing request read from query
-// parameters: stream, consumer, subject (wildcards allowed), task_id,
-// since and until (RFC 3339), before (the paging cursor) and limit.
+// parameters (or form fields): stream, consumer, subject (wildcards
+// allowed), task_id, since and until (RFC 3339, or a datetime-local value
+// read as UTC), before (the paging cursor) and limit.
 type deadLetterQuery struct {
 	Filter dlq.Filter
 	Before uint64
@@ -171,7 +190,23 @@ type deadLetterQuery struct {
 }
 
 func (s *Server) deadLetterQuery(r *http.Request) (deadLetterQuery, error) {
-	q := r.URL.Query()
+	return s.parseDeadLetterQuery(r.URL.Query())
+}
+
+// timeLayouts are the times a filter accepts: RFC 3339, and what an HTML
+// datetime-local input sends (read as UTC).
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04"}
+
+func parseFilterTime(v string) (time.Time, error) {
+	for _, layout := range timeLayouts {
+		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", v)
+}
+
+func (s *Server) parseDeadLetterQuery(q url.Values) (deadLetterQuery, error) {
 	dq := deadLetterQuery{
 		Filter: dlq.Filter{
 			Stream:   strings.TrimSpace(q.Get("stream")),
@@ -187,9 +222,9 @@ func (s *Server) deadLetterQuery(r *http.Request) (deadLetterQuery, error) {
 		dst *time.Time
 	}{{"since", &dq.Filter.Since}, {"until", &dq.Filter.Until}} {
 		if v := strings.TrimSpace(q.Get(t.key)); v != "" {
-			at, err := time.Parse(time.RFC3339, v)
+			at, err := parseFilterTime(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", t.key, v))
+				errs = append(errs, fmt.Errorf("%s %w", t.key, err))
 			}
 			*t.dst = at
 		}
@@ -213,9 +248,15 @@ func (s *Server) deadLetterQuery(r *http.Request) (deadLetterQuery, error) {
 // deadLetters lists a page of dead letters; a missing dead-letter stream is
 // an empty page.
 func (s *Server) deadLetters(ctx context.Context, q deadLetterQuery) (dlq.Page, error) {
+	if err := s.natsUp(); err != nil {
+		return dlq.Page{Entries: []dlq.Entry{}}, err
+	}
 	page, err := s.dlq.List(ctx, q.Filter, q.Before, q.Limit)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return dlq.Page{Entries: []dlq.Entry{}}, nil
+	}
+	if page.Entries == nil {
+		page.Entries = []dlq.Entry{} // dlq.List returns nil for an empty page
 	}
 	return page, err
 }
@@ -255,6 +296,9 @@ func (s *Server) scheduleView(ctx context.Context, e schedule.Entry) scheduleVie
 
 func (s *Server) schedules(ctx context.Context) (schedulesView, error) {
 	sv := schedulesView{Schedules: []scheduleView{}}
+	if err := s.natsUp(); err != nil {
+		return sv, err
+	}
 	leader, err := schedule.Leader(ctx, s.js, s.cfg.LeaseKey)
 	if err != nil {
 		return sv, err
@@ -275,6 +319,9 @@ func (s *Server) schedules(ctx context.Context) (schedulesView, error) {
 }
 
 func (s *Server) scheduleByName(ctx context.Context, name string) (scheduleView, error) {
+	if err := s.natsUp(); err != nil {
+		return scheduleView{}, err
+	}
 	ok, err := s.schedulesProvisioned(ctx)
 	if err != nil {
 		return scheduleView{}, err

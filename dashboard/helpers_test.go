@@ -148,3 +148,41 @@ func decode[T any](t *testing.T, r response) T {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// run runs the dashboard's Run (on a free loopback port) until the test
+// ends, so that its sampler feeds the charts, and waits until it listens.
+func (b *testBundle) run(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.dash.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dashboard Run: %v", err)
+		}
+	})
+	select {
+	case <-b.dash.Ready():
+	case err := <-done:
+		t.Fatalf("dashboard Run returned early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("dashboard not ready within 10s")
+	}
+}
+
+// another builds a second dashboard on the same server with cfg, served by
+// an httptest server of its own.
+func (b *testBundle) another(t *testing.T, cfg dashboard.Config) *testBundle {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	dash, err := dashboard.New(b.js, cfg)
+	if err != nil {
+		t.Fatalf("dashboard.New: %v", err)
+	}
+	hs := httptest.NewServer(dash.Handler())
+	t.Cleanup(hs.Close)
+	return &testBundle{srv: b.srv, nc: b.nc, js: b.js, dash: dash, http: hs}
+}

@@ -41,7 +41,8 @@ func ChanCheck(ch <-chan struct{}) CheckFunc {
 //
 // The server always checks, itself, that the NATS connection is up ("nats")
 // and that each task stream and the dead-letter stream exist
-// ("stream:TASKS", "stream:DLQ").
+// ("stream:TASKS", "stream:DLQ"), and with Config.Outbox that the outbox's
+// stats can be read ("outbox").
 func (s *Server) AddReadyCheck(name string, check CheckFunc) {
 	if name == "" || check == nil {
 		panic("dashboard: AddReadyCheck needs a name and a check")

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -10,23 +9,16 @@ import (
 	"strings"
 )
 
-func contextWithBearer(r *http.Request) context.Context {
-	return context.WithValue(r.Context(), bearerKey{}, true)
-}
-
-func isBearer(r *http.Request) bool {
-	v, _ := r.Context().Value(bearerKey{}).(bool)
-	return v
-}
-
-// routes builds the handler tree. /healthz, /readyz and /static/ are open;
-// everything else goes through requireAuth.
+// routes builds the handler tree. /healthz, /readyz, /static/ and the
+// login page are open; everything else goes through requireAuth.
 func (s *Server) routes() http.Handler {
 	open := http.NewServeMux()
 	open.HandleFunc("GET /healthz", s.handleHealthz)
 	open.HandleFunc("GET /readyz", s.handleReadyz)
 	static, _ := fs.Sub(assets, "static")
 	open.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	open.HandleFunc("GET /login", s.handleLogin)
+	open.HandleFunc("POST /login", s.handleLoginPost)
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
@@ -34,11 +26,28 @@ func (s *Server) routes() http.Handler {
 	// JSON API.
 	mux.HandleFunc("GET /api/overview", s.apiOverview)
 	mux.HandleFunc("GET /api/csrf-token", s.apiCSRFToken)
+	mux.HandleFunc("GET /api/charts", s.apiCharts)
 	mux.HandleFunc("GET /api/dead-letters", s.apiDeadLetters)
+	mux.HandleFunc("GET /api/dead-letters/count", s.apiCountDeadLetters)
+	mux.Handle("POST /api/dead-letters/replay", s.mutation(s.apiBulk("replay")))
+	mux.Handle("POST /api/dead-letters/delete", s.mutation(s.apiBulk("delete")))
 	mux.HandleFunc("GET /api/dead-letters/{seq}", s.apiDeadLetter)
 	mux.Handle("POST /api/dead-letters/{seq}/replay", s.mutation(s.apiReplay))
 	mux.Handle("DELETE /api/dead-letters/{seq}", s.mutation(s.apiDeleteDeadLetter))
 	mux.HandleFunc("GET /api/workers", s.apiWorkers)
+	if s.cfg.Outbox != nil {
+		mux.HandleFunc("GET /api/outbox", s.apiOutbox)
+		mux.HandleFunc("GET /outbox", s.pageOutbox)
+	}
+	if !s.cfg.DisableTasks {
+		mux.HandleFunc("GET /api/tasks", s.apiTasks)
+		mux.HandleFunc("GET /api/tasks/{id}", s.apiTask)
+		mux.HandleFunc("GET /api/tasks/{id}/events", s.apiTaskEvents)
+		mux.Handle("POST /api/tasks/{id}/{action}", s.mutation(s.apiTaskAction))
+		mux.HandleFunc("GET /api/tasks/ref/{stream}/{seq}", s.apiTaskRef)
+		mux.Handle("DELETE /api/tasks/ref/{stream}/{seq}", s.mutation(s.apiTaskRefAction))
+		mux.Handle("POST /api/tasks/ref/{stream}/{seq}/{action}", s.mutation(s.apiTaskRefAction))
+	}
 	if !s.cfg.DisableSchedules {
 		mux.HandleFunc("GET /api/schedules", s.apiSchedules)
 		mux.HandleFunc("GET /api/schedules/{name}", s.apiSchedule)
@@ -47,14 +56,30 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("POST /api/schedules/{name}/{action}", s.mutation(s.apiScheduleAction))
 	}
 
+	// Anything else under /api/ is a JSON 404, not net/http's text.
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+
 	// Web pages. Forms post to the same paths as their pages plus an
 	// action; every action redirects back (POST/redirect/GET).
+	mux.Handle("POST /logout", s.mutation(s.handleLogout))
 	mux.HandleFunc("GET /{$}", s.pageOverview)
 	mux.HandleFunc("GET /dead-letters", s.pageDeadLetters)
+	mux.HandleFunc("GET /dead-letters/confirm", s.pageConfirmMatching)
+	mux.Handle("POST /dead-letters/matching", s.mutation(s.formMatching))
+	mux.Handle("POST /dead-letters/bulk", s.mutation(s.formBulk))
 	mux.HandleFunc("GET /dead-letters/{seq}", s.pageDeadLetter)
 	mux.Handle("POST /dead-letters/{seq}/replay", s.mutation(s.formReplay))
 	mux.Handle("POST /dead-letters/{seq}/delete", s.mutation(s.formDeleteDeadLetter))
 	mux.HandleFunc("GET /workers", s.pageWorkers)
+	if !s.cfg.DisableTasks {
+		mux.HandleFunc("GET /tasks", s.pageTasks)
+		mux.HandleFunc("GET /tasks/{id}", s.pageTask)
+		mux.Handle("POST /tasks/{id}/{action}", s.mutation(s.formTaskAction))
+		mux.HandleFunc("GET /tasks/ref/{stream}/{seq}", s.pageTaskRef)
+		mux.Handle("POST /tasks/ref/{stream}/{seq}/{action}", s.mutation(s.formTaskRefAction))
+	}
 	if !s.cfg.DisableSchedules {
 		mux.HandleFunc("GET /schedules", s.pageSchedules)
 		mux.HandleFunc("GET /schedules/+new", s.pageNewSchedule)
@@ -130,6 +155,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "tasks.>", not "tasks.\u003e": JSON with nosniff is never read as HTML
 	_ = enc.Encode(v)
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/jetworker/jetworker/internal/natsconn"
 	"github.com/jetworker/jetworker/metrics"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/task"
 )
 
 // Server is the dashboard's HTTP server: health and readiness probes,
@@ -34,15 +35,25 @@ type Server struct {
 	metrics *metrics.Metrics
 	dlq     *dlq.Store
 	store   *schedule.Store
+	tasks   *task.Store
 	csrf    string
 	pages   map[string]*template.Template
+	login   *template.Template
 	handler http.Handler
+
+	sessions *sessions
+	loginCOP *http.CrossOriginProtection
 
 	mu     sync.Mutex
 	checks []namedCheck
 
+	sampler     *sampler
+	sampling    atomic.Bool // the sampler runs (inside Run)
+	outboxCache outboxCache
+
 	running     atomic.Bool
 	ready       chan struct{}
+	stopping    chan struct{} // closed when Run shuts down: event streams end
 	addr        atomic.Pointer[string]
 	metricsAddr atomic.Pointer[string]
 }
@@ -73,23 +84,43 @@ func New(js jetstream.JetStream, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
+	tasks, err := task.New(js, task.Config{Bucket: cfg.TaskBucket, NowFunc: cfg.NowFunc, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
 	token := make([]byte, 32)
 	_, _ = rand.Read(token) // never fails (crypto/rand)
 	s := &Server{
-		js:      js,
-		cfg:     cfg,
-		log:     cfg.Logger.With(slog.String(logkey.Component, "dashboard")),
-		metrics: cfg.Metrics,
-		dlq:     dead,
-		store:   store,
-		csrf:    hex.EncodeToString(token),
-		ready:   make(chan struct{}),
+		js:       js,
+		cfg:      cfg,
+		log:      cfg.Logger.With(slog.String(logkey.Component, "dashboard")),
+		metrics:  cfg.Metrics,
+		dlq:      dead,
+		store:    store,
+		tasks:    tasks,
+		csrf:     hex.EncodeToString(token),
+		ready:    make(chan struct{}),
+		stopping: make(chan struct{}),
+	}
+	if cfg.SampleInterval > 0 {
+		s.sampler = newSampler(int(cfg.SampleWindow / cfg.SampleInterval))
 	}
 	if s.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
+	if s.login, err = template.ParseFS(assets, "templates/login.html"); err != nil {
+		return nil, fmt.Errorf("dashboard: parse template login: %w", err)
+	}
+	s.sessions = newSessions(cfg.SessionKey, cfg.SessionTTL, cfg.NowFunc)
+	s.loginCOP = http.NewCrossOriginProtection()
 	if err := s.metrics.ObserveStreams(js, s.overviewConfig(), s.log); err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	if cfg.Outbox != nil {
+		s.checks = append(s.checks, namedCheck{"outbox", func(ctx context.Context) error {
+			_, err := s.outboxStats(ctx, false)
+			return err
+		}})
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -116,9 +147,11 @@ func (s *Server) Addr() string {
 }
 
 // Run listens on Config.Addr (unless DisableUI) and Config.MetricsAddr
-// (when set) and serves until ctx ends; then it shuts the HTTP servers down
-// gracefully, waiting up to ShutdownTimeout for requests in progress, and
-// returns nil. It returns an error if it cannot listen or serving fails,
+// (when set) and serves until ctx ends; then it ends open event streams,
+// shuts the HTTP servers down gracefully, waiting up to ShutdownTimeout
+// for requests in progress, and returns nil. While it serves the
+// dashboard, it samples the state for the overview's charts every
+// Config.SampleInterval, in a goroutine it owns and waits for. It returns an error if it cannot listen or serving fails,
 // and one wrapping nats.ErrConnectionClosed when its NATS connection is
 // closed for good. A second call returns [ErrAlreadyRunning].
 func (s *Server) Run(ctx context.Context) error {
@@ -171,6 +204,13 @@ func (s *Server) Run(ctx context.Context) error {
 			slog.Bool("read_only", s.cfg.ReadOnly), slog.Bool("auth", s.cfg.authEnabled()))
 		go func() { served <- servers[i].Serve(l.ln) }() // owned: Run waits for every Serve below
 	}
+	var sampled sync.WaitGroup
+	sctx, stopSampler := context.WithCancel(ctx)
+	defer stopSampler()
+	if s.sampler != nil && !s.cfg.DisableUI {
+		s.sampling.Store(true)
+		sampled.Go(func() { sampleLoop(sctx, s.cfg.SampleInterval, s.sampleOnce) }) // owned: Run waits below
+	}
 	close(s.ready)
 
 	var runErr error
@@ -183,10 +223,12 @@ func (s *Server) Run(ctx context.Context) error {
 		runErr = natsconn.Error("dashboard")
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	stopSampler()
+	close(s.stopping)
+	shctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	for _, srv := range servers {
-		if err := srv.Shutdown(sctx); err != nil {
+		if err := srv.Shutdown(shctx); err != nil {
 			_ = srv.Close()
 			s.log.LogAttrs(ctx, slog.LevelWarn, "dashboard shutdown timed out; closed open connections", slog.Any(logkey.Err, err))
 		}
@@ -194,6 +236,8 @@ func (s *Server) Run(ctx context.Context) error {
 	for range pending {
 		<-served // Serve returns as soon as Shutdown starts
 	}
+	sampled.Wait()
+	s.sampling.Store(false)
 	s.log.LogAttrs(ctx, slog.LevelInfo, "dashboard stopped")
 	return runErr
 }

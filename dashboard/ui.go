@@ -27,7 +27,7 @@ import (
 //go:embed templates static
 var assets embed.FS
 
-var pageNames = []string{"overview", "deadletters", "deadletter", "schedules", "schedule", "workers"}
+var pageNames = []string{"overview", "deadletters", "deadletter", "confirm", "schedules", "schedule", "workers", "tasks", "task", "outbox"}
 
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
@@ -49,6 +49,9 @@ func parsePages() (map[string]*template.Template, error) {
 		"nonzero":     nonzero,
 		"age":         formatAge,
 		"rel":         relTime,
+		"stateClass":  stateClass,
+		"u64":         func(n int) uint64 { return uint64(max(n, 0)) },
+		"percent":     func(p float64) string { return strconv.FormatFloat(p, 'f', 0, 64) + "%" },
 		"rfc3339": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
@@ -58,7 +61,7 @@ func parsePages() (map[string]*template.Template, error) {
 	}
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("dashboard: parse template %s: %w", name, err)
 		}
@@ -80,7 +83,16 @@ type pageData struct {
 	Err        string
 	NATS       natsView
 	Now        time.Time
-	Data       any
+	Show       shownPages
+	// Session is set when the request was authenticated by a session
+	// cookie: the page offers to sign out.
+	Session bool
+	Data    any
+}
+
+// shownPages says which optional pages the navigation links to.
+type shownPages struct {
+	Tasks, Schedules, Workers, Outbox bool
 }
 
 func (s *Server) newPage(r *http.Request, nav, title string, live bool) pageData {
@@ -88,6 +100,8 @@ func (s *Server) newPage(r *http.Request, nav, title string, live bool) pageData
 		Title: title, Nav: nav, ReadOnly: s.cfg.ReadOnly, CSRF: s.csrf, CSRFField: CSRFField,
 		Flash: r.URL.Query().Get("flash"), FlashError: r.URL.Query().Get("error"),
 		NATS: s.natsView(), Now: s.cfg.NowFunc(),
+		Show:    shownPages{Tasks: !s.cfg.DisableTasks, Schedules: !s.cfg.DisableSchedules, Workers: !s.cfg.DisableWorkers, Outbox: s.cfg.Outbox != nil},
+		Session: authOf(r) == authSession,
 	}
 	if live && s.cfg.RefreshInterval > 0 {
 		pd.Refresh = s.cfg.RefreshInterval.Milliseconds()
@@ -107,6 +121,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, cod
 	w.WriteHeader(code)
 	_, _ = buf.WriteTo(w)
 }
+
+// queryURL is v encoded for an href after "?": html/template would
+// otherwise escape its = and & as data.
+func queryURL(v url.Values) template.URL { return template.URL(v.Encode()) }
 
 // redirect answers a form post with 303 to next, carrying a flash message.
 func redirect(w http.ResponseWriter, r *http.Request, next, flash string, err error) {
@@ -137,18 +155,32 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 	pd := s.newPage(r, "overview", "Overview", true)
 	ov := s.fullOverview(r.Context())
 	pd.Err = ov.Error
-	pd.Data = ov
+	pd.Data = overviewPage{overviewView: ov, Charts: s.charts(s.parseWindow(r.URL.Query().Get("window")))}
 	s.render(w, r, "overview", http.StatusOK, pd)
+}
+
+// overviewPage is the overview with its charts.
+type overviewPage struct {
+	overviewView
+	Charts chartsView
 }
 
 type deadLettersPage struct {
 	Filter  dlq.Filter
 	Letters []dlq.Entry
-	Next    uint64 // cursor of the older page; 0 on the last
-	Before  uint64 // this page's cursor; 0 on the newest
-	Query   string // the request's query, for forms that come back here
-	Older   string // query of the older page
-	Newest  string // query of the newest page
+	Next    uint64       // cursor of the older page; 0 on the last
+	Before  uint64       // this page's cursor; 0 on the newest
+	Query   string       // the request's query, for forms that come back here
+	Older   template.URL // query of the older page
+	Newest  template.URL // query of the newest page
+	// Filtered is set when any filter is set; Matching is the filter's
+	// query, for the "everything matching" links.
+	Filtered   bool
+	Matching   template.URL
+	Describe   string
+	Ranges     []rangeLink
+	SinceLocal string
+	UntilLocal string
 }
 
 func (s *Server) pageDeadLetters(w http.ResponseWriter, r *http.Request) {
@@ -164,9 +196,13 @@ func (s *Server) pageDeadLetters(w http.ResponseWriter, r *http.Request) {
 	older, newest := r.URL.Query(), r.URL.Query()
 	older.Set("before", strconv.FormatUint(page.Next, 10))
 	newest.Del("before")
+	fv := filterValues(q.Filter)
 	pd.Data = deadLettersPage{
 		Filter: q.Filter, Letters: page.Entries, Next: page.Next, Before: q.Before,
-		Query: r.URL.RawQuery, Older: older.Encode(), Newest: newest.Encode(),
+		Query: r.URL.RawQuery, Older: queryURL(older), Newest: queryURL(newest),
+		Filtered: len(fv) > 0, Matching: queryURL(fv), Describe: describeFilter(q.Filter),
+		Ranges:     quickRanges(fv, s.cfg.NowFunc()),
+		SinceLocal: datetimeLocal(q.Filter.Since), UntilLocal: datetimeLocal(q.Filter.Until),
 	}
 	s.render(w, r, "deadletters", http.StatusOK, pd)
 }
@@ -366,6 +402,19 @@ func entryFromForm(r *http.Request) (schedule.Entry, error) {
 		e.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
 	return e, errors.Join(errs...)
+}
+
+// stateClass is the tag class of a task state or a queued task's status.
+func stateClass(state any) string {
+	switch fmt.Sprint(state) {
+	case "succeeded":
+		return "ok"
+	case "failed":
+		return "bad"
+	case "cancelled", "retrying", "unrouted":
+		return "warn"
+	}
+	return ""
 }
 
 func headerLines(h nats.Header) string {
