@@ -59,7 +59,8 @@ type Config struct {
 	// FireTimeout bounds each publish and state write. Defaults to 5s.
 	FireTimeout time.Duration
 	// MaxConcurrentFires bounds the publishes awaiting their PubAck at
-	// once when many slots are due together. Defaults to 1024.
+	// once when many slots are due together; more are sent as acks come
+	// back. Defaults to 1024.
 	MaxConcurrentFires int
 	// InstanceID identifies this scheduler in the lease value and logs.
 	// Defaults to "<hostname>-<pid>-<8 random hex digits>".

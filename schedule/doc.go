@@ -58,12 +58,22 @@
 //	Jetworker-Schedule:   <name>
 //	Jetworker-Fire-Time:  <slot, RFC 3339 UTC>
 //
-// (plus the entry's own headers), then, once the PubAck is in, records the
-// slot in [StateBucket] with a revision-checked write (asynchronous too; the
-// entry's next fire waits for it and redoes it if it failed). The message
-// ID makes a second publish of a slot inside the stream's duplicate window
-// a no-op, so two schedulers that both believe they lead cannot fire a
-// slot twice. A failed publish is retried with the same ID: every second,
+// (plus the entry's own headers), up to Config.MaxConcurrentFires awaiting
+// their PubAck at once, then, once the PubAck is in, records the slot in
+// [StateBucket] with a revision-checked write (asynchronous too; the
+// entry's next record waits for it and redoes it if it failed). The
+// message ID makes a second publish of a slot inside the stream's duplicate
+// window a no-op, so two schedulers that both believe they lead cannot
+// fire a slot twice. The same window lets the leader record entries that
+// fire often less often: a fired slot may go unrecorded for half of what
+// the window leaves after a failover (two lease TTLs), at most 30s (30s
+// with the default 2-minute window and 10s TTL), since a new leader that
+// catches up from the cursor fires again only slots the stream then drops
+// as duplicates. A clean stop records every fired slot; a window shorter
+// than two lease TTLs plus 2s turns this off. At 10,000 entries firing
+// every second this halves what the server has to write. [Store.State]
+// shows the recorded cursor, so for such entries it may trail the last
+// fire by that much. A failed publish is retried with the same ID: every second,
 // or, while no stream captures the subject, after a delay doubling up to a
 // minute. The failure is recorded on the entry's [State] ([Store.State]),
 // which the dashboard and "jetworker schedule ls" show.

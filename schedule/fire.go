@@ -26,10 +26,12 @@ type firer struct {
 	items map[string]*item
 	heap  slotHeap
 	term  uint64 // the leadership term the heap was built for; 0 = not leading
+	// windows caches recordEvery per stream for the term.
+	windows map[string]time.Duration
 }
 
 func newFirer(s *Scheduler, l *lease, state jetstream.KeyValue) *firer {
-	return &firer{s: s, lease: l, state: state, items: map[string]*item{}}
+	return &firer{s: s, lease: l, state: state, items: map[string]*item{}, windows: map[string]time.Duration{}}
 }
 
 // loop applies entry changes from the watch, follows leadership and fires
@@ -118,7 +120,7 @@ func (f *firer) apply(ctx context.Context, kve jetstream.KeyValueEntry) {
 	it := &item{c: comp, idx: -1}
 	if old != nil {
 		it.last, it.stateRev = old.last, old.stateRev
-		it.state, it.stateSlot, it.stateFailed = old.state, old.stateSlot, old.stateFailed
+		it.state, it.stateSlot, it.stateFailed, it.unrecorded = old.state, old.stateSlot, old.stateFailed, old.unrecorded
 	}
 	f.items[name] = it
 	if f.term != 0 {
@@ -151,6 +153,7 @@ func (f *firer) checkTerm(ctx context.Context) {
 	}
 	f.heap.reset(f.items)
 	f.drain()
+	clear(f.windows)
 	if err := f.loadState(ctx); err != nil {
 		if ctx.Err() != nil {
 			return
@@ -201,44 +204,100 @@ func (f *firer) loadState(ctx context.Context) error {
 	}
 }
 
-// fireDue fires every due slot, up to MaxConcurrentFires awaiting their
-// PubAck at a time, and requeues each item for its next slot (or, when the
-// fire failed, for a retry of the same slot).
+// flight is a fire awaiting its PubAck.
+type flight struct {
+	it   *item
+	id   string // the fire's message ID
+	fut  jetstream.PubAckFuture
+	sent time.Time
+}
+
+// fireDue fires every due slot, keeping up to MaxConcurrentFires publishes
+// in flight (it sends more as acks come back, with no pause between
+// batches), and requeues each item for its next slot (or, when the fire
+// failed, for a retry of the same slot). It stops sending as soon as the
+// lease is no longer trusted.
 func (f *firer) fireDue(ctx context.Context) {
+	var inflight []flight
+	timer := time.NewTimer(f.s.cfg.FireTimeout)
+	defer timer.Stop()
+	lost := false
 	for {
 		now := f.s.cfg.NowFunc()
-		var batch []*item
-		for len(f.heap) > 0 && !f.heap[0].due.After(now) && len(batch) < f.s.cfg.MaxConcurrentFires {
-			batch = append(batch, heap.Pop(&f.heap).(*item))
-		}
-		if len(batch) == 0 {
-			return
-		}
-		results := f.fire(ctx, batch)
-		if ctx.Err() != nil {
-			return
-		}
-		if !f.lease.trusted() {
-			// Lost (or can no longer prove) the lease: stop at once. The
-			// next term rebuilds the heap from the recorded state.
-			f.term = 0
-			f.heap.reset(f.items)
-			return
-		}
-		for i, it := range batch {
-			if f.items[it.c.Name] != it {
-				continue // deleted or replaced meanwhile
+		for !lost && len(inflight) < f.s.cfg.MaxConcurrentFires && len(f.heap) > 0 && !f.heap[0].due.After(now) {
+			if ctx.Err() != nil || !f.lease.trusted() {
+				lost = true // re-checked right before each publish
+				break
 			}
-			switch err := results[i]; {
-			case err == nil:
-				f.schedule(it, it.c.next(it.slot))
-			default:
-				it.failures++
-				it.due = f.s.cfg.NowFunc().Add(retryAfter(err, it.failures))
-				heap.Push(&f.heap, it)
+			it := heap.Pop(&f.heap).(*item)
+			id := fireID(it.c.Name, it.slot)
+			fut, err := f.s.async.PublishMsgAsync(fireMsg(it.c.Entry, id, it.slot))
+			if err != nil {
+				f.finish(ctx, flight{it: it, id: id, sent: now}, nil, err)
+				continue
+			}
+			inflight = append(inflight, flight{it: it, id: id, fut: fut, sent: now})
+		}
+		if len(inflight) == 0 {
+			break
+		}
+		fl := inflight[0]
+		inflight = inflight[1:]
+		var (
+			ack *jetstream.PubAck
+			err error
+		)
+		select {
+		case ack = <-fl.fut.Ok():
+		case err = <-fl.fut.Err():
+		default:
+			timer.Reset(max(fl.sent.Add(f.s.cfg.FireTimeout).Sub(f.s.cfg.NowFunc()), 0))
+			select {
+			case ack = <-fl.fut.Ok():
+			case err = <-fl.fut.Err():
+			case <-timer.C:
+				err = fmt.Errorf("no PubAck within %s", f.s.cfg.FireTimeout)
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
 			}
 		}
+		if err != nil && (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)) {
+			err = fmt.Errorf("%w: %w", errNoStream, err)
+		}
+		f.finish(ctx, fl, ack, err)
 	}
+	if lost || (ctx.Err() == nil && !f.lease.trusted()) {
+		// Lost (or can no longer prove) the lease: the next term rebuilds
+		// the heap from the recorded state.
+		f.term = 0
+		f.heap.reset(f.items)
+	}
+}
+
+// finish handles one fire's outcome: it reports it, records the slot or
+// the failure, and requeues the item.
+func (f *firer) finish(ctx context.Context, fl flight, ack *jetstream.PubAck, err error) {
+	it := fl.it
+	f.report(ctx, it, fl.id, ack, fl.sent, err)
+	if ack != nil {
+		f.record(ctx, it, it.slot, ack.Stream)
+	} else {
+		f.noteFailure(ctx, it, err)
+	}
+	if f.items[it.c.Name] != it || ctx.Err() != nil {
+		return // deleted or replaced meanwhile, or stopping
+	}
+	if err == nil {
+		f.schedule(it, it.c.next(it.slot))
+		return
+	}
+	it.failures++
+	it.due = f.s.cfg.NowFunc().Add(retryAfter(err, it.failures))
+	heap.Push(&f.heap, it)
 }
 
 // retryAfter is how long a failed fire waits: a second, doubling up to a
@@ -258,62 +317,10 @@ func retryAfter(err error, failures int) time.Duration {
 // errNoStream marks a fire whose subject no stream captures.
 var errNoStream = errors.New("no stream captures the subject")
 
-// fire publishes the slots of batch asynchronously, waits for their acks,
-// then records the fired slots (asynchronously too). It returns each
-// item's error, nil for a slot stored in the stream.
-func (f *firer) fire(ctx context.Context, batch []*item) []error {
-	results := make([]error, len(batch))
-	futures := make([]jetstream.PubAckFuture, len(batch))
-	sent := make([]time.Time, len(batch))
-	notTrusted := errors.New("lease not trusted")
-	for i, it := range batch {
-		if ctx.Err() != nil || !f.lease.trusted() {
-			results[i] = notTrusted // re-checked right before each publish
-			continue
-		}
-		fut, err := f.s.async.PublishMsgAsync(fireMsg(it.c.Entry, fireID(it.c.Name, it.slot), it.slot))
-		if err != nil {
-			results[i] = err
-			continue
-		}
-		futures[i], sent[i] = fut, f.s.cfg.NowFunc()
-	}
-	timeout := time.NewTimer(f.s.cfg.FireTimeout)
-	defer timeout.Stop()
-	for i, fut := range futures {
-		if fut == nil {
-			continue
-		}
-		it := batch[i]
-		var ack *jetstream.PubAck
-		select {
-		case ack = <-fut.Ok():
-		case err := <-fut.Err():
-			results[i] = err
-		case <-timeout.C:
-			results[i] = fmt.Errorf("no PubAck within %s", f.s.cfg.FireTimeout)
-			timeout.Reset(0) // the rest have had their time too
-		}
-		if err := results[i]; err != nil && (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)) {
-			results[i] = fmt.Errorf("%w: %w", errNoStream, err)
-		}
-		f.report(ctx, it, ack, sent[i], results[i])
-		if ack != nil {
-			f.record(ctx, it, it.slot)
-		}
-	}
-	for i, err := range results {
-		if err != nil && err != notTrusted {
-			f.noteFailure(ctx, batch[i], err)
-		}
-	}
-	return results
-}
-
 // report logs and hooks one fire attempt.
-func (f *firer) report(ctx context.Context, it *item, ack *jetstream.PubAck, sent time.Time, err error) {
+func (f *firer) report(ctx context.Context, it *item, id string, ack *jetstream.PubAck, sent time.Time, err error) {
 	name, slot := it.c.Name, it.slot
-	fr := Fire{Schedule: name, Slot: slot, ID: fireID(name, slot), Lag: f.s.cfg.NowFunc().Sub(slot)}
+	fr := Fire{Schedule: name, Slot: slot, ID: id, Lag: f.s.cfg.NowFunc().Sub(slot)}
 	if err != nil {
 		fr.Err = fmt.Errorf("fire %q slot %s: publish to %q: %w", name, slot.UTC().Format(time.RFC3339), it.c.Subject, err)
 		f.s.log.LogAttrs(ctx, slog.LevelWarn, "fire", slog.String(logkey.Schedule, name),
@@ -333,10 +340,34 @@ func fireID(name string, slot time.Time) string {
 }
 
 // record moves the entry's cursor to slot. The write is revision-checked
-// and asynchronous; the next record of the entry (a second later at the
-// soonest) waits for it and, if it failed, redoes it synchronously.
-func (f *firer) record(ctx context.Context, it *item, slot time.Time) {
+// and asynchronous; the next record of the entry waits for it and, if it
+// failed, redoes it synchronously. For an entry that fires often, the
+// cursor is written at most every [firer.recordEvery] of its stream: a
+// leader that takes over from the last written cursor fires again slots
+// the stream's duplicate window then drops, so nothing fires twice.
+func (f *firer) record(ctx context.Context, it *item, slot time.Time, stream string) {
+	if it.state != nil { // take the last write's result if it is in
+		select {
+		case ack := <-it.state.Ok():
+			it.last, it.stateRev, it.state = it.stateSlot, ack.Sequence, nil
+		case <-it.state.Err():
+			it.stateFailed, it.state = true, nil
+		default:
+		}
+	}
+	if every := f.recordEvery(ctx, stream); every > 0 && it.state == nil && !it.stateFailed &&
+		!it.last.IsZero() && slot.Sub(it.last) < every {
+		it.unrecorded = slot
+		return
+	}
+	it.unrecorded = time.Time{}
 	f.settleState(ctx, it)
+	f.writeState(it, slot)
+}
+
+// writeState starts the revision-checked write of slot as the entry's
+// cursor; no write may be in flight.
+func (f *firer) writeState(it *item, slot time.Time) {
 	data, err := json.Marshal(State{LastSlot: slot.UTC()})
 	if err != nil {
 		return
@@ -350,6 +381,31 @@ func (f *firer) record(ctx context.Context, it *item, slot time.Time) {
 		return
 	}
 	it.state, it.stateSlot = fut, slot
+}
+
+// maxRecordEvery caps how long a fired slot may go unrecorded.
+const maxRecordEvery = 30 * time.Second
+
+// recordEvery is how long fired slots of an entry on stream may go
+// unrecorded: half of what the stream's duplicate window leaves after a
+// failover (two lease TTLs), at most 30s; 0 (record every fire) when the
+// window is too short or unknown. Stream windows are read once per term.
+func (f *firer) recordEvery(ctx context.Context, stream string) time.Duration {
+	if d, ok := f.windows[stream]; ok {
+		return d
+	}
+	var every time.Duration
+	rctx, cancel := context.WithTimeout(ctx, f.s.cfg.FireTimeout)
+	st, err := f.s.js.Stream(rctx, stream)
+	cancel()
+	if err == nil {
+		every = min((st.CachedInfo().Config.Duplicates-2*f.s.cfg.LeaseTTL)/2, maxRecordEvery)
+		if every < time.Second {
+			every = 0
+		}
+	}
+	f.windows[stream] = every
+	return every
 }
 
 // settleState waits for the entry's state write in flight and handles its
@@ -379,11 +435,21 @@ func (f *firer) settleState(ctx context.Context, it *item) {
 	}
 }
 
-// drain settles every state write in flight.
+// drain writes the fired slots not recorded yet and settles every state
+// write in flight.
 func (f *firer) drain() {
+	ctx := context.Background()
+	for _, it := range f.items {
+		if !it.unrecorded.IsZero() {
+			slot := it.unrecorded
+			it.unrecorded = time.Time{}
+			f.settleState(ctx, it)
+			f.writeState(it, slot)
+		}
+	}
 	for _, it := range f.items {
 		if it.state != nil || it.stateFailed {
-			f.settleState(context.Background(), it)
+			f.settleState(ctx, it)
 		}
 	}
 }

@@ -21,6 +21,9 @@ type item struct {
 	state       jetstream.PubAckFuture
 	stateSlot   time.Time
 	stateFailed bool // the last state write failed: retry it synchronously
+	// unrecorded is a fired slot not written to the state bucket yet
+	// (see firer.record); zero when none.
+	unrecorded time.Time
 }
 
 // slotHeap orders items by due time; the fire loop has one, however many

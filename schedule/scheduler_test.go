@@ -566,3 +566,64 @@ func TestSchedulerLeaseBucketFollowsTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestFiredSlotsRecordedByDuplicateWindow: with the stream's default
+// 2-minute duplicate window, an entry firing every second has its cursor
+// written once and then not for a while (a new leader's re-fires would be
+// dropped as duplicates), and written on a clean stop; with a window too
+// short to cover a failover, every fire is recorded.
+func TestFiredSlotsRecordedByDuplicateWindow(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name       string
+		duplicates time.Duration
+		coalesced  bool
+	}{
+		{"default window", 0, true},
+		{"short window", 5 * time.Second, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := embeddedtest.Start(t, embedded.Config{})
+			_, js := embeddedtest.Connect(t, srv)
+			if err := streams.Provision(t.Context(), js, streams.Config{Tasks: streams.Tasks{Duplicates: tt.duplicates}}); err != nil {
+				t.Fatal(err)
+			}
+			store, _ := schedule.NewStore(js, schedule.StoreConfig{})
+			b := testBundle{srv: srv, js: js, store: store}
+			b.put(t, schedule.Entry{Name: "often", Spec: "@every 1s", Subject: "tasks.often"})
+			r := b.start(t, "s", schedule.Config{LeaseTTL: 2 * time.Second})
+			testutil.Eventually(t, 10*time.Second, func() error {
+				if n := len(r.firesOf("often")); n < 4 {
+					return fmt.Errorf("%d fires", n)
+				}
+				return nil
+			})
+			fires := r.firesOf("often")
+			first, latest := fires[0].Slot, fires[len(fires)-1].Slot
+			var st schedule.State
+			testutil.Eventually(t, 5*time.Second, func() error {
+				var err error
+				st, err = store.State(t.Context(), "often")
+				if err != nil {
+					return err
+				}
+				if !tt.coalesced && st.LastSlot.Before(latest) {
+					return fmt.Errorf("cursor at %s, last fire %s", st.LastSlot, latest)
+				}
+				return nil
+			})
+			if tt.coalesced && !st.LastSlot.Equal(first) {
+				t.Fatalf("cursor at %s after fires %s..%s: want the first fire's, the rest not written yet", st.LastSlot, first, latest)
+			}
+			if err := r.stop(t); err != nil {
+				t.Fatal(err)
+			}
+			fires = r.firesOf("often")
+			st, _ = store.State(t.Context(), "often")
+			if want := fires[len(fires)-1].Slot; !st.LastSlot.Equal(want) {
+				t.Fatalf("after a clean stop the cursor is at %s, want the last fire's %s", st.LastSlot, want)
+			}
+		})
+	}
+}
