@@ -25,7 +25,7 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, errNATSUnreachable):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, schedule.ErrInvalidEntry), errors.Is(err, dlq.ErrUntrusted):
+	case errors.Is(err, schedule.ErrInvalidEntry), errors.Is(err, schedule.ErrNoStream), errors.Is(err, dlq.ErrUntrusted):
 		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusInternalServerError
@@ -35,7 +35,7 @@ func statusOf(err error) int {
 func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, err error) {
 	code := statusOf(err)
 	if code == http.StatusInternalServerError {
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "dashboard request", slog.String(logkey.Path, r.URL.Path), slog.String(logkey.Err, err.Error()))
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "dashboard request", slog.String(logkey.Path, r.URL.Path), slog.Any(logkey.Err, err))
 	}
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }

@@ -1,9 +1,13 @@
 package dashboard_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetworker/jetworker/dashboard"
+	"github.com/jetworker/jetworker/schedule"
 )
 
 // TestDNSRebindingRefused: without credentials the dashboard answers only
@@ -131,5 +136,43 @@ func TestRunFailsWhenTheConnectionCloses(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after its connection closed")
+	}
+}
+
+// TestSchedulesRefuseSystemSubjects: neither the JSON API nor the edit
+// form saves an entry that would fire into a system subject (the
+// $JS.API.STREAM.PURGE.TASKS schedule that wiped the task stream), or
+// into a subject no task stream captures; nothing is stored, the answer
+// says why, and TASKS keeps its tasks.
+func TestSchedulesRefuseSystemSubjects(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dashboard.Config{})
+	provision(t, b.js)
+	if _, err := b.js.Publish(t.Context(), "tasks.keep", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	tok := csrfToken(t, b)
+	subjects := []string{"$JS.API.STREAM.PURGE.TASKS", "$JS.API.STREAM.DELETE.DLQ", "$KV.jetworker_leases.scheduler", "$SYS.REQ.SERVER.PING", "_INBOX.x", "$anything", "nowhere.at.all", "dlq.TASKS.c.tasks.x"}
+	for i, subj := range subjects {
+		name := fmt.Sprintf("pwn%d", i)
+		body, _ := json.Marshal(map[string]any{"spec": "@every 1h", "subject": subj, "paused": true})
+		r := b.do(t, http.MethodPut, "/api/schedules/"+name, bytes.NewReader(body), dashboard.CSRFHeader, tok)
+		if r.code != http.StatusUnprocessableEntity || !strings.Contains(r.body, "error") {
+			t.Errorf("PUT /api/schedules/%s with subject %q: got %d %s, want 422 with the reason", name, subj, r.code, r.body)
+		}
+		form := url.Values{"name": {name + "f"}, "spec": {"@every 1h"}, "subject": {subj}, "csrf_token": {tok}}
+		r = b.do(t, http.MethodPost, "/schedules/+new", strings.NewReader(form.Encode()),
+			"Content-Type", "application/x-www-form-urlencoded", dashboard.CSRFHeader, tok)
+		if r.code < 400 {
+			t.Errorf("form with subject %q: got %d, want it refused", subj, r.code)
+		}
+	}
+	store, _ := schedule.NewStore(b.js, schedule.StoreConfig{})
+	if list, err := store.List(t.Context()); err != nil || len(list) != 0 {
+		t.Fatalf("entries stored after refused saves: %v, %v", list, err)
+	}
+	st, err := b.js.Stream(t.Context(), "TASKS")
+	if err != nil || st.CachedInfo().State.Msgs != 1 {
+		t.Fatalf("TASKS after the attempts: %v, %v", st, err)
 	}
 }

@@ -112,7 +112,7 @@ func (s *Server) newPage(r *http.Request, nav, title string, live bool) pageData
 func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, code int, pd pageData) {
 	var buf bytes.Buffer
 	if err := s.pages[page].ExecuteTemplate(&buf, "layout", pd); err != nil {
-		s.log.LogAttrs(r.Context(), slog.LevelError, "render page", slog.String("page", page), slog.String(logkey.Err, err.Error()))
+		s.log.LogAttrs(r.Context(), slog.LevelError, "render page", slog.String("page", page), slog.Any(logkey.Err, err))
 		http.Error(w, "render page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
