@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetworker/jetworker"
+	jw "github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/task"
 )
@@ -106,7 +106,7 @@ func TestUniqueLockSurvivesWorkerKill(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m, err := dlq.GetLastMsgForSubject(t.Context(), "dlq.TASKS.worker-webhook.tasks.webhook.unique"); err != nil || jetworker.TaskID(m.Header) != "doomed" {
+			if m, err := dlq.GetLastMsgForSubject(t.Context(), "dlq.TASKS.worker-webhook.tasks.webhook.unique"); err != nil || jw.TaskID(m.Header) != "doomed" {
 				t.Errorf("doomed: want it dead-lettered (the path that released its lock): %v", err)
 			}
 		}
