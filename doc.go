@@ -7,11 +7,19 @@
 // The package does no I/O and keeps no state. The work is done by its
 // sub-packages:
 //
-//   - publisher: emit tasks onto JetStream subjects and provision streams;
+//   - streams: provision the task and dead-letter streams;
+//   - publisher: emit tasks onto JetStream subjects, one at a time or in bulk;
 //   - consumer: run handlers on a durable pull consumer with a worker pool;
+//   - handlers: a subject mux, middleware, typed adapters and stock
+//     handlers (webhook, email);
 //   - schedule: cron and interval schedules with a single elected publisher;
-//   - handlers: a subject mux, middleware and typed adapters;
-//   - embedded: an in-process nats-server for tests, examples and dev mode.
+//   - dlq: list, inspect, replay and purge dead letters;
+//   - task: tracked tasks' state, progress, result and cancel; uniqueness;
+//     task/taskhttp serves the 202 Accepted pattern over HTTP;
+//   - outbox: enqueue tasks in a PostgreSQL transaction, relayed to JetStream;
+//   - overview, metrics, dashboard, tracing: see and measure it all;
+//   - embedded: an in-process nats-server for tests, examples and dev mode
+//     (embedded/embeddedtest for tests).
 //
 // # Handler results
 //
