@@ -35,7 +35,7 @@
 //
 // # Running parts together
 //
-// Every long-running part (consumer, scheduler, dashboard) has a
+// Every long-running part (consumer, scheduler, outbox relay, dashboard) has a
 // Run(ctx) error method. [RunAll] runs several of them and stops them all
 // when one fails, so a main function stays a few lines long.
 package jetworker
