@@ -38,3 +38,30 @@ func TestNoBuildOutputsCommitted(t *testing.T) {
 		}
 	}
 }
+
+// TestDependencyHygiene: programs that run workers, a dashboard or
+// metrics do not link the PostgreSQL driver (only the outbox packages do),
+// and the production binary does not link package testing.
+func TestDependencyHygiene(t *testing.T) {
+	t.Parallel()
+	deps := func(pkg string) []string {
+		out, err := exec.Command("go", "list", "-deps", pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		return strings.Fields(string(out))
+	}
+	for _, pkg := range []string{"./consumer", "./publisher", "./schedule", "./dashboard", "./metrics", "./task/taskhttp"} {
+		for _, d := range deps(pkg) {
+			if strings.HasPrefix(d, "github.com/jackc/") {
+				t.Errorf("%s links %s", pkg, d)
+				break
+			}
+		}
+	}
+	for _, d := range deps("./cmd/jetworker") {
+		if d == "testing" {
+			t.Error("cmd/jetworker links package testing")
+		}
+	}
+}

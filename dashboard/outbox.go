@@ -9,14 +9,16 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetworker/jetworker/outbox"
+	"github.com/jetworker/jetworker/internal/outboxdata"
 )
 
 // Outbox is what the dashboard reads of a transactional outbox:
 // *outbox.Relay implements it, so the dashboard needs no database
-// connection of its own. Stats must respect ctx.
+// connection of its own. Stats must respect ctx. The types are outbox.Stats,
+// outbox.DeadFilter and outbox.DeadRow (aliases of internal types, so that
+// the dashboard does not link the PostgreSQL driver).
 type Outbox interface {
-	Stats(ctx context.Context) (outbox.Stats, error)
+	Stats(ctx context.Context) (outboxdata.Stats, error)
 }
 
 // OutboxDeadFunc lists an outbox's dead rows, for example
@@ -24,24 +26,24 @@ type Outbox interface {
 //	func(ctx context.Context, f outbox.DeadFilter) ([]outbox.DeadRow, error) {
 //		return relay.Outbox().ListDead(ctx, pool, f)
 //	}
-type OutboxDeadFunc func(ctx context.Context, f outbox.DeadFilter) ([]outbox.DeadRow, error)
+type OutboxDeadFunc func(ctx context.Context, f outboxdata.DeadFilter) ([]outboxdata.DeadRow, error)
 
 // outboxDeadPage is how many dead rows the outbox page lists at once.
 const outboxDeadPage = 50
 
-// outboxCache keeps the last outbox.Stats: the query's cost grows with the
+// outboxCache keeps the last outbox stats: the query's cost grows with the
 // rows waiting, so pages and probes share one read per SampleInterval.
 type outboxCache struct {
 	mu    sync.Mutex
 	at    time.Time
-	stats outbox.Stats
+	stats outboxdata.Stats
 	err   error
 }
 
 // outboxStats returns the outbox's stats, read at most once per
 // SampleInterval unless fresh (the sampler's reads). Concurrent callers
 // wait for one read.
-func (s *Server) outboxStats(ctx context.Context, fresh bool) (outbox.Stats, error) {
+func (s *Server) outboxStats(ctx context.Context, fresh bool) (outboxdata.Stats, error) {
 	c := &s.outboxCache
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -138,7 +140,7 @@ func (s *Server) outboxPage(r *http.Request) outboxPageView {
 	v.After, _ = strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CheckTimeout)
 	defer cancel()
-	rows, err := s.cfg.OutboxDeadFunc(ctx, outbox.DeadFilter{AfterID: v.After, Limit: outboxDeadPage + 1})
+	rows, err := s.cfg.OutboxDeadFunc(ctx, outboxdata.DeadFilter{AfterID: v.After, Limit: outboxDeadPage + 1})
 	if err != nil {
 		v.DeadError = err.Error()
 		return v

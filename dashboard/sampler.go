@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/jetworker/jetworker/consumer"
-	"github.com/jetworker/jetworker/outbox"
+	"github.com/jetworker/jetworker/internal/outboxdata"
 	"github.com/jetworker/jetworker/overview"
 )
 
@@ -175,7 +175,7 @@ type observation struct {
 	Workers     []consumer.WorkerInfo
 	WorkersErr  error
 	// Outbox is nil when no outbox is configured.
-	Outbox    *outbox.Stats
+	Outbox    *outboxdata.Stats
 	OutboxErr error
 }
 

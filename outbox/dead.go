@@ -7,41 +7,26 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jetworker/jetworker/internal/outboxdata"
+
 	"github.com/nats-io/nats.go"
 )
 
 // DeadRow is a row the relay moved aside because the server refused it
-// for good.
-type DeadRow struct {
-	// ID is the row's id; it keeps it when retried.
-	ID int64
-	// MsgID is the task ID, published as Nats-Msg-Id.
-	MsgID   string
-	Subject string
-	Data    []byte
-	Header  nats.Header
-	// Key is the ordering key, empty without one.
-	Key         string
-	AvailableAt time.Time
-	CreatedAt   time.Time
-	// Reason says why the server refused it.
-	Reason   string
-	FailedAt time.Time
-}
+// for good: ID (kept when retried), MsgID (the task ID, published as
+// Nats-Msg-Id), Subject, Data, Header, Key (the ordering key, "" without
+// one), AvailableAt, CreatedAt, Reason (why the server refused it) and
+// FailedAt. (It is defined in a package without the PostgreSQL driver, so
+// that the dashboard can show dead rows without linking it.)
+type DeadRow = outboxdata.DeadRow
 
-// Stats describes an outbox at one moment.
-type Stats struct {
-	// Pending is the number of rows not yet published, due or delayed.
-	Pending int64
-	// Due is the number of pending rows that are due now.
-	Due int64
-	// Lag is how long the oldest due row has been due (for an immediate
-	// row: since its transaction started); 0 when none is due. It is the
-	// relay's lag: alert when it grows.
-	Lag time.Duration
-	// Dead is the number of rows moved aside.
-	Dead int64
-}
+// Stats describes an outbox at one moment: Pending (rows not yet
+// published, due or delayed), Due (pending rows due now), Lag (how long the
+// oldest due row has been due, for an immediate row since its transaction
+// started; 0 when none is due: the relay's lag, alert when it grows) and
+// Dead (rows moved aside). (Defined without the PostgreSQL driver, as
+// DeadRow.)
+type Stats = outboxdata.Stats
 
 // Stats counts the outbox's pending, due and dead rows and measures the
 // lag, in one query whose cost grows with the pending and dead rows
@@ -61,15 +46,9 @@ func (o *Outbox) Stats(ctx context.Context, db DB) (Stats, error) {
 }
 
 // DeadFilter selects dead rows for [Outbox.ListDead]; the zero value
-// selects all.
-type DeadFilter struct {
-	// Subject, when set, selects the rows of this subject.
-	Subject string
-	// AfterID lists rows with a larger ID only (pagination).
-	AfterID int64
-	// Limit is the most rows returned. Defaults to 100.
-	Limit int
-}
+// selects all: Subject (rows of this subject), AfterID (rows with a larger
+// ID: pagination) and Limit (the most rows returned; defaults to 100).
+type DeadFilter = outboxdata.DeadFilter
 
 // ListDead returns dead rows in ID order.
 func (o *Outbox) ListDead(ctx context.Context, db DB, f DeadFilter) ([]DeadRow, error) {
