@@ -150,9 +150,16 @@ type event struct {
 //     active, retrying, then terminal);
 //   - progress and results come with an active event of the current
 //     attempt;
-//   - a cancel request is a flag; it never moves the state.
+//   - a cancel request is a flag; it never moves the state;
+//   - times never go backwards: an event older than the record's last
+//     update counts as of that update.
 func apply(cur Info, ev event, historyLimit int) (Info, bool) {
 	next := cur
+	if ev.at.Before(cur.Updated) {
+		// Writers' clocks and queues differ (a worker's start, held back
+		// while a publisher writes the record): times never go backwards.
+		ev.at = cur.Updated
+	}
 	if ev.cancel {
 		if cur.State.Terminal() || cur.CancelRequested {
 			return cur, false
@@ -164,6 +171,7 @@ func apply(cur Info, ev event, historyLimit int) (Info, bool) {
 	if ev.generation < 0 {
 		ev.generation = cur.Generation // the event does not know: the current one
 	}
+
 	switch {
 	case ev.generation > cur.Generation:
 		// A new life: everything of the old one but its history goes.

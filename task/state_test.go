@@ -97,3 +97,28 @@ func TestKey(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyTimesNeverGoBackwards: a worker's start, stamped before the
+// publisher wrote the record but applied after it, does not move Updated
+// or the history back in time.
+func TestApplyTimesNeverGoBackwards(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	cur, _ := apply(Info{History: []Transition{}}, event{state: Pending, at: t0.Add(time.Millisecond)}, 10)
+	next, changed := apply(cur, event{state: Active, attempt: 1, at: t0}, 10)
+	if !changed || next.State != Active {
+		t.Fatalf("got %s, changed %v", next.State, changed)
+	}
+	if next.Updated.Before(cur.Updated) {
+		t.Fatalf("Updated went from %s back to %s", cur.Updated, next.Updated)
+	}
+	for i := 1; i < len(next.History); i++ {
+		if next.History[i].At.Before(next.History[i-1].At) {
+			t.Fatalf("history out of time order: %+v", next.History)
+		}
+	}
+	cancelled, _ := apply(next, event{cancel: true, at: t0}, 10)
+	if cancelled.Updated.Before(next.Updated) {
+		t.Fatalf("a cancel request moved Updated back to %s", cancelled.Updated)
+	}
+}

@@ -774,9 +774,13 @@ func TestEvents(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		s := b.follow(t, ctx, loc+"/events")
 		s.status(t)
-		if n := kvConsumers(t, b.js); n != before+1 {
-			t.Fatalf("consumers on the task bucket while following: %d, want %d (the watch)", n, before+1)
-		}
+		// The first event is the record as read; the watch starts after it.
+		testutil.Eventually(t, 5*time.Second, func() error {
+			if n := kvConsumers(t, b.js); n != before+1 {
+				return fmt.Errorf("consumers on the task bucket while following: %d, want %d (the watch)", n, before+1)
+			}
+			return nil
+		})
 		// Heartbeats keep it open meanwhile.
 		for s.comments < 2 {
 			if !s.sc.Scan() {
