@@ -113,85 +113,74 @@ func run(ctx context.Context) error {
 	scheduler, err2 := schedule.New(js, schedule.Config{}) // run two or more: one holds the lease and fires
 	pub, err3 := publisher.New(js, publisher.Config{})
 	store, err4 := schedule.NewStore(js, schedule.StoreConfig{})
-	tasks, err5 := task.New(js, task.Config{})
-	dead, err6 := dlq.New(js, dlq.Config{})
-	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return err
 	}
-	st := steps{pub: pub, store: store, tasks: tasks, dead: dead, cleaned: cleaned}
+	tasks, err5 := task.New(js, task.Config{}) // reads tracked tasks
+	dead, err6 := dlq.New(js, dlq.Config{})    // reads dead letters
+	if err := errors.Join(err5, err6); err != nil {
+		return err
+	}
 
-	// The worker and the scheduler run until ctx ends; if one fails,
-	// RunAll stops the other and returns its error. The steps are a third
-	// part: they end the others when they are done.
+	// The steps run beside the worker and the scheduler: each publishes or
+	// stores one thing and waits for it to play out. When they are done,
+	// they stop the other parts.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	err = jetworker.RunAll(ctx, worker, scheduler, jetworker.RunnerFunc(func(ctx context.Context) error {
+	steps := jetworker.RunnerFunc(func(ctx context.Context) error {
 		defer cancel()
-		return st.run(ctx)
-	}))
-	if err != nil {
+		ctx, stop := context.WithTimeout(ctx, time.Minute)
+		defer stop()
+
+		fmt.Println("publishing welcome-ada")
+		// The ID makes a second publish within two minutes a no-op; Track records
+		// the task's lifecycle for task.Store's Get, Wait, Follow and Cancel.
+		if _, err := publisher.PublishJSON(ctx, pub, "tasks.email.welcome", Welcome{Email: "ada@example.com"},
+			&publisher.PublishOpts{ID: "welcome-ada", Track: true}); err != nil {
+			return err
+		}
+		info, err := tasks.Wait(ctx, "welcome-ada")
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: %s after %d attempts\n", info.ID, info.State, info.Attempt)
+
+		fmt.Println("publishing invoice-7")
+		if _, err := publisher.PublishJSON(ctx, pub, "tasks.invoice.send", Invoice{Number: 7},
+			&publisher.PublishOpts{ID: "invoice-7", Track: true}); err != nil {
+			return err
+		}
+		if info, err = tasks.Wait(ctx, "invoice-7"); err != nil {
+			return err
+		}
+		page, err := dead.List(ctx, dlq.Filter{Subject: "tasks.invoice.>"}, 0, 10) // newest first
+		if err != nil {
+			return err
+		}
+		if len(page.Entries) != 1 {
+			return fmt.Errorf("%d dead letters, want invoice-7's", len(page.Entries))
+		}
+		e := page.Entries[0]
+		fmt.Printf("%s: %s after %d attempt, in the dead letters: %s\n", e.TaskID, info.State, e.Attempts, e.Error)
+
+		fmt.Println("storing schedule cleanup: @every 1s")
+		// A schedule, fired by whichever scheduler holds the lease (cron specs and time zones too).
+		if _, err := store.Put(ctx, schedule.Entry{Name: "cleanup", Spec: "@every 1s", Subject: "tasks.cleanup"}); err != nil {
+			return err
+		}
+		select {
+		case <-cleaned:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("schedule cleanup: no fire: %w", ctx.Err())
+		}
+	})
+
+	// The worker and the scheduler run until ctx ends; if one fails, RunAll
+	// stops the other and returns its error.
+	if err := jetworker.RunAll(ctx, worker, scheduler, steps); err != nil {
 		return err
 	}
 	fmt.Println("stopped: worker and scheduler shut down")
 	return nil
-}
-
-// steps publishes the tasks and stores the schedule one at a time, and
-// waits for each to play out before it takes the next.
-type steps struct {
-	pub     *publisher.Publisher
-	store   *schedule.Store
-	tasks   *task.Store
-	dead    *dlq.Store
-	cleaned <-chan struct{}
-}
-
-func (s steps) run(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-
-	// A task retried once. The ID makes a second publish within two
-	// minutes a no-op; Track records the task's lifecycle, which Wait
-	// follows until it ends.
-	fmt.Println("publishing welcome-ada")
-	if _, err := publisher.PublishJSON(ctx, s.pub, "tasks.email.welcome", Welcome{Email: "ada@example.com"},
-		&publisher.PublishOpts{ID: "welcome-ada", Track: true}); err != nil {
-		return err
-	}
-	info, err := s.tasks.Wait(ctx, "welcome-ada")
-	if err != nil {
-		return err
-	}
-	fmt.Printf("%s: %s after %d attempts\n", info.ID, info.State, info.Attempt)
-
-	// A task that fails for good: a copy lands in the dead-letter stream.
-	fmt.Println("publishing invoice-7")
-	if _, err := publisher.PublishJSON(ctx, s.pub, "tasks.invoice.send", Invoice{Number: 7},
-		&publisher.PublishOpts{ID: "invoice-7", Track: true}); err != nil {
-		return err
-	}
-	if info, err = s.tasks.Wait(ctx, "invoice-7"); err != nil {
-		return err
-	}
-	page, err := s.dead.List(ctx, dlq.Filter{Subject: "tasks.invoice.>"}, 0, 10) // newest first
-	if err != nil {
-		return err
-	}
-	if len(page.Entries) != 1 {
-		return fmt.Errorf("%d dead letters, want invoice-7's", len(page.Entries))
-	}
-	e := page.Entries[0]
-	fmt.Printf("%s: %s after %d attempt, in the dead letters: %s\n", e.TaskID, info.State, e.Attempts, e.Error)
-
-	// A schedule, fired by whichever scheduler holds the lease.
-	fmt.Println("storing schedule cleanup: @every 1s")
-	if _, err := s.store.Put(ctx, schedule.Entry{Name: "cleanup", Spec: "@every 1s", Subject: "tasks.cleanup"}); err != nil {
-		return err
-	}
-	select {
-	case <-s.cleaned:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("schedule cleanup: no fire: %w", ctx.Err())
-	}
 }
