@@ -96,7 +96,10 @@ func run(ctx context.Context) error {
 		return nil
 	}))
 	mux.Route("tasks.invoice.send", handlers.JSON(func(ctx context.Context, t *jetworker.Task, inv Invoice) error {
-		return jetworker.Permanent(fmt.Errorf("invoice %d has no customer", inv.Number))
+		if inv.Customer == "" {
+			return jetworker.Permanent(fmt.Errorf("invoice %d has no customer", inv.Number))
+		}
+		return nil
 	}))
 	cleaned := make(chan struct{}, 1) // tells the steps below that the schedule fired
 	mux.RouteFunc("tasks.cleanup", func(ctx context.Context, t *jetworker.Task) error {
