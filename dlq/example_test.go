@@ -49,7 +49,9 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	go func() { _ = worker.Run(ctx) }()
+	stopped := make(chan error, 1)
+	go func() { stopped <- worker.Run(ctx) }()
+	defer func() { cancel(); <-stopped }() // stop the worker and wait for it
 	<-worker.Ready()
 
 	pub, _ := publisher.New(js, publisher.Config{})

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker/internal/logkey"
@@ -82,11 +83,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	// Bind to the buckets, creating those missing: a scheduler whose
 	// identity may not manage buckets runs on provisioned ones.
-	entries, state, err := s.store.buckets(ctx, false)
-	if err != nil {
-		return fmt.Errorf("schedule: %w", err)
-	}
-	leaseKV, err := s.leaseBucket(ctx)
+	var (
+		entries, state, leaseKV jetstream.KeyValue
+	)
+	err := s.retryTimeouts(ctx, "bind the schedule buckets", func() (err error) {
+		entries, state, err = s.store.buckets(ctx, false)
+		if err == nil {
+			leaseKV, err = s.leaseBucket(ctx)
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("schedule: %w", err)
 	}
@@ -185,4 +191,27 @@ func (s *Scheduler) leaseBucket(ctx context.Context) (jetstream.KeyValue, error)
 		return nil, fmt.Errorf("provision bucket %q (lease TTL %s): %w", LeaseBucket, s.cfg.LeaseTTL, err)
 	}
 	return kv, nil
+}
+
+// retryTimeouts runs f until it returns something other than a timeout,
+// ctx ends or a minute has passed, waiting 250ms doubling to 4s between
+// tries. Creating an R3 bucket on a fresh cluster can time out while
+// another scheduler creates the same one; the next try binds to it.
+func (s *Scheduler) retryTimeouts(ctx context.Context, what string, f func() error) error {
+	giveUp := time.Now().Add(time.Minute)
+	wait := 250 * time.Millisecond
+	for {
+		err := f()
+		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoStreamResponse)
+		if !timedOut || ctx.Err() != nil || time.Now().After(giveUp) {
+			return err
+		}
+		s.log.LogAttrs(ctx, slog.LevelWarn, what+": timed out; trying again", slog.Duration("in", wait), slog.Any(logkey.Err, err))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 4*time.Second)
+	}
 }
