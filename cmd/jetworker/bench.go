@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jetworker/jetworker/cmd/jetworker/internal/bench"
 	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/publisher"
 )
 
 // benchEnv configures "jetworker bench". It reads its own server URL,
@@ -24,17 +27,20 @@ type benchEnv struct {
 
 // benchOpts are the options of one benchmark.
 type benchOpts struct {
-	N           int           `flag:"n" desc:"tasks"`
+	Mode        string        `flag:"mode" meta:"MODE" desc:"sequential, mixed, schedule, outbox or backlog (see above)"`
+	N           int           `flag:"n" desc:"tasks (outbox: rows; schedule: entries); 0: the mode's default, 100000 (schedule 10000, backlog 1000000)"`
 	Size        int           `flag:"size" desc:"payload bytes (>= 8)"`
 	Publishers  int           `flag:"publishers" desc:"publishing goroutines"`
 	Concurrency int           `flag:"concurrency" desc:"handlers at once"`
-	Mode        string        `flag:"mode" meta:"MODE" desc:"sequential (enqueue all, then drain) or mixed (produce and consume at once)"`
-	Rate        int           `flag:"rate" desc:"mixed: target tasks/s (0: as fast as possible)"`
-	Load        float64       `flag:"load" desc:"mixed: pace at this fraction (0-1] of jetworker's unpaced mixed rate, measured first (instead of --rate)"`
-	Work        time.Duration `flag:"work" desc:"simulated work per task"`
+	Rounds      int           `flag:"rounds" desc:"run the sides this many times, each round starting with the next side; report medians and the spread of the ratios"`
 	Replicas    int           `flag:"replicas" desc:"replicas of the benchmark streams"`
-	Rounds      int           `flag:"rounds" desc:"run the three sides this many times, each round starting with the next side; report medians"`
 	JSON        bool          `flag:"json" desc:"print the report as JSON"`
+	Rate        int           `flag:"rate" group:"Sequential and mixed modes" desc:"mixed: target tasks/s (0: as fast as possible)"`
+	Load        float64       `flag:"load" group:"Sequential and mixed modes" desc:"mixed: pace at this fraction (0-1] of jetworker's unpaced mixed rate, measured first (instead of --rate)"`
+	Work        time.Duration `flag:"work" group:"Sequential and mixed modes" desc:"simulated work per task"`
+	BatchSize   int           `flag:"batch-size" group:"Sequential and mixed modes" desc:"sequential: tasks per PublishBatch call of the bulk side"`
+	BatchFlow   int           `flag:"batch-flow" group:"Sequential and mixed modes" desc:"sequential: the bulk side's publisher BatchFlow (an ack every N tasks)"`
+	BatchOut    int           `flag:"batch-outstanding" group:"Sequential and mixed modes" desc:"sequential: the bulk side's publisher BatchOutstanding (acks in flight)"`
 }
 
 // benchConfig maps the options to the bench engine's Config.
@@ -42,25 +48,37 @@ func (o benchOpts) benchConfig() bench.Config {
 	return bench.Config{
 		N: o.N, Size: o.Size, Publishers: o.Publishers, Concurrency: o.Concurrency, Mode: o.Mode,
 		Rate: o.Rate, Load: o.Load, Work: o.Work, Replicas: o.Replicas, Rounds: o.Rounds,
+		BatchSize: o.BatchSize, BatchFlow: o.BatchFlow, BatchOutstanding: o.BatchOut,
 	}
 }
 
 const benchAbout = `
-Enqueue N tasks of SIZE bytes with P publishers and process them with C
-handlers, through raw nats.go (PublishAsync, Consume + Ack) and through
-jetworker, on the same server in the same run, and print both with the
-jetworker/raw ratios. Without --url it runs on an embedded server storing
-in a temporary directory.`
+Measure jetworker against raw nats.go on the same server in the same run,
+and print both with the jetworker/raw ratios: the median over --rounds
+and its spread (the lowest and highest round). Without --url it runs on
+an embedded server storing in a temporary directory.
+
+Modes:
+  sequential  enqueue N tasks, then drain them with C handlers. Sides: raw
+              (PublishAsync, Consume + Ack), raw_msgid (the same with a
+              Nats-Msg-Id), jetworker (PublishAsync, no ID: no header),
+              jetworker_id (PublishOpts.ID), bulk (PublishBatch).
+  mixed       produce and consume at once, unpaced or at --rate/--load;
+              adds the enqueue-to-start p50 and p99 ratios.`
 
 func runBench(ctx context.Context, std *stdio, args []string) error {
 	var e benchEnv
-	opts := benchOpts{N: 100_000, Size: 256, Publishers: 1, Concurrency: 10, Mode: bench.Sequential, Replicas: 1, Rounds: 1}
+	opts := benchOpts{Mode: bench.Sequential, Size: 256, Publishers: 1, Concurrency: 10, Replicas: 1, Rounds: bench.DefaultRounds,
+		BatchSize: bench.DefaultBatchSize, BatchFlow: publisher.DefaultBatchFlow, BatchOut: publisher.DefaultBatchOutstanding}
 	c := newCLI("bench", "", benchAbout).options("Benchmark", &opts).env(&e)
 	if err := c.parseNoArgs(std, args); err != nil {
 		return err
 	}
-	cfg := opts.benchConfig()
-	asJSON := opts.JSON
+	switch opts.Mode {
+	case bench.Sequential, bench.Mixed:
+	default:
+		return usagef("--mode %q: want sequential or mixed", inert(opts.Mode))
+	}
 	log, err := std.logger(e.LogEnv)
 	if err != nil {
 		return err
@@ -85,60 +103,126 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	}
 	defer conn.Close()
 
-	if std.isTTY && !asJSON {
-		var mu sync.Mutex
-		last := time.Time{}
-		cfg.Progress = func(phase string, done, total int) {
-			mu.Lock()
-			defer mu.Unlock()
-			if time.Since(last) < 100*time.Millisecond && done < total {
-				return
-			}
-			last = time.Now()
-			const width = 30
-			filled := width * done / max(total, 1)
-			fmt.Fprintf(std.err, "\r%-20s [%-*s] %d/%d", phase, width, bar(filled), done, total)
-		}
-	}
+	progress := benchProgress(std, opts.JSON)
+	defer progress.clear()
+	cfg := opts.benchConfig()
+	cfg.Progress = progress.show
 	rep, err := bench.Run(ctx, conn.js, cfg)
-	if std.isTTY && !asJSON {
-		fmt.Fprint(std.err, "\r\033[K")
-	}
+	progress.clear()
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	if opts.JSON {
 		return printJSON(std, rep)
 	}
-	fmt.Fprintf(std.out, "%d tasks x %d B, %d publisher(s), %d handlers, %s mode", rep.N, rep.Size, rep.Publishers, rep.Concurrency, rep.Mode)
+	printThroughput(std.out, rep)
+	return nil
+}
+
+// progressBar draws a progress bar on a terminal's standard error; on
+// anything else it draws nothing.
+type progressBar struct {
+	w    io.Writer
+	on   bool
+	mu   sync.Mutex
+	last time.Time
+}
+
+func benchProgress(std *stdio, asJSON bool) *progressBar {
+	return &progressBar{w: std.err, on: std.isTTY && !asJSON}
+}
+
+// show draws phase's progress, at most every 100ms. It is safe for
+// concurrent use.
+func (p *progressBar) show(phase string, done, total int) {
+	if !p.on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.last) < 100*time.Millisecond && done < total {
+		return
+	}
+	p.last = time.Now()
+	const width = 30
+	filled := min(width*done/max(total, 1), width)
+	fmt.Fprintf(p.w, "\r%-20s [%-*s] %d/%d", phase, width, strings.Repeat("=", filled), done, total)
+}
+
+// clear removes the bar.
+func (p *progressBar) clear() {
+	if !p.on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprint(p.w, "\r\033[K")
+}
+
+// benchHeader is the end of every report's first line.
+func benchHeader(server string, gomaxprocs int, gogc string, rounds int) string {
+	s := fmt.Sprintf("nats-server %s, GOMAXPROCS %d, GOGC %s", server, gomaxprocs, gogc)
+	if rounds > 1 {
+		s += fmt.Sprintf(", median of %d rounds", rounds)
+	}
+	return s
+}
+
+func printThroughput(w io.Writer, rep bench.Report) {
+	fmt.Fprintf(w, "%d tasks x %d B, %d publisher(s), %d handlers, %s mode", rep.N, rep.Size, rep.Publishers, rep.Concurrency, rep.Mode)
 	if rep.Rate > 0 {
-		fmt.Fprintf(std.out, " at %d/s", rep.Rate)
+		fmt.Fprintf(w, " at %d/s", rep.Rate)
 	}
 	if rep.Load > 0 {
-		fmt.Fprintf(std.out, " (%.0f%% of jetworker's unpaced %.0f/s)", 100*rep.Load, rep.MaxRate)
+		fmt.Fprintf(w, " (%.0f%% of jetworker's unpaced %.0f/s)", 100*rep.Load, rep.MaxRate)
 	}
-	fmt.Fprintf(std.out, ", work %s, nats-server %s, GOMAXPROCS %d, GOGC %s", rep.Work, rep.Server, rep.GoMaxProcs, rep.GOGC)
-	if rep.Rounds > 1 {
-		fmt.Fprintf(std.out, ", median of %d rounds", rep.Rounds)
+	fmt.Fprintf(w, ", work %s, %s\n", rep.Work, benchHeader(rep.Server, rep.GoMaxProcs, rep.GOGC, rep.Rounds))
+	if rep.Bulk != nil {
+		fmt.Fprintf(w, "bulk: PublishBatch of %d tasks, BatchFlow %d, BatchOutstanding %d\n", rep.BatchSize, rep.BatchFlow, rep.BatchOutstanding)
 	}
-	fmt.Fprint(std.out, "\n\n")
-	tw := tabwriter.NewWriter(std.out, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tenqueue/s\tprocess/s\tp50\tp95\tp99\tmax\tallocs/task\tB/task\tGCs\tpeak RSS MiB\t")
-	for _, r := range []bench.Result{rep.Raw, rep.RawMsgID, rep.Jetworker} {
+	for _, r := range rep.Sides() {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.1f\t%.0f\t%d\t%.0f\t\n", r.Name, r.EnqueuePerSec, r.ProcessPerSec,
 			r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.AllocsPerTask,
 			r.BytesPerTask, r.GCCycles, r.PeakRSSMiB)
 	}
-	fmt.Fprintf(tw, "jetworker/raw\t%.2f\t%.2f\t\t\t\t\t\t\t\t\t\n", rep.EnqueueRatio, rep.ProcessRatio)
-	fmt.Fprintf(tw, "jetworker/raw_msgid\t%.2f\t%.2f\t\t\t\t\t\t\t\t\t\n", rep.EnqueueRatioMsgID, rep.ProcessRatioMsgID)
 	_ = tw.Flush()
-	return nil
+	fmt.Fprintln(w, "(latency is enqueue-to-start; peak RSS is this process's, the embedded server's included when there is one)")
+	fmt.Fprintln(w)
+	printRatios(w, rep.Ratios, rep.Rounds)
 }
 
-func bar(n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = '='
+// printRatios prints each ratio's median and, over several rounds, its
+// spread.
+func printRatios(w io.Writer, rs []bench.Ratio, rounds int) {
+	var b strings.Builder
+	defer func() { writeTrimmed(w, b.String()) }()
+	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
+	if rounds > 1 {
+		fmt.Fprintf(tw, "ratio\tmedian\tspread (%d rounds)\n", rounds)
+	} else {
+		fmt.Fprintln(tw, "ratio\tvalue")
 	}
-	return string(b)
+	for _, r := range rs {
+		note := ""
+		if r.LowerIsBetter {
+			note = "lower is better"
+		}
+		spread := ""
+		if rounds > 1 {
+			spread = fmt.Sprintf("%.2f–%.2f", r.Min, r.Max)
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\n", r.Name(), r.Median, spread, note)
+	}
+	_ = tw.Flush()
+}
+
+// writeTrimmed writes s without the spaces a tabwriter leaves at the ends
+// of lines.
+func writeTrimmed(w io.Writer, s string) {
+	for line := range strings.Lines(s) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+	}
 }
