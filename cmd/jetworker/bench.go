@@ -41,6 +41,12 @@ type benchOpts struct {
 	BatchSize   int           `flag:"batch-size" group:"Sequential and mixed modes" desc:"sequential: tasks per PublishBatch call of the bulk side"`
 	BatchFlow   int           `flag:"batch-flow" group:"Sequential and mixed modes" desc:"sequential: the bulk side's publisher BatchFlow (an ack every N tasks)"`
 	BatchOut    int           `flag:"batch-outstanding" group:"Sequential and mixed modes" desc:"sequential: the bulk side's publisher BatchOutstanding (acks in flight)"`
+	Seconds     int           `flag:"seconds" group:"Schedule and outbox modes" desc:"schedule: slots measured per round, after a 2s warm-up; outbox: length of the paced latency phase"`
+}
+
+// scheduleConfig maps the options to the schedule benchmark's Config.
+func (o benchOpts) scheduleConfig() bench.ScheduleConfig {
+	return bench.ScheduleConfig{Entries: o.N, Size: o.Size, Seconds: o.Seconds, Rounds: o.Rounds, Replicas: o.Replicas}
 }
 
 // benchConfig maps the options to the bench engine's Config.
@@ -64,7 +70,12 @@ Modes:
               Nats-Msg-Id), jetworker (PublishAsync, no ID: no header),
               jetworker_id (PublishOpts.ID), bulk (PublishBatch).
   mixed       produce and consume at once, unpaced or at --rate/--load;
-              adds the enqueue-to-start p50 and p99 ratios.`
+              adds the enqueue-to-start p50 and p99 ratios.
+  schedule    N entries (default 10000) at @every 1s in the schedules
+              bucket, one scheduler firing them: the fire lag (slot to
+              PubAck) over --seconds, against a raw loop publishing the
+              same messages with PublishAsync at each slot. It refuses a
+              server that has schedule entries or a leading scheduler.`
 
 func runBench(ctx context.Context, std *stdio, args []string) error {
 	var e benchEnv
@@ -75,9 +86,9 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 		return err
 	}
 	switch opts.Mode {
-	case bench.Sequential, bench.Mixed:
+	case bench.Sequential, bench.Mixed, bench.Schedule:
 	default:
-		return usagef("--mode %q: want sequential or mixed", inert(opts.Mode))
+		return usagef("--mode %q: want sequential, mixed or schedule", inert(opts.Mode))
 	}
 	log, err := std.logger(e.LogEnv)
 	if err != nil {
@@ -105,17 +116,33 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 
 	progress := benchProgress(std, opts.JSON)
 	defer progress.clear()
-	cfg := opts.benchConfig()
-	cfg.Progress = progress.show
-	rep, err := bench.Run(ctx, conn.js, cfg)
-	progress.clear()
-	if err != nil {
-		return err
+	var (
+		rep   any
+		print func(io.Writer)
+	)
+	switch opts.Mode {
+	case bench.Schedule:
+		cfg := opts.scheduleConfig()
+		cfg.Progress = progress.show
+		r, err := bench.RunSchedule(ctx, conn.js, cfg)
+		if err != nil {
+			return err
+		}
+		rep, print = r, func(w io.Writer) { printSchedule(w, r) }
+	default:
+		cfg := opts.benchConfig()
+		cfg.Progress = progress.show
+		r, err := bench.Run(ctx, conn.js, cfg)
+		if err != nil {
+			return err
+		}
+		rep, print = r, func(w io.Writer) { printThroughput(w, r) }
 	}
+	progress.clear()
 	if opts.JSON {
 		return printJSON(std, rep)
 	}
-	printThroughput(std.out, rep)
+	print(std.out)
 	return nil
 }
 
@@ -190,6 +217,23 @@ func printThroughput(w io.Writer, rep bench.Report) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w, "(latency is enqueue-to-start; peak RSS is this process's, the embedded server's included when there is one)")
+	fmt.Fprintln(w)
+	printRatios(w, rep.Ratios, rep.Rounds)
+}
+
+func printSchedule(w io.Writer, rep bench.ScheduleReport) {
+	fmt.Fprintf(w, "%d schedule entries at %s, %d B payloads, %d slots measured after %d warm-up slots, %s\n",
+		rep.Entries, rep.Spec, rep.Size, rep.Seconds, rep.Warmup, benchHeader(rep.Server, rep.GoMaxProcs, rep.GOGC, rep.Rounds))
+	fmt.Fprintf(w, "entries stored with Store.Put at %.0f/s\n\n", rep.PutPerSec)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tlag p50\tp90\tp99\tmax\tfires/s\tfires\texpected\tfailed\tpeak RSS MiB\t")
+	for _, r := range []bench.ScheduleResult{rep.Raw, rep.Jetworker} {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%d\t%d\t%d\t%.0f\t\n", r.Name,
+			r.Lag.P50.Round(time.Microsecond), r.Lag.P90.Round(time.Microsecond), r.Lag.P99.Round(time.Microsecond), r.Lag.Max.Round(time.Microsecond),
+			r.FiresPerSec, r.Fires, r.Expected, r.Failed, r.PeakRSSMiB)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "(lag: from the slot to the fire's PubAck; raw publishes the same messages at each slot with PublishAsync)")
 	fmt.Fprintln(w)
 	printRatios(w, rep.Ratios, rep.Rounds)
 }

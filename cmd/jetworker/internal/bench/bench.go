@@ -33,6 +33,13 @@ const (
 	Sequential = "sequential"
 	// Mixed produces and consumes at once, at Config.Rate tasks/s.
 	Mixed = "mixed"
+	// Schedule measures fire lag ([RunSchedule]).
+	Schedule = "schedule"
+	// Outbox measures the transactional outbox ([RunOutbox]).
+	Outbox = "outbox"
+	// Backlog measures a worker's memory draining a backlog
+	// ([RunBacklog]).
+	Backlog = "backlog"
 )
 
 // Sides of the throughput modes, in the order a run's first round runs
