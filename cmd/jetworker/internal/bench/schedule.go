@@ -112,13 +112,13 @@ type ScheduleResult struct {
 
 // ScheduleReport is a schedule benchmark's outcome.
 type ScheduleReport struct {
-	Mode      string `json:"mode"`
-	Entries   int    `json:"entries"`
-	Spec      string `json:"spec"`
-	Size      int    `json:"size"`
-	Seconds   int    `json:"seconds"`
-	Warmup    int    `json:"warmup"`
-	Rounds    int    `json:"rounds"`
+	Mode      string  `json:"mode"`
+	Entries   int     `json:"entries"`
+	Spec      string  `json:"spec"`
+	Size      int     `json:"size"`
+	Seconds   int     `json:"seconds"`
+	Warmup    int     `json:"warmup"`
+	Rounds    int     `json:"rounds"`
 	PutPerSec float64 `json:"put_per_sec"`
 	// Jetworker and Raw are each side's median round.
 	Jetworker ScheduleResult `json:"jetworker"`
