@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/jetworker/jetworker/cmd/jetworker/internal/bench"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/publisher"
@@ -23,6 +25,9 @@ type benchEnv struct {
 	AuthEnv
 	TLSEnv
 	LogEnv
+	// OutboxEnv says where outbox mode measures: the database, and the
+	// schema and table of the outbox it creates there and drops.
+	OutboxEnv
 }
 
 // benchOpts are the options of one benchmark.
@@ -30,23 +35,38 @@ type benchOpts struct {
 	Mode        string        `flag:"mode" meta:"MODE" desc:"sequential, mixed, schedule, outbox or backlog (see above)"`
 	N           int           `flag:"n" desc:"tasks (outbox: rows; schedule: entries); 0: the mode's default, 100000 (schedule 10000, backlog 1000000)"`
 	Size        int           `flag:"size" desc:"payload bytes (>= 8)"`
-	Publishers  int           `flag:"publishers" desc:"publishing goroutines"`
+	Publishers  int           `flag:"publishers" desc:"publishing goroutines (outbox: enqueuing ones)"`
 	Concurrency int           `flag:"concurrency" desc:"handlers at once"`
+	Rate        int           `flag:"rate" desc:"mixed: target tasks/s (0: as fast as possible); outbox: rows/s of the latency phase (0: 1000)"`
 	Rounds      int           `flag:"rounds" desc:"run the sides this many times, each round starting with the next side; report medians and the spread of the ratios"`
 	Replicas    int           `flag:"replicas" desc:"replicas of the benchmark streams"`
 	JSON        bool          `flag:"json" desc:"print the report as JSON"`
-	Rate        int           `flag:"rate" group:"Sequential and mixed modes" desc:"mixed: target tasks/s (0: as fast as possible)"`
 	Load        float64       `flag:"load" group:"Sequential and mixed modes" desc:"mixed: pace at this fraction (0-1] of jetworker's unpaced mixed rate, measured first (instead of --rate)"`
 	Work        time.Duration `flag:"work" group:"Sequential and mixed modes" desc:"simulated work per task"`
 	BatchSize   int           `flag:"batch-size" group:"Sequential and mixed modes" desc:"sequential: tasks per PublishBatch call of the bulk side"`
 	BatchFlow   int           `flag:"batch-flow" group:"Sequential and mixed modes" desc:"sequential: the bulk side's publisher BatchFlow (an ack every N tasks)"`
 	BatchOut    int           `flag:"batch-outstanding" group:"Sequential and mixed modes" desc:"sequential: the bulk side's publisher BatchOutstanding (acks in flight)"`
 	Seconds     int           `flag:"seconds" group:"Schedule and outbox modes" desc:"schedule: slots measured per round, after a 2s warm-up; outbox: length of the paced latency phase"`
+	TxRows      int           `flag:"tx-rows" group:"Schedule and outbox modes" desc:"outbox: rows per enqueuing transaction"`
 }
 
 // scheduleConfig maps the options to the schedule benchmark's Config.
 func (o benchOpts) scheduleConfig() bench.ScheduleConfig {
 	return bench.ScheduleConfig{Entries: o.N, Size: o.Size, Seconds: o.Seconds, Rounds: o.Rounds, Replicas: o.Replicas}
+}
+
+// outboxConfig maps the options and settings to the outbox benchmark's
+// Config. The table is the benchmark's own unless the command line or
+// the environment names one (tableSet).
+func (o benchOpts) outboxConfig(e OutboxEnv, tableSet bool) bench.OutboxConfig {
+	cfg := bench.OutboxConfig{
+		N: o.N, Size: o.Size, TxRows: o.TxRows, Publishers: o.Publishers, Rate: o.Rate, Seconds: o.Seconds,
+		Rounds: o.Rounds, Replicas: o.Replicas, Outbox: e.config(),
+	}
+	if !tableSet {
+		cfg.Outbox.Table = bench.DefaultOutboxTable
+	}
+	return cfg
 }
 
 // benchConfig maps the options to the bench engine's Config.
@@ -75,7 +95,14 @@ Modes:
               bucket, one scheduler firing them: the fire lag (slot to
               PubAck) over --seconds, against a raw loop publishing the
               same messages with PublishAsync at each slot. It refuses a
-              server that has schedule entries or a leading scheduler.`
+              server that has schedule entries or a leading scheduler.
+  outbox      on the PostgreSQL of JETWORKER_DATABASE_URL: enqueue N rows
+              (default 100000) in transactions of --tx-rows, relay them,
+              and measure commit-to-receive latency at --rate rows/s for
+              --seconds; against raw PublishAsync of the same messages.
+              It creates its own outbox, table jetworker_bench unless
+              --table or JETWORKER_OUTBOX_TABLE names one, refuses a table
+              that exists, and drops it afterwards.`
 
 func runBench(ctx context.Context, std *stdio, args []string) error {
 	var e benchEnv
@@ -87,9 +114,14 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	}
 	switch opts.Mode {
 	case bench.Sequential, bench.Mixed, bench.Schedule:
+	case bench.Outbox:
+		if e.DatabaseURL == "" {
+			return usagef("--mode outbox: set JETWORKER_DATABASE_URL to a PostgreSQL URL (the benchmark creates its own tables there and drops them)")
+		}
 	default:
-		return usagef("--mode %q: want sequential, mixed or schedule", inert(opts.Mode))
+		return usagef("--mode %q: want sequential, mixed, schedule or outbox", inert(opts.Mode))
 	}
+	tableSet := c.byFlag("table").given || c.byFlag("table").envSet()
 	log, err := std.logger(e.LogEnv)
 	if err != nil {
 		return err
@@ -121,6 +153,19 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 		print func(io.Writer)
 	)
 	switch opts.Mode {
+	case bench.Outbox:
+		pool, err := benchPool(ctx, e.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		cfg := opts.outboxConfig(e.OutboxEnv, tableSet)
+		cfg.Progress = progress.show
+		r, err := bench.RunOutbox(ctx, pool, conn.js, cfg)
+		if err != nil {
+			return err
+		}
+		rep, print = r, func(w io.Writer) { printOutbox(w, r) }
 	case bench.Schedule:
 		cfg := opts.scheduleConfig()
 		cfg.Progress = progress.show
@@ -144,6 +189,28 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	}
 	print(std.out)
 	return nil
+}
+
+// benchPool opens the outbox benchmark's pool: 32 connections unless the
+// URL says otherwise, enough for the latency phase's 16 senders and the
+// relay. The URL is secret, and errors do not repeat it.
+func benchPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, usagef("JETWORKER_DATABASE_URL: not a PostgreSQL URL or key=value string")
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		pcfg.MaxConns = 32
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return pool, nil
 }
 
 // progressBar draws a progress bar on a terminal's standard error; on
@@ -234,6 +301,32 @@ func printSchedule(w io.Writer, rep bench.ScheduleReport) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w, "(lag: from the slot to the fire's PubAck; raw publishes the same messages at each slot with PublishAsync)")
+	fmt.Fprintln(w)
+	printRatios(w, rep.Ratios, rep.Rounds)
+}
+
+func printOutbox(w io.Writer, rep bench.OutboxReport) {
+	notify := "notification trigger"
+	if !rep.Notify {
+		notify = "no trigger, polling"
+	}
+	fmt.Fprintf(w, "outbox: %d rows x %d B in transactions of %d, %d enqueuing goroutine(s); relay batches of %d, %d at once, %s; latency at %d rows/s for %ds; PostgreSQL %s, %s\n\n",
+		rep.N, rep.Size, rep.TxRows, rep.Publishers, rep.RelayBatchSize, rep.RelayConcurrency, notify, rep.Rate, rep.Seconds, rep.Postgres,
+		benchHeader(rep.Server, rep.GoMaxProcs, rep.GOGC, rep.Rounds))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tenqueue rows/s\tpublish/s\tlatency p50\tp90\tp99\tmax\tlost\t")
+	for _, r := range []bench.OutboxResult{rep.Raw, rep.Outbox} {
+		enq := "-"
+		if r.EnqueuePerSec > 0 {
+			enq = fmt.Sprintf("%.0f", r.EnqueuePerSec)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%d\t\n", r.Name, enq, r.PublishPerSec,
+			r.Latency.P50.Round(time.Microsecond), r.Latency.P90.Round(time.Microsecond), r.Latency.P99.Round(time.Microsecond),
+			r.Latency.Max.Round(time.Microsecond), r.Lost)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "(publish/s: the relay from its start to the last row's PubAck and delete, raw PublishAsync of the same messages with a Nats-Msg-Id;")
+	fmt.Fprintln(w, " latency: from Commit (raw: the publish call) to a stream consumer's receipt, one row per transaction)")
 	fmt.Fprintln(w)
 	printRatios(w, rep.Ratios, rep.Rounds)
 }
