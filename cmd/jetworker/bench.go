@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -48,6 +51,7 @@ type benchOpts struct {
 	BatchOut    int           `flag:"batch-outstanding" group:"Sequential and mixed modes" desc:"sequential: the bulk side's publisher BatchOutstanding (acks in flight)"`
 	Seconds     int           `flag:"seconds" group:"Schedule and outbox modes" desc:"schedule: slots measured per round, after a 2s warm-up; outbox: length of the paced latency phase"`
 	TxRows      int           `flag:"tx-rows" group:"Schedule and outbox modes" desc:"outbox: rows per enqueuing transaction"`
+	Drain       string        `flag:"drain" meta:"STREAM" advanced:"true" group:"Benchmark" desc:"internal: drain --n tasks of STREAM as one worker and print its figures as JSON (backlog mode runs its worker so, in a process of its own)"`
 }
 
 // scheduleConfig maps the options to the schedule benchmark's Config.
@@ -102,7 +106,10 @@ Modes:
               --seconds; against raw PublishAsync of the same messages.
               It creates its own outbox, table jetworker_bench unless
               --table or JETWORKER_OUTBOX_TABLE names one, refuses a table
-              that exists, and drops it afterwards.`
+              that exists, and drops it afterwards.
+  backlog     fill N tasks (default 1000000) with PublishBatch, then drain
+              them with one worker (consumer.Consumer) in a process of its
+              own, and report that process's peak RSS while draining.`
 
 func runBench(ctx context.Context, std *stdio, args []string) error {
 	var e benchEnv
@@ -112,14 +119,17 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	if err := c.parseNoArgs(std, args); err != nil {
 		return err
 	}
+	if opts.Drain != "" {
+		return runBenchDrain(ctx, std, e, opts)
+	}
 	switch opts.Mode {
-	case bench.Sequential, bench.Mixed, bench.Schedule:
+	case bench.Sequential, bench.Mixed, bench.Schedule, bench.Backlog:
 	case bench.Outbox:
 		if e.DatabaseURL == "" {
 			return usagef("--mode outbox: set JETWORKER_DATABASE_URL to a PostgreSQL URL (the benchmark creates its own tables there and drops them)")
 		}
 	default:
-		return usagef("--mode %q: want sequential, mixed, schedule or outbox", inert(opts.Mode))
+		return usagef("--mode %q: want sequential, mixed, schedule, outbox or backlog", inert(opts.Mode))
 	}
 	tableSet := c.byFlag("table").given || c.byFlag("table").envSet()
 	log, err := std.logger(e.LogEnv)
@@ -153,6 +163,14 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 		print func(io.Writer)
 	)
 	switch opts.Mode {
+	case bench.Backlog:
+		cfg := bench.BacklogConfig{N: opts.N, Size: opts.Size, Concurrency: opts.Concurrency, Replicas: opts.Replicas, Progress: progress.show}
+		cfg.DrainFunc = bench.ProcessDrain(drainCommand(std, args, url, e.URL == ""))
+		r, err := bench.RunBacklog(ctx, conn.js, cfg)
+		if err != nil {
+			return err
+		}
+		rep, print = r, func(w io.Writer) { printBacklog(w, r) }
 	case bench.Outbox:
 		pool, err := benchPool(ctx, e.DatabaseURL)
 		if err != nil {
@@ -189,6 +207,49 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	}
 	print(std.out)
 	return nil
+}
+
+// drainCommand returns the command of a backlog's worker process: this
+// program, with the command line it was given, told to drain. An
+// embedded server's URL goes in the environment (it holds no secret, but
+// a --url given stays the child's as the parent's).
+func drainCommand(std *stdio, args []string, url string, embedded bool) func(context.Context, bench.DrainConfig) *exec.Cmd {
+	return func(ctx context.Context, d bench.DrainConfig) *exec.Cmd {
+		self, err := os.Executable()
+		if err != nil {
+			self = os.Args[0]
+		}
+		child := append(slices.Clone(args), "--drain", d.Stream, "--n", strconv.Itoa(d.N), "--concurrency", strconv.Itoa(d.Concurrency), "--json")
+		cmd := exec.CommandContext(ctx, self, append([]string{"bench"}, child...)...)
+		cmd.Env = os.Environ()
+		if embedded {
+			cmd.Env = append(cmd.Env, "JETWORKER_BENCH_URL="+url)
+		}
+		cmd.Stderr = std.err
+		return cmd
+	}
+}
+
+// runBenchDrain is a backlog's worker process: it drains and prints its
+// figures as JSON.
+func runBenchDrain(ctx context.Context, std *stdio, e benchEnv, opts benchOpts) error {
+	if e.URL == "" {
+		return usagef("--drain needs the server's URL (--url or JETWORKER_BENCH_URL)")
+	}
+	log, err := std.logger(e.LogEnv)
+	if err != nil {
+		return err
+	}
+	conn, err := connect(ctx, ConnEnv{NATSURL: e.URL, AuthEnv: e.AuthEnv, TLSEnv: e.TLSEnv, ConnectTimeout: 5 * time.Second}, "bench", log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	r, err := bench.Drain(ctx, conn.js, bench.DrainConfig{Stream: opts.Drain, N: opts.N, Concurrency: opts.Concurrency}, nil)
+	if err != nil {
+		return err
+	}
+	return printJSON(std, r)
 }
 
 // benchPool opens the outbox benchmark's pool: 32 connections unless the
@@ -329,6 +390,17 @@ func printOutbox(w io.Writer, rep bench.OutboxReport) {
 	fmt.Fprintln(w, " latency: from Commit (raw: the publish call) to a stream consumer's receipt, one row per transaction)")
 	fmt.Fprintln(w)
 	printRatios(w, rep.Ratios, rep.Rounds)
+}
+
+func printBacklog(w io.Writer, rep bench.BacklogReport) {
+	d := rep.Drain
+	fmt.Fprintf(w, "backlog: %d tasks x %d B, drained by one worker with %d handlers, nats-server %s, GOMAXPROCS %d, GOGC %s\n\n",
+		rep.N, rep.Size, rep.Concurrency, rep.Server, rep.GoMaxProcs, rep.GOGC)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tfill/s\tprocess/s\tprocessed\tRSS at start MiB\tpeak RSS MiB\t")
+	fmt.Fprintf(tw, "jetworker\t%.0f\t%.0f\t%d\t%.0f\t%.0f\t\n", rep.FillPerSec, d.ProcessPerSec, d.Processed, d.StartRSSMiB, d.PeakRSSMiB)
+	_ = tw.Flush()
+	fmt.Fprintf(w, "(peak RSS: %s)\n", d.Measured)
 }
 
 // printRatios prints each ratio's median and, over several rounds, its
