@@ -25,9 +25,12 @@ func TestRunBacklogInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
+	// The parallel tests of this process reset its peak RSS too, so the
+	// peak may be below the start here; the worker process test checks
+	// their order.
 	d := rep.Drain
 	if rep.N != 2500 || rep.FillPerSec <= 0 || d.Processed != 2500 || d.ProcessPerSec <= 0 || d.PeakRSSMiB <= 0 ||
-		d.StartRSSMiB <= 0 || d.PeakRSSMiB < d.StartRSSMiB || d.Pid != os.Getpid() || d.Measured != bench.InProcess {
+		d.StartRSSMiB <= 0 || d.Pid != os.Getpid() || d.Measured != bench.InProcess {
 		t.Errorf("implausible report %+v", rep)
 	}
 	if _, err := js.Stream(t.Context(), "BENCH_BACKLOG"); err == nil {
@@ -96,7 +99,7 @@ func TestRunBacklogInAWorkerProcess(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	d := rep.Drain
-	if d.Processed != 2500 || d.PeakRSSMiB <= 0 || d.Pid == os.Getpid() || d.Pid == 0 || !strings.Contains(d.Measured, "worker process of its own") {
+	if d.Processed != 2500 || d.PeakRSSMiB <= 0 || d.PeakRSSMiB < d.StartRSSMiB || d.Pid == os.Getpid() || d.Pid == 0 || !strings.Contains(d.Measured, "worker process of its own") {
 		t.Errorf("implausible drain %+v", d)
 	}
 }
