@@ -100,13 +100,12 @@ Modes:
               PubAck) over --seconds, against a raw loop publishing the
               same messages with PublishAsync at each slot. It refuses a
               server that has schedule entries or a leading scheduler.
-  outbox      on the PostgreSQL of JETWORKER_DATABASE_URL: enqueue N rows
+  outbox      on the PostgreSQL of --database-url: enqueue N rows
               (default 100000) in transactions of --tx-rows, relay them,
               and measure commit-to-receive latency at --rate rows/s for
               --seconds; against raw PublishAsync of the same messages.
-              It creates its own outbox, table jetworker_bench unless
-              --table or JETWORKER_OUTBOX_TABLE names one, refuses a table
-              that exists, and drops it afterwards.
+              It creates its own outbox (--table, jetworker_bench unless
+              set), refuses a table that exists, and drops it afterwards.
   backlog     fill N tasks (default 1000000) with PublishBatch, then drain
               them with one worker (consumer.Consumer) in a process of its
               own, and report that process's peak RSS while draining.`
@@ -116,6 +115,9 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	opts := benchOpts{Mode: bench.Sequential, Size: 256, Publishers: 1, Concurrency: 10, Replicas: 1, Rounds: bench.DefaultRounds,
 		BatchSize: bench.DefaultBatchSize, BatchFlow: publisher.DefaultBatchFlow, BatchOut: publisher.DefaultBatchOutstanding}
 	c := newCLI("bench", "", benchAbout).options("Benchmark", &opts).env(&e)
+	// The benchmark's outbox is its own: --table's default here is not
+	// the outbox command's (outboxConfig applies it).
+	c.byFlag("table").def = bench.DefaultOutboxTable
 	if err := c.parseNoArgs(std, args); err != nil {
 		return err
 	}
