@@ -1,7 +1,19 @@
 // Package bench measures jetworker against raw nats.go on the same
-// server in the same run: enqueue and process throughput, enqueue-to-start
-// latency, allocations per task and peak RSS. "jetworker bench" prints its
-// reports.
+// server in the same run, and prints nothing: "jetworker bench" prints
+// its reports.
+//
+//   - [Run]: enqueue and process throughput, enqueue-to-start latency,
+//     allocations per task and peak RSS of raw nats.go, raw with a
+//     Nats-Msg-Id, jetworker without and with an ID, and jetworker's
+//     bulk path (sequential and mixed modes).
+//   - [RunSchedule]: the fire lag of one scheduler over many entries,
+//     against a raw PublishAsync loop.
+//   - [RunOutbox]: the transactional outbox's enqueue and relay
+//     throughput and commit-to-receive latency, against raw PublishAsync.
+//   - [RunBacklog]: a worker's peak RSS while it drains a large backlog.
+//
+// Every run with raw and jetworker sides reports each ratio's median over
+// the rounds and its spread ([Ratio]).
 package bench
 
 import (
