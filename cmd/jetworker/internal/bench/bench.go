@@ -227,8 +227,8 @@ type Report struct {
 	// Bulk is the bulk side's; sequential mode only.
 	Bulk *Result `json:"bulk,omitempty"`
 	// Ratios compares the sides: jetworker/raw and jetworker_id/raw_msgid
-	// (enqueue and process rates; in mixed mode also p50 and p99
-	// enqueue-to-start), and bulk/raw (enqueue rate).
+	// (enqueue and process rates unless the run is paced; in mixed mode
+	// the p50 and p99 enqueue-to-start), and bulk/raw (enqueue rate).
 	Ratios []Ratio `json:"ratios"`
 	// EnqueueRatio and ProcessRatio are the medians of the jetworker/raw
 	// ratios, and the MsgID ones those of jetworker_id/raw_msgid: the
@@ -326,7 +326,7 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error
 			got[r.Name] = r
 			results[i] = append(results[i], r)
 		}
-		addRatios(&rs, cfg.Mode, got)
+		addRatios(&rs, cfg.Mode, cfg.Rate > 0, got)
 	}
 	rep.Raw, rep.RawMsgID = medianResult(results[0]), medianResult(results[1])
 	rep.Jetworker, rep.JetworkerID = medianResult(results[2]), medianResult(results[3])
@@ -346,10 +346,14 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error
 	return rep, nil
 }
 
-// addRatios records one round's ratios of the sides in got.
-func addRatios(rs *ratios, mode string, got map[string]Result) {
+// addRatios records one round's ratios of the sides in got. A paced run
+// has no rate ratios: every side runs at the pace.
+func addRatios(rs *ratios, mode string, paced bool, got map[string]Result) {
 	pairs := [][2]string{{SideJetworker, SideRaw}, {SideJetworkerID, SideRawMsgID}}
 	for _, p := range pairs {
+		if paced {
+			break
+		}
 		a, b := got[p[0]], got[p[1]]
 		rs.add(FigureEnqueue, p[0], p[1], false, a.EnqueuePerSec, b.EnqueuePerSec)
 		rs.add(FigureProcess, p[0], p[1], false, a.ProcessPerSec, b.ProcessPerSec)
