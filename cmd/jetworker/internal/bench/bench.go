@@ -1,7 +1,19 @@
 // Package bench measures jetworker against raw nats.go on the same
-// server in the same run: enqueue and process throughput, enqueue-to-start
-// latency, allocations per task and peak RSS. "jetworker bench" prints its
-// reports.
+// server in the same run, and prints nothing: "jetworker bench" prints
+// its reports.
+//
+//   - [Run]: enqueue and process throughput, enqueue-to-start latency,
+//     allocations per task and peak RSS of raw nats.go, raw with a
+//     Nats-Msg-Id, jetworker without and with an ID, and jetworker's
+//     bulk path (sequential and mixed modes).
+//   - [RunSchedule]: the fire lag of one scheduler over many entries,
+//     against a raw PublishAsync loop.
+//   - [RunOutbox]: the transactional outbox's enqueue and relay
+//     throughput and commit-to-receive latency, against raw PublishAsync.
+//   - [RunBacklog]: a worker's peak RSS while it drains a large backlog.
+//
+// Every run with raw and jetworker sides reports each ratio's median over
+// the rounds and its spread ([Ratio]).
 package bench
 
 import (
@@ -14,7 +26,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +45,31 @@ const (
 	Sequential = "sequential"
 	// Mixed produces and consumes at once, at Config.Rate tasks/s.
 	Mixed = "mixed"
+	// Schedule measures fire lag ([RunSchedule]).
+	Schedule = "schedule"
+	// Outbox measures the transactional outbox ([RunOutbox]).
+	Outbox = "outbox"
+	// Backlog measures a worker's memory draining a backlog
+	// ([RunBacklog]).
+	Backlog = "backlog"
+)
+
+// Sides of the throughput modes, in the order a run's first round runs
+// them.
+const (
+	// SideRaw is plain nats.go: PublishAsync without headers, Consume + Ack.
+	SideRaw = "raw"
+	// SideRawMsgID is SideRaw with a UUIDv7 Nats-Msg-Id on every publish.
+	SideRawMsgID = "raw_msgid"
+	// SideJetworker is publisher.PublishAsync without an ID (a task
+	// without an ID carries no header) and consumer.Consumer.
+	SideJetworker = "jetworker"
+	// SideJetworkerID is SideJetworker with PublishOpts.ID set to a
+	// UUIDv7, sent as Nats-Msg-Id: the counterpart of SideRawMsgID.
+	SideJetworkerID = "jetworker_id"
+	// SideBulk is publisher.PublishBatch (fast-ingest batches, no
+	// headers) and consumer.Consumer; sequential mode only.
+	SideBulk = "bulk"
 )
 
 // Config describes one benchmark.
@@ -60,25 +96,44 @@ type Config struct {
 	Work time.Duration
 	// Replicas of the benchmark streams. Defaults to 1.
 	Replicas int
-	// Rounds runs the three sides in turn this many times and reports
-	// each side's median round and the median of the rounds' ratios, so
-	// that a noisy machine's drift weighs on every side alike. Each round
-	// starts with the next side (raw, raw_msgid, jetworker, then
-	// raw_msgid, jetworker, raw, ...). Defaults to 1.
+	// Rounds runs the sides in turn this many times and reports each
+	// side's median round and, for each ratio, the median and the spread
+	// of the rounds' ratios, so that a noisy machine's drift weighs on
+	// every side alike. Each round starts with the next side (raw,
+	// raw_msgid, jetworker, ..., then raw_msgid, jetworker, ..., raw).
+	// Defaults to 3.
 	Rounds int
+	// BatchSize is the number of tasks of each PublishBatch call of the
+	// bulk side. Defaults to 10,000.
+	BatchSize int
+	// BatchFlow and BatchOutstanding are the bulk side's
+	// publisher.Config.BatchFlow and BatchOutstanding. Default to the
+	// publisher's defaults (500 and 4).
+	BatchFlow, BatchOutstanding int
 	// Progress, when set, is called with a phase name and the tasks done.
 	// Producers and handlers call it concurrently.
 	Progress func(phase string, done, total int)
 }
 
+// Defaults of [Config].
+const (
+	DefaultN         = 100_000
+	DefaultSize      = 256
+	DefaultRounds    = 3
+	DefaultBatchSize = 10_000
+)
+
 func (c Config) withDefaults() Config {
-	c.N = cmp.Or(c.N, 100_000)
-	c.Size = cmp.Or(c.Size, 256)
+	c.N = cmp.Or(c.N, DefaultN)
+	c.Size = cmp.Or(c.Size, DefaultSize)
 	c.Publishers = cmp.Or(c.Publishers, 1)
 	c.Concurrency = cmp.Or(c.Concurrency, 10)
 	c.Mode = cmp.Or(c.Mode, Sequential)
 	c.Replicas = cmp.Or(c.Replicas, 1)
-	c.Rounds = cmp.Or(c.Rounds, 1)
+	c.Rounds = cmp.Or(c.Rounds, DefaultRounds)
+	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
+	c.BatchFlow = cmp.Or(c.BatchFlow, publisher.DefaultBatchFlow)
+	c.BatchOutstanding = cmp.Or(c.BatchOutstanding, publisher.DefaultBatchOutstanding)
 	if c.Progress == nil {
 		c.Progress = func(string, int, int) {}
 	}
@@ -111,6 +166,12 @@ func (c Config) validate() error {
 	if c.Load > 0 && (c.Mode != Mixed || c.Rate > 0) {
 		errs = append(errs, errors.New("bench: Load applies to mixed mode without Rate"))
 	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("bench: BatchSize must be > 0, got %d", c.BatchSize))
+	}
+	if err := (publisher.Config{BatchFlow: c.BatchFlow, BatchOutstanding: c.BatchOutstanding}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("bench: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -130,12 +191,15 @@ type Result struct {
 	BytesPerTask float64 `json:"bytes_per_task"`
 	// GCCycles is how many garbage collections completed during the
 	// side; with the embedded server, its garbage counts too.
-	GCCycles   int     `json:"gc_cycles"`
+	GCCycles int `json:"gc_cycles"`
+	// PeakRSSMiB is this process's peak RSS (VmHWM) during the side:
+	// the embedded server's memory included when there is one.
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	Processed  int     `json:"processed"`
 }
 
-// Report is a whole run: the raw baseline, jetworker, and their ratios.
+// Report is a whole run: each side's median round, and the ratios of
+// jetworker's sides to their raw baselines.
 type Report struct {
 	Config      Config `json:"-"`
 	N           int    `json:"n"`
@@ -146,22 +210,32 @@ type Report struct {
 	Rate        int    `json:"rate"`
 	// Load and MaxRate are set when Config.Load paced the run: Rate is
 	// Load times MaxRate, jetworker's unpaced mixed process rate.
-	Load         float64 `json:"load,omitempty"`
-	MaxRate      float64 `json:"max_rate,omitempty"`
-	Work         string  `json:"work"`
-	Rounds       int     `json:"rounds"`
-	Raw          Result  `json:"raw"`
-	RawMsgID     Result  `json:"raw_msgid"`
-	Jetworker    Result  `json:"jetworker"`
-	EnqueueRatio float64 `json:"enqueue_ratio"`
-	ProcessRatio float64 `json:"process_ratio"`
-	// EnqueueRatioMsgID compares jetworker with raw nats.go publishing
-	// with a Nats-Msg-Id header, as jetworker always does: the server's
-	// de-duplication is most of the gap to plain PublishAsync.
+	Load    float64 `json:"load,omitempty"`
+	MaxRate float64 `json:"max_rate,omitempty"`
+	Work    string  `json:"work"`
+	Rounds  int     `json:"rounds"`
+	// BatchSize, BatchFlow and BatchOutstanding are the bulk side's
+	// settings (sequential mode).
+	BatchSize        int `json:"batch_size,omitempty"`
+	BatchFlow        int `json:"batch_flow,omitempty"`
+	BatchOutstanding int `json:"batch_outstanding,omitempty"`
+	// Each side's median round.
+	Raw         Result `json:"raw"`
+	RawMsgID    Result `json:"raw_msgid"`
+	Jetworker   Result `json:"jetworker"`
+	JetworkerID Result `json:"jetworker_id"`
+	// Bulk is the bulk side's; sequential mode only.
+	Bulk *Result `json:"bulk,omitempty"`
+	// Ratios compares the sides: jetworker/raw and jetworker_id/raw_msgid
+	// (enqueue and process rates unless the run is paced; in mixed mode
+	// the p50 and p99 enqueue-to-start), and bulk/raw (enqueue rate).
+	Ratios []Ratio `json:"ratios"`
+	// EnqueueRatio and ProcessRatio are the medians of the jetworker/raw
+	// ratios, and the MsgID ones those of jetworker_id/raw_msgid: the
+	// same figures as in Ratios, for scripts.
+	EnqueueRatio      float64 `json:"enqueue_ratio"`
+	ProcessRatio      float64 `json:"process_ratio"`
 	EnqueueRatioMsgID float64 `json:"enqueue_ratio_msgid"`
-	// ProcessRatioMsgID compares jetworker's processing with raw nats.go
-	// consuming the raw_msgid side's tasks, which carry a header as
-	// jetworker's do.
 	ProcessRatioMsgID float64 `json:"process_ratio_msgid"`
 	Server            string  `json:"server"`
 	GoMaxProcs        int     `json:"gomaxprocs"`
@@ -171,10 +245,44 @@ type Report struct {
 	GOGC string `json:"gogc"`
 }
 
-// Run measures the raw baseline, the baseline with message IDs, then
-// jetworker, each on a fresh stream of the server js is connected to, and
-// deletes the streams afterwards; Config.Rounds times over, each round
-// starting with the next side.
+// Sides returns the results of the sides the run had, in the order of
+// its first round.
+func (r Report) Sides() []Result {
+	out := []Result{r.Raw, r.RawMsgID, r.Jetworker, r.JetworkerID}
+	if r.Bulk != nil {
+		out = append(out, *r.Bulk)
+	}
+	return out
+}
+
+// Side returns the result of the side called name (zero if the run had
+// none).
+func (r Report) Side(name string) Result {
+	for _, s := range r.Sides() {
+		if s.Name == name {
+			return s
+		}
+	}
+	return Result{}
+}
+
+// Ratio returns the ratio of side over baseline for figure.
+func (r Report) Ratio(figure, side, baseline string) (Ratio, bool) {
+	return FindRatio(r.Ratios, figure, side, baseline)
+}
+
+// Figures of the throughput ratios.
+const (
+	FigureEnqueue = "enqueue/s"
+	FigureProcess = "process/s"
+	FigureP50     = "p50"
+	FigureP99     = "p99"
+)
+
+// Run measures every side (raw, raw_msgid, jetworker, jetworker_id and,
+// in sequential mode, bulk), each on a fresh stream of the server js is
+// connected to, and deletes the streams afterwards; Config.Rounds times
+// over, each round starting with the next side.
 func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -196,34 +304,72 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error
 		cfg.Rate = max(int(cfg.Load*top.ProcessPerSec+0.5), 1)
 		rep.Load, rep.MaxRate, rep.Rate = cfg.Load, top.ProcessPerSec, cfg.Rate
 	}
-	var raw, rawID, jw []Result
-	var enq, proc, enqID, procID []float64
-	sides := []side{rawSide{}, rawSide{msgID: true}, jwSide{}}
+	sides := []side{rawSide{}, rawSide{msgID: true}, jwSide{}, jwSide{withID: true}}
+	if cfg.Mode == Sequential {
+		sides = append(sides, bulkSide{batch: cfg.BatchSize, flow: cfg.BatchFlow, outstanding: cfg.BatchOutstanding})
+		rep.BatchSize, rep.BatchFlow, rep.BatchOutstanding = cfg.BatchSize, cfg.BatchFlow, cfg.BatchOutstanding
+	}
+	results := make([][]Result, len(sides))
+	var rs ratios
 	for round := range cfg.Rounds {
-		// Each round starts one side later, so that over three rounds
-		// every side runs once first, once second and once last: what a
-		// side leaves behind (a deleted stream's files, garbage for the
+		// Each round starts one side later, so that over as many rounds
+		// as sides every side runs once in each position: what a side
+		// leaves behind (a deleted stream's files, garbage for the
 		// collector) does not always weigh on the same neighbour.
-		got := make([]Result, len(sides))
+		got := map[string]Result{}
 		for k := range sides {
 			i := (round + k) % len(sides)
 			r, err := runSide(ctx, js, cfg, sides[i])
 			if err != nil {
 				return rep, fmt.Errorf("round %d: %s: %w", round+1, sides[i].name(), err)
 			}
-			got[i] = r
+			got[r.Name] = r
+			results[i] = append(results[i], r)
 		}
-		r, ri, j := got[0], got[1], got[2]
-		raw, rawID, jw = append(raw, r), append(rawID, ri), append(jw, j)
-		enq = append(enq, ratio(j.EnqueuePerSec, r.EnqueuePerSec))
-		proc = append(proc, ratio(j.ProcessPerSec, r.ProcessPerSec))
-		enqID = append(enqID, ratio(j.EnqueuePerSec, ri.EnqueuePerSec))
-		procID = append(procID, ratio(j.ProcessPerSec, ri.ProcessPerSec))
+		addRatios(&rs, cfg.Mode, cfg.Rate > 0, got)
 	}
-	rep.Raw, rep.RawMsgID, rep.Jetworker = medianResult(raw), medianResult(rawID), medianResult(jw)
-	rep.EnqueueRatio, rep.ProcessRatio = median(enq), median(proc)
-	rep.EnqueueRatioMsgID, rep.ProcessRatioMsgID = median(enqID), median(procID)
+	rep.Raw, rep.RawMsgID = medianResult(results[0]), medianResult(results[1])
+	rep.Jetworker, rep.JetworkerID = medianResult(results[2]), medianResult(results[3])
+	if len(results) > 4 {
+		b := medianResult(results[4])
+		rep.Bulk = &b
+	}
+	rep.Ratios = rs.summary()
+	med := func(figure, side, baseline string) float64 {
+		r, _ := rep.Ratio(figure, side, baseline)
+		return r.Median
+	}
+	rep.EnqueueRatio = med(FigureEnqueue, SideJetworker, SideRaw)
+	rep.ProcessRatio = med(FigureProcess, SideJetworker, SideRaw)
+	rep.EnqueueRatioMsgID = med(FigureEnqueue, SideJetworkerID, SideRawMsgID)
+	rep.ProcessRatioMsgID = med(FigureProcess, SideJetworkerID, SideRawMsgID)
 	return rep, nil
+}
+
+// addRatios records one round's ratios of the sides in got. A paced run
+// has no rate ratios: every side runs at the pace.
+func addRatios(rs *ratios, mode string, paced bool, got map[string]Result) {
+	pairs := [][2]string{{SideJetworker, SideRaw}, {SideJetworkerID, SideRawMsgID}}
+	for _, p := range pairs {
+		if paced {
+			break
+		}
+		a, b := got[p[0]], got[p[1]]
+		rs.add(FigureEnqueue, p[0], p[1], false, a.EnqueuePerSec, b.EnqueuePerSec)
+		rs.add(FigureProcess, p[0], p[1], false, a.ProcessPerSec, b.ProcessPerSec)
+	}
+	if bulk, ok := got[SideBulk]; ok {
+		rs.add(FigureEnqueue, SideBulk, SideRaw, false, bulk.EnqueuePerSec, got[SideRaw].EnqueuePerSec)
+	}
+	if mode == Mixed {
+		// In sequential mode enqueue-to-start is mostly the time a task
+		// waits behind the whole backlog: no figure to compare.
+		for _, p := range pairs {
+			a, b := got[p[0]], got[p[1]]
+			rs.add(FigureP50, p[0], p[1], true, float64(a.P50), float64(b.P50))
+			rs.add(FigureP99, p[0], p[1], true, float64(a.P99), float64(b.P99))
+		}
+	}
 }
 
 // medianResult takes each figure's median over rounds; peak RSS is the
@@ -253,45 +399,28 @@ func medianResult(rs []Result) Result {
 	return out
 }
 
-// median returns the middle value (the mean of the two middle ones for an
-// even count); v is sorted in place.
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	slices.Sort(v)
-	m := len(v) / 2
-	if len(v)%2 == 0 {
-		return (v[m-1] + v[m]) / 2
-	}
-	return v[m]
-}
-
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return a / b
-}
-
 // side is one implementation under test.
 type side interface {
 	name() string
-	// producer returns a function that enqueues one payload, and a wait
-	// that blocks until every enqueue is acknowledged.
-	producer(ctx context.Context, js jetstream.JetStream, subject string) (send func([]byte) error, wait func() error, err error)
+	// producer returns open, which each publishing goroutine calls once
+	// for its send (one payload, which send may not keep) and its flush
+	// (called after its last send), and a wait that blocks until every
+	// enqueue is acknowledged.
+	producer(ctx context.Context, js jetstream.JetStream, subject string) (open func() (send func([]byte) error, flush func() error), wait func() error, err error)
 	// consume runs handle on every task until ctx ends.
 	consume(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func(payload []byte)) error
 }
 
-// runSide runs one side on its own stream.
-func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (Result, error) {
-	stream := "BENCH_" + strings.ToUpper(s.name())
-	subject := "bench." + s.name() + ".task"
-	_ = js.DeleteStream(ctx, stream)
+// createStream (re)creates a benchmark stream. Every stream of a run has
+// the same settings, those of a task stream that matter here: file
+// storage, a 10s duplicate window, and batch publishing allowed (as
+// streams.Tasks does), so that the sides differ only in the client.
+func createStream(ctx context.Context, js jetstream.JetStream, name string, subjects []string, retention jetstream.RetentionPolicy, replicas int) (func(), error) {
+	_ = js.DeleteStream(ctx, name)
 	scfg := jetstream.StreamConfig{
-		Name: stream, Subjects: []string{"bench." + s.name() + ".>"}, Retention: jetstream.WorkQueuePolicy,
-		Storage: jetstream.FileStorage, Replicas: cfg.Replicas, Duplicates: 10 * time.Second,
+		Name: name, Subjects: subjects, Retention: retention,
+		Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: 10 * time.Second,
+		AllowBatchPublish: true,
 	}
 	// Once, under a loaded CI machine, the server answered "error creating
 	// store for stream" right after the previous side's stream was
@@ -304,9 +433,20 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("create stream %s: %w", stream, err)
+		return nil, fmt.Errorf("create stream %s: %w", name, err)
 	}
-	defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), stream) }()
+	return func() { _ = js.DeleteStream(context.WithoutCancel(ctx), name) }, nil
+}
+
+// runSide runs one side on its own stream.
+func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (Result, error) {
+	stream := "BENCH_" + strings.ToUpper(s.name())
+	subject := "bench." + s.name() + ".task"
+	drop, err := createStream(ctx, js, stream, []string{"bench." + s.name() + ".>"}, jetstream.WorkQueuePolicy, cfg.Replicas)
+	if err != nil {
+		return Result{}, err
+	}
+	defer drop()
 
 	res := Result{Name: s.name()}
 	lat := make([]time.Duration, 0, cfg.N)
@@ -357,12 +497,12 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 		startConsumer()
 	}
 
-	send, wait, err := s.producer(ctx, js, subject)
+	open, wait, err := s.producer(ctx, js, subject)
 	if err != nil {
 		return res, err
 	}
 	enqStart := time.Now()
-	if err := produce(ctx, cfg, send, s.name()); err != nil {
+	if err := produce(ctx, cfg, open, s.name()); err != nil {
 		return res, err
 	}
 	if err := wait(); err != nil {
@@ -399,15 +539,16 @@ func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (R
 	return res, nil
 }
 
-// produce sends cfg.N payloads from cfg.Publishers goroutines, paced by a
-// pacer when cfg.Rate is set.
-func produce(ctx context.Context, cfg Config, send func([]byte) error, name string) error {
+// produce sends cfg.N payloads from cfg.Publishers goroutines, each with
+// its own sender from open, paced by a pacer when cfg.Rate is set.
+func produce(ctx context.Context, cfg Config, open func() (func([]byte) error, func() error), name string) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, cfg.Publishers)
 	p := pacer{start: time.Now(), rate: cfg.Rate}
 	for range cfg.Publishers {
 		wg.Go(func() {
+			send, flush := open()
 			payload := make([]byte, cfg.Size)
 			var sleep *time.Timer
 			if cfg.Rate > 0 {
@@ -417,6 +558,9 @@ func produce(ctx context.Context, cfg Config, send func([]byte) error, name stri
 			for {
 				i := next.Add(1)
 				if i > int64(cfg.N) {
+					if err := flush(); err != nil {
+						errs <- err
+					}
 					return
 				}
 				if sleep != nil {
@@ -478,31 +622,8 @@ func (p pacer) wait(i int64, now time.Time) time.Duration {
 	return max(d, minSleep)
 }
 
-func pct(sorted []time.Duration, p int) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := (len(sorted)*p + 99) / 100
-	return sorted[min(max(i-1, 0), len(sorted)-1)]
-}
-
-// resetPeakRSS resets the kernel's peak RSS (VmHWM) of this process.
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// peakRSSMiB reads VmHWM from /proc/self/status; 0 where unavailable.
-func peakRSSMiB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
+// noFlush is the flush of a sender that keeps nothing back.
+func noFlush() error { return nil }
 
 // rawSide is plain nats.go with its default options: PublishAsync (with a
 // UUIDv7 Nats-Msg-Id when msgID is set), and Consume + Ack feeding a pool
@@ -511,12 +632,12 @@ type rawSide struct{ msgID bool }
 
 func (r rawSide) name() string {
 	if r.msgID {
-		return "raw_msgid"
+		return SideRawMsgID
 	}
-	return "raw"
+	return SideRaw
 }
 
-func (r rawSide) producer(_ context.Context, js jetstream.JetStream, subject string) (func([]byte) error, func() error, error) {
+func (r rawSide) producer(_ context.Context, js jetstream.JetStream, subject string) (func() (func([]byte) error, func() error), func() error, error) {
 	send := func(p []byte) error {
 		if r.msgID {
 			_, err := js.PublishAsync(subject, p, jetstream.WithMsgID(uuid.Must(uuid.NewV7()).String()))
@@ -533,7 +654,7 @@ func (r rawSide) producer(_ context.Context, js jetstream.JetStream, subject str
 			return errors.New("acks did not arrive within a minute")
 		}
 	}
-	return send, wait, nil
+	return func() (func([]byte) error, func() error) { return send, noFlush }, wait, nil
 }
 
 func (rawSide) consume(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func([]byte)) error {
@@ -572,18 +693,29 @@ func (rawSide) consume(ctx context.Context, js jetstream.JetStream, stream strin
 	return nil
 }
 
-// jwSide is jetworker: publisher.PublishAsync and consumer.Consumer.
-type jwSide struct{}
+// jwSide is jetworker: publisher.PublishAsync and consumer.Consumer. With
+// withID every task has PublishOpts.ID, a UUIDv7 (publisher.NewID);
+// without, the publisher's defaults: no ID, and so no header at all.
+type jwSide struct{ withID bool }
 
-func (jwSide) name() string { return "jetworker" }
+func (j jwSide) name() string {
+	if j.withID {
+		return SideJetworkerID
+	}
+	return SideJetworker
+}
 
-func (jwSide) producer(ctx context.Context, js jetstream.JetStream, subject string) (func([]byte) error, func() error, error) {
-	pub, err := publisher.New(js, publisher.Config{})
+func (j jwSide) producer(ctx context.Context, js jetstream.JetStream, subject string) (func() (func([]byte) error, func() error), func() error, error) {
+	pub, err := publisher.New(js, publisher.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, nil, err
 	}
 	send := func(p []byte) error {
-		_, err := pub.PublishAsync(ctx, subject, p, nil)
+		var opts *publisher.PublishOpts
+		if j.withID {
+			opts = &publisher.PublishOpts{ID: publisher.NewID()}
+		}
+		_, err := pub.PublishAsync(ctx, subject, p, opts)
 		return err
 	}
 	wait := func() error {
@@ -591,10 +723,15 @@ func (jwSide) producer(ctx context.Context, js jetstream.JetStream, subject stri
 		defer cancel()
 		return pub.Wait(wctx)
 	}
-	return send, wait, nil
+	return func() (func([]byte) error, func() error) { return send, noFlush }, wait, nil
 }
 
 func (jwSide) consume(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func([]byte)) error {
+	return consumeJetworker(ctx, js, stream, concurrency, handle)
+}
+
+// consumeJetworker runs a consumer.Consumer on stream until ctx ends.
+func consumeJetworker(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func([]byte)) error {
 	c, err := consumer.New(js, jetworker.HandlerFunc(func(_ context.Context, t *jetworker.Task) error {
 		handle(t.Data)
 		return nil
@@ -606,4 +743,68 @@ func (jwSide) consume(ctx context.Context, js jetstream.JetStream, stream string
 		return err
 	}
 	return c.Run(ctx)
+}
+
+// bulkSide is jetworker's bulk path: each publishing goroutine collects
+// batch tasks and stores them with one publisher.PublishBatch call
+// (fast-ingest batch, acknowledged every flow tasks, at most outstanding
+// acks in flight). Its tasks carry no ID, as the protocol does not
+// de-duplicate. Consumption is jetworker's consumer, as for jwSide.
+type bulkSide struct{ batch, flow, outstanding int }
+
+func (bulkSide) name() string { return SideBulk }
+
+func (b bulkSide) producer(ctx context.Context, js jetstream.JetStream, subject string) (func() (func([]byte) error, func() error), func() error, error) {
+	pub, err := publisher.New(js, publisher.Config{
+		BatchFlow: b.flow, BatchOutstanding: b.outstanding, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	open := func() (func([]byte) error, func() error) {
+		// PublishBatch returns once the batch is committed, so the
+		// payloads of one batch live in one buffer reused for the next.
+		var (
+			tasks []publisher.BatchTask
+			buf   []byte
+		)
+		flush := func() error {
+			if len(tasks) == 0 {
+				return nil
+			}
+			res, err := pub.PublishBatch(ctx, tasks)
+			if err != nil {
+				return err
+			}
+			if res.Stored != len(tasks) {
+				return fmt.Errorf("batch stored %d of %d tasks", res.Stored, len(tasks))
+			}
+			tasks, buf = tasks[:0], buf[:0]
+			return nil
+		}
+		send := func(p []byte) error {
+			if buf == nil {
+				buf = make([]byte, 0, b.batch*len(p))
+				tasks = make([]publisher.BatchTask, 0, b.batch)
+			}
+			if len(buf)+len(p) > cap(buf) {
+				// Payload sizes are fixed, so this happens only if the
+				// caller changes them: start a buffer of its own.
+				buf = make([]byte, 0, b.batch*len(p))
+			}
+			start := len(buf)
+			buf = append(buf, p...)
+			tasks = append(tasks, publisher.BatchTask{Subject: subject, Data: buf[start:len(buf):len(buf)]})
+			if len(tasks) == b.batch {
+				return flush()
+			}
+			return nil
+		}
+		return send, flush
+	}
+	return open, noFlush, nil
+}
+
+func (bulkSide) consume(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func([]byte)) error {
+	return consumeJetworker(ctx, js, stream, concurrency, handle)
 }

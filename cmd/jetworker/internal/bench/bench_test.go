@@ -22,7 +22,7 @@ func TestRunMeasuresBothSides(t *testing.T) {
 				phases []string
 			)
 			rep, err := bench.Run(t.Context(), js, bench.Config{
-				N: 2000, Size: 64, Concurrency: 4, Mode: mode, Rate: map[string]int{bench.Mixed: 4000}[mode],
+				N: 2000, Size: 64, Concurrency: 4, Mode: mode, Rate: map[string]int{bench.Mixed: 4000}[mode], Rounds: 1, BatchSize: 300,
 				Progress: func(phase string, done, total int) {
 					mu.Lock()
 					defer mu.Unlock()
@@ -34,13 +34,46 @@ func TestRunMeasuresBothSides(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run: %v", err)
 			}
-			for _, r := range []bench.Result{rep.Raw, rep.RawMsgID, rep.Jetworker} {
+			want := []string{bench.SideRaw, bench.SideRawMsgID, bench.SideJetworker, bench.SideJetworkerID}
+			if mode == bench.Sequential {
+				want = append(want, bench.SideBulk)
+			}
+			var names []string
+			for _, r := range rep.Sides() {
+				names = append(names, r.Name)
+			}
+			if !slices.Equal(names, want) {
+				t.Errorf("sides %v, want %v", names, want)
+			}
+			for _, r := range rep.Sides() {
 				if r.Processed != 2000 || r.EnqueuePerSec <= 0 || r.ProcessPerSec <= 0 || r.P99 < r.P50 || r.Max < r.P99 || r.P50 <= 0 || r.AllocsPerTask <= 0 || r.BytesPerTask < r.AllocsPerTask {
 					t.Errorf("%s: implausible result %+v", r.Name, r)
 				}
 			}
-			if rep.ProcessRatio <= 0 || rep.EnqueueRatio <= 0 || rep.ProcessRatioMsgID <= 0 || rep.EnqueueRatioMsgID <= 0 {
-				t.Errorf("ratios: %v %v %v %v", rep.EnqueueRatio, rep.ProcessRatio, rep.EnqueueRatioMsgID, rep.ProcessRatioMsgID)
+			var wantRatios []string
+			if mode == bench.Sequential {
+				wantRatios = []string{
+					"jetworker/raw enqueue/s", "jetworker/raw process/s",
+					"jetworker_id/raw_msgid enqueue/s", "jetworker_id/raw_msgid process/s",
+					"bulk/raw enqueue/s",
+				}
+			} else { // paced: no rate ratios
+				wantRatios = []string{"jetworker/raw p50", "jetworker/raw p99", "jetworker_id/raw_msgid p50", "jetworker_id/raw_msgid p99"}
+			}
+			var gotRatios []string
+			for _, r := range rep.Ratios {
+				gotRatios = append(gotRatios, r.Name())
+				if r.Median <= 0 || r.Min > r.Median || r.Max < r.Median || len(r.Rounds) != 1 {
+					t.Errorf("%s: implausible ratio %+v", r.Name(), r)
+				}
+				if (r.Figure == bench.FigureP50 || r.Figure == bench.FigureP99) != r.LowerIsBetter {
+					t.Errorf("%s: LowerIsBetter %v", r.Name(), r.LowerIsBetter)
+				}
+			}
+			slices.Sort(gotRatios)
+			slices.Sort(wantRatios)
+			if !slices.Equal(gotRatios, wantRatios) {
+				t.Errorf("ratios %v, want %v", gotRatios, wantRatios)
 			}
 			if got := strings.Join(phases, ","); !strings.Contains(got, "raw") || !strings.Contains(got, "jetworker") {
 				t.Errorf("progress phases %q", got)
@@ -55,8 +88,8 @@ func TestRunMeasuresBothSides(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	js := embeddedtest.JetStream(t)
-	_, err := bench.Run(t.Context(), js, bench.Config{Size: 4, Mode: "sideways", Work: -time.Second, Rounds: -1, Load: 1.5})
-	for _, want := range []string{"Size", "Mode", "Work", "Rounds", "Load must be in"} {
+	_, err := bench.Run(t.Context(), js, bench.Config{Size: 4, Mode: "sideways", Work: -time.Second, Rounds: -1, Load: 1.5, BatchSize: -1, BatchFlow: 70000})
+	for _, want := range []string{"Size", "Mode", "Work", "Rounds", "Load must be in", "BatchSize", "BatchFlow"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got %v, want an error naming %s", err, want)
 		}
@@ -76,7 +109,7 @@ func TestLoadPacesAtAFractionOfTheMaximum(t *testing.T) {
 	phases := map[string]int{}
 	var mu sync.Mutex
 	rep, err := bench.Run(t.Context(), js, bench.Config{
-		N: 2000, Size: 64, Concurrency: 4, Mode: bench.Mixed, Load: 0.25,
+		N: 2000, Size: 64, Concurrency: 4, Mode: bench.Mixed, Load: 0.25, Rounds: 1,
 		Progress: func(phase string, done, total int) {
 			if done == total {
 				mu.Lock()
@@ -110,7 +143,7 @@ func TestRoundsReportMedians(t *testing.T) {
 	var order []string // sides in the order their enqueues finished
 	var mu sync.Mutex
 	rep, err := bench.Run(t.Context(), js, bench.Config{
-		N: 1000, Size: 64, Concurrency: 4, Rounds: 3,
+		N: 1000, Size: 64, Concurrency: 4, Rounds: 3, BatchSize: 300,
 		Progress: func(phase string, done, total int) {
 			if done == total {
 				mu.Lock()
@@ -129,21 +162,27 @@ func TestRoundsReportMedians(t *testing.T) {
 		t.Errorf("Rounds = %d, want 3", rep.Rounds)
 	}
 	// Every side ran three times.
-	for _, phase := range []string{"raw enqueue", "raw_msgid process", "jetworker process"} {
+	for _, phase := range []string{"raw enqueue", "raw_msgid process", "jetworker process", "jetworker_id enqueue", "bulk process"} {
 		if phases[phase] != 3 {
 			t.Errorf("phase %q completed %d times, want 3 (%v)", phase, phases[phase], phases)
 		}
 	}
 	// Each round starts with the next side.
 	want := []string{
-		"raw", "raw_msgid", "jetworker",
-		"raw_msgid", "jetworker", "raw",
-		"jetworker", "raw", "raw_msgid",
+		"raw", "raw_msgid", "jetworker", "jetworker_id", "bulk",
+		"raw_msgid", "jetworker", "jetworker_id", "bulk", "raw",
+		"jetworker", "jetworker_id", "bulk", "raw", "raw_msgid",
 	}
 	if !slices.Equal(order, want) {
 		t.Errorf("sides ran in the order %v, want %v", order, want)
 	}
-	if rep.Jetworker.Processed != 1000 || rep.ProcessRatio <= 0 || rep.EnqueueRatioMsgID <= 0 {
+	if rep.Side(bench.SideJetworker).Processed != 1000 {
 		t.Errorf("implausible report %+v", rep)
+	}
+	// Every ratio has one value per round, and its spread holds them.
+	for _, r := range rep.Ratios {
+		if len(r.Rounds) != 3 || r.Min != slices.Min(r.Rounds) || r.Max != slices.Max(r.Rounds) || r.Median < r.Min || r.Median > r.Max {
+			t.Errorf("%s: rounds %v, median %v, spread %v-%v", r.Name(), r.Rounds, r.Median, r.Min, r.Max)
+		}
 	}
 }

@@ -22,11 +22,12 @@ func Example() {
 	}
 	defer nc.Close()
 
-	rep, err := bench.Run(context.Background(), js, bench.Config{N: 500, Concurrency: 2})
+	rep, err := bench.Run(context.Background(), js, bench.Config{N: 500, Concurrency: 2, Rounds: 1, BatchSize: 100})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("raw processed %d, jetworker processed %d, ratios measured: %v\n",
-		rep.Raw.Processed, rep.Jetworker.Processed, rep.ProcessRatio > 0 && rep.EnqueueRatio > 0)
-	// Output: raw processed 500, jetworker processed 500, ratios measured: true
+	enq, _ := rep.Ratio(bench.FigureEnqueue, bench.SideJetworker, bench.SideRaw)
+	fmt.Printf("raw processed %d, jetworker processed %d, enqueue ratio measured: %v\n",
+		rep.Side(bench.SideRaw).Processed, rep.Side(bench.SideJetworker).Processed, enq.Median > 0)
+	// Output: raw processed 500, jetworker processed 500, enqueue ratio measured: true
 }

@@ -52,12 +52,12 @@ func TestProducePacesOnAverage(t *testing.T) {
 			var sent []time.Time
 			start := time.Now()
 			err := produce(context.Background(), Config{N: n, Size: 8, Publishers: publishers, Rate: rate, Progress: func(string, int, int) {}},
-				func([]byte) error {
+				opener(func([]byte) error {
 					mu.Lock()
 					sent = append(sent, time.Now())
 					mu.Unlock()
 					return nil
-				}, "test")
+				}), "test")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,14 +87,50 @@ func TestProduceStopsOnCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		sends := 0
-		err := produce(ctx, Config{N: 100, Size: 8, Publishers: 1, Rate: 1, Progress: func(string, int, int) {}}, func([]byte) error {
+		err := produce(ctx, Config{N: 100, Size: 8, Publishers: 1, Rate: 1, Progress: func(string, int, int) {}}, opener(func([]byte) error {
 			if sends++; sends == 2 {
 				cancel()
 			}
 			return nil
-		}, "test")
+		}), "test")
 		if err != context.Canceled || sends != 2 {
 			t.Fatalf("got %v after %d sends, want context.Canceled after 2", err, sends)
 		}
 	})
+}
+
+// opener shares send among the publishers, as the raw and jetworker
+// sides do.
+func opener(send func([]byte) error) func() (func([]byte) error, func() error) {
+	return func() (func([]byte) error, func() error) { return send, noFlush }
+}
+
+// Each publisher gets its own sender and flushes it after its last
+// send, as the bulk side needs.
+func TestProduceOpensAndFlushesPerPublisher(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	opened, flushed, sent := 0, 0, 0
+	open := func() (func([]byte) error, func() error) {
+		mu.Lock()
+		opened++
+		mu.Unlock()
+		mine := 0
+		return func([]byte) error {
+				mine++
+				return nil
+			}, func() error {
+				mu.Lock()
+				defer mu.Unlock()
+				flushed++
+				sent += mine
+				return nil
+			}
+	}
+	if err := produce(context.Background(), Config{N: 1000, Size: 8, Publishers: 3, Progress: func(string, int, int) {}}, open, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if opened != 3 || flushed != 3 || sent != 1000 {
+		t.Errorf("opened %d, flushed %d, sent %d: want 3, 3 and 1000", opened, flushed, sent)
+	}
 }
