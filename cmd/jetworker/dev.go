@@ -83,7 +83,13 @@ func demoHandler(log *slog.Logger, out func(format string, args ...any)) jetwork
 	return mux
 }
 
+// runDev runs dev; stopped at any point (Ctrl-C during start-up too), it
+// stops cleanly.
 func runDev(ctx context.Context, std *stdio, args []string) error {
+	return cleanStop(ctx, dev(ctx, std, args))
+}
+
+func dev(ctx context.Context, std *stdio, args []string) error {
 	e := devEnv{HTTPEnv: HTTPEnv{HTTPAddr: dashboard.DefaultAddr}}
 	c := newCLI("dev", "", `
 Run everything on one embedded nats-server: the streams, a worker with demo
@@ -164,7 +170,7 @@ runs.`).env(&e)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- jetworker.RunAll(runCtx, parts...) }()
+	go func() { errc <- runAll(runCtx, parts...) }()
 
 	// Print the banner once everything listens: a busy HTTP port fails
 	// before it, not after a dashboard URL that does not work.

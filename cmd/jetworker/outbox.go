@@ -198,7 +198,7 @@ func runOutboxRelay(ctx context.Context, c *cli, e outboxEnv, pool *pgxpool.Pool
 		w.readyWhen("outbox relay", r.Ready())
 		parts = append(parts, w)
 	}
-	return jetworker.RunAll(ctx, parts...)
+	return runAll(ctx, parts...)
 }
 
 func parseIDs(args []string) ([]int64, error) {

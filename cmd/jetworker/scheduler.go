@@ -88,5 +88,5 @@ take over.`).env(&e)
 		w.readyWhen("scheduler", s.Ready())
 		parts = append(parts, w)
 	}
-	return jetworker.RunAll(ctx, parts...)
+	return runAll(ctx, parts...)
 }

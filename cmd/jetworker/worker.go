@@ -237,5 +237,5 @@ the webhook and email variables, each of which adds one route.`).options("Routes
 	if w != nil {
 		parts = append(parts, w)
 	}
-	return jetworker.RunAll(ctx, parts...)
+	return runAll(ctx, parts...)
 }
