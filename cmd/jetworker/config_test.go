@@ -50,8 +50,9 @@ func TestWorkerEnvToConsumerConfig(t *testing.T) {
 				if c.Concurrency != 2 || c.MaxDeliver != 9 || c.AckWait != 5*time.Second || c.HandlerTimeout != time.Second || c.Backoff == nil {
 					t.Fatalf("got %+v", c)
 				}
-				if d := c.Backoff(5, nil); d > 2*time.Second || d < time.Second {
-					t.Fatalf("backoff(5) = %v, want capped at 2s", d)
+				// Capped at 2s, give or take the 20% jitter.
+				if d := c.Backoff(5, nil); d > 2400*time.Millisecond || d < 1600*time.Millisecond {
+					t.Fatalf("backoff(5) = %v, want 2s ± 20%%", d)
 				}
 			},
 		},
