@@ -6,6 +6,7 @@ import (
 
 	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/streams"
+	"github.com/jetworker/jetworker/task"
 )
 
 // envPrefix is the prefix of every environment variable the binary reads.
@@ -97,6 +98,24 @@ type EmailEnv struct {
 	SMTPFrom     string `envconfig:"JETWORKER_SMTP_FROM" flag:"smtp-from" meta:"ADDRESS" group:"Email route" desc:"default From address"`
 	SMTPTLS      string `envconfig:"JETWORKER_SMTP_TLS" flag:"smtp-tls" default:"starttls" meta:"MODE" group:"Email route" desc:"starttls, opportunistic, tls or none"`
 	EmailSubject string `envconfig:"JETWORKER_EMAIL_SUBJECT" flag:"email-subject" default:"tasks.email.>" meta:"FILTER" group:"Email route" desc:"subjects of the email route"`
+}
+
+// TaskBucketEnv names the bucket of tracked tasks' records.
+type TaskBucketEnv struct {
+	TaskBucket string `envconfig:"JETWORKER_TASK_BUCKET" flag:"task-bucket" default:"jetworker_status" meta:"NAME" group:"Tracking" desc:"KV bucket of tracked tasks' records, cancel requests and uniqueness locks"`
+}
+
+// TaskStoreEnv is the task store: its bucket and how long it keeps a
+// record. Provision, the worker and the commands that may be the first
+// to use the bucket create it with these.
+type TaskStoreEnv struct {
+	TaskBucketEnv
+	TaskTTL time.Duration `envconfig:"JETWORKER_TASK_TTL" flag:"task-ttl" default:"24h" group:"Tracking" desc:"how long a task record is kept after its last update (the bucket's max age, at least 1m)"`
+}
+
+// taskConfig maps the settings to the task package's Config.
+func (e TaskStoreEnv) taskConfig(r ReplicasEnv, log *slog.Logger) task.Config {
+	return task.Config{Bucket: e.TaskBucket, TTL: e.TaskTTL, Replicas: r.Replicas, Logger: log}
 }
 
 // HTTPEnv is the dashboard of a long-running command.

@@ -104,9 +104,9 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"  - {name: mail, subject: tasks.mail.>, email: {host: smtp.example.com, from: 'a@example.com', username: u, password: '${ROUTE_SMTP_PASSWORD}'}}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	nats := []string{"worker", "scheduler", "provision", "publish", "schedule", "dlq", "status"}
+	nats := []string{"worker", "scheduler", "provision", "publish", "schedule", "dlq", "status", "task"}
 	all := append(slices.Clone(nats), "dev", "bench", "healthcheck", "version")
-	nonNATSArgs := map[string][]string{"publish": {"tasks.x", "{}"}, "schedule": {"ls"}, "dlq": {"ls"}}
+	nonNATSArgs := map[string][]string{"publish": {"tasks.x", "{}"}, "schedule": {"ls"}, "dlq": {"ls"}, "task": {"ls"}}
 
 	for markName, mark := range marks {
 		e := newSecretEnv(mark, "127.0.0.1:1")
@@ -146,6 +146,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			run{"worker --check, text", append(e.with("JETWORKER_ROUTES="+routes, "JETWORKER_LOG_FORMAT=text"), routeEnv...), []string{"worker", "--check"}, 0},
 			run{"dev on a reachable host", e.with(), []string{"dev", "--host", "0.0.0.0"}, 2},
 			run{"dev with a reachable dashboard", e.with("JETWORKER_HTTP_USER=", "JETWORKER_HTTP_PASSWORD=", "JETWORKER_HTTP_TOKEN="), []string{"dev", "--http-addr", "0.0.0.0:0"}, 2},
+			run{"task wait refused", e.with(), []string{"task", "wait", "x"}, 1},
 			run{"bench refused", e.with(), []string{"bench", "--n", "10"}, 1},
 			run{"healthcheck refused", e.with(), []string{"healthcheck"}, 1},
 			run{"healthcheck bad value", e.with(), []string{"healthcheck", "--timeout", "soon"}, 2},
