@@ -13,8 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/jetworker/jetworker/schedule"
 )
 
 // The permission sets deploy/README.md documents, for a worker whose route
@@ -84,9 +82,6 @@ func TestIdentities(t *testing.T) {
 	mustJetworker(t, admin, "provision", "--routes", routes)
 	mustJetworker(t, admin, "schedule", "add", "tick", "--spec", "@every 1s", "--subject", "tasks.webhook.tick")
 	_, ajs := connect(t, srv.url(), nats.UserInfo("admin", adminPass))
-	if err := schedule.ProvisionLeases(t.Context(), ajs, 0, 1); err != nil {
-		t.Fatal(err)
-	}
 
 	// Every fire succeeds; the task with ID "doomed" fails for good.
 	rcv := newReceiver(t, func(id string, _ int, _ []byte) (time.Duration, int) {

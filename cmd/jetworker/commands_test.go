@@ -414,12 +414,29 @@ func TestWorkerCheckAndProvision(t *testing.T) {
 
 	srv := embeddedtest.Start(t, embedded.Config{})
 	env := []string{"JETWORKER_NATS_URL=" + srv.URL()}
-	r = jw(t, env, "", "provision", "--routes", routes)
-	if r.code != 0 || !strings.Contains(r.stdout, "ok  consumer worker-hooks on TASKS\n") {
+	r = jw(t, env, "", "provision", "--routes", routes, "--lease-ttl", "4s", "--task-ttl", "2h")
+	if r.code != 0 || !strings.Contains(r.stdout, "ok  consumer worker-hooks on TASKS\n") ||
+		!strings.Contains(r.stdout, "ok  bucket jetworker_leases\n") || !strings.Contains(r.stdout, "ok  bucket jetworker_status\n") {
 		t.Fatalf("provision: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// The buckets' TTLs are the lease TTL and the task TTL, so schedulers
+	// and workers bind to them without managing them.
+	_, js := embeddedtest.Connect(t, srv)
+	for bucket, want := range map[string]time.Duration{"jetworker_leases": 4 * time.Second, "jetworker_status": 2 * time.Hour} {
+		kv, err := js.KeyValue(t.Context(), bucket)
+		if err != nil {
+			t.Fatalf("bucket %s: %v", bucket, err)
+		}
+		st, err := kv.Status(t.Context())
+		if err != nil || st.TTL() != want {
+			t.Fatalf("bucket %s: TTL %v, %v; want %s", bucket, st.TTL(), err, want)
+		}
 	}
 	if r := jw(t, env, "", "provision", "--routes", routes); r.code != 0 {
 		t.Fatalf("second provision: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := jw(t, env, "", "provision", "--lease-ttl", "10ms"); r.code != 2 || !strings.Contains(r.text(), "--lease-ttl must be >= 1s") {
+		t.Fatalf("provision --lease-ttl 10ms: exit %d, want 2\n%s", r.code, r.text())
 	}
 	r = jw(t, env, "", "status", "--json")
 	if !strings.Contains(r.stdout, `"worker-hooks"`) || !strings.Contains(r.stdout, `"worker-mail"`) {

@@ -74,6 +74,12 @@ type RoutesEnv struct {
 	Durable string `envconfig:"JETWORKER_DURABLE" flag:"durable" default:"worker" meta:"NAME" group:"Routes" desc:"durable consumer name prefix; each route's is <durable>-<route>"`
 }
 
+// LeaseTTLEnv is the schedulers' lease TTL, which is the lease bucket's:
+// the scheduler and provision create the bucket with it.
+type LeaseTTLEnv struct {
+	LeaseTTL time.Duration `envconfig:"JETWORKER_LEASE_TTL" flag:"lease-ttl" default:"10s" group:"Scheduler" desc:"leader lease TTL; a crashed leader is replaced within about this"`
+}
+
 // ConsumerEnv holds the route consumers' server-side settings, shared by
 // the worker and provision (unless a route sets its own).
 type ConsumerEnv struct {

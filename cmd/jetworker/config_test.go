@@ -91,7 +91,7 @@ func TestProvisionAndWorkerAgreeOnConsumers(t *testing.T) {
 
 func TestSchedulerEnvToConfig(t *testing.T) {
 	t.Parallel()
-	e := schedulerEnv{LeaseKey: "billing", LeaseTTL: 4 * time.Second, ReplicasEnv: ReplicasEnv{3}}
+	e := schedulerEnv{LeaseKey: "billing", LeaseTTLEnv: LeaseTTLEnv{4 * time.Second}, ReplicasEnv: ReplicasEnv{3}}
 	c := e.schedulerConfig(nil)
 	if c.LeaseKey != "billing" || c.LeaseTTL != 4*time.Second || c.Replicas != 3 {
 		t.Fatalf("got %+v", c)

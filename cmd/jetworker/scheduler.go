@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/dashboard"
@@ -12,8 +11,8 @@ import (
 
 // schedulerEnv configures "jetworker scheduler".
 type schedulerEnv struct {
-	LeaseKey string        `envconfig:"JETWORKER_LEASE_KEY" flag:"lease-key" default:"scheduler" meta:"KEY" group:"Scheduler" desc:"lease key the schedulers of one deployment share"`
-	LeaseTTL time.Duration `envconfig:"JETWORKER_LEASE_TTL" flag:"lease-ttl" default:"10s" group:"Scheduler" desc:"leader lease TTL; a crashed leader is replaced within about this"`
+	LeaseKey string `envconfig:"JETWORKER_LEASE_KEY" flag:"lease-key" default:"scheduler" meta:"KEY" group:"Scheduler" desc:"lease key the schedulers of one deployment share"`
+	LeaseTTLEnv
 	Base
 	MonitorEnv
 	StreamEnv

@@ -189,8 +189,8 @@ func TestProvisionReportsWhatFailed(t *testing.T) {
 	}
 	r := jw(t, []string{"JETWORKER_NATS_URL=" + srv.URL(), "JETWORKER_LOG_FORMAT=text"}, "", "provision")
 	if r.code != 1 || r.stdout != "ok  stream TASKS\n" ||
-		!strings.Contains(r.stderr, "jetworker provision: failed at step 2 of 4, stream DLQ: ") ||
-		!strings.Contains(r.stderr, "(not attempted: buckets jetworker_schedules and jetworker_schedule_state, bucket jetworker_workers)") {
+		!strings.Contains(r.stderr, "jetworker provision: failed at step 2 of 6, stream DLQ: ") ||
+		!strings.Contains(r.stderr, "(not attempted: buckets jetworker_schedules and jetworker_schedule_state, bucket jetworker_leases, bucket jetworker_workers, bucket jetworker_status)") {
 		t.Fatalf("exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
 	}
 }
