@@ -13,7 +13,9 @@ import (
 
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dashboard"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/handlers/email"
+	"github.com/jetworker/jetworker/task"
 )
 
 func TestWorkerEnvToConsumerConfig(t *testing.T) {
@@ -70,8 +72,43 @@ func TestWorkerEnvToConsumerConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tt.check(t, e.consumerConfig(tt.route, nil))
+			tt.check(t, e.consumerConfig(tt.route, nil, nil))
 		})
+	}
+}
+
+// The worker's consumers record tracked tasks in the configured store, and
+// every task with --track-all or a route's track.
+func TestWorkerTrackingConfig(t *testing.T) {
+	t.Parallel()
+	e := workerEnv{TaskStoreEnv: TaskStoreEnv{TaskBucketEnv{"jobs_status"}, 2 * time.Hour}, ReplicasEnv: ReplicasEnv{3}}
+	tc := e.taskConfig(e.ReplicasEnv, nil)
+	if tc.Bucket != "jobs_status" || tc.TTL != 2*time.Hour || tc.Replicas != 3 || tc.Validate() != nil {
+		t.Fatalf("task config %+v: %v", tc, tc.Validate())
+	}
+	store, err := task.New(embeddedtest.JetStream(t), tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name     string
+		trackAll bool
+		route    route
+		want     bool
+	}{
+		{"tracked tasks only", false, route{Name: "a", Subject: "tasks.a"}, false},
+		{"every task of the route", false, route{Name: "a", Subject: "tasks.a", Track: true}, true},
+		{"every task of every route", true, route{Name: "a", Subject: "tasks.a"}, true},
+	} {
+		e.TrackAll = tt.trackAll
+		c := e.consumerConfig(tt.route, store, nil)
+		if c.Tasks != store || c.TrackAll != tt.want {
+			t.Errorf("%s: Tasks %p (want %p), TrackAll %v (want %v)", tt.name, c.Tasks, store, c.TrackAll, tt.want)
+		}
+	}
+	e.TaskTTL = time.Second
+	if err := inTermsOf(e.taskConfig(e.ReplicasEnv, nil).Validate(), "task", "", taskFields); err == nil || !strings.Contains(err.Error(), "--task-ttl must be >= 1m") {
+		t.Fatalf("task TTL 1s: got %v", err)
 	}
 }
 
@@ -81,7 +118,7 @@ func TestProvisionAndWorkerAgreeOnConsumers(t *testing.T) {
 	t.Parallel()
 	re, ce := RoutesEnv{Durable: "svc"}, ConsumerEnv{Concurrency: 2000, AckWait: time.Minute, MaxDeliver: 7}
 	r := route{Name: "a", Subject: "tasks.a"}
-	w := workerEnv{RoutesEnv: re, ConsumerEnv: ce, StreamEnv: StreamEnv{"T"}, DLQStreamEnv: DLQStreamEnv{"D"}}.consumerConfig(r, nil)
+	w := workerEnv{RoutesEnv: re, ConsumerEnv: ce, StreamEnv: StreamEnv{"T"}, DLQStreamEnv: DLQStreamEnv{"D"}}.consumerConfig(r, nil, nil)
 	p := routeConsumerConfig(StreamEnv{"T"}, DLQStreamEnv{"D"}, re, ce, r, nil)
 	if w.Stream != p.Stream || w.Durable != p.Durable || w.Concurrency != p.Concurrency || w.AckWait != p.AckWait ||
 		w.MaxDeliver != p.MaxDeliver || w.DeadLetterStream != p.DeadLetterStream {
@@ -266,12 +303,17 @@ func TestParseRoutes(t *testing.T) {
 		{name: "bad name", file: "routes:\n  - {name: 'a b', subject: tasks.a, log: {}}\n", wantErr: "name"},
 		{name: "webhook without secret", file: "routes:\n  - {name: a, subject: tasks.a, webhook: {url: x}}\n", wantErr: "url and secret"},
 		{name: "bad duration", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, ack_wait: soon}\n", wantErr: `duration "soon": want a number and a unit`},
+		{name: "tracked", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, track: true}\n"},
+		{name: "track not a bool", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, track: always}\n", wantErr: "route 1 (a): track: want true or false, got a string"},
 	}
 	for _, tt := range tests {
 		rs, err := parseRoutes("routes.yaml", []byte(tt.file))
 		if tt.wantErr == "" {
 			if err != nil {
 				t.Errorf("%s: %v", tt.name, err)
+			}
+			if tt.name == "tracked" && !rs[0].Track {
+				t.Errorf("%s: route not tracked", tt.name)
 			}
 			if tt.name == "valid yaml" && rs[0].Webhook.Secret != "from-env" {
 				t.Errorf("%s: secret %q, want it expanded from the environment", tt.name, rs[0].Webhook.Secret)

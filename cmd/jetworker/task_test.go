@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -243,4 +245,55 @@ func TestTaskCommands(t *testing.T) {
 			}
 		})
 	}
+}
+
+// --track-all records every task a worker runs; a route's "track: true"
+// those of that route only.
+func TestWorkerTracking(t *testing.T) {
+	t.Parallel()
+	t.Run("track-all", func(t *testing.T) {
+		t.Parallel()
+		_, env := natsEnv(t)
+		hookWorker(t, env, "JETWORKER_TRACK_ALL=true")
+		jw(t, env, "", "publish", "--id", "plain-1", "tasks.webhook.x", "{}")
+		testutil.Eventually(t, 20*time.Second, func() error {
+			if info, r := taskInfo(t, env, "plain-1"); info.State != task.Succeeded {
+				return fmt.Errorf("plain-1 is %q: %s", info.State, r.text())
+			}
+			return nil
+		})
+	})
+	t.Run("a route's track", func(t *testing.T) {
+		t.Parallel()
+		_, env := natsEnv(t)
+		routes := filepath.Join(t.TempDir(), "routes.yaml")
+		if err := os.WriteFile(routes, []byte("routes:\n"+
+			"  - {name: tracked, subject: tasks.tracked.>, track: true, log: {}}\n"+
+			"  - {name: plain, subject: tasks.plain.>, log: {}}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if r := jw(t, env, "", "worker", "--check", "--routes", routes); r.code != 0 ||
+			!strings.Contains(r.stdout, "route tracked: tasks.tracked.> -> log (durable worker-tracked, concurrency 10, max deliver 5, tracks every task)") ||
+			strings.Contains(r.stdout, "route plain: tasks.plain.> -> log (durable worker-plain, concurrency 10, max deliver 5, tracks") {
+			t.Fatalf("worker --check: exit %d\n%s", r.code, r.text())
+		}
+		_, _ = background(t, append(env, "JETWORKER_ROUTES="+routes), "worker")
+		jw(t, env, "", "publish", "--id", "p-1", "tasks.plain.x", "{}")
+		jw(t, env, "", "publish", "--id", "t-1", "tasks.tracked.x", "{}")
+		testutil.Eventually(t, 20*time.Second, func() error {
+			if info, r := taskInfo(t, env, "t-1"); info.State != task.Succeeded {
+				return fmt.Errorf("t-1 is %q: %s", info.State, r.text())
+			}
+			return nil
+		})
+		testutil.Eventually(t, 20*time.Second, func() error { // p-1 ran: the work queue let it go
+			if r := jw(t, env, "", "task", "ls", "--queued", "--json"); r.stdout != "[]\n" {
+				return fmt.Errorf("still queued: %s", r.stdout)
+			}
+			return nil
+		})
+		if r := jw(t, env, "", "task", "get", "p-1"); r.code != 1 || !strings.Contains(r.text(), "not found") {
+			t.Fatalf("an untracked route's task has a record: exit %d\n%s", r.code, r.text())
+		}
+	})
 }
