@@ -174,6 +174,34 @@ func TestDashboardConfig(t *testing.T) {
 			name: "basic auth halves", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPUser: "u"}, serve: true,
 			check: func(c dashboard.Config) bool { return c.BasicAuthUser == "u" }, errHas: "--http-user and --http-password must be set together",
 		},
+		{
+			name: "sessions and charts", serve: true,
+			h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPToken: "t", HTTPSessionKey: strings.Repeat("k", 32), HTTPSessionTTL: time.Hour,
+				HTTPSampleInterval: 10 * time.Second, HTTPSampleWindow: 2 * time.Hour},
+			check: func(c dashboard.Config) bool {
+				return string(c.SessionKey) == strings.Repeat("k", 32) && c.SessionTTL == time.Hour && c.SampleInterval == 10*time.Second && c.SampleWindow == 2*time.Hour
+			},
+		},
+		{
+			name: "no session key: the dashboard makes one", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080"}, serve: true,
+			check: func(c dashboard.Config) bool { return c.SessionKey == nil },
+		},
+		{
+			name: "a short session key", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPSessionKey: "short"}, serve: true,
+			check: func(c dashboard.Config) bool { return true }, errHas: "http: --http-session-key must be at least 32 bytes, got 5",
+		},
+		{
+			name: "a short session TTL", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPSessionTTL: time.Second}, serve: true,
+			check: func(c dashboard.Config) bool { return true }, errHas: "http: --http-session-ttl must be at least 1m",
+		},
+		{
+			name: "a negative sample interval: no charts", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPSampleInterval: -time.Second}, serve: true,
+			check: func(c dashboard.Config) bool { return c.SampleInterval == -1 },
+		},
+		{
+			name: "too many samples", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPSampleInterval: time.Millisecond, HTTPSampleWindow: time.Hour}, serve: true,
+			check: func(c dashboard.Config) bool { return true }, errHas: "--http-sample-window / --http-sample-interval must be at most",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,6 +221,22 @@ func TestDashboardConfig(t *testing.T) {
 				t.Fatalf("Validate: got %v, want %q", err, tt.errHas)
 			}
 		})
+	}
+}
+
+// Each long-running command's dashboard browses the task bucket its
+// settings name.
+func TestDashboardTaskBucket(t *testing.T) {
+	t.Parallel()
+	h := HTTPEnv{HTTPAddr: "127.0.0.1:8080"}
+	tb := TaskBucketEnv{"jobs_status"}
+	worker, _ := workerEnv{HTTPEnv: h, TaskStoreEnv: TaskStoreEnv{TaskBucketEnv: tb}}.dashboardConfig(nil)
+	scheduler, _ := schedulerEnv{HTTPEnv: h, TaskBucketEnv: tb}.dashboardConfig(nil)
+	relay, _ := outboxEnv{HTTPEnv: h, TaskBucketEnv: tb}.dashboardConfig(nil)
+	for name, c := range map[string]dashboard.Config{"worker": worker, "scheduler": scheduler, "outbox relay": relay} {
+		if c.TaskBucket != "jobs_status" || c.Addr != "127.0.0.1:8080" {
+			t.Errorf("%s: TaskBucket %q, Addr %q", name, c.TaskBucket, c.Addr)
+		}
 	}
 }
 

@@ -59,7 +59,9 @@ var (
 		"Addr": "--http-addr", "BasicAuthUser": "--http-user", "BasicAuthPassword": "--http-password",
 		"BearerToken": "--http-token", "ReadOnly": "--http-read-only", "UnsafeNoAuth": "--http-unsafe-no-auth",
 		"MetricsAddr": "--metrics-addr", "MetricsToken": "--metrics-token", "TaskStreams[0]": "--stream",
-		"DeadLetterStream": "--dlq-stream", "DisableUI": "no --http-addr",
+		"DeadLetterStream": "--dlq-stream", "DisableUI": "no --http-addr", "TaskBucket": "--task-bucket",
+		"SessionKey": "--http-session-key", "SessionTTL": "--http-session-ttl",
+		"SampleInterval": "--http-sample-interval", "SampleWindow": "--http-sample-window",
 	}
 	consumerFields = map[string]string{
 		"Stream": "--stream", "Durable": "--durable", "DeadLetterStream": "--dlq-stream",

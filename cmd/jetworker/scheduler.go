@@ -19,6 +19,7 @@ type schedulerEnv struct {
 	DLQStreamEnv
 	ReplicasEnv
 	HTTPEnv
+	TaskBucketEnv
 	MetricsEnv
 }
 
@@ -36,6 +37,7 @@ func (e schedulerEnv) schedulerConfig(log *slog.Logger) schedule.Config {
 func (e schedulerEnv) dashboardConfig(log *slog.Logger) (dashboard.Config, bool) {
 	cfg, ok := dashboardConfig(e.HTTPEnv, e.MetricsEnv, e.Stream, e.DLQStream, log)
 	cfg.LeaseKey = e.LeaseKey
+	cfg.TaskBucket = e.TaskBucket
 	return cfg, ok
 }
 

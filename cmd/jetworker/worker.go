@@ -122,7 +122,9 @@ func routeConsumerConfig(s StreamEnv, d DLQStreamEnv, re RoutesEnv, ce ConsumerE
 
 // dashboardConfig maps the HTTP and metrics settings.
 func (e workerEnv) dashboardConfig(log *slog.Logger) (dashboard.Config, bool) {
-	return dashboardConfig(e.HTTPEnv, e.MetricsEnv, e.Stream, e.DLQStream, log)
+	cfg, ok := dashboardConfig(e.HTTPEnv, e.MetricsEnv, e.Stream, e.DLQStream, log)
+	cfg.TaskBucket = e.TaskBucket
+	return cfg, ok
 }
 
 // routeHandler builds the stock handler of a route.
