@@ -2,6 +2,7 @@ package dlq_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -505,6 +506,30 @@ func TestMessageAlwaysFits(t *testing.T) {
 		}
 		if m.Header.Get("X-Tenant") != "acme" {
 			t.Errorf("%s: original header lost", tt.name)
+		}
+	}
+}
+
+// An empty page has an empty, non-nil list: its JSON is [], not null.
+func TestListEmptyPageIsEmptyList(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.letter(t, dlq.Letter{Seq: 1, Subject: "tasks.x", Reason: "x"})
+	for name, f := range map[string]dlq.Filter{
+		"no match":   {Subject: "tasks.nothing.>"},
+		"by task ID": {TaskID: "nobody"},
+		"before all": {Until: time.Now().Add(-time.Hour)},
+	} {
+		page, err := b.store.List(t.Context(), f, 0, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if page.Entries == nil {
+			t.Errorf("%s: Entries is nil, want an empty list", name)
+		}
+		data, err := json.Marshal(page)
+		if err != nil || string(data) != `{"entries":[]}` {
+			t.Errorf("%s: JSON %s, %v; want {\"entries\":[]}", name, data, err)
 		}
 	}
 }

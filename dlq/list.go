@@ -134,7 +134,7 @@ func (s *Store) List(ctx context.Context, f Filter, before uint64, limit int) (P
 		found = found[:limit]
 		page.Next = found[limit-1].Seq
 	}
-	page.Entries = found
+	page.Entries = append(page.Entries, found...) // never nil: JSON []
 	return page, nil
 }
 

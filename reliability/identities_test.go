@@ -13,13 +13,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/jetworker/jetworker/schedule"
 )
 
 // The permission sets deploy/README.md documents, for a worker whose route
 // durable is worker-webhook on stream TASKS, and for a scheduler firing to
-// tasks.>. TestIdentities runs them.
+// tasks.>. TestIdentities runs them. The worker's last six are the task
+// status bucket: it records tracked tasks and watches cancel requests.
 const (
 	workerIdentity = `permissions: {
       publish: { allow: [
@@ -33,7 +32,13 @@ const (
         "dlq.TASKS.worker-webhook.>",
         "$JS.API.STREAM.INFO.KV_jetworker_workers",
         "$JS.API.DIRECT.GET.KV_jetworker_workers.>",
-        "$KV.jetworker_workers.>"
+        "$KV.jetworker_workers.>",
+        "$JS.API.STREAM.INFO.KV_jetworker_status",
+        "$JS.API.DIRECT.GET.KV_jetworker_status.>",
+        "$KV.jetworker_status.>",
+        "$JS.API.CONSUMER.CREATE.KV_jetworker_status.>",
+        "$JS.API.CONSUMER.DELETE.KV_jetworker_status.>",
+        "$JS.FC.KV_jetworker_status.>"
       ] }
       subscribe: { allow: ["_INBOX.>", "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.TASKS.worker-webhook"] }
     }`
@@ -84,9 +89,6 @@ func TestIdentities(t *testing.T) {
 	mustJetworker(t, admin, "provision", "--routes", routes)
 	mustJetworker(t, admin, "schedule", "add", "tick", "--spec", "@every 1s", "--subject", "tasks.webhook.tick")
 	_, ajs := connect(t, srv.url(), nats.UserInfo("admin", adminPass))
-	if err := schedule.ProvisionLeases(t.Context(), ajs, 0, 1); err != nil {
-		t.Fatal(err)
-	}
 
 	// Every fire succeeds; the task with ID "doomed" fails for good.
 	rcv := newReceiver(t, func(id string, _ int, _ []byte) (time.Duration, int) {
@@ -100,6 +102,7 @@ func TestIdentities(t *testing.T) {
 	scheduler := startProc(t, "scheduler", dir, jetworkerBin, jwEnv(srv.url(), "USER", "scheduler", "PASSWORD", schedPass,
 		"PROVISION", "false", "LOG_LEVEL", "debug"), "scheduler")
 	mustJetworker(t, admin, "publish", "--id", "doomed", "tasks.webhook.doomed", `{}`)
+	mustJetworker(t, admin, "publish", "--track", "--id", "tracked", "tasks.webhook.tracked", `{}`)
 
 	eventually(t, 30*time.Second, "three fires run and the doomed task dead-lettered", func() error {
 		for _, p := range []*proc{worker, scheduler} {
@@ -122,6 +125,10 @@ func TestIdentities(t *testing.T) {
 		}
 		if _, err := dlq.GetLastMsgForSubject(t.Context(), "dlq.TASKS.worker-webhook.tasks.webhook.doomed"); err != nil {
 			return fmt.Errorf("dead letter: %w", err)
+		}
+		// The worker records the tracked task on the provisioned bucket.
+		if out, err := jetworker(t, admin, "task", "get", "--json", "tracked"); err != nil || !strings.Contains(out, `"state": "succeeded"`) {
+			return fmt.Errorf("tracked task: %v: %s", err, tail(out, 500))
 		}
 		return nil
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/handlers/webhook"
 	"github.com/jetworker/jetworker/internal/testutil"
+	"github.com/jetworker/jetworker/task"
 )
 
 func TestPublishWorkerWebhook(t *testing.T) {
@@ -229,10 +230,35 @@ func TestDevRunsDemoAndStopsOnSIGINT(t *testing.T) {
 	stop, out := background(t, []string{"JETWORKER_DATA_DIR=" + t.TempDir()}, "dev", "--port", "-1", "--http-addr", "")
 	testutil.Eventually(t, 30*time.Second, func() error {
 		s := out.String()
-		for _, want := range []string{"hello, demo 3", "flaky task", "succeeded on attempt 2", "goes to the dead letters", "hello, delayed by 3s"} {
+		for _, want := range []string{"hello, demo 3", "flaky task", "succeeded on attempt 2", "goes to the dead letters", "hello, delayed by 3s", "done after 20 steps"} {
 			if !strings.Contains(s, want) {
 				return fmt.Errorf("dev has not printed %q yet:\n%s", want, s)
 			}
+		}
+		return nil
+	})
+	// The demo tasks are tracked, the slow one with its progress.
+	url := regexp.MustCompile(`NATS:\s+(nats://\S+)`).FindStringSubmatch(out.String())
+	if url == nil {
+		t.Fatalf("no NATS URL in the banner:\n%s", out.String())
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		r := jw(t, []string{"JETWORKER_NATS_URL=" + url[1]}, "", "task", "ls", "--json")
+		var tasks []task.Info
+		if err := json.Unmarshal([]byte(r.stdout), &tasks); err != nil {
+			return fmt.Errorf("task ls --json: %v: %s %s", err, r.stdout, r.stderr)
+		}
+		states := map[string]task.State{}
+		var slow task.Info
+		for _, ti := range tasks {
+			states[ti.Subject] = ti.State
+			if ti.Subject == "tasks.demo.slow" {
+				slow = ti
+			}
+		}
+		if len(tasks) != 7 || states["tasks.demo.flaky"] != task.Succeeded || states["tasks.demo.broken"] != task.Failed ||
+			slow.State != task.Succeeded || slow.Progress == nil || slow.Progress.Percent != 100 || len(slow.Result) == 0 {
+			return fmt.Errorf("%d tracked demo tasks: %v, slow %+v", len(tasks), states, slow)
 		}
 		return nil
 	})
@@ -414,12 +440,29 @@ func TestWorkerCheckAndProvision(t *testing.T) {
 
 	srv := embeddedtest.Start(t, embedded.Config{})
 	env := []string{"JETWORKER_NATS_URL=" + srv.URL()}
-	r = jw(t, env, "", "provision", "--routes", routes)
-	if r.code != 0 || !strings.Contains(r.stdout, "ok  consumer worker-hooks on TASKS\n") {
+	r = jw(t, env, "", "provision", "--routes", routes, "--lease-ttl", "4s", "--task-ttl", "2h")
+	if r.code != 0 || !strings.Contains(r.stdout, "ok  consumer worker-hooks on TASKS\n") ||
+		!strings.Contains(r.stdout, "ok  bucket jetworker_leases\n") || !strings.Contains(r.stdout, "ok  bucket jetworker_status\n") {
 		t.Fatalf("provision: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// The buckets' TTLs are the lease TTL and the task TTL, so schedulers
+	// and workers bind to them without managing them.
+	_, js := embeddedtest.Connect(t, srv)
+	for bucket, want := range map[string]time.Duration{"jetworker_leases": 4 * time.Second, "jetworker_status": 2 * time.Hour} {
+		kv, err := js.KeyValue(t.Context(), bucket)
+		if err != nil {
+			t.Fatalf("bucket %s: %v", bucket, err)
+		}
+		st, err := kv.Status(t.Context())
+		if err != nil || st.TTL() != want {
+			t.Fatalf("bucket %s: TTL %v, %v; want %s", bucket, st.TTL(), err, want)
+		}
 	}
 	if r := jw(t, env, "", "provision", "--routes", routes); r.code != 0 {
 		t.Fatalf("second provision: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := jw(t, env, "", "provision", "--lease-ttl", "10ms"); r.code != 2 || !strings.Contains(r.text(), "--lease-ttl must be >= 1s") {
+		t.Fatalf("provision --lease-ttl 10ms: exit %d, want 2\n%s", r.code, r.text())
 	}
 	r = jw(t, env, "", "status", "--json")
 	if !strings.Contains(r.stdout, `"worker-hooks"`) || !strings.Contains(r.stdout, `"worker-mail"`) {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/jetworker/jetworker"
 )
 
 // Base is the configuration every command that talks to NATS shares.
@@ -70,4 +73,35 @@ func parseHeaders(kvs []string) (nats.Header, error) {
 		h.Add(k, v)
 	}
 	return h, nil
+}
+
+// runAll runs the parts together (jetworker.RunAll) until ctx ends or one
+// fails. A stop is clean when ctx is done and every error only reports
+// the cancellation: a part stopped during its start-up (a scheduler
+// binding its buckets) returns "...: context canceled" where a stop in
+// full run returns nil, and the command must not exit 1 for it.
+func runAll(ctx context.Context, parts ...jetworker.Runner) error {
+	return cleanStop(ctx, jetworker.RunAll(ctx, parts...))
+}
+
+// cleanStop drops from err what only reports the cancellation of ctx,
+// once ctx is done: nil when nothing else is left. While ctx is live, or
+// for any other error, it returns err as it is.
+func cleanStop(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var rest []error
+		for _, e := range joined.Unwrap() {
+			if e = cleanStop(ctx, e); e != nil {
+				rest = append(rest, e)
+			}
+		}
+		return errors.Join(rest...)
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }

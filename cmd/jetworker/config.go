@@ -6,6 +6,7 @@ import (
 
 	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/streams"
+	"github.com/jetworker/jetworker/task"
 )
 
 // envPrefix is the prefix of every environment variable the binary reads.
@@ -73,6 +74,12 @@ type RoutesEnv struct {
 	Durable string `envconfig:"JETWORKER_DURABLE" flag:"durable" default:"worker" meta:"NAME" group:"Routes" desc:"durable consumer name prefix; each route's is <durable>-<route>"`
 }
 
+// LeaseTTLEnv is the schedulers' lease TTL, which is the lease bucket's:
+// the scheduler and provision create the bucket with it.
+type LeaseTTLEnv struct {
+	LeaseTTL time.Duration `envconfig:"JETWORKER_LEASE_TTL" flag:"lease-ttl" default:"10s" group:"Scheduler" desc:"leader lease TTL; a crashed leader is replaced within about this"`
+}
+
 // ConsumerEnv holds the route consumers' server-side settings, shared by
 // the worker and provision (unless a route sets its own).
 type ConsumerEnv struct {
@@ -99,14 +106,36 @@ type EmailEnv struct {
 	EmailSubject string `envconfig:"JETWORKER_EMAIL_SUBJECT" flag:"email-subject" default:"tasks.email.>" meta:"FILTER" group:"Email route" desc:"subjects of the email route"`
 }
 
+// TaskBucketEnv names the bucket of tracked tasks' records.
+type TaskBucketEnv struct {
+	TaskBucket string `envconfig:"JETWORKER_TASK_BUCKET" flag:"task-bucket" default:"jetworker_status" meta:"NAME" group:"Tracking" desc:"KV bucket of tracked tasks' records, cancel requests and uniqueness locks"`
+}
+
+// TaskStoreEnv is the task store: its bucket and how long it keeps a
+// record. Provision, the worker and the commands that may be the first
+// to use the bucket create it with these.
+type TaskStoreEnv struct {
+	TaskBucketEnv
+	TaskTTL time.Duration `envconfig:"JETWORKER_TASK_TTL" flag:"task-ttl" default:"24h" group:"Tracking" desc:"how long a task record is kept after its last update (the bucket's max age, at least 1m)"`
+}
+
+// taskConfig maps the settings to the task package's Config.
+func (e TaskStoreEnv) taskConfig(r ReplicasEnv, log *slog.Logger) task.Config {
+	return task.Config{Bucket: e.TaskBucket, TTL: e.TaskTTL, Replicas: r.Replicas, Logger: log}
+}
+
 // HTTPEnv is the dashboard of a long-running command.
 type HTTPEnv struct {
-	HTTPAddr         string `envconfig:"JETWORKER_HTTP_ADDR" flag:"http-addr" meta:"ADDR" group:"HTTP" desc:"serve the dashboard, health and metrics on this address (empty: off)"`
-	HTTPUser         string `envconfig:"JETWORKER_HTTP_USER" flag:"http-user" meta:"NAME" group:"HTTP" desc:"basic-auth user protecting the dashboard"`
-	HTTPPassword     string `envconfig:"JETWORKER_HTTP_PASSWORD" flag:"http-password" meta:"SECRET" secret:"true" group:"HTTP" desc:"basic-auth password"`
-	HTTPToken        string `envconfig:"JETWORKER_HTTP_TOKEN" flag:"http-token" meta:"SECRET" secret:"true" group:"HTTP" desc:"bearer token protecting the dashboard"`
-	HTTPReadOnly     bool   `envconfig:"JETWORKER_HTTP_READ_ONLY" flag:"http-read-only" group:"HTTP" desc:"refuse replay, delete, pause, resume, trigger and edit"`
-	HTTPUnsafeNoAuth bool   `envconfig:"JETWORKER_HTTP_UNSAFE_NO_AUTH" flag:"http-unsafe-no-auth" group:"HTTP" desc:"allow a dashboard without credentials beyond loopback (read-only; anyone who reaches it reads every task)"`
+	HTTPAddr           string        `envconfig:"JETWORKER_HTTP_ADDR" flag:"http-addr" meta:"ADDR" group:"HTTP" desc:"serve the dashboard, health and metrics on this address (empty: off)"`
+	HTTPUser           string        `envconfig:"JETWORKER_HTTP_USER" flag:"http-user" meta:"NAME" group:"HTTP" desc:"basic-auth user protecting the dashboard"`
+	HTTPPassword       string        `envconfig:"JETWORKER_HTTP_PASSWORD" flag:"http-password" meta:"SECRET" secret:"true" group:"HTTP" desc:"basic-auth password"`
+	HTTPToken          string        `envconfig:"JETWORKER_HTTP_TOKEN" flag:"http-token" meta:"SECRET" secret:"true" group:"HTTP" desc:"bearer token protecting the dashboard"`
+	HTTPSessionKey     string        `envconfig:"JETWORKER_HTTP_SESSION_KEY" flag:"http-session-key" meta:"SECRET" secret:"true" group:"HTTP" desc:"key signing the dashboard's login cookies, at least 32 bytes (openssl rand -hex 32); give every replica the same key, so sessions work across replicas and survive restarts (unset: a random key, sessions end with the process)"`
+	HTTPSessionTTL     time.Duration `envconfig:"JETWORKER_HTTP_SESSION_TTL" flag:"http-session-ttl" default:"12h" group:"HTTP" desc:"how long a browser stays signed in after the login page (at least 1m)"`
+	HTTPReadOnly       bool          `envconfig:"JETWORKER_HTTP_READ_ONLY" flag:"http-read-only" group:"HTTP" desc:"refuse replay, delete, pause, resume, trigger, edit, cancel and run-now"`
+	HTTPUnsafeNoAuth   bool          `envconfig:"JETWORKER_HTTP_UNSAFE_NO_AUTH" flag:"http-unsafe-no-auth" group:"HTTP" desc:"allow a dashboard without credentials beyond loopback (read-only; anyone who reaches it reads every task)"`
+	HTTPSampleInterval time.Duration `envconfig:"JETWORKER_HTTP_SAMPLE_INTERVAL" flag:"http-sample-interval" default:"5s" advanced:"true" group:"HTTP" desc:"how often the dashboard samples streams and workers for its charts (a negative duration like -1s: no charts)"`
+	HTTPSampleWindow   time.Duration `envconfig:"JETWORKER_HTTP_SAMPLE_WINDOW" flag:"http-sample-window" default:"1h" advanced:"true" group:"HTTP" desc:"how much history the charts keep in memory (at most 100000 samples)"`
 }
 
 // MetricsAddrEnv is the address of the metrics listener.
@@ -136,9 +165,18 @@ func dashboardConfig(h HTTPEnv, m MetricsEnv, taskStream, dlqStream string, log 
 		BasicAuthUser:     h.HTTPUser,
 		BasicAuthPassword: h.HTTPPassword,
 		BearerToken:       h.HTTPToken,
+		SessionTTL:        h.HTTPSessionTTL,
 		ReadOnly:          h.HTTPReadOnly,
 		UnsafeNoAuth:      h.HTTPUnsafeNoAuth,
+		SampleInterval:    h.HTTPSampleInterval,
+		SampleWindow:      h.HTTPSampleWindow,
 		Logger:            log,
+	}
+	if h.HTTPSessionKey != "" {
+		cfg.SessionKey = []byte(h.HTTPSessionKey)
+	}
+	if cfg.SampleInterval < 0 {
+		cfg.SampleInterval = -1 // the dashboard's "no charts"
 	}
 	if taskStream != "" {
 		cfg.TaskStreams = []string{taskStream}

@@ -13,7 +13,9 @@ import (
 
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dashboard"
+	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/handlers/email"
+	"github.com/jetworker/jetworker/task"
 )
 
 func TestWorkerEnvToConsumerConfig(t *testing.T) {
@@ -50,8 +52,9 @@ func TestWorkerEnvToConsumerConfig(t *testing.T) {
 				if c.Concurrency != 2 || c.MaxDeliver != 9 || c.AckWait != 5*time.Second || c.HandlerTimeout != time.Second || c.Backoff == nil {
 					t.Fatalf("got %+v", c)
 				}
-				if d := c.Backoff(5, nil); d > 2*time.Second || d < time.Second {
-					t.Fatalf("backoff(5) = %v, want capped at 2s", d)
+				// Capped at 2s, give or take the 20% jitter.
+				if d := c.Backoff(5, nil); d > 2400*time.Millisecond || d < 1600*time.Millisecond {
+					t.Fatalf("backoff(5) = %v, want 2s ± 20%%", d)
 				}
 			},
 		},
@@ -69,8 +72,43 @@ func TestWorkerEnvToConsumerConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tt.check(t, e.consumerConfig(tt.route, nil))
+			tt.check(t, e.consumerConfig(tt.route, nil, nil))
 		})
+	}
+}
+
+// The worker's consumers record tracked tasks in the configured store, and
+// every task with --track-all or a route's track.
+func TestWorkerTrackingConfig(t *testing.T) {
+	t.Parallel()
+	e := workerEnv{TaskStoreEnv: TaskStoreEnv{TaskBucketEnv{"jobs_status"}, 2 * time.Hour}, ReplicasEnv: ReplicasEnv{3}}
+	tc := e.taskConfig(e.ReplicasEnv, nil)
+	if tc.Bucket != "jobs_status" || tc.TTL != 2*time.Hour || tc.Replicas != 3 || tc.Validate() != nil {
+		t.Fatalf("task config %+v: %v", tc, tc.Validate())
+	}
+	store, err := task.New(embeddedtest.JetStream(t), tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name     string
+		trackAll bool
+		route    route
+		want     bool
+	}{
+		{"tracked tasks only", false, route{Name: "a", Subject: "tasks.a"}, false},
+		{"every task of the route", false, route{Name: "a", Subject: "tasks.a", Track: true}, true},
+		{"every task of every route", true, route{Name: "a", Subject: "tasks.a"}, true},
+	} {
+		e.TrackAll = tt.trackAll
+		c := e.consumerConfig(tt.route, store, nil)
+		if c.Tasks != store || c.TrackAll != tt.want {
+			t.Errorf("%s: Tasks %p (want %p), TrackAll %v (want %v)", tt.name, c.Tasks, store, c.TrackAll, tt.want)
+		}
+	}
+	e.TaskTTL = time.Second
+	if err := inTermsOf(e.taskConfig(e.ReplicasEnv, nil).Validate(), "task", "", taskFields); err == nil || !strings.Contains(err.Error(), "--task-ttl must be >= 1m") {
+		t.Fatalf("task TTL 1s: got %v", err)
 	}
 }
 
@@ -80,7 +118,7 @@ func TestProvisionAndWorkerAgreeOnConsumers(t *testing.T) {
 	t.Parallel()
 	re, ce := RoutesEnv{Durable: "svc"}, ConsumerEnv{Concurrency: 2000, AckWait: time.Minute, MaxDeliver: 7}
 	r := route{Name: "a", Subject: "tasks.a"}
-	w := workerEnv{RoutesEnv: re, ConsumerEnv: ce, StreamEnv: StreamEnv{"T"}, DLQStreamEnv: DLQStreamEnv{"D"}}.consumerConfig(r, nil)
+	w := workerEnv{RoutesEnv: re, ConsumerEnv: ce, StreamEnv: StreamEnv{"T"}, DLQStreamEnv: DLQStreamEnv{"D"}}.consumerConfig(r, nil, nil)
 	p := routeConsumerConfig(StreamEnv{"T"}, DLQStreamEnv{"D"}, re, ce, r, nil)
 	if w.Stream != p.Stream || w.Durable != p.Durable || w.Concurrency != p.Concurrency || w.AckWait != p.AckWait ||
 		w.MaxDeliver != p.MaxDeliver || w.DeadLetterStream != p.DeadLetterStream {
@@ -90,7 +128,7 @@ func TestProvisionAndWorkerAgreeOnConsumers(t *testing.T) {
 
 func TestSchedulerEnvToConfig(t *testing.T) {
 	t.Parallel()
-	e := schedulerEnv{LeaseKey: "billing", LeaseTTL: 4 * time.Second, ReplicasEnv: ReplicasEnv{3}}
+	e := schedulerEnv{LeaseKey: "billing", LeaseTTLEnv: LeaseTTLEnv{4 * time.Second}, ReplicasEnv: ReplicasEnv{3}}
 	c := e.schedulerConfig(nil)
 	if c.LeaseKey != "billing" || c.LeaseTTL != 4*time.Second || c.Replicas != 3 {
 		t.Fatalf("got %+v", c)
@@ -136,6 +174,34 @@ func TestDashboardConfig(t *testing.T) {
 			name: "basic auth halves", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPUser: "u"}, serve: true,
 			check: func(c dashboard.Config) bool { return c.BasicAuthUser == "u" }, errHas: "--http-user and --http-password must be set together",
 		},
+		{
+			name: "sessions and charts", serve: true,
+			h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPToken: "t", HTTPSessionKey: strings.Repeat("k", 32), HTTPSessionTTL: time.Hour,
+				HTTPSampleInterval: 10 * time.Second, HTTPSampleWindow: 2 * time.Hour},
+			check: func(c dashboard.Config) bool {
+				return string(c.SessionKey) == strings.Repeat("k", 32) && c.SessionTTL == time.Hour && c.SampleInterval == 10*time.Second && c.SampleWindow == 2*time.Hour
+			},
+		},
+		{
+			name: "no session key: the dashboard makes one", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080"}, serve: true,
+			check: func(c dashboard.Config) bool { return c.SessionKey == nil },
+		},
+		{
+			name: "a short session key", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPSessionKey: "short"}, serve: true,
+			check: func(c dashboard.Config) bool { return true }, errHas: "http: --http-session-key must be at least 32 bytes, got 5",
+		},
+		{
+			name: "a short session TTL", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPSessionTTL: time.Second}, serve: true,
+			check: func(c dashboard.Config) bool { return true }, errHas: "http: --http-session-ttl must be at least 1m",
+		},
+		{
+			name: "a negative sample interval: no charts", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPSampleInterval: -time.Second}, serve: true,
+			check: func(c dashboard.Config) bool { return c.SampleInterval == -1 },
+		},
+		{
+			name: "too many samples", h: HTTPEnv{HTTPAddr: "127.0.0.1:8080", HTTPSampleInterval: time.Millisecond, HTTPSampleWindow: time.Hour}, serve: true,
+			check: func(c dashboard.Config) bool { return true }, errHas: "--http-sample-window / --http-sample-interval must be at most",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,6 +221,22 @@ func TestDashboardConfig(t *testing.T) {
 				t.Fatalf("Validate: got %v, want %q", err, tt.errHas)
 			}
 		})
+	}
+}
+
+// Each long-running command's dashboard browses the task bucket its
+// settings name.
+func TestDashboardTaskBucket(t *testing.T) {
+	t.Parallel()
+	h := HTTPEnv{HTTPAddr: "127.0.0.1:8080"}
+	tb := TaskBucketEnv{"jobs_status"}
+	worker, _ := workerEnv{HTTPEnv: h, TaskStoreEnv: TaskStoreEnv{TaskBucketEnv: tb}}.dashboardConfig(nil)
+	scheduler, _ := schedulerEnv{HTTPEnv: h, TaskBucketEnv: tb}.dashboardConfig(nil)
+	relay, _ := outboxEnv{HTTPEnv: h, TaskBucketEnv: tb}.dashboardConfig(nil)
+	for name, c := range map[string]dashboard.Config{"worker": worker, "scheduler": scheduler, "outbox relay": relay} {
+		if c.TaskBucket != "jobs_status" || c.Addr != "127.0.0.1:8080" {
+			t.Errorf("%s: TaskBucket %q, Addr %q", name, c.TaskBucket, c.Addr)
+		}
 	}
 }
 
@@ -265,12 +347,17 @@ func TestParseRoutes(t *testing.T) {
 		{name: "bad name", file: "routes:\n  - {name: 'a b', subject: tasks.a, log: {}}\n", wantErr: "name"},
 		{name: "webhook without secret", file: "routes:\n  - {name: a, subject: tasks.a, webhook: {url: x}}\n", wantErr: "url and secret"},
 		{name: "bad duration", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, ack_wait: soon}\n", wantErr: `duration "soon": want a number and a unit`},
+		{name: "tracked", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, track: true}\n"},
+		{name: "track not a bool", file: "routes:\n  - {name: a, subject: tasks.a, log: {}, track: always}\n", wantErr: "route 1 (a): track: want true or false, got a string"},
 	}
 	for _, tt := range tests {
 		rs, err := parseRoutes("routes.yaml", []byte(tt.file))
 		if tt.wantErr == "" {
 			if err != nil {
 				t.Errorf("%s: %v", tt.name, err)
+			}
+			if tt.name == "tracked" && !rs[0].Track {
+				t.Errorf("%s: route not tracked", tt.name)
 			}
 			if tt.name == "valid yaml" && rs[0].Webhook.Secret != "from-env" {
 				t.Errorf("%s: secret %q, want it expanded from the environment", tt.name, rs[0].Webhook.Secret)

@@ -22,6 +22,7 @@ import (
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
 	"github.com/jetworker/jetworker/streams"
+	"github.com/jetworker/jetworker/task"
 )
 
 // devEnv configures "jetworker dev".
@@ -52,6 +53,13 @@ func (e devEnv) dashboardConfig(log *slog.Logger) (dashboard.Config, bool) {
 	return dashboardConfig(h, e.MetricsEnv, streams.DefaultTaskStream, streams.DefaultDeadLetterStream, log)
 }
 
+// slowSteps and slowStep pace the demo's slow task: long enough to watch
+// its progress in the dashboard, short enough for a prompt Ctrl-C.
+const (
+	slowSteps = 20
+	slowStep  = 400 * time.Millisecond
+)
+
 // demoHandler is what the dev worker runs: a few demo task types, and a
 // logger for any other subject under tasks.>.
 func demoHandler(log *slog.Logger, out func(format string, args ...any)) jetworker.Handler {
@@ -72,6 +80,24 @@ func demoHandler(log *slog.Logger, out func(format string, args ...any)) jetwork
 		out("flaky task %s succeeded on attempt %d", taskName(t), t.Delivered)
 		return nil
 	})
+	mux.RouteFunc("tasks.demo.slow", func(ctx context.Context, t *jetworker.Task) error {
+		for i := range slowSteps {
+			// Published without tracking, it has no one to report to:
+			// ErrNotTracked is no reason to stop.
+			if err := jetworker.SetProgress(ctx, float64(i*100/slowSteps), fmt.Sprintf("step %d of %d", i+1, slowSteps)); err != nil && !errors.Is(err, jetworker.ErrNotTracked) {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-time.After(slowStep):
+			}
+		}
+		_ = jetworker.SetProgress(ctx, 100, "done")
+		_ = jetworker.SetResult(ctx, []byte(`{"steps":`+strconv.Itoa(slowSteps)+`}`))
+		out("slow task %s done after %d steps", taskName(t), slowSteps)
+		return nil
+	})
 	mux.RouteFunc("tasks.demo.broken", func(ctx context.Context, t *jetworker.Task) error {
 		out("broken task %s goes to the dead letters", taskName(t))
 		return jetworker.Permanent(errors.New("demo: this task can never succeed"))
@@ -83,13 +109,20 @@ func demoHandler(log *slog.Logger, out func(format string, args ...any)) jetwork
 	return mux
 }
 
+// runDev runs dev; stopped at any point (Ctrl-C during start-up too), it
+// stops cleanly.
 func runDev(ctx context.Context, std *stdio, args []string) error {
+	return cleanStop(ctx, dev(ctx, std, args))
+}
+
+func dev(ctx context.Context, std *stdio, args []string) error {
 	e := devEnv{HTTPEnv: HTTPEnv{HTTPAddr: dashboard.DefaultAddr}}
 	c := newCLI("dev", "", `
 Run everything on one embedded nats-server: the streams, a worker with demo
-handlers (tasks.demo.hello, .flaky, .broken; anything else under tasks.> is
-printed), the scheduler and the dashboard. Data stays in --data-dir between
-runs.`).env(&e)
+handlers (tasks.demo.hello, .flaky, .slow, .broken; anything else under
+tasks.> is printed), the scheduler and the dashboard. The demo tasks are
+tracked: jetworker task ls and the dashboard's task browser show them.
+Data stays in --data-dir between runs.`).env(&e)
 	if err := c.parseNoArgs(std, args); err != nil {
 		return err
 	}
@@ -133,6 +166,13 @@ runs.`).env(&e)
 	if err := store.Provision(ctx); err != nil {
 		return err
 	}
+	tasks, err := task.New(conn.js, task.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := tasks.Provision(ctx); err != nil {
+		return err
+	}
 
 	var w *web
 	if serve {
@@ -140,7 +180,7 @@ runs.`).env(&e)
 			return err
 		}
 	}
-	ccfg := consumer.Config{Durable: "dev", Concurrency: 4, Logger: log}
+	ccfg := consumer.Config{Durable: "dev", Concurrency: 4, Tasks: tasks, Logger: log}
 	scfg := schedule.Config{LeaseTTL: 3 * time.Second, Logger: log}
 	if w != nil {
 		w.consumerHooks(&ccfg)
@@ -164,7 +204,7 @@ runs.`).env(&e)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- jetworker.RunAll(runCtx, parts...) }()
+	go func() { errc <- runAll(runCtx, parts...) }()
 
 	// Print the banner once everything listens: a busy HTTP port fails
 	// before it, not after a dashboard URL that does not work.
@@ -185,7 +225,8 @@ runs.`).env(&e)
 			out("  metrics:   %s", browsable(a, "/metrics"))
 		}
 	}
-	out("  try:       jetworker publish --url %s tasks.demo.hello '{\"name\":\"you\"}'", srv.URL())
+	out("  try:       jetworker publish --url %s --track tasks.demo.hello '{\"name\":\"you\"}'", srv.URL())
+	out("             jetworker task ls --url %s", srv.URL())
 	out("             jetworker status --url %s", srv.URL())
 	out("  Ctrl-C stops it.")
 
@@ -195,7 +236,7 @@ runs.`).env(&e)
 		case err := <-errc:
 			return err
 		}
-		if err := demo(ctx, conn, store, out); err != nil {
+		if err := demo(ctx, conn, store, tasks, out); err != nil {
 			cancel()
 			return errors.Join(err, <-errc)
 		}
@@ -247,9 +288,9 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// demo publishes a few tasks and creates the demo schedule.
-func demo(ctx context.Context, c *conn, store *schedule.Store, out func(string, ...any)) error {
-	pub, err := publisher.New(c.js, publisher.Config{})
+// demo publishes a few tracked tasks and creates the demo schedule.
+func demo(ctx context.Context, c *conn, store *schedule.Store, tasks *task.Store, out func(string, ...any)) error {
+	pub, err := publisher.New(c.js, publisher.Config{Tasks: tasks})
 	if err != nil {
 		return err
 	}
@@ -257,18 +298,18 @@ func demo(ctx context.Context, c *conn, store *schedule.Store, out func(string, 
 		b, _ := json.Marshal(map[string]string{"name": name})
 		return b
 	}
+	tracked := &publisher.PublishOpts{Track: true}
 	for i := 1; i <= 3; i++ {
-		if _, err := pub.Publish(ctx, "tasks.demo.hello", hello("demo "+strconv.Itoa(i)), nil); err != nil {
+		if _, err := pub.Publish(ctx, "tasks.demo.hello", hello("demo "+strconv.Itoa(i)), tracked); err != nil {
 			return err
 		}
 	}
-	if _, err := pub.Publish(ctx, "tasks.demo.flaky", []byte(`{}`), nil); err != nil {
-		return err
+	for _, subject := range []string{"tasks.demo.slow", "tasks.demo.flaky", "tasks.demo.broken"} {
+		if _, err := pub.Publish(ctx, subject, []byte(`{}`), tracked); err != nil {
+			return err
+		}
 	}
-	if _, err := pub.Publish(ctx, "tasks.demo.broken", []byte(`{}`), nil); err != nil {
-		return err
-	}
-	if _, err := pub.Publish(ctx, "tasks.demo.hello", hello("delayed by 3s"), &publisher.PublishOpts{Delay: 3 * time.Second}); err != nil {
+	if _, err := pub.Publish(ctx, "tasks.demo.hello", hello("delayed by 3s"), &publisher.PublishOpts{Delay: 3 * time.Second, Track: true}); err != nil {
 		return err
 	}
 	if _, err := store.Get(ctx, "demo-every-10s"); errors.Is(err, schedule.ErrNotFound) {
@@ -278,7 +319,7 @@ func demo(ctx context.Context, c *conn, store *schedule.Store, out func(string, 
 			return err
 		}
 	}
-	out("published 6 demo tasks (one delayed, one flaky, one broken) and the schedule demo-every-10s")
+	out("published 7 tracked demo tasks (one delayed, one slow, one flaky, one broken) and the schedule demo-every-10s")
 	return nil
 }
 

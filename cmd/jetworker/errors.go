@@ -16,6 +16,17 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// codeError ends a command with an exit code of its own, for an outcome
+// a script tells apart (task wait: the task failed).
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e *codeError) Error() string { return e.err.Error() }
+
+func (e *codeError) Unwrap() error { return e.err }
+
 // inTermsOf rewrites the validation error of a library Config in the
 // words of the command line: the package prefix becomes prefix, and each
 // Config field a setting sets is named by its flag. The result is a usage
@@ -48,7 +59,9 @@ var (
 		"Addr": "--http-addr", "BasicAuthUser": "--http-user", "BasicAuthPassword": "--http-password",
 		"BearerToken": "--http-token", "ReadOnly": "--http-read-only", "UnsafeNoAuth": "--http-unsafe-no-auth",
 		"MetricsAddr": "--metrics-addr", "MetricsToken": "--metrics-token", "TaskStreams[0]": "--stream",
-		"DeadLetterStream": "--dlq-stream", "DisableUI": "no --http-addr",
+		"DeadLetterStream": "--dlq-stream", "DisableUI": "no --http-addr", "TaskBucket": "--task-bucket",
+		"SessionKey": "--http-session-key", "SessionTTL": "--http-session-ttl",
+		"SampleInterval": "--http-sample-interval", "SampleWindow": "--http-sample-window",
 	}
 	consumerFields = map[string]string{
 		"Stream": "--stream", "Durable": "--durable", "DeadLetterStream": "--dlq-stream",
@@ -61,4 +74,5 @@ var (
 		"PollInterval": "--poll-interval", "AckTimeout": "--ack-timeout",
 	}
 	schedulerFields = map[string]string{"LeaseKey": "--lease-key", "LeaseTTL": "--lease-ttl", "Replicas": "--replicas"}
+	taskFields      = map[string]string{"Bucket": "--task-bucket", "TTL": "--task-ttl", "Replicas": "--replicas"}
 )

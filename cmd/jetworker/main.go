@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"dlq":         {summary: "manage dead letters: ls|show|replay|purge", run: runDLQ},
 		"outbox":      {summary: "transactional outbox on PostgreSQL: migrate|relay|dead ls|retry|rm", run: runOutbox},
 		"status":      {summary: "streams, consumers, live workers and the scheduler leader", run: runStatus},
+		"task":        {summary: "look at and steer tasks: get|wait|cancel|ls|run-now", run: runTask},
 		"healthcheck": {summary: "exit 0 if a readiness URL answers 2xx (a container healthcheck without a shell)", run: runHealthcheck},
 		"bench":       {summary: "measure jetworker against raw nats.go on the same server", run: runBench},
 		"version":     {summary: "print the version (also: jetworker --version)", run: runVersion},
@@ -86,13 +87,19 @@ func run(ctx context.Context, std *stdio, args []string) int {
 		return exitUsage
 	}
 	err := cmd.run(ctx, std, args[1:])
-	var ue *usageError
+	var (
+		ue *usageError
+		ce *codeError
+	)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &ue):
 		std.fatal(args[0], err, exitUsage)
 		return exitUsage
+	case errors.As(err, &ce):
+		std.fatal(args[0], err, ce.code)
+		return ce.code
 	default:
 		std.fatal(args[0], err, exitError)
 		return exitError

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/metrics/outboxmetrics"
 	"github.com/jetworker/jetworker/outbox"
 )
@@ -24,7 +25,9 @@ own transactions (package outbox), and the relay publishes committed rows
 to JetStream.
 
   migrate              create or complete the outbox tables (idempotent)
-  relay                publish committed outbox rows until stopped
+  relay                publish committed outbox rows until stopped; with
+                       --http-addr it serves the dashboard, the outbox page
+                       listing the dead rows
   dead ls              list the rows the server refused for good, with the reason
   dead retry ID...     move dead rows back into the outbox
   dead rm ID...        delete dead rows`
@@ -52,7 +55,17 @@ type outboxEnv struct {
 	RelayEnv
 	Base
 	StreamEnv
+	DLQStreamEnv
+	HTTPEnv
+	TaskBucketEnv
 	MetricsEnv
+}
+
+// dashboardConfig maps the HTTP and metrics settings of the relay.
+func (e outboxEnv) dashboardConfig(log *slog.Logger) (dashboard.Config, bool) {
+	cfg, ok := dashboardConfig(e.HTTPEnv, e.MetricsEnv, e.Stream, e.DLQStream, log)
+	cfg.TaskBucket = e.TaskBucket
+	return cfg, ok
 }
 
 // outboxOpts are the options of one "jetworker outbox" call.
@@ -113,6 +126,11 @@ func runOutbox(ctx context.Context, std *stdio, args []string) error {
 		if err := e.relayConfig(nil).Validate(); err != nil {
 			return inTermsOf(err, "outbox", "", outboxFields)
 		}
+		if dcfg, serve := e.dashboardConfig(nil); serve {
+			if err := dcfg.Validate(); err != nil {
+				return inTermsOf(err, "dashboard", "http: ", dashboardFields)
+			}
+		}
 	}
 	log, err := std.logger(e.LogEnv)
 	if err != nil {
@@ -163,8 +181,9 @@ func runOutbox(ctx context.Context, std *stdio, args []string) error {
 	}
 }
 
-// runOutboxRelay runs the relay, with /metrics, /healthz and /readyz on
-// the metrics address when one is set.
+// runOutboxRelay runs the relay, with the dashboard on the HTTP address
+// (its outbox page, the relay's rows) and /metrics, /healthz and /readyz on
+// the metrics address, when they are set.
 func runOutboxRelay(ctx context.Context, c *cli, e outboxEnv, pool *pgxpool.Pool, log *slog.Logger) error {
 	conn, err := connect(ctx, e.ConnEnv, "outbox relay", log)
 	if err != nil {
@@ -173,15 +192,15 @@ func runOutboxRelay(ctx context.Context, c *cli, e outboxEnv, pool *pgxpool.Pool
 	defer conn.Close()
 	logConfig(ctx, log, c, slog.String("auth", e.authKind()))
 	cfg := e.relayConfig(log)
-	var (
-		w  *web
-		om *outboxmetrics.Outbox
-	)
-	if dcfg, serve := dashboardConfig(HTTPEnv{}, e.MetricsEnv, e.Stream, "", log); serve {
-		if w, err = newWeb(conn, dcfg); err != nil {
+	dcfg, serve := e.dashboardConfig(log)
+	var om *outboxmetrics.Outbox
+	if serve {
+		// The relay reports to the metrics the dashboard serves: make
+		// them first.
+		if dcfg.Metrics, err = newMetrics(); err != nil {
 			return err
 		}
-		if om, err = outboxmetrics.New(w.metrics); err != nil {
+		if om, err = outboxmetrics.New(dcfg.Metrics); err != nil {
 			return err
 		}
 		cfg.Hooks = om.Hooks()
@@ -191,14 +210,24 @@ func runOutboxRelay(ctx context.Context, c *cli, e outboxEnv, pool *pgxpool.Pool
 		return err
 	}
 	parts := []jetworker.Runner{jetworker.RunnerFunc(conn.watch), r}
-	if w != nil {
+	if serve {
+		if !dcfg.DisableUI {
+			dcfg.Outbox = r
+			dcfg.OutboxDeadFunc = func(ctx context.Context, f outbox.DeadFilter) ([]outbox.DeadRow, error) {
+				return r.Outbox().ListDead(ctx, pool, f)
+			}
+		}
+		w, err := newWeb(conn, dcfg)
+		if err != nil {
+			return err
+		}
 		if err := om.ObserveBacklog(r.Stats, 0, log); err != nil {
 			return err
 		}
 		w.readyWhen("outbox relay", r.Ready())
 		parts = append(parts, w)
 	}
-	return jetworker.RunAll(ctx, parts...)
+	return runAll(ctx, parts...)
 }
 
 func parseIDs(args []string) ([]int64, error) {

@@ -8,12 +8,15 @@ import (
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/schedule"
 	"github.com/jetworker/jetworker/streams"
+	"github.com/jetworker/jetworker/task"
 )
 
 // provisionEnv configures "jetworker provision".
 type provisionEnv struct {
 	RoutesEnv
 	ConsumerEnv
+	LeaseTTLEnv
+	TaskStoreEnv
 	Base
 	StreamEnv
 	DLQStreamEnv
@@ -29,10 +32,13 @@ type step struct {
 func runProvision(ctx context.Context, std *stdio, args []string) error {
 	var e provisionEnv
 	c := newCLI("provision", "", `
-Create or update the task and dead-letter streams, the schedule and presence
-buckets and, with a routes file, the routes' durable consumers, so workers
-can run with consume-only permissions (JETWORKER_PROVISION=false). It is
-idempotent: run it again after changing the settings.`).env(&e)
+Create or update the task and dead-letter streams, the schedule, lease,
+presence and task status buckets and, with a routes file, the routes'
+durable consumers, so workers and schedulers can run with least-privilege
+permissions (JETWORKER_PROVISION=false). The lease bucket's TTL is the
+schedulers' --lease-ttl, the status bucket's the --task-ttl: give them the
+values the schedulers and workers use. It is idempotent: run it again after
+changing the settings.`).env(&e)
 	if err := c.parseNoArgs(std, args); err != nil {
 		return err
 	}
@@ -46,6 +52,13 @@ idempotent: run it again after changing the settings.`).env(&e)
 	log, err := std.logger(e.LogEnv)
 	if err != nil {
 		return err
+	}
+	if err := (schedule.Config{LeaseTTL: e.LeaseTTL, Replicas: e.Replicas}).Validate(); err != nil {
+		return inTermsOf(err, "schedule", "", schedulerFields)
+	}
+	tcfg := e.taskConfig(e.ReplicasEnv, log)
+	if err := tcfg.Validate(); err != nil {
+		return inTermsOf(err, "task", "", taskFields)
 	}
 	scfg := streamsConfig(e.StreamEnv, e.DLQStreamEnv, e.ReplicasEnv)
 	ccfgs := make([]consumer.Config, len(rs))
@@ -64,6 +77,10 @@ idempotent: run it again after changing the settings.`).env(&e)
 	if err != nil {
 		return err
 	}
+	tasks, err := task.New(conn.js, tcfg)
+	if err != nil {
+		return err
+	}
 	scfg.Tasks.Replicas, scfg.DeadLetters.Replicas = e.Replicas, e.Replicas
 	steps := []step{
 		{"stream " + e.Stream, func(ctx context.Context) error {
@@ -75,9 +92,13 @@ idempotent: run it again after changing the settings.`).env(&e)
 			return err
 		}},
 		{"buckets " + schedule.SchedulesBucket + " and " + schedule.StateBucket, store.Provision},
+		{"bucket " + schedule.LeaseBucket, func(ctx context.Context) error {
+			return schedule.ProvisionLeases(ctx, conn.js, e.LeaseTTL, e.Replicas)
+		}},
 		{"bucket " + consumer.DefaultPresenceBucket, func(ctx context.Context) error {
 			return consumer.Presence{Replicas: e.Replicas}.Provision(ctx, conn.js)
 		}},
+		{"bucket " + e.TaskBucket, tasks.Provision},
 	}
 	for _, cfg := range ccfgs {
 		steps = append(steps, step{"consumer " + cfg.Durable + " on " + cfg.Stream, func(ctx context.Context) error {

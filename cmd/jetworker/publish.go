@@ -8,11 +8,22 @@ import (
 	"time"
 
 	"github.com/jetworker/jetworker/publisher"
+	"github.com/jetworker/jetworker/task"
 )
+
+// publishEnv configures "jetworker publish".
+type publishEnv struct {
+	Base
+	// The task store and its replicas matter for --track, when this
+	// command is the first to use the bucket.
+	TaskStoreEnv
+	ReplicasEnv
+}
 
 // publishOpts are the options of one "jetworker publish".
 type publishOpts struct {
 	ID     string        `flag:"id" meta:"ID" desc:"task ID (Nats-Msg-Id): the server drops a second task with this ID within its duplicate window"`
+	Track  bool          `flag:"track" desc:"track the task: its state, attempts, progress and result are recorded (jetworker task get ID); without --id it gets one"`
 	File   string        `flag:"file" meta:"FILE" desc:"read DATA from this file"`
 	Header []string      `flag:"header" meta:"KEY=VALUE" repeat:"true" desc:"extra header (repeatable)"`
 	Delay  time.Duration `flag:"delay" desc:"release the task after this delay"`
@@ -22,7 +33,7 @@ type publishOpts struct {
 
 // publishOptions maps the options to the publisher's.
 func (o publishOpts) publishOptions() (*publisher.PublishOpts, error) {
-	opts := &publisher.PublishOpts{ID: o.ID, Delay: o.Delay, TTL: o.TTL}
+	opts := &publisher.PublishOpts{ID: o.ID, Track: o.Track, Delay: o.Delay, TTL: o.TTL}
 	if o.At != "" {
 		t, err := time.Parse(time.RFC3339, o.At)
 		if err != nil {
@@ -39,12 +50,12 @@ func (o publishOpts) publishOptions() (*publisher.PublishOpts, error) {
 
 func runPublish(ctx context.Context, std *stdio, args []string) error {
 	var (
-		b    Base
+		e    publishEnv
 		opts publishOpts
 	)
 	c := newCLI("publish", " SUBJECT [DATA]", `
 Publish one task on SUBJECT. DATA comes from the argument, --file, or
-standard input (also with DATA "-").`).options("Publish", &opts).env(&b)
+standard input (also with DATA "-").`).options("Publish", &opts).env(&e)
 	pos, err := c.parse(std, args)
 	if err != nil {
 		return err
@@ -62,12 +73,22 @@ standard input (also with DATA "-").`).options("Publish", &opts).env(&b)
 		return err
 	}
 
-	log, conn, err := b.open(ctx, std, "publish")
+	tcfg := e.taskConfig(e.ReplicasEnv, nil)
+	if err := tcfg.Validate(); err != nil {
+		return inTermsOf(err, "task", "", taskFields)
+	}
+
+	log, conn, err := e.open(ctx, std, "publish")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	pub, err := publisher.New(conn.js, publisher.Config{Logger: log})
+	tcfg.Logger = log
+	store, err := task.New(conn.js, tcfg)
+	if err != nil {
+		return err
+	}
+	pub, err := publisher.New(conn.js, publisher.Config{Tasks: store, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -78,6 +99,8 @@ standard input (also with DATA "-").`).options("Publish", &opts).env(&b)
 	switch {
 	case res.Duplicate:
 		fmt.Fprintf(std.out, "duplicate: task %s was already stored as %s\n", inert(res.ID), res.Ref())
+	case res.ID != "" && opts.Track:
+		fmt.Fprintf(std.out, "published task %s as %s, tracked (jetworker task get %s)\n", inert(res.ID), res.Ref(), inert(res.ID))
 	case res.ID != "":
 		fmt.Fprintf(std.out, "published task %s as %s\n", inert(res.ID), res.Ref())
 	default:

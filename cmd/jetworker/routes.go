@@ -24,6 +24,7 @@ import (
 //	    concurrency: 5
 //	    max_deliver: 8
 //	    backoff: {base: 1s, max: 1m}
+//	    track: true
 //	    webhook: {url: https://example.com/hook, secret: ${HOOK_SECRET}}
 //	  - name: mail
 //	    subject: tasks.email.>
@@ -44,6 +45,9 @@ type route struct {
 	AckWait     duration  `json:"ack_wait,omitempty"`
 	Timeout     duration  `json:"timeout,omitempty"`
 	Backoff     *backoffs `json:"backoff,omitempty"`
+	// Track records every task of the route, tracked when published or
+	// not (JETWORKER_TRACK_ALL does it for every route).
+	Track bool `json:"track,omitempty"`
 
 	Webhook *webhookRoute `json:"webhook,omitempty"`
 	Email   *emailRoute   `json:"email,omitempty"`

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/dashboard"
@@ -12,14 +11,15 @@ import (
 
 // schedulerEnv configures "jetworker scheduler".
 type schedulerEnv struct {
-	LeaseKey string        `envconfig:"JETWORKER_LEASE_KEY" flag:"lease-key" default:"scheduler" meta:"KEY" group:"Scheduler" desc:"lease key the schedulers of one deployment share"`
-	LeaseTTL time.Duration `envconfig:"JETWORKER_LEASE_TTL" flag:"lease-ttl" default:"10s" group:"Scheduler" desc:"leader lease TTL; a crashed leader is replaced within about this"`
+	LeaseKey string `envconfig:"JETWORKER_LEASE_KEY" flag:"lease-key" default:"scheduler" meta:"KEY" group:"Scheduler" desc:"lease key the schedulers of one deployment share"`
+	LeaseTTLEnv
 	Base
 	MonitorEnv
 	StreamEnv
 	DLQStreamEnv
 	ReplicasEnv
 	HTTPEnv
+	TaskBucketEnv
 	MetricsEnv
 }
 
@@ -37,6 +37,7 @@ func (e schedulerEnv) schedulerConfig(log *slog.Logger) schedule.Config {
 func (e schedulerEnv) dashboardConfig(log *slog.Logger) (dashboard.Config, bool) {
 	cfg, ok := dashboardConfig(e.HTTPEnv, e.MetricsEnv, e.Stream, e.DLQStream, log)
 	cfg.LeaseKey = e.LeaseKey
+	cfg.TaskBucket = e.TaskBucket
 	return cfg, ok
 }
 
@@ -88,5 +89,5 @@ take over.`).env(&e)
 		w.readyWhen("scheduler", s.Ready())
 		parts = append(parts, w)
 	}
-	return jetworker.RunAll(ctx, parts...)
+	return runAll(ctx, parts...)
 }

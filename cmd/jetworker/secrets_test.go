@@ -43,6 +43,9 @@ func newSecretEnv(mark func(i int) string, natsHost string) secretEnv {
 		"JETWORKER_BENCH_URL":        "nats://benchuser:" + s(12) + "@127.0.0.1:1",
 		"JETWORKER_HEALTHCHECK_URL":  "http://hcuser:" + s(13) + "@127.0.0.1:1/readyz?token=" + s(14),
 		"JETWORKER_NATS_MONITOR_URL": "http://monuser:" + s(15) + "@127.0.0.1:1",
+		// At least 32 bytes, as the dashboard wants it; the mark is what
+		// must not show.
+		"JETWORKER_HTTP_SESSION_KEY": s(18) + "-padding-to-thirty-two-bytes",
 		"JETWORKER_SMTP_HOST":        "smtp.example.com",
 		"JETWORKER_SMTP_USER":        "mailer",
 		"JETWORKER_SMTP_FROM":        "noreply@example.com",
@@ -50,6 +53,7 @@ func newSecretEnv(mark func(i int) string, natsHost string) secretEnv {
 	for i := 1; i <= 15; i++ {
 		e.secrets = append(e.secrets, s(i))
 	}
+	e.secrets = append(e.secrets, s(18))
 	return e
 }
 
@@ -104,16 +108,16 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"  - {name: mail, subject: tasks.mail.>, email: {host: smtp.example.com, from: 'a@example.com', username: u, password: '${ROUTE_SMTP_PASSWORD}'}}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	nats := []string{"worker", "scheduler", "provision", "publish", "schedule", "dlq", "status"}
+	nats := []string{"worker", "scheduler", "provision", "publish", "schedule", "dlq", "status", "task"}
 	all := append(slices.Clone(nats), "dev", "bench", "healthcheck", "version")
-	nonNATSArgs := map[string][]string{"publish": {"tasks.x", "{}"}, "schedule": {"ls"}, "dlq": {"ls"}}
+	nonNATSArgs := map[string][]string{"publish": {"tasks.x", "{}"}, "schedule": {"ls"}, "dlq": {"ls"}, "task": {"ls"}}
 
 	for markName, mark := range marks {
 		e := newSecretEnv(mark, "127.0.0.1:1")
 		routeEnv := []string{
 			"ROUTE_HOOK_PASSWORD=" + mark(21), "ROUTE_HOOK_KEY=" + mark(22), "ROUTE_HOOK_SECRET=" + mark(23), "ROUTE_SMTP_PASSWORD=" + mark(24),
 		}
-		e.secrets = append(e.secrets, mark(21), mark(22), mark(23), mark(24))
+		e.secrets = append(e.secrets, mark(19), mark(21), mark(22), mark(23), mark(24))
 		type run struct {
 			name string
 			env  []string
@@ -146,6 +150,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			run{"worker --check, text", append(e.with("JETWORKER_ROUTES="+routes, "JETWORKER_LOG_FORMAT=text"), routeEnv...), []string{"worker", "--check"}, 0},
 			run{"dev on a reachable host", e.with(), []string{"dev", "--host", "0.0.0.0"}, 2},
 			run{"dev with a reachable dashboard", e.with("JETWORKER_HTTP_USER=", "JETWORKER_HTTP_PASSWORD=", "JETWORKER_HTTP_TOKEN="), []string{"dev", "--http-addr", "0.0.0.0:0"}, 2},
+			run{"worker with a short session key", append(e.with("JETWORKER_ROUTES="+routes, "JETWORKER_HTTP_ADDR=127.0.0.1:0", "JETWORKER_HTTP_SESSION_KEY="+mark(19)), routeEnv...), []string{"worker"}, 2},
+			run{"task wait refused", e.with(), []string{"task", "wait", "x"}, 1},
 			run{"bench refused", e.with(), []string{"bench", "--n", "10"}, 1},
 			run{"healthcheck refused", e.with(), []string{"healthcheck"}, 1},
 			run{"healthcheck bad value", e.with(), []string{"healthcheck", "--timeout", "soon"}, 2},

@@ -16,7 +16,7 @@ import (
 // envStructs are the settings structs of every command.
 var envStructs = []any{
 	workerEnv{}, schedulerEnv{}, devEnv{}, provisionEnv{}, scheduleEnv{}, dlqEnv{},
-	statusEnv{}, Base{}, benchEnv{}, healthEnv{}, outboxEnv{},
+	statusEnv{}, Base{}, benchEnv{}, healthEnv{}, outboxEnv{}, taskEnv{}, publishEnv{},
 }
 
 // Every environment variable is declared by exactly one struct field,

@@ -1,8 +1,11 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,10 +19,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/schedule"
+	"github.com/jetworker/jetworker/task"
 )
 
 // Schedules show their payloads as JSON or text, their times in their own
@@ -184,8 +189,8 @@ func TestProvisionReportsWhatFailed(t *testing.T) {
 	}
 	r := jw(t, []string{"JETWORKER_NATS_URL=" + srv.URL(), "JETWORKER_LOG_FORMAT=text"}, "", "provision")
 	if r.code != 1 || r.stdout != "ok  stream TASKS\n" ||
-		!strings.Contains(r.stderr, "jetworker provision: failed at step 2 of 4, stream DLQ: ") ||
-		!strings.Contains(r.stderr, "(not attempted: buckets jetworker_schedules and jetworker_schedule_state, bucket jetworker_workers)") {
+		!strings.Contains(r.stderr, "jetworker provision: failed at step 2 of 6, stream DLQ: ") ||
+		!strings.Contains(r.stderr, "(not attempted: buckets jetworker_schedules and jetworker_schedule_state, bucket jetworker_leases, bucket jetworker_workers, bucket jetworker_status)") {
 		t.Fatalf("exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
 	}
 }
@@ -235,5 +240,65 @@ func TestMetricsListenerAndHealthcheck(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.stderr, tt.want) || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("healthcheck %v: exit %d, stderr %q, want one line with %q", tt.args, r.code, r.stderr, tt.want)
 		}
+	}
+}
+
+// A tracked task's ID, error, progress and result can carry terminal
+// escapes: task get and task ls show them escaped, --json exact.
+func TestTaskOutputIsInert(t *testing.T) {
+	t.Parallel()
+	srv, env := natsEnv(t)
+	_, js := embeddedtest.Connect(t, srv)
+	const evil = "\x1b]0;pwned\x07\u202e"
+	store, err := task.New(js, task.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := consumer.New(js, jetworker.HandlerFunc(func(ctx context.Context, tk *jetworker.Task) error {
+		if strings.HasPrefix(tk.ID, "ok") {
+			return jetworker.SetResult(ctx, []byte("result"+evil))
+		}
+		_ = jetworker.SetProgress(ctx, 50, "half"+evil)
+		return jetworker.Permanent(errors.New("boom" + evil))
+	}), consumer.Config{Durable: "evil", Tasks: store, TrackAll: true, DisablePresence: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for _, id := range []string{"ok" + evil, "bad" + evil} {
+		if r := jw(t, env, "", "publish", "--id", id, "tasks.evil", "{}"); r.code != 0 {
+			t.Fatalf("publish: exit %d\n%s", r.code, r.stderr)
+		}
+		if r := jw(t, env, "", "task", "wait", "--timeout", "20s", id); r.code != 0 && r.code != 3 {
+			t.Fatalf("wait: exit %d\n%s", r.code, r.text())
+		}
+	}
+	raw := func(s string) bool { return strings.ContainsAny(s, "\x1b\x07\u202e") }
+	r := jw(t, env, "", "task", "get", "bad"+evil)
+	if raw(r.stdout) || !strings.Contains(r.stdout, `Task:       bad\x1b]0;pwned\x07\u202e`) ||
+		!strings.Contains(r.stdout, `Last error: permanent: boom\x1b]0;pwned\x07\u202e`) || !strings.Contains(r.stdout, `50% half\x1b]0;pwned\x07\u202e`) {
+		t.Fatalf("task get of a failed task:\n%q", r.stdout)
+	}
+	r = jw(t, env, "", "task", "get", "ok"+evil)
+	if raw(r.stdout) || !strings.Contains(r.stdout, "Result (19 bytes, text):\n"+`result\x1b]0;pwned\x07\u202e`) {
+		t.Fatalf("task get of a task with a result:\n%q", r.stdout)
+	}
+	for _, args := range [][]string{{"task", "ls"}, {"task", "ls", "--state", "failed"}} {
+		if r := jw(t, env, "", args...); r.code != 0 || raw(r.stdout) || !strings.Contains(r.stdout, `bad\x1b]0;pwned\x07\u202e`) {
+			t.Fatalf("%v: exit %d\n%q", args, r.code, r.stdout)
+		}
+	}
+	r = jw(t, env, "", "task", "get", "--json", "bad"+evil)
+	var info task.Info
+	if err := json.Unmarshal([]byte(r.stdout), &info); err != nil || info.ID != "bad"+evil || info.LastError != "permanent: boom"+evil ||
+		info.Progress == nil || info.Progress.Message != "half"+evil {
+		t.Fatalf("task get --json is not exact: %v\n%s", err, r.stdout)
+	}
+	r = jw(t, append(env, "JETWORKER_LOG_FORMAT=text"), "", "task", "get", "nope"+evil)
+	if r.code != 1 || raw(r.stderr) || !strings.Contains(r.stderr, `nope\x1b]0;pwned\x07\u202e`) {
+		t.Fatalf("task get of an unknown task: exit %d\n%q", r.code, r.stderr)
 	}
 }

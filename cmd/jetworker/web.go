@@ -20,13 +20,22 @@ type web struct {
 	trace   tracing.Config
 }
 
-// newWeb builds the HTTP surface of cfg (see dashboardConfig) on c.
+// newMetrics makes the metrics registry of a command's HTTP surface.
+func newMetrics() (*metrics.Metrics, error) {
+	return metrics.New(metrics.Config{Version: version})
+}
+
+// newWeb builds the HTTP surface of cfg (see dashboardConfig) on c, with
+// cfg.Metrics, or a registry of its own when that is nil.
 func newWeb(c *conn, cfg dashboard.Config) (*web, error) {
-	m, err := metrics.New(metrics.Config{Version: version})
-	if err != nil {
-		return nil, err
+	m := cfg.Metrics
+	if m == nil {
+		var err error
+		if m, err = newMetrics(); err != nil {
+			return nil, err
+		}
+		cfg.Metrics = m
 	}
-	cfg.Metrics = m
 	srv, err := dashboard.New(c.js, cfg)
 	if err != nil {
 		return nil, usagef("%v", err)

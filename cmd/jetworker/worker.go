@@ -12,6 +12,7 @@ import (
 	"github.com/jetworker/jetworker/handlers/webhook"
 	"github.com/jetworker/jetworker/internal/backoff"
 	"github.com/jetworker/jetworker/streams"
+	"github.com/jetworker/jetworker/task"
 )
 
 // workerEnv configures "jetworker worker". Routes come from a file
@@ -28,8 +29,10 @@ type workerEnv struct {
 	MonitorEnv
 	StreamEnv
 	DLQStreamEnv
-	Provision bool `envconfig:"JETWORKER_PROVISION" flag:"provision" default:"true" group:"Streams" desc:"create or update the streams and the presence bucket at start (needs admin permissions)"`
+	Provision bool `envconfig:"JETWORKER_PROVISION" flag:"provision" default:"true" group:"Streams" desc:"create or update the streams and the presence and task status buckets at start (needs admin permissions)"`
 	ReplicasEnv
+	TrackAll bool `envconfig:"JETWORKER_TRACK_ALL" flag:"track-all" group:"Tracking" desc:"record every task the worker runs (jetworker task get, the dashboard's task browser), not only those published with tracking; a route can ask for it alone (track: true)"`
+	TaskStoreEnv
 	HTTPEnv
 	MetricsEnv
 }
@@ -67,12 +70,14 @@ func (e workerEnv) routes() ([]route, error) {
 }
 
 // consumerConfig maps the settings and one route to the route's consumer
-// Config.
-func (e workerEnv) consumerConfig(r route, log *slog.Logger) consumer.Config {
+// Config; tasks is the task store its tracked tasks are recorded in.
+func (e workerEnv) consumerConfig(r route, tasks *task.Store, log *slog.Logger) consumer.Config {
 	cfg := routeConsumerConfig(e.StreamEnv, e.DLQStreamEnv, e.RoutesEnv, e.ConsumerEnv, r, log)
 	cfg.HandlerTimeout = e.HandlerTimeout
 	cfg.ShutdownGrace = e.ShutdownGrace
 	cfg.Presence = consumer.Presence{Replicas: e.Replicas}
+	cfg.Tasks = tasks
+	cfg.TrackAll = e.TrackAll || r.Track
 	if r.Timeout > 0 {
 		cfg.HandlerTimeout = time.Duration(r.Timeout)
 	}
@@ -117,7 +122,9 @@ func routeConsumerConfig(s StreamEnv, d DLQStreamEnv, re RoutesEnv, ce ConsumerE
 
 // dashboardConfig maps the HTTP and metrics settings.
 func (e workerEnv) dashboardConfig(log *slog.Logger) (dashboard.Config, bool) {
-	return dashboardConfig(e.HTTPEnv, e.MetricsEnv, e.Stream, e.DLQStream, log)
+	cfg, ok := dashboardConfig(e.HTTPEnv, e.MetricsEnv, e.Stream, e.DLQStream, log)
+	cfg.TaskBucket = e.TaskBucket
+	return cfg, ok
 }
 
 // routeHandler builds the stock handler of a route.
@@ -171,12 +178,16 @@ the webhook and email variables, each of which adds one route.`).options("Routes
 	}
 	// Build every handler and check every Config before connecting:
 	// configuration mistakes fail fast and clearly.
+	tcfg := e.taskConfig(e.ReplicasEnv, log)
+	if err := tcfg.Validate(); err != nil {
+		return inTermsOf(err, "task", "", taskFields)
+	}
 	hs := make([]jetworker.Handler, len(rs))
 	for i, r := range rs {
 		if hs[i], err = routeHandler(r, log); err != nil {
 			return err
 		}
-		if err := e.consumerConfig(r, log).Validate(); err != nil {
+		if err := e.consumerConfig(r, nil, log).Validate(); err != nil {
 			return inTermsOf(err, "consumer", "route "+r.Name+": ", consumerFields)
 		}
 	}
@@ -188,9 +199,13 @@ the webhook and email variables, each of which adds one route.`).options("Routes
 	}
 	if opts.Check {
 		for _, r := range rs {
-			cfg := e.consumerConfig(r, log)
-			fmt.Fprintf(std.out, "route %s: %s -> %s (durable %s, concurrency %d, max deliver %d)\n",
-				inert(r.Name), inert(r.Subject), inert(r.kind()), inert(cfg.Durable), cfg.Concurrency, cfg.MaxDeliver)
+			cfg := e.consumerConfig(r, nil, log)
+			tracks := ""
+			if cfg.TrackAll {
+				tracks = ", tracks every task"
+			}
+			fmt.Fprintf(std.out, "route %s: %s -> %s (durable %s, concurrency %d, max deliver %d%s)\n",
+				inert(r.Name), inert(r.Subject), inert(r.kind()), inert(cfg.Durable), cfg.Concurrency, cfg.MaxDeliver, tracks)
 		}
 		fmt.Fprintln(std.out, "configuration ok")
 		return nil
@@ -201,6 +216,10 @@ the webhook and email variables, each of which adds one route.`).options("Routes
 	}
 	defer conn.Close()
 	logConfig(ctx, log, c, slog.String("auth", e.authKind()), slog.Int("routes", len(rs)))
+	tasks, err := task.New(conn.js, tcfg)
+	if err != nil {
+		return err
+	}
 
 	if e.Provision {
 		if err := streams.Provision(ctx, conn.js, streamsConfig(e.StreamEnv, e.DLQStreamEnv, e.ReplicasEnv)); err != nil {
@@ -208,6 +227,9 @@ the webhook and email variables, each of which adds one route.`).options("Routes
 		}
 		// With the same replicas, so presence survives a node loss.
 		if err := (consumer.Presence{Replicas: e.Replicas}).Provision(ctx, conn.js); err != nil {
+			return err
+		}
+		if err := tasks.Provision(ctx); err != nil {
 			return err
 		}
 	}
@@ -220,7 +242,7 @@ the webhook and email variables, each of which adds one route.`).options("Routes
 	}
 	parts := []jetworker.Runner{jetworker.RunnerFunc(conn.watch)}
 	for i, r := range rs {
-		cfg := e.consumerConfig(r, log)
+		cfg := e.consumerConfig(r, tasks, log)
 		if w != nil {
 			w.consumerHooks(&cfg)
 		}
@@ -231,11 +253,12 @@ the webhook and email variables, each of which adds one route.`).options("Routes
 		if w != nil {
 			w.readyWhen("consumer "+cfg.Durable, cons.Ready())
 		}
-		log.Info("route", slog.String("route", r.Name), slog.String("subject", r.Subject), slog.String("durable", cfg.Durable), slog.Int("concurrency", cfg.Concurrency))
+		log.Info("route", slog.String("route", r.Name), slog.String("subject", r.Subject), slog.String("durable", cfg.Durable),
+			slog.Int("concurrency", cfg.Concurrency), slog.Bool("track_all", cfg.TrackAll))
 		parts = append(parts, cons)
 	}
 	if w != nil {
 		parts = append(parts, w)
 	}
-	return jetworker.RunAll(ctx, parts...)
+	return runAll(ctx, parts...)
 }
