@@ -23,8 +23,11 @@ import (
 // Defaults for [Config].
 const (
 	// DefaultMaxInFlight is the async window: unacknowledged async
-	// publishes allowed at once.
-	DefaultMaxInFlight = 2048
+	// publishes allowed at once. It is nats.go's own default, so that with
+	// a server a round trip away jetworker keeps as many publishes in
+	// flight as raw PublishAsync does (2048 measured 0.73x raw against a
+	// nats-server process on loopback; 4000, 1.04x).
+	DefaultMaxInFlight = 4000
 	// DefaultAsyncAckTimeout is how long an async publish waits for its
 	// PubAck before it fails with [ErrOutcomeUnknown].
 	DefaultAsyncAckTimeout = 10 * time.Second
@@ -33,7 +36,7 @@ const (
 // Config tunes a [Publisher]. The zero value is ready to use.
 type Config struct {
 	// MaxInFlight bounds unacknowledged async publishes; PublishAsync
-	// blocks while that many are outstanding. Defaults to 2048.
+	// blocks while that many are outstanding. Defaults to 4000.
 	MaxInFlight int
 	// AsyncAckTimeout bounds the wait for an async publish's PubAck, and
 	// for each ack of a batch. Defaults to 10s.

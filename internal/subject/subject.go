@@ -72,21 +72,29 @@ func check(s string, wildcards bool) error {
 	if s == "" {
 		return fmt.Errorf("%w: empty", jetworker.ErrInvalidSubject)
 	}
-	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: %q is not valid UTF-8", jetworker.ErrInvalidSubject, s)
-	}
-	for _, r := range s {
-		if unicode.IsSpace(r) {
-			return fmt.Errorf("%w: %q contains white space", jetworker.ErrInvalidSubject, s)
+	if !printableASCII(s) { // the common case skips the Unicode checks
+		if !utf8.ValidString(s) {
+			return fmt.Errorf("%w: %q is not valid UTF-8", jetworker.ErrInvalidSubject, s)
 		}
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return fmt.Errorf("%w: %q contains the control character %U", jetworker.ErrInvalidSubject, s, r)
+		for _, r := range s {
+			if unicode.IsSpace(r) {
+				return fmt.Errorf("%w: %q contains white space", jetworker.ErrInvalidSubject, s)
+			}
+			if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+				return fmt.Errorf("%w: %q contains the control character %U", jetworker.ErrInvalidSubject, s, r)
+			}
 		}
 	}
-	n := strings.Count(s, ".") + 1
-	i := 0
-	for tok := range strings.SplitSeq(s, ".") {
-		i++
+	last := false
+	for start := 0; !last; {
+		end := strings.IndexByte(s[start:], '.')
+		if end < 0 {
+			end, last = len(s), true
+		} else {
+			end += start
+		}
+		tok := s[start:end]
+		start = end + 1
 		switch {
 		case tok == "":
 			return fmt.Errorf("%w: %q has an empty token", jetworker.ErrInvalidSubject, s)
@@ -94,10 +102,10 @@ func check(s string, wildcards bool) error {
 			if !wildcards {
 				return fmt.Errorf("%w: %q has the wildcard token %q; a task subject names one subject", jetworker.ErrInvalidSubject, s, tok)
 			}
-			if tok == ">" && i != n {
+			if tok == ">" && !last {
 				return fmt.Errorf("%w: %q has \">\" before its last token", jetworker.ErrInvalidSubject, s)
 			}
-		case strings.ContainsAny(tok, "*>"):
+		case hasWildcardByte(tok):
 			if wildcards {
 				return fmt.Errorf("%w: %q has a wildcard inside the token %q; wildcards must be whole tokens", jetworker.ErrInvalidSubject, s, tok)
 			}
@@ -105,6 +113,27 @@ func check(s string, wildcards bool) error {
 		}
 	}
 	return nil
+}
+
+// hasWildcardByte reports whether tok contains '*' or '>'.
+func hasWildcardByte(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		if tok[i] == '*' || tok[i] == '>' {
+			return true
+		}
+	}
+	return false
+}
+
+// printableASCII reports whether every byte of s is a printable ASCII
+// character other than space.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateName checks the name of a stream, consumer, bucket, schedule

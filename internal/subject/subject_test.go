@@ -135,3 +135,11 @@ func TestDelaySubjects(t *testing.T) {
 		t.Fatalf("delay subject: got %v, want ErrReservedSubject", err)
 	}
 }
+
+func BenchmarkValidate(b *testing.B) {
+	for b.Loop() {
+		if err := subject.Validate("tasks.email.welcome.eu-west-1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
