@@ -18,7 +18,8 @@ import (
 // The permission sets deploy/README.md documents, for a worker whose route
 // durable is worker-webhook on stream TASKS, and for a scheduler firing to
 // tasks.>. TestIdentities runs them. The worker's last six are the task
-// status bucket: it records tracked tasks and watches cancel requests.
+// status bucket: it writes task records (t.>) and releases uniqueness
+// locks (u.>), and watches cancel requests (c.>), which it may not write.
 const (
 	workerIdentity = `permissions: {
       publish: { allow: [
@@ -35,7 +36,7 @@ const (
         "$KV.jetworker_workers.>",
         "$JS.API.STREAM.INFO.KV_jetworker_status",
         "$JS.API.DIRECT.GET.KV_jetworker_status.>",
-        "$KV.jetworker_status.>",
+        "$KV.jetworker_status.t.>", "$KV.jetworker_status.u.>",
         "$JS.API.CONSUMER.CREATE.KV_jetworker_status.>",
         "$JS.API.CONSUMER.DELETE.KV_jetworker_status.>",
         "$JS.FC.KV_jetworker_status.>"
@@ -158,11 +159,13 @@ func TestIdentities(t *testing.T) {
 			"$JS.API.STREAM.DELETE.DLQ", "$JS.API.STREAM.MSG.DELETE.DLQ",
 			"$JS.API.CONSUMER.CREATE.TASKS", "$JS.API.CONSUMER.DELETE.TASKS.worker-webhook",
 			"dlq.TASKS.other.tasks.x", "dlq.DLQ.x", "$KV.jetworker_schedules.pwn", "$KV.jetworker_leases.scheduler",
+			"$KV.jetworker_status.c.someone-elses-task",
 		},
 		"scheduler": {
 			"$JS.API.STREAM.PURGE.TASKS", "$JS.API.STREAM.DELETE.TASKS", "$JS.API.STREAM.MSG.DELETE.TASKS",
 			"$JS.API.STREAM.PURGE.DLQ", "$JS.API.CONSUMER.MSG.NEXT.TASKS.worker-webhook",
 			"dlq.TASKS.worker-webhook.tasks.x", "$KV.jetworker_schedules.pwn", "$KV.jetworker_workers.x",
+			"$KV.jetworker_status.c.x",
 		},
 	}
 	pass := map[string]string{"worker": workerPass, "scheduler": schedPass}
