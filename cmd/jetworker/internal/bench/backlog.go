@@ -124,7 +124,7 @@ func RunBacklog(ctx context.Context, js jetstream.JetStream, cfg BacklogConfig) 
 		Mode: Backlog, N: cfg.N, Size: cfg.Size, Concurrency: cfg.Concurrency,
 		Server: js.Conn().ConnectedServerVersion(), GoMaxProcs: runtime.GOMAXPROCS(0), GOGC: cmp.Or(os.Getenv("GOGC"), "100"),
 	}
-	drop, err := createStream(ctx, js, backlogStream, []string{"bench.backlog.>"}, jetstream.WorkQueuePolicy, cfg.Replicas)
+	drop, err := createStream(ctx, js, backlogStream, []string{"bench.backlog.>"}, jetstream.WorkQueuePolicy, cfg.Replicas, benchDuplicates)
 	if err != nil {
 		return rep, err
 	}

@@ -411,15 +411,20 @@ type side interface {
 	consume(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func(payload []byte)) error
 }
 
+// benchDuplicates is the duplicate window of the throughput benchmarks
+// streams: short, so the server's de-duplication index stays small during
+// long runs, alike for every side.
+const benchDuplicates = 10 * time.Second
+
 // createStream (re)creates a benchmark stream. Every stream of a run has
 // the same settings, those of a task stream that matter here: file
-// storage, a 10s duplicate window, and batch publishing allowed (as
+// storage, the duplicate window dup, and batch publishing allowed (as
 // streams.Tasks does), so that the sides differ only in the client.
-func createStream(ctx context.Context, js jetstream.JetStream, name string, subjects []string, retention jetstream.RetentionPolicy, replicas int) (func(), error) {
+func createStream(ctx context.Context, js jetstream.JetStream, name string, subjects []string, retention jetstream.RetentionPolicy, replicas int, dup time.Duration) (func(), error) {
 	_ = js.DeleteStream(ctx, name)
 	scfg := jetstream.StreamConfig{
 		Name: name, Subjects: subjects, Retention: retention,
-		Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: 10 * time.Second,
+		Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: dup,
 		AllowBatchPublish: true,
 	}
 	// Once, under a loaded CI machine, the server answered "error creating
@@ -442,7 +447,7 @@ func createStream(ctx context.Context, js jetstream.JetStream, name string, subj
 func runSide(ctx context.Context, js jetstream.JetStream, cfg Config, s side) (Result, error) {
 	stream := "BENCH_" + strings.ToUpper(s.name())
 	subject := "bench." + s.name() + ".task"
-	drop, err := createStream(ctx, js, stream, []string{"bench." + s.name() + ".>"}, jetstream.WorkQueuePolicy, cfg.Replicas)
+	drop, err := createStream(ctx, js, stream, []string{"bench." + s.name() + ".>"}, jetstream.WorkQueuePolicy, cfg.Replicas, benchDuplicates)
 	if err != nil {
 		return Result{}, err
 	}

@@ -197,7 +197,7 @@ func RunOutbox(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, 
 	if err != nil {
 		return rep, err
 	}
-	dropStream, err := createStream(ctx, js, outboxStream, []string{"bench.outbox.>"}, jetstream.LimitsPolicy, cfg.Replicas)
+	dropStream, err := createStream(ctx, js, outboxStream, []string{"bench.outbox.>"}, jetstream.LimitsPolicy, cfg.Replicas, benchDuplicates)
 	if err != nil {
 		return rep, err
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jetworker/jetworker/streams"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -161,7 +163,10 @@ func RunSchedule(ctx context.Context, js jetstream.JetStream, cfg ScheduleConfig
 		return rep, err
 	}
 	defer cleanup()
-	drop, err := createStream(ctx, js, "BENCH_SCHEDULE", []string{"bench.schedule.>"}, jetstream.LimitsPolicy, cfg.Replicas)
+	// The default task stream's 2-minute duplicate window, which the
+	// scheduler relies on (it records frequent entries' cursors less often
+	// within it; see package schedule).
+	drop, err := createStream(ctx, js, "BENCH_SCHEDULE", []string{"bench.schedule.>"}, jetstream.LimitsPolicy, cfg.Replicas, streams.DefaultDuplicates)
 	if err != nil {
 		return rep, err
 	}
