@@ -17,6 +17,7 @@ import (
 
 	"github.com/jetworker/jetworker/cmd/jetworker/internal/bench"
 	"github.com/jetworker/jetworker/embedded"
+	"github.com/jetworker/jetworker/outbox"
 	"github.com/jetworker/jetworker/publisher"
 )
 
@@ -28,9 +29,9 @@ type benchEnv struct {
 	AuthEnv
 	TLSEnv
 	LogEnv
-	// OutboxEnv says where outbox mode measures: the database, and the
-	// schema and table of the outbox it creates there and drops.
-	OutboxEnv
+	// DatabaseURL is outbox mode's database: a variable of its own, not
+	// JETWORKER_DATABASE_URL, for the same reason as URL.
+	DatabaseURL string `envconfig:"JETWORKER_BENCH_DATABASE_URL" flag:"database-url" meta:"URL" secret:"url" group:"Outbox mode" desc:"PostgreSQL URL (or key=value string) for --mode outbox; the benchmark creates its own table there and drops it"`
 }
 
 // benchOpts are the options of one benchmark.
@@ -51,6 +52,8 @@ type benchOpts struct {
 	BatchOut    int           `flag:"batch-outstanding" group:"Sequential and mixed modes" desc:"sequential: the bulk side's publisher BatchOutstanding (acks in flight)"`
 	Seconds     int           `flag:"seconds" group:"Schedule and outbox modes" desc:"schedule: slots measured per round, after a 2s warm-up; outbox: length of the paced latency phase"`
 	TxRows      int           `flag:"tx-rows" group:"Schedule and outbox modes" desc:"outbox: rows per enqueuing transaction"`
+	Schema      string        `flag:"schema" meta:"NAME" group:"Outbox mode" desc:"outbox: schema of the benchmark's table"`
+	Table       string        `flag:"table" meta:"NAME" group:"Outbox mode" desc:"outbox: the benchmark's own table (it refuses one that exists, and drops it afterwards)"`
 	Drain       string        `flag:"drain" meta:"STREAM" advanced:"true" group:"Benchmark" desc:"internal: drain --n tasks of STREAM as one worker and print its figures as JSON (backlog mode runs its worker so, in a process of its own)"`
 }
 
@@ -59,18 +62,12 @@ func (o benchOpts) scheduleConfig() bench.ScheduleConfig {
 	return bench.ScheduleConfig{Entries: o.N, Size: o.Size, Seconds: o.Seconds, Rounds: o.Rounds, Replicas: o.Replicas}
 }
 
-// outboxConfig maps the options and settings to the outbox benchmark's
-// Config. The table is the benchmark's own unless the command line or
-// the environment names one (tableSet).
-func (o benchOpts) outboxConfig(e OutboxEnv, tableSet bool) bench.OutboxConfig {
-	cfg := bench.OutboxConfig{
+// outboxConfig maps the options to the outbox benchmark's Config.
+func (o benchOpts) outboxConfig() bench.OutboxConfig {
+	return bench.OutboxConfig{
 		N: o.N, Size: o.Size, TxRows: o.TxRows, Publishers: o.Publishers, Rate: o.Rate, Seconds: o.Seconds,
-		Rounds: o.Rounds, Replicas: o.Replicas, Outbox: e.config(),
+		Rounds: o.Rounds, Replicas: o.Replicas, Outbox: outbox.Config{Schema: o.Schema, Table: o.Table},
 	}
-	if !tableSet {
-		cfg.Outbox.Table = bench.DefaultOutboxTable
-	}
-	return cfg
 }
 
 // benchConfig maps the options to the bench engine's Config.
@@ -113,11 +110,9 @@ Modes:
 func runBench(ctx context.Context, std *stdio, args []string) error {
 	var e benchEnv
 	opts := benchOpts{Mode: bench.Sequential, Size: 256, Publishers: 1, Concurrency: 10, Replicas: 1, Rounds: bench.DefaultRounds,
-		BatchSize: bench.DefaultBatchSize, BatchFlow: publisher.DefaultBatchFlow, BatchOut: publisher.DefaultBatchOutstanding}
+		BatchSize: bench.DefaultBatchSize, BatchFlow: publisher.DefaultBatchFlow, BatchOut: publisher.DefaultBatchOutstanding,
+		Schema: outbox.DefaultSchema, Table: bench.DefaultOutboxTable}
 	c := newCLI("bench", "", benchAbout).options("Benchmark", &opts).env(&e)
-	// The benchmark's outbox is its own: --table's default here is not
-	// the outbox command's (outboxConfig applies it).
-	c.byFlag("table").def = bench.DefaultOutboxTable
 	if err := c.parseNoArgs(std, args); err != nil {
 		return err
 	}
@@ -128,12 +123,11 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 	case bench.Sequential, bench.Mixed, bench.Schedule, bench.Backlog:
 	case bench.Outbox:
 		if e.DatabaseURL == "" {
-			return usagef("--mode outbox: set JETWORKER_DATABASE_URL to a PostgreSQL URL (the benchmark creates its own tables there and drops them)")
+			return usagef("--mode outbox: set JETWORKER_BENCH_DATABASE_URL (or --database-url) to a PostgreSQL URL (the benchmark creates its own table there and drops it)")
 		}
 	default:
 		return usagef("--mode %q: want sequential, mixed, schedule, outbox or backlog", inert(opts.Mode))
 	}
-	tableSet := c.byFlag("table").given || c.byFlag("table").envSet()
 	log, err := std.logger(e.LogEnv)
 	if err != nil {
 		return err
@@ -179,7 +173,7 @@ func runBench(ctx context.Context, std *stdio, args []string) error {
 			return err
 		}
 		defer pool.Close()
-		cfg := opts.outboxConfig(e.OutboxEnv, tableSet)
+		cfg := opts.outboxConfig()
 		cfg.Progress = progress.show
 		r, err := bench.RunOutbox(ctx, pool, conn.js, cfg)
 		if err != nil {
@@ -260,7 +254,7 @@ func runBenchDrain(ctx context.Context, std *stdio, e benchEnv, opts benchOpts) 
 func benchPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, usagef("JETWORKER_DATABASE_URL: not a PostgreSQL URL or key=value string")
+		return nil, usagef("JETWORKER_BENCH_DATABASE_URL: not a PostgreSQL URL or key=value string")
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		pcfg.MaxConns = 32

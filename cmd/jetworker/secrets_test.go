@@ -29,20 +29,21 @@ type secretEnv struct {
 func newSecretEnv(mark func(i int) string, natsHost string) secretEnv {
 	s := func(i int) string { return mark(i) }
 	e := secretEnv{vars: map[string]string{
-		"JETWORKER_USER":             "app",
-		"JETWORKER_PASSWORD":         s(1),
-		"JETWORKER_HTTP_USER":        "admin",
-		"JETWORKER_HTTP_PASSWORD":    s(2),
-		"JETWORKER_HTTP_TOKEN":       s(3),
-		"JETWORKER_WEBHOOK_SECRET":   s(4),
-		"JETWORKER_SMTP_PASSWORD":    s(5),
-		"JETWORKER_METRICS_TOKEN":    s(6),
-		"JETWORKER_DATABASE_URL":     "postgres://dbuser:" + s(7) + "@db.example.com:5432/app?password=" + s(8),
-		"JETWORKER_NATS_URL":         "nats://natsuser:" + s(9) + "@" + natsHost,
-		"JETWORKER_WEBHOOK_URL":      "http://hookuser:" + s(10) + "@127.0.0.1:1/hook?token=" + s(11),
-		"JETWORKER_BENCH_URL":        "nats://benchuser:" + s(12) + "@127.0.0.1:1",
-		"JETWORKER_HEALTHCHECK_URL":  "http://hcuser:" + s(13) + "@127.0.0.1:1/readyz?token=" + s(14),
-		"JETWORKER_NATS_MONITOR_URL": "http://monuser:" + s(15) + "@127.0.0.1:1",
+		"JETWORKER_USER":               "app",
+		"JETWORKER_PASSWORD":           s(1),
+		"JETWORKER_HTTP_USER":          "admin",
+		"JETWORKER_HTTP_PASSWORD":      s(2),
+		"JETWORKER_HTTP_TOKEN":         s(3),
+		"JETWORKER_WEBHOOK_SECRET":     s(4),
+		"JETWORKER_SMTP_PASSWORD":      s(5),
+		"JETWORKER_METRICS_TOKEN":      s(6),
+		"JETWORKER_DATABASE_URL":       "postgres://dbuser:" + s(7) + "@db.example.com:5432/app?password=" + s(8),
+		"JETWORKER_NATS_URL":           "nats://natsuser:" + s(9) + "@" + natsHost,
+		"JETWORKER_WEBHOOK_URL":        "http://hookuser:" + s(10) + "@127.0.0.1:1/hook?token=" + s(11),
+		"JETWORKER_BENCH_URL":          "nats://benchuser:" + s(12) + "@127.0.0.1:1",
+		"JETWORKER_BENCH_DATABASE_URL": "host=127.0.0.1 port=1 user=bench password=" + s(22) + " dbname=bench",
+		"JETWORKER_HEALTHCHECK_URL":    "http://hcuser:" + s(13) + "@127.0.0.1:1/readyz?token=" + s(14),
+		"JETWORKER_NATS_MONITOR_URL":   "http://monuser:" + s(15) + "@127.0.0.1:1",
 		// At least 32 bytes, as the dashboard wants it; the mark is what
 		// must not show.
 		"JETWORKER_HTTP_SESSION_KEY": s(18) + "-padding-to-thirty-two-bytes",
@@ -53,7 +54,7 @@ func newSecretEnv(mark func(i int) string, natsHost string) secretEnv {
 	for i := 1; i <= 15; i++ {
 		e.secrets = append(e.secrets, s(i))
 	}
-	e.secrets = append(e.secrets, s(18))
+	e.secrets = append(e.secrets, s(18), s(22))
 	return e
 }
 
