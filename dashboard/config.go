@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
+
+	"github.com/jetworker/jetworker/internal/hostcheck"
 
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/internal/subject"
@@ -199,7 +200,7 @@ func (c Config) validate() error {
 	if !c.DisableUI {
 		if host, _, err := net.SplitHostPort(c.Addr); err != nil {
 			errs = append(errs, fmt.Errorf("dashboard: Addr %q: %w", c.Addr, err))
-		} else if !c.authEnabled() && !c.UnsafeNoAuth && !loopbackHost(host) {
+		} else if !c.authEnabled() && !c.UnsafeNoAuth && !hostcheck.Loopback(host) {
 			errs = append(errs, fmt.Errorf("dashboard: Addr %q is reachable from other machines and no credentials are set: set BasicAuthUser/BasicAuthPassword or BearerToken, listen on 127.0.0.1, or set UnsafeNoAuth for a read-only dashboard anyone can read", c.Addr))
 		}
 	}
@@ -258,14 +259,3 @@ func (c Config) validate() error {
 }
 
 func (c Config) authEnabled() bool { return c.BasicAuthUser != "" || c.BearerToken != "" }
-
-// loopbackHost reports whether host (a host name or address, without a
-// port) is this machine only: localhost, *.localhost, 127.0.0.0/8 or ::1.
-func loopbackHost(host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
-}

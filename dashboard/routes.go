@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/jetworker/jetworker/internal/hostcheck"
 )
 
 // routes builds the handler tree. /healthz, /readyz, /static/ and the
@@ -126,7 +128,7 @@ func (s *Server) hostGuard(next http.Handler) http.Handler {
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		ok := loopbackHost(host) || (s.cfg.UnsafeNoAuth && net.ParseIP(strings.Trim(host, "[]")) != nil)
+		ok := hostcheck.Loopback(host) || (s.cfg.UnsafeNoAuth && net.ParseIP(strings.Trim(host, "[]")) != nil)
 		if !ok {
 			httpError(w, r, http.StatusMisdirectedRequest,
 				fmt.Sprintf("refused: Host %q is not this machine; a dashboard without credentials answers only to localhost and loopback addresses", r.Host))

@@ -10,9 +10,10 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/jetworker/jetworker/internal/hostcheck"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -152,7 +153,7 @@ func (cfg Config) validate() error {
 	if (cfg.User == "") != (cfg.Password == "") {
 		errs = append(errs, errors.New("embedded: User and Password must be set together"))
 	}
-	if cfg.User == "" && cfg.Token == "" && !cfg.UnsafeNoAuth && !loopbackHost(cfg.Host) {
+	if cfg.User == "" && cfg.Token == "" && !cfg.UnsafeNoAuth && !hostcheck.Loopback(cfg.Host) {
 		what := "is reachable from other machines"
 		if ip := net.ParseIP(cfg.Host); ip != nil && ip.IsUnspecified() {
 			what = "listens on every interface"
@@ -163,17 +164,6 @@ func (cfg Config) validate() error {
 		errs = append(errs, fmt.Errorf("embedded: Port %d out of range", cfg.Port))
 	}
 	return errors.Join(errs...)
-}
-
-// loopbackHost reports whether host (a name or an address, without a
-// port) is this machine only: localhost, *.localhost, 127.0.0.0/8 or ::1.
-func loopbackHost(host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 func (s *Server) serverOptions() *server.Options {

@@ -10,9 +10,10 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jetworker/jetworker/internal/hostcheck"
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
@@ -132,7 +133,7 @@ Data stays in --data-dir between runs.`).env(&e)
 	}
 	out := func(format string, args ...any) { fmt.Fprintf(std.out, format+"\n", args...) }
 
-	if !loopbackHost(e.Host) && !e.UnsafeNoAuth {
+	if !hostcheck.Loopback(e.Host) && !e.UnsafeNoAuth {
 		return usagef("--host %q is reachable from other machines, and the embedded server has no authentication: listen on 127.0.0.1, or pass --unsafe-no-auth", e.Host)
 	}
 	ecfg := e.embeddedConfig(serverLogger(e.LogEnv, std.err, std.isTTY))
@@ -275,17 +276,6 @@ func portFree(host string, port int) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln.Close()
-}
-
-// loopbackHost reports whether host (a name or an address, no port) is
-// this machine only: localhost, *.localhost, 127.0.0.0/8 or ::1.
-func loopbackHost(host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 // demo publishes a few tracked tasks and creates the demo schedule.
