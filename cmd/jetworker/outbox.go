@@ -224,7 +224,14 @@ func runOutboxRelay(ctx context.Context, c *cli, e outboxEnv, pool *pgxpool.Pool
 		if err := om.ObserveBacklog(r.Stats, 0, log); err != nil {
 			return err
 		}
-		w.readyWhen("outbox relay", r.Ready())
+		// Ready once started, and while PostgreSQL and NATS both answer.
+		started := dashboard.ChanCheck(r.Ready())
+		w.srv.AddReadyCheck("outbox relay", func(ctx context.Context) error {
+			if err := started(ctx); err != nil {
+				return err
+			}
+			return r.Check(ctx)
+		})
 		parts = append(parts, w)
 	}
 	return runAll(ctx, parts...)

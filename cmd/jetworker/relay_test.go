@@ -91,3 +91,40 @@ func TestOutboxRelayDashboard(t *testing.T) {
 		t.Errorf("/metrics: %d\n%.1000s", code, body)
 	}
 }
+
+// A relay serving only --metrics-addr is ready while PostgreSQL answers,
+// and says it is not when PostgreSQL goes away.
+func TestOutboxRelayReadiness(t *testing.T) {
+	t.Parallel()
+	_, env := natsEnv(t)
+	pg := pgtest.Start(t, pgtest.Options{})
+	env = append(env, "JETWORKER_DATABASE_URL="+pg.NewDatabase(t))
+	if r := jw(t, env, "", "outbox", "migrate"); r.code != 0 {
+		t.Fatalf("outbox migrate: exit %d\n%s", r.code, r.text())
+	}
+	addr := freeAddr(t)
+	_, _ = background(t, append(env, "JETWORKER_METRICS_ADDR="+addr), "outbox", "relay")
+	ready := func() (int, string) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if code, body := ready(); code != http.StatusOK {
+			return fmt.Errorf("/readyz: %d %s", code, body)
+		}
+		return nil
+	})
+	pg.Stop()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		code, body := ready()
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "postgres") {
+			return fmt.Errorf("/readyz with PostgreSQL stopped: %d %s", code, body)
+		}
+		return nil
+	})
+}
