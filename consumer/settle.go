@@ -21,15 +21,7 @@ import (
 func (c *Consumer) settle(ctx, hctx context.Context, msg jetstream.Msg, t *jetworker.Task, herr error) Outcome {
 	cctx := ctx // keeps the cancellation cause
 	ctx = context.WithoutCancel(ctx)
-	attrs := func(extra ...slog.Attr) []slog.Attr {
-		return append([]slog.Attr{
-			slog.String(logkey.Subject, t.Subject),
-			slog.Uint64(logkey.Seq, t.Sequence),
-			slog.Uint64(logkey.Delivered, t.Delivered),
-			slog.String(logkey.TaskID, t.ID),
-			slog.String(logkey.Task, t.Ref()),
-		}, extra...)
-	}
+	attrs := func(extra ...slog.Attr) []slog.Attr { return taskAttrs(t, extra...) }
 
 	if herr == nil {
 		if err := c.ack(ctx, msg); err != nil {
@@ -42,9 +34,11 @@ func (c *Consumer) settle(ctx, hctx context.Context, msg jetstream.Msg, t *jetwo
 		return Acked
 	}
 
+	// One line per outcome: a recovered panic's stack rides on it.
+	failure := []slog.Attr{slog.Any(logkey.Err, herr)}
 	var pe *jetworker.PanicError
 	if errors.As(herr, &pe) {
-		c.log.LogAttrs(ctx, slog.LevelError, "handler panic", attrs(slog.Any(logkey.Err, herr), slog.String(logkey.Stack, string(pe.Stack)))...)
+		failure = append(failure, slog.String(logkey.Stack, string(pe.Stack)))
 	}
 
 	// Cancelled (task.Store.Cancel): end it, neither retried nor
@@ -53,20 +47,20 @@ func (c *Consumer) settle(ctx, hctx context.Context, msg jetstream.Msg, t *jetwo
 		if err := msg.Term(); err != nil {
 			c.log.LogAttrs(ctx, slog.LevelWarn, "term cancelled task", attrs(slog.Any(logkey.Err, err))...)
 		}
-		c.log.LogAttrs(ctx, slog.LevelInfo, "task cancelled", attrs(slog.Any(logkey.Err, herr))...)
+		c.log.LogAttrs(ctx, slog.LevelInfo, "task cancelled", attrs(failure...)...)
 		return Cancelled
 	}
 
 	// Shutdown cancelled the handler: hand the task to another worker now.
 	if hctx.Err() != nil {
 		c.requeue(msg)
-		c.log.LogAttrs(ctx, slog.LevelWarn, "task interrupted by shutdown, requeued", attrs(slog.Any(logkey.Err, herr))...)
+		c.log.LogAttrs(ctx, slog.LevelWarn, "task interrupted by shutdown, requeued", attrs(failure...)...)
 		return Requeued
 	}
 
 	permanent := jetworker.IsPermanent(herr)
 	if permanent || t.LastAttempt() {
-		if c.deadLetterAndTerm(ctx, msg, t, herr) {
+		if c.deadLetterAndTerm(ctx, msg, t, herr, failure) {
 			return DeadLettered
 		}
 		return Retried
@@ -82,7 +76,7 @@ func (c *Consumer) settle(ctx, hctx context.Context, msg jetstream.Msg, t *jetwo
 	if err := msg.NakWithDelay(delay); err != nil {
 		c.log.LogAttrs(ctx, slog.LevelWarn, "nak", attrs(slog.Any(logkey.Err, err))...)
 	}
-	c.log.LogAttrs(ctx, slog.LevelWarn, "task failed, will retry", attrs(slog.Duration(logkey.Delay, delay), slog.Any(logkey.Err, herr))...)
+	c.log.LogAttrs(ctx, slog.LevelWarn, "task failed, will retry", attrs(append(failure, slog.Duration(logkey.Delay, delay))...)...)
 	return Retried
 }
 
@@ -95,21 +89,24 @@ func (c *Consumer) ack(ctx context.Context, msg jetstream.Msg) error {
 	return msg.DoubleAck(ctx)
 }
 
-// deadLetterAndTerm copies the task to the dead-letter stream and, once
-// that is acknowledged, terminates the message. If the copy cannot be
-// stored it Naks the message instead, so the task is never lost, and
-// reports false.
-func (c *Consumer) deadLetterAndTerm(ctx context.Context, msg jetstream.Msg, t *jetworker.Task, herr error) bool {
-	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
-	defer cancel()
-	attrs := []slog.Attr{
+// taskAttrs are the log attributes that name a task, then extra.
+func taskAttrs(t *jetworker.Task, extra ...slog.Attr) []slog.Attr {
+	return append([]slog.Attr{
 		slog.String(logkey.Subject, t.Subject),
 		slog.Uint64(logkey.Seq, t.Sequence),
 		slog.Uint64(logkey.Delivered, t.Delivered),
 		slog.String(logkey.TaskID, t.ID),
 		slog.String(logkey.Task, t.Ref()),
-		slog.Any(logkey.Err, herr),
-	}
+	}, extra...)
+}
+
+// deadLetterAndTerm copies the task to the dead-letter stream and, once
+// that is acknowledged, terminates the message. If the copy cannot be
+// stored it Naks the message instead, so the task is never lost, and
+// reports false. failure holds the handler error's log attributes.
+func (c *Consumer) deadLetterAndTerm(ctx context.Context, msg jetstream.Msg, t *jetworker.Task, herr error, failure []slog.Attr) bool {
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
 	if err := c.deadLetter(ctx, deadTask{
 		subject: t.Subject, data: t.Data, header: t.Header, seq: t.Sequence, attempts: t.Delivered,
 	}, herr.Error()); err != nil {
@@ -117,16 +114,17 @@ func (c *Consumer) deadLetterAndTerm(ctx context.Context, msg jetstream.Msg, t *
 		if nerr := msg.NakWithDelay(delay); nerr != nil {
 			err = errors.Join(err, nerr)
 		}
+		// err is what failed here; the handler's error is the cause.
 		c.log.LogAttrs(ctx, slog.LevelError, "dead-letter failed, task kept and retried",
-			append(attrs, slog.Any("dead_letter_err", err), slog.Duration(logkey.Delay, delay))...)
+			taskAttrs(t, slog.Any(logkey.Err, err), slog.Any(logkey.Cause, herr), slog.Duration(logkey.Delay, delay))...)
 		return false
 	}
 	if err := msg.Term(); err != nil {
 		// The copy is stored; the original comes back after AckWait or via
 		// the max-deliveries advisory, whose copy the DLQ de-duplicates.
-		c.log.LogAttrs(ctx, slog.LevelWarn, "term after dead-letter", append(attrs, slog.Any("term_err", err))...)
+		c.log.LogAttrs(ctx, slog.LevelWarn, "term after dead-letter", taskAttrs(t, slog.Any(logkey.Err, err))...)
 	}
-	c.log.LogAttrs(ctx, slog.LevelError, "task dead-lettered", attrs...)
+	c.log.LogAttrs(ctx, slog.LevelError, "task dead-lettered", taskAttrs(t, failure...)...)
 	if c.cfg.Hooks.DeadLetterFunc != nil {
 		c.cfg.Hooks.DeadLetterFunc(ctx, t, herr.Error())
 	}

@@ -68,7 +68,6 @@ func demoHandler(log *slog.Logger, out func(format string, args ...any)) jetwork
 		Name string `json:"name"`
 	}
 	mux := handlers.NewMux()
-	mux.Use(handlers.Recover())
 	mux.Route("tasks.demo.hello", handlers.JSON(func(ctx context.Context, t *jetworker.Task, v hello) error {
 		out("hello, %s (task %s)", inert(v.Name), taskName(t))
 		return nil

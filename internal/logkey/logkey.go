@@ -17,6 +17,7 @@ const (
 	Delay     = "delay"
 	Duration  = "duration"
 	Err       = "err"
+	Cause     = "cause" // the error that led to the one in err
 	Stack     = "stack"
 	Leader    = "leader"
 	Addr      = "addr"
