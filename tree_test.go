@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -35,6 +36,40 @@ func TestNoBuildOutputsCommitted(t *testing.T) {
 		}
 		if strings.HasSuffix(name, ".test") || strings.HasSuffix(name, ".prof") {
 			t.Errorf("%s is a committed build output", name)
+		}
+	}
+}
+
+// TestBuildOutputsIgnored: `go build` in any main package's directory (or
+// of ./cmd/jetworker at the root) writes a binary named after the
+// directory, and .gitignore keeps every one of them out of commits.
+func TestBuildOutputsIgnored(t *testing.T) {
+	t.Parallel()
+	if err := exec.CommandContext(t.Context(), "git", "rev-parse", "--git-dir").Run(); err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	out, err := exec.CommandContext(t.Context(), "go", "list", "-f", "{{if eq .Name \"main\"}}{{.Dir}}{{end}}", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs := []string{"jetworker"}
+	for dir := range strings.FieldsSeq(string(out)) {
+		rel, err := filepath.Rel(root, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs = append(outputs, filepath.Join(rel, filepath.Base(dir)))
+	}
+	if len(outputs) < 4 {
+		t.Fatalf("found %d main packages, want the binary and the examples", len(outputs)-1)
+	}
+	for _, o := range outputs {
+		if err := exec.CommandContext(t.Context(), "git", "check-ignore", "-q", "--no-index", o).Run(); err != nil {
+			t.Errorf("%s (a go build output) is not ignored by .gitignore", o)
 		}
 	}
 }
