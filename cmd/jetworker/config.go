@@ -90,7 +90,7 @@ type ConsumerEnv struct {
 
 // WebhookEnv adds a webhook route.
 type WebhookEnv struct {
-	WebhookURL     string `envconfig:"JETWORKER_WEBHOOK_URL" flag:"webhook-url" meta:"URL" secret:"url" group:"Webhook route" desc:"add a webhook route posting to this URL"`
+	WebhookURL     string `envconfig:"JETWORKER_WEBHOOK_URL" flag:"webhook-url" meta:"URL" secret:"webhook" group:"Webhook route" desc:"add a webhook route posting to this URL"`
 	WebhookSecret  string `envconfig:"JETWORKER_WEBHOOK_SECRET" flag:"webhook-secret" meta:"SECRET" secret:"true" group:"Webhook route" desc:"HMAC secret of the webhook route"`
 	WebhookSubject string `envconfig:"JETWORKER_WEBHOOK_SUBJECT" flag:"webhook-subject" default:"tasks.webhook.>" meta:"FILTER" group:"Webhook route" desc:"subjects of the webhook route"`
 }

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/jetworker/jetworker"
@@ -141,7 +145,12 @@ func runOutbox(ctx context.Context, std *stdio, args []string) error {
 		return fmt.Errorf("database %s: %w", redactURL(e.DatabaseURL), err)
 	}
 	defer pool.Close()
+	return databaseError(runOutboxSub(ctx, std, c, e, opts, sub, ids, ob, pool, log))
+}
 
+// runOutboxSub runs one outbox subcommand on the pool.
+func runOutboxSub(ctx context.Context, std *stdio, c *cli, e outboxEnv, opts outboxOpts, sub string, ids []int64,
+	ob *outbox.Outbox, pool *pgxpool.Pool, log *slog.Logger) error {
 	switch sub {
 	case "migrate":
 		if err := outbox.Migrate(ctx, pool, e.config()); err != nil {
@@ -179,6 +188,35 @@ func runOutbox(ctx context.Context, std *stdio, args []string) error {
 		fmt.Fprintf(std.out, "%d dead rows deleted\n", n)
 		return err
 	}
+}
+
+// databaseError says in the user's words why PostgreSQL could not be
+// reached (pgx's own text lists every address tried, over several lines);
+// other errors pass unchanged.
+func databaseError(err error) error {
+	var ce *pgconn.ConnectError
+	if !errors.As(err, &ce) || ce.Config == nil {
+		return err
+	}
+	// Not the user: in a URL's user info it may be a token.
+	where := fmt.Sprintf("PostgreSQL at %s (database %s)",
+		net.JoinHostPort(ce.Config.Host, strconv.Itoa(int(ce.Config.Port))), inert(ce.Config.Database))
+	var (
+		pgErr *pgconn.PgError
+		dns   *net.DNSError
+		nerr  net.Error
+	)
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("connect to %s: connection refused: is PostgreSQL running and listening there?", where)
+	case errors.As(err, &dns):
+		return fmt.Errorf("connect to %s: unknown host %q", where, dns.Name)
+	case errors.As(err, &nerr) && nerr.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("connect to %s: no answer in time", where)
+	case errors.As(err, &pgErr):
+		return fmt.Errorf("connect to %s: %s (SQLSTATE %s)", where, pgErr.Message, pgErr.Code)
+	}
+	return fmt.Errorf("connect to %s: %w", where, errors.Unwrap(ce))
 }
 
 // runOutboxRelay runs the relay, with the dashboard on the HTTP address

@@ -100,6 +100,29 @@ func urlSecrets(s string) []string {
 	return out
 }
 
+// webhookSecrets returns the secret parts of a webhook URL: those of
+// urlSecrets, and its path and the path's longer segments (Slack's and
+// Discord's webhook URLs carry their token there).
+func webhookSecrets(s string) []string {
+	out := urlSecrets(s)
+	u, err := url.Parse(s)
+	if err != nil || u.Path == "" || u.Path == "/" {
+		return out
+	}
+	out = append(out, u.Path, u.EscapedPath())
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if len(seg) >= minPathSecret {
+			out = append(out, seg)
+		}
+	}
+	return out
+}
+
+// minPathSecret is the shortest path segment of a webhook URL the
+// scrubber treats as a token; shorter ones are words ("hooks",
+// "services").
+const minPathSecret = 12
+
 // minScrubbed is the shortest secret the scrubber replaces: shorter ones
 // would match ordinary words and numbers all over the output. Shorter
 // secrets are still redacted where they are printed; the scrubber is the

@@ -128,3 +128,29 @@ func TestOutboxRelayReadiness(t *testing.T) {
 		return nil
 	})
 }
+
+// The outbox commands say why PostgreSQL could not be reached in one
+// line, without pgx's per-address listing, and name where they tried.
+func TestOutboxDatabaseErrors(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Start(t, pgtest.Options{})
+	for _, tc := range []struct{ name, url, want string }{
+		{"nothing listens", "postgres://app:Pw0rd-x@127.0.0.1:1/shop?sslmode=disable",
+			"jetworker outbox: connect to PostgreSQL at 127.0.0.1:1 (database shop): connection refused: is PostgreSQL running and listening there?\n"},
+		{"no such database", fmt.Sprintf("postgres://postgres@127.0.0.1:%d/nope?sslmode=disable", pg.Port()),
+			fmt.Sprintf("jetworker outbox: connect to PostgreSQL at 127.0.0.1:%d (database nope): database \"nope\" does not exist (SQLSTATE 3D000)\n", pg.Port())},
+	} {
+		for _, args := range [][]string{{"outbox", "dead", "ls"}, {"outbox", "migrate"}} {
+			t.Run(tc.name+"/"+strings.Join(args[1:], " "), func(t *testing.T) {
+				t.Parallel()
+				r := jw(t, []string{"JETWORKER_DATABASE_URL=" + tc.url, "JETWORKER_LOG_FORMAT=text"}, "", args...)
+				if r.code != 1 || r.stderr != tc.want {
+					t.Errorf("exit %d, stderr %q, want exit 1 and %q", r.code, r.stderr, tc.want)
+				}
+				if strings.Contains(r.stderr, "Pw0rd") {
+					t.Errorf("stderr reveals the password: %q", r.stderr)
+				}
+			})
+		}
+	}
+}

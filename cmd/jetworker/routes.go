@@ -11,6 +11,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/jetworker/jetworker/handlers/webhook"
 	"github.com/jetworker/jetworker/internal/subject"
 )
 
@@ -273,7 +274,7 @@ func validateFilter(s string) error { return subject.ValidateFilter(s) }
 func (r route) kind() string {
 	switch {
 	case r.Webhook != nil:
-		return "webhook " + redactURL(r.Webhook.URL)
+		return "webhook " + webhook.Where(r.Webhook.URL)
 	case r.Email != nil:
 		return "email via " + r.Email.Host
 	case r.Log != nil:
@@ -289,7 +290,7 @@ func routeSecrets(rs []route) []string {
 	for _, r := range rs {
 		if w := r.Webhook; w != nil {
 			out = append(out, w.Secret)
-			out = append(out, urlSecrets(w.URL)...)
+			out = append(out, webhookSecrets(w.URL)...)
 		}
 		if e := r.Email; e != nil {
 			out = append(out, e.Password)

@@ -39,7 +39,7 @@ func newSecretEnv(mark func(i int) string, natsHost string) secretEnv {
 		"JETWORKER_METRICS_TOKEN":      s(6),
 		"JETWORKER_DATABASE_URL":       "postgres://dbuser:" + s(7) + "@db.example.com:5432/app?password=" + s(8),
 		"JETWORKER_NATS_URL":           "nats://natsuser:" + s(9) + "@" + natsHost,
-		"JETWORKER_WEBHOOK_URL":        "http://hookuser:" + s(10) + "@127.0.0.1:1/hook?token=" + s(11),
+		"JETWORKER_WEBHOOK_URL":        "http://hookuser:" + s(10) + "@127.0.0.1:1/hook/" + s(20) + "?token=" + s(11),
 		"JETWORKER_BENCH_URL":          "nats://benchuser:" + s(12) + "@127.0.0.1:1",
 		"JETWORKER_BENCH_DATABASE_URL": "host=127.0.0.1 port=1 user=bench password=" + s(22) + " dbname=bench",
 		"JETWORKER_HEALTHCHECK_URL":    "http://hcuser:" + s(13) + "@127.0.0.1:1/readyz?token=" + s(14),
@@ -54,7 +54,7 @@ func newSecretEnv(mark func(i int) string, natsHost string) secretEnv {
 	for i := 1; i <= 15; i++ {
 		e.secrets = append(e.secrets, s(i))
 	}
-	e.secrets = append(e.secrets, s(18), s(22))
+	e.secrets = append(e.secrets, s(18), s(20), s(22))
 	return e
 }
 
@@ -105,20 +105,21 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 	routes := filepath.Join(t.TempDir(), "routes.yaml")
 	if err := os.WriteFile(routes, []byte("routes:\n"+
-		"  - {name: hooks, subject: tasks.hooks.>, webhook: {url: 'https://u:${ROUTE_HOOK_PASSWORD}@hooks.example.com/in?key=${ROUTE_HOOK_KEY}', secret: '${ROUTE_HOOK_SECRET}'}}\n"+
+		"  - {name: hooks, subject: tasks.hooks.>, webhook: {url: 'https://u:${ROUTE_HOOK_PASSWORD}@hooks.example.com/services/${ROUTE_HOOK_PATH}?key=${ROUTE_HOOK_KEY}', secret: '${ROUTE_HOOK_SECRET}'}}\n"+
 		"  - {name: mail, subject: tasks.mail.>, email: {host: smtp.example.com, from: 'a@example.com', username: u, password: '${ROUTE_SMTP_PASSWORD}'}}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	nats := []string{"worker", "scheduler", "provision", "publish", "schedule", "dlq", "status", "task"}
-	all := append(slices.Clone(nats), "dev", "bench", "healthcheck", "version")
+	all := append(slices.Clone(nats), "dev", "bench", "healthcheck", "version", "outbox")
 	nonNATSArgs := map[string][]string{"publish": {"tasks.x", "{}"}, "schedule": {"ls"}, "dlq": {"ls"}, "task": {"ls"}}
 
 	for markName, mark := range marks {
 		e := newSecretEnv(mark, "127.0.0.1:1")
 		routeEnv := []string{
 			"ROUTE_HOOK_PASSWORD=" + mark(21), "ROUTE_HOOK_KEY=" + mark(22), "ROUTE_HOOK_SECRET=" + mark(23), "ROUTE_SMTP_PASSWORD=" + mark(24),
+			"ROUTE_HOOK_PATH=" + mark(25),
 		}
-		e.secrets = append(e.secrets, mark(19), mark(21), mark(22), mark(23), mark(24))
+		e.secrets = append(e.secrets, mark(19), mark(21), mark(22), mark(23), mark(24), mark(25))
 		type run struct {
 			name string
 			env  []string
@@ -157,6 +158,12 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			run{"healthcheck refused", e.with(), []string{"healthcheck"}, 1},
 			run{"healthcheck bad value", e.with(), []string{"healthcheck", "--timeout", "soon"}, 2},
 			run{"version extra argument", e.with(), []string{"version", "x"}, 2},
+			run{"outbox unknown host", e.with(), []string{"outbox", "dead", "ls"}, 1},
+			run{"outbox refused", e.with("JETWORKER_DATABASE_URL=postgres://dbuser:" + mark(7) + "@127.0.0.1:1/app?password=" + mark(8)), []string{"outbox", "migrate"}, 1},
+			run{"outbox refused, key=value", e.with("JETWORKER_DATABASE_URL=host=127.0.0.1 port=1 user=u password=" + mark(7) + " dbname=app"), []string{"outbox", "dead", "ls", "--json"}, 1},
+			run{"outbox relay, NATS refused", e.with("JETWORKER_DATABASE_URL=postgres://dbuser:" + mark(7) + "@127.0.0.1:1/app"), []string{"outbox", "relay"}, 1},
+			run{"outbox bad value", e.with(), []string{"outbox", "relay", "--batch-size", "many"}, 2},
+			run{"outbox without a subcommand", e.with(), []string{"outbox"}, 2},
 		)
 		for _, r := range runs {
 			t.Run(markName+"/"+r.name, func(t *testing.T) {
@@ -172,7 +179,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 }
 
 // A worker whose webhook cannot connect logs the failure and dead-letters
-// the task with the error: the webhook URL's user info and query appear
+// the task with the error: the webhook URL's user info, path and query appear
 // neither in the logs nor in the dead letter. The effective configuration
 // logged at start-up redacts every secret, and so does dev's.
 func TestSecretsNotInLogsOrDeadLetters(t *testing.T) {
@@ -206,7 +213,7 @@ func TestSecretsNotInLogsOrDeadLetters(t *testing.T) {
 					return fmt.Errorf("%d dead letters", len(page.Entries))
 				}
 				seq = page.Entries[0].Seq
-				if msg := page.Entries[0].Error; !strings.Contains(msg, "http://127.0.0.1:1/hook") || !strings.Contains(msg, "connection refused") {
+				if msg := page.Entries[0].Error; !strings.Contains(msg, "http://127.0.0.1:1/...") || !strings.Contains(msg, "connection refused") {
 					return fmt.Errorf("Jetworker-Error %q does not say where and why", msg)
 				}
 				return nil
@@ -218,7 +225,7 @@ func TestSecretsNotInLogsOrDeadLetters(t *testing.T) {
 			res := stop()
 			e.check(t, "worker", res.stdout, res.stderr)
 			if !strings.Contains(res.stderr, `"msg":"worker starting"`) || !strings.Contains(res.stderr, `"password":"[REDACTED]"`) ||
-				!strings.Contains(res.stderr, `"webhook_url":"http://[REDACTED]@127.0.0.1:1/hook?[REDACTED]"`) {
+				!strings.Contains(res.stderr, `"webhook_url":"http://127.0.0.1:1/..."`) {
 				t.Errorf("worker did not log its configuration, redacted:\n%s", res.stderr)
 			}
 		})

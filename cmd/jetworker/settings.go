@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/jetworker/jetworker/handlers/webhook"
 )
 
 // A command's settings are declared once, as tagged struct fields:
@@ -32,7 +34,8 @@ import (
 //	           embedded through.
 //	meta       the value's name in help (URL, FILE); derived from the type
 //	           when empty.
-//	secret     "true": the value is never printed; "url": it is printed
+//	secret     "true": the value is never printed; "webhook": it is printed
+//	           as webhook.Where shows it (scheme and host); "url": it is printed
 //	           only redacted (user info and query hidden).
 //	advanced   "true": listed by --help-all only.
 //	repeat     "true" on a []string option: each --flag adds one value,
@@ -46,9 +49,10 @@ import (
 type secrecy int
 
 const (
-	public     secrecy = iota
-	secretAll          // never shown
-	secretURLs         // shown with redactURL
+	public        secrecy = iota
+	secretAll             // never shown
+	secretURLs            // shown with redactURL
+	secretWebhook         // a webhook URL: shown as webhook.Where shows it
 )
 
 // setting is one declared field.
@@ -139,6 +143,8 @@ func (c *cli) walk(v reflect.Value, group string, isEnv bool) {
 			s.secrecy = secretAll
 		case "url":
 			s.secrecy = secretURLs
+		case "webhook":
+			s.secrecy = secretWebhook
 		}
 		if isEnv {
 			s.env = f.Tag.Get("envconfig")
@@ -438,6 +444,8 @@ func (c *cli) secrets() []string {
 				out = append(out, v)
 			case s.secrecy == secretURLs:
 				out = append(out, urlSecrets(v)...)
+			case s.secrecy == secretWebhook:
+				out = append(out, webhookSecrets(v)...)
 			}
 		}
 	}
@@ -461,6 +469,8 @@ func (s *setting) shown() string {
 		return redacted
 	case s.secrecy == secretURLs:
 		return redactURL(v)
+	case s.secrecy == secretWebhook && v != "":
+		return webhook.Where(v)
 	}
 	return v
 }

@@ -80,7 +80,7 @@ type Config struct {
 // for concurrent use.
 type Handler struct {
 	cfg    Config
-	where  string // the URL without credentials or query, for errors
+	where  string // the URL as errors name it: see [Where]
 	client *http.Client
 }
 
@@ -100,10 +100,28 @@ func New(cfg Config) (*Handler, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	// Query strings and user info often carry tokens; keep them out of
-	// errors, which end up in logs and dead-letter headers.
-	where := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
-	return &Handler{cfg: cfg, where: where.String(), client: client}, nil
+	return &Handler{cfg: cfg, where: where(u), client: client}, nil
+}
+
+// Where returns rawURL as the handler names it in errors, which end up in
+// logs, dead-letter headers and task records: its scheme and host, and
+// "/..." for a path. User info and query strings carry tokens, and so do
+// the paths of many webhook URLs (Slack's, Discord's), so none of them is
+// shown. A URL that does not parse is shown as "webhook URL".
+func Where(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return "webhook URL"
+	}
+	return where(u)
+}
+
+func where(u *url.URL) string {
+	w := u.Scheme + "://" + u.Host
+	if u.Path != "" && u.Path != "/" {
+		w += "/..."
+	}
+	return w
 }
 
 func (c Config) withDefaults() Config {
@@ -175,7 +193,7 @@ func (h *Handler) Handle(ctx context.Context, t *jetworker.Task) error {
 }
 
 // redact rewrites the *url.Error of a failed request to name the URL
-// without user info and query: http.Client.Do quotes the whole URL
+// as Where shows it: http.Client.Do quotes the whole URL
 // (hiding only a password), and the error ends up in logs and in the
 // dead letter's Jetworker-Error header. The cause (a refused connection,
 // a timeout) stays wrapped for errors.Is and errors.As.
