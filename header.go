@@ -64,6 +64,11 @@ const (
 	// value is the original payload's size in bytes, and the stored payload
 	// is the leading part of it. Such a dead letter cannot be replayed.
 	HeaderPayloadTruncated = "Jetworker-Payload-Truncated"
+	// HeaderHeadersDropped is set on a dead letter whose task's own
+	// headers did not fit in the server's max payload next to the
+	// dead-letter headers: its value is how many were left out, largest
+	// first. Such a dead letter cannot be replayed.
+	HeaderHeadersDropped = "Jetworker-Headers-Dropped"
 	// HeaderReplayedFrom is set on a task replayed from the dead letters;
 	// it names the dead letter it was replayed from as a [Ref]
 	// ("DLQ/7").

@@ -17,9 +17,11 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/handlers"
 	"github.com/jetworker/jetworker/internal/testutil"
+	"github.com/jetworker/jetworker/streams"
 )
 
 // TestTaskNearMaxPayloadIsDeadLettered: a task whose payload alone nearly
@@ -54,6 +56,49 @@ func TestTaskNearMaxPayloadIsDeadLettered(t *testing.T) {
 	}
 	testutil.Eventually(t, 5*time.Second, func() error {
 		if n := streamMsgs(t, b.js, "TASKS"); n != 0 {
+			return fmt.Errorf("TASKS still holds %d messages", n)
+		}
+		return nil
+	})
+}
+
+// TestHeaderHeavyTaskIsDeadLettered: on a server with a small max payload,
+// a task whose own headers leave no room for the dead-letter headers is
+// still dead-lettered, its largest header left out and counted, its
+// payload whole, and the entry says why it cannot be replayed; nothing is
+// left in TASKS.
+func TestHeaderHeavyTaskIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	const maxPayload = 16 << 10
+	srv := embeddedtest.Start(t, embedded.Config{MaxPayload: maxPayload})
+	_, js := embeddedtest.Connect(t, srv)
+	if err := streams.Provision(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, newConsumer(t, js, jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
+		return jetworker.Permanent(errors.New(strings.Repeat("a long reason ", 200)))
+	}), consumer.Config{Durable: "heavy"}))
+	msg := nats.NewMsg("tasks.heavy")
+	msg.Data = []byte(`{"id":1}`)
+	msg.Header.Set("X-Tenant", "acme")
+	msg.Header.Set("X-Blob", strings.Repeat("h", maxPayload-300))
+	if _, err := js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	dead := waitDeadLetters(t, js, 1)
+	e := dead[0]
+	if e.HeadersDropped != 1 || e.Header.Get("X-Blob") != "" || e.Header.Get("X-Tenant") != "acme" {
+		t.Errorf("headers dropped %d, X-Blob kept %v, X-Tenant %q; want the one huge header left out and the rest kept",
+			e.HeadersDropped, e.Header.Get("X-Blob") != "", e.Header.Get("X-Tenant"))
+	}
+	if string(e.Data) != `{"id":1}` || e.Truncated != 0 {
+		t.Errorf("payload %q (truncated %d), want it whole", e.Data, e.Truncated)
+	}
+	if !strings.Contains(e.Problem, "headers were left out") {
+		t.Errorf("Problem %q, want it to say the headers were left out", e.Problem)
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if n := streamMsgs(t, js, "TASKS"); n != 0 {
 			return fmt.Errorf("TASKS still holds %d messages", n)
 		}
 		return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
+	"github.com/jetworker/jetworker/internal/wire"
 	"github.com/jetworker/jetworker/streams"
 )
 
@@ -506,6 +508,55 @@ func TestMessageAlwaysFits(t *testing.T) {
 		}
 		if m.Header.Get("X-Tenant") != "acme" {
 			t.Errorf("%s: original header lost", tt.name)
+		}
+	}
+}
+
+// A task whose own headers alone exceed the limit next to the dead-letter
+// headers still fits: its largest headers are left out (counted in
+// Jetworker-Headers-Dropped), every dead-letter header is kept, and the
+// entry says it cannot be replayed.
+func TestMessageWithHugeHeadersFits(t *testing.T) {
+	t.Parallel()
+	const limit = 4096
+	for _, tt := range []struct {
+		name    string
+		header  nats.Header
+		data    int
+		dropped int
+		kept    []string
+	}{
+		{name: "one huge header", header: nats.Header{"X-Blob": {strings.Repeat("b", limit)}, "X-Tenant": {"acme"}, "Jetworker-Task-Id": {"t-1"}},
+			data: 100, dropped: 1, kept: []string{"X-Tenant"}},
+		{name: "many headers", header: func() nats.Header {
+			h := nats.Header{"Jetworker-Task-Id": {"t-1"}}
+			for i := range 40 {
+				h.Set(fmt.Sprintf("X-H%02d", i), strings.Repeat("h", 100+i))
+			}
+			return h
+		}(), data: 10, dropped: 40 - 26},
+	} {
+		m := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "c", Seq: 9, Subject: "tasks.big", Header: tt.header,
+			Data: make([]byte, tt.data), Reason: "boom", Attempts: 1}, limit)
+		if size := wire.HeaderSize(m.Header) + len(m.Data); size > limit {
+			t.Errorf("%s: copy is %d bytes, over the %d limit", tt.name, size, limit)
+		}
+		got, _ := strconv.Atoi(m.Header.Get(jetworker.HeaderHeadersDropped))
+		if got < 1 || (tt.dropped > 0 && got > tt.dropped) {
+			t.Errorf("%s: %s %d, want 1 to %d", tt.name, jetworker.HeaderHeadersDropped, got, tt.dropped)
+		}
+		for _, k := range append([]string{jetworker.HeaderTaskID, jetworker.HeaderMsgID, jetworker.HeaderError, jetworker.HeaderAttempts,
+			jetworker.HeaderOriginalSubject, jetworker.HeaderOriginalStream, jetworker.HeaderOriginalSeq, jetworker.HeaderConsumer,
+			jetworker.HeaderFailedAt}, tt.kept...) {
+			if m.Header.Get(k) == "" {
+				t.Errorf("%s: header %s lost", tt.name, k)
+			}
+		}
+		if m.Header.Get("X-Blob") != "" {
+			t.Errorf("%s: the huge header was kept", tt.name)
+		}
+		if len(m.Data) != tt.data {
+			t.Errorf("%s: payload %d bytes, want the full %d once the headers make room", tt.name, len(m.Data), tt.data)
 		}
 	}
 }

@@ -23,9 +23,11 @@
 // still read, but filters by subject do not see them.
 //
 // A dead letter always fits: when the copy would exceed the server's max
-// payload, the error text is shortened and then the payload is cut, with
-// Jetworker-Payload-Truncated giving the original size. Such an entry is
-// kept for inspection and cannot be replayed.
+// payload, the error text is shortened, then the task's own headers are
+// left out if they alone leave no room (largest first, with
+// Jetworker-Headers-Dropped counting them), and then the payload is cut,
+// with Jetworker-Payload-Truncated giving the original size. Such an entry
+// is kept for inspection and cannot be replayed.
 //
 // # Trust
 //

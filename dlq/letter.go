@@ -1,6 +1,8 @@
 package dlq
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,8 +65,12 @@ func directive(k string) bool {
 
 // Message builds the dead-letter copy of l. The copy fits in maxPayload
 // bytes (0 means no limit): when it would not, the error text is cut to
-// 256 bytes and then the payload to what fits, with
-// Jetworker-Payload-Truncated set to its original length.
+// 256 bytes; then, if the task's own headers leave no room, they are
+// dropped, largest first, with Jetworker-Headers-Dropped set to how many
+// were; then the payload is cut to what fits, with
+// Jetworker-Payload-Truncated set to its original length. So a task is
+// always dead-lettered, whatever its size; one that was cut cannot be
+// replayed.
 func Message(l Letter, maxPayload int64) *nats.Msg {
 	prefix := l.Prefix
 	if prefix == "" {
@@ -72,40 +78,81 @@ func Message(l Letter, maxPayload int64) *nats.Msg {
 	}
 	h := make(nats.Header, len(l.Header)+10)
 	for k, vs := range l.Header {
-		if !directive(k) && k != jetworker.HeaderPayloadTruncated {
+		if !directive(k) && k != jetworker.HeaderPayloadTruncated && k != jetworker.HeaderHeadersDropped {
 			h[k] = vs
 		}
 	}
 	if id := jetworker.TaskID(l.Header); id != "" {
 		h.Set(jetworker.HeaderTaskID, id)
 	}
-	h.Set(jetworker.HeaderMsgID, MsgID(l.Stream, l.Consumer, l.Seq))
-	h.Set(jetworker.HeaderError, oneLine(l.Reason, maxError))
-	h.Set(jetworker.HeaderAttempts, strconv.FormatUint(l.Attempts, 10))
-	h.Set(jetworker.HeaderOriginalSubject, l.Subject)
-	h.Set(jetworker.HeaderOriginalStream, l.Stream)
-	h.Set(jetworker.HeaderOriginalSeq, strconv.FormatUint(l.Seq, 10))
-	h.Set(jetworker.HeaderConsumer, l.Consumer)
-	h.Set(jetworker.HeaderFailedAt, l.FailedAt.UTC().Format(time.RFC3339Nano))
+	own := []string{jetworker.HeaderTaskID}
+	set := func(k, v string) {
+		h.Set(k, v)
+		own = append(own, k)
+	}
+	set(jetworker.HeaderMsgID, MsgID(l.Stream, l.Consumer, l.Seq))
+	set(jetworker.HeaderError, oneLine(l.Reason, maxError))
+	set(jetworker.HeaderAttempts, strconv.FormatUint(l.Attempts, 10))
+	set(jetworker.HeaderOriginalSubject, l.Subject)
+	set(jetworker.HeaderOriginalStream, l.Stream)
+	set(jetworker.HeaderOriginalSeq, strconv.FormatUint(l.Seq, 10))
+	set(jetworker.HeaderConsumer, l.Consumer)
+	set(jetworker.HeaderFailedAt, l.FailedAt.UTC().Format(time.RFC3339Nano))
 	msg := &nats.Msg{Subject: Subject(prefix, l.Stream, l.Consumer, l.Subject), Data: l.Data, Header: h}
 	if maxPayload <= 0 {
 		return msg
 	}
 	// The server counts the subject, headers and data; leave room for the
 	// protocol line's other fields as nats.go does not count them.
-	budget := maxPayload - int64(wire.HeaderSize(h)) - int64(len(msg.Data))
-	if budget >= 0 {
+	if maxPayload-int64(wire.HeaderSize(h))-int64(len(msg.Data)) >= 0 {
 		return msg
 	}
 	h.Set(jetworker.HeaderError, oneLine(l.Reason, minError))
 	h.Set(jetworker.HeaderPayloadTruncated, strconv.Itoa(len(l.Data)))
 	room := maxPayload - int64(wire.HeaderSize(h))
+	if room < 0 {
+		room = dropHeaders(h, own, maxPayload)
+	}
 	if room >= int64(len(l.Data)) {
 		h.Del(jetworker.HeaderPayloadTruncated)
 		return msg
 	}
 	msg.Data = l.Data[:max(room, 0)]
 	return msg
+}
+
+// dropHeaders removes the task's own headers (not those named in keep),
+// largest first, until h fits in maxPayload, and records how many it
+// removed. It returns the room left for the payload.
+func dropHeaders(h nats.Header, keep []string, maxPayload int64) int64 {
+	type field struct {
+		key  string
+		size int
+	}
+	var fields []field
+	for k, vs := range h {
+		if slices.Contains(keep, k) || k == jetworker.HeaderPayloadTruncated {
+			continue
+		}
+		n := 0
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+		fields = append(fields, field{k, n})
+	}
+	slices.SortFunc(fields, func(a, b field) int { return cmp.Compare(b.size, a.size) })
+	dropped := 0
+	room := maxPayload - int64(wire.HeaderSize(h))
+	for _, f := range fields {
+		if room >= 0 {
+			break
+		}
+		h.Del(f.key)
+		dropped++
+		h.Set(jetworker.HeaderHeadersDropped, strconv.Itoa(dropped))
+		room = maxPayload - int64(wire.HeaderSize(h))
+	}
+	return room
 }
 
 // oneLine makes s a single-line header value of at most n bytes (plus an

@@ -30,7 +30,7 @@ type Replayed struct {
 var replayHeaders = []string{
 	jetworker.HeaderError, jetworker.HeaderAttempts, jetworker.HeaderOriginalSubject,
 	jetworker.HeaderOriginalStream, jetworker.HeaderOriginalSeq, jetworker.HeaderConsumer,
-	jetworker.HeaderFailedAt, jetworker.HeaderPayloadTruncated, jetworker.HeaderReplayedFrom,
+	jetworker.HeaderFailedAt, jetworker.HeaderPayloadTruncated, jetworker.HeaderHeadersDropped, jetworker.HeaderReplayedFrom,
 }
 
 // Replay publishes the dead letter seq again on its original subject and,

@@ -43,6 +43,9 @@ type Entry struct {
 	// Truncated is the original payload's size when the stored payload
 	// is only its leading part (it did not fit), and 0 otherwise.
 	Truncated int `json:"truncated,omitempty"`
+	// HeadersDropped is how many of the task's own headers were left out
+	// of the copy (they did not fit), and 0 otherwise.
+	HeadersDropped int `json:"headers_dropped,omitempty"`
 	// Problem says why the entry cannot be replayed ("" when it can): it
 	// could not have come from the dead-letter path, or its payload was
 	// truncated. See the package documentation.
@@ -207,6 +210,7 @@ func (s *Store) entry(m *jetstream.RawStreamMsg) *Entry {
 		e.FailedAt = m.Time
 	}
 	e.Truncated, _ = strconv.Atoi(h.Get(jetworker.HeaderPayloadTruncated))
+	e.HeadersDropped, _ = strconv.Atoi(h.Get(jetworker.HeaderHeadersDropped))
 	e.Problem = staticProblem(s.cfg.Prefix, e)
 	return e
 }

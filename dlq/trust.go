@@ -41,6 +41,8 @@ func staticProblem(prefix string, e *Entry) string {
 		return fmt.Sprintf("its %s is not the one the dead-letter path writes (%s)", jetworker.HeaderMsgID, MsgID(stream, cons, e.OriginalSeq))
 	case e.Truncated > 0:
 		return fmt.Sprintf("its payload was cut to %d of %d bytes to fit the server's max payload", len(e.Data), e.Truncated)
+	case e.HeadersDropped > 0:
+		return fmt.Sprintf("%d of the task's headers were left out to fit the server's max payload", e.HeadersDropped)
 	}
 	if err := subject.Validate(e.OriginalSubject); err != nil {
 		return fmt.Sprintf("original subject: %v", err)
