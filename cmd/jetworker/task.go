@@ -392,7 +392,7 @@ func listTasks(ctx context.Context, std *stdio, store *task.Store, stream string
 	}
 	fmt.Fprintln(tw, "UPDATED\tSTATE\tATTEMPT\tSUBJECT\tTASK\tDETAIL")
 	for _, t := range records {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", formatLocal(t.Updated), t.State, attempts(t), inert(t.Subject), inert(t.ID), taskDetail(t))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", formatLocal(t.Updated), inert(string(t.State)), attempts(t), inert(t.Subject), inert(t.ID), taskDetail(t))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(std.out, tasksCount(len(records), "tracked task"))
@@ -427,7 +427,7 @@ func showTask(std *stdio, t task.Info, asJSON bool) error {
 		return printJSON(std, withHistory(t))
 	}
 	w := std.out
-	state := string(t.State)
+	state := inert(string(t.State)) // a record is data anyone with write access to the bucket can shape
 	if t.CancelRequested && !t.State.Terminal() {
 		state += " (cancel requested)"
 	}
@@ -465,7 +465,7 @@ func showTask(std *stdio, t task.Info, asJSON bool) error {
 	fmt.Fprintln(w, "History:")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, h := range t.History {
-		cells := []string{"  " + formatLocal(h.At), string(h.State), "", inert(h.Worker), inert(h.Error)}
+		cells := []string{"  " + formatLocal(h.At), inert(string(h.State)), "", inert(h.Worker), inert(h.Error)}
 		if h.Attempt > 0 {
 			cells[2] = fmt.Sprintf("attempt %d", h.Attempt)
 		}

@@ -176,6 +176,31 @@ func TestTerminalOutputIsInert(t *testing.T) {
 	if r.code != 0 || strings.ContainsAny(r.stdout, "\x1b\x07") || !strings.Contains(r.stdout, `published task pub\x1b]0;pwned\x07 as TASKS/`) {
 		t.Fatalf("publish: exit %d\n%q\n%s", r.code, r.stdout, r.stderr)
 	}
+
+	// A task record is data: anyone who may write the status bucket (every
+	// worker) shapes its state, worker, error and result.
+	kv, err := js.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: task.DefaultBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := "succeeded" + title + clear
+	rec, err := json.Marshal(map[string]any{
+		"id": "planted", "subject": "tasks.x", "state": evil, "attempt": 1, "worker": "w" + title, "last_error": "e" + clear,
+		"result": []byte("r" + title), "created": "2026-12-01T00:00:00Z", "updated": "2026-12-01T00:00:01Z",
+		"history": []map[string]any{{"state": evil, "at": "2026-12-01T00:00:01Z", "worker": "w" + bidi}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), "t.planted", rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"task", "get", "planted"}, {"task", "ls"}} {
+		r = jw(t, env, "", args...)
+		if r.code != 0 || strings.ContainsAny(r.stdout, "\x1b\x07\u202e") || !strings.Contains(r.stdout, `succeeded\x1b]0;pwned\x07`) {
+			t.Errorf("%s: exit %d\n%q\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
+	}
 }
 
 // provision prints what it did and stops at the first failure, naming it
