@@ -62,6 +62,49 @@ func TestTaskNearMaxPayloadIsDeadLettered(t *testing.T) {
 	})
 }
 
+// TestFanOutOnAnInterestStream is the package doc's fan-out recipe: on a
+// stream with interest retention, two services' durables with overlapping
+// filters both run every event, and the server drops an event once both
+// have acknowledged it.
+func TestFanOutOnAnInterestStream(t *testing.T) {
+	t.Parallel()
+	srv := embeddedtest.Start(t, embedded.Config{})
+	_, js := embeddedtest.Connect(t, srv)
+	if err := streams.Provision(t.Context(), js, streams.Config{
+		Tasks: streams.Tasks{Name: "EVENTS", Subjects: []string{"events.>"}, Retention: streams.Interest},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	ran := map[string][]string{}
+	service := func(name string, filter string) *consumer.Consumer {
+		return newConsumer(t, js, jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
+			mu.Lock()
+			defer mu.Unlock()
+			ran[name] = append(ran[name], task.Subject)
+			return nil
+		}), consumer.Config{Stream: "EVENTS", Durable: name, FilterSubjects: []string{filter}})
+	}
+	start(t, service("billing", "events.>"))
+	start(t, service("email", "events.order.*"))
+	for _, s := range []string{"events.order.placed", "events.order.paid"} {
+		if _, err := js.Publish(t.Context(), s, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(ran["billing"]) != 2 || len(ran["email"]) != 2 {
+			return fmt.Errorf("ran %v, want each event once in each service", ran)
+		}
+		if n := streamMsgs(t, js, "EVENTS"); n != 0 {
+			return fmt.Errorf("EVENTS still holds %d messages after both services acknowledged them", n)
+		}
+		return nil
+	})
+}
+
 // TestHeaderHeavyTaskIsDeadLettered: on a server with a small max payload,
 // a task whose own headers leave no room for the dead-letter headers is
 // still dead-lettered, its largest header left out and counted, its

@@ -7,6 +7,26 @@
 // context ends. Workers in several processes that use the same Durable
 // share the work.
 //
+// # Several services on one stream
+//
+// Workers of one service share a Durable; two services are two durables.
+// On a work-queue stream (the default, [streams.WorkQueue]) the server
+// gives each task to exactly one consumer, so two durables whose filters
+// overlap are refused ([ErrFilterOverlap], naming the other consumer).
+// Pick the recipe by what a task is:
+//
+//   - A task for one service: give each service its own subjects and its
+//     own filter (Config.FilterSubjects: billing takes tasks.billing.>,
+//     email takes tasks.email.>), on the shared work-queue stream.
+//   - An event several services react to: publish it to a stream with
+//     interest retention (streams.Config{Tasks: streams.Tasks{Name:
+//     "EVENTS", Subjects: []string{"events.>"}, Retention:
+//     streams.Interest}}) and give each service its own
+//     durable with any filter; the server keeps each message until every
+//     durable that is interested has acknowledged it, and each service
+//     retries and dead-letters its own copy. Such a stream is not a
+//     work-queue stream, so filters may overlap.
+//
 // # Pulling
 //
 // The consumer pulls with nats.go's Consume and hands a message on only
