@@ -38,7 +38,7 @@ func Permanent(err error) error {
 	return &PermanentError{Err: err}
 }
 
-// Error returns the wrapped error's text.
+// Error returns the wrapped error's text after "permanent: ".
 func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
 
 // Unwrap returns the wrapped error.

@@ -109,7 +109,7 @@ type Config struct {
 	DeadLetterPrefix string
 
 	// Presence is where the worker keeps its presence record (a KV bucket
-	// with a TTL, read by ListWorkers, the dashboard and "jetworker
+	// with a TTL, read by [Presence.List], the dashboard and "jetworker
 	// status"). Defaults to the jetworker_workers bucket with a 30s TTL.
 	Presence Presence
 	// DisablePresence turns the presence record off. Defaults to false.

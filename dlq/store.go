@@ -90,7 +90,7 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if c.RequestTimeout < 0 {
-		errs = append(errs, fmt.Errorf("dlq: RequestTimeout must be > 0, got %s", c.RequestTimeout))
+		errs = append(errs, fmt.Errorf("dlq: RequestTimeout must be >= 0, got %s", c.RequestTimeout))
 	}
 	return errors.Join(errs...)
 }

@@ -12,7 +12,7 @@
 // The metrics, all prefixed jetworker_:
 //
 //	build_info{version,go_version}             gauge, always 1
-//	tasks_processed_total{subject,outcome}     counter; outcome is acked, retried, dead_lettered or requeued
+//	tasks_processed_total{subject,outcome}     counter; outcome is acked, retried, dead_lettered, requeued or cancelled
 //	task_duration_seconds{subject}             histogram of handler run time
 //	task_wait_seconds{subject}                 histogram of enqueue-to-start latency (first deliveries)
 //	tasks_in_flight                            gauge of handlers running in this process
@@ -202,7 +202,7 @@ func New(cfg Config) (*Metrics, error) {
 		reg: prometheus.NewRegistry(),
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "tasks_processed_total",
-			Help: "Tasks settled by this process, by subject and outcome (acked, retried, dead_lettered, requeued).",
+			Help: "Tasks settled by this process, by subject and outcome (acked, retried, dead_lettered, requeued, cancelled).",
 		}, []string{"subject", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Name: "task_duration_seconds",

@@ -26,8 +26,4 @@ var (
 	// task without one is stored again. Errors that do not wrap
 	// ErrOutcomeUnknown mean the message was not stored.
 	ErrOutcomeUnknown = errors.New("publisher: publish outcome unknown, the message may be stored")
-	// ErrStreamConflict is returned by [EnsureStream] when an existing
-	// stream's configuration conflicts with the wanted one in a way that
-	// cannot, or must not, be changed in place.
-	ErrStreamConflict = errors.New("publisher: existing stream conflicts")
 )

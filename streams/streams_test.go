@@ -85,7 +85,7 @@ func TestEnsureStreamReportsConflicts(t *testing.T) {
 	}
 	err := streams.Provision(t.Context(), js, streams.Config{})
 	if !errors.Is(err, streams.ErrConflict) {
-		t.Fatalf("got %v, want ErrStreamConflict", err)
+		t.Fatalf("got %v, want streams.ErrConflict", err)
 	}
 	for _, want := range []string{"Subjects", "orders.>", "Retention"} {
 		if !strings.Contains(err.Error(), want) {

@@ -29,7 +29,7 @@ const (
 	// AttrDeliveryCount is the delivery number of the attempt, from 1.
 	AttrDeliveryCount = attribute.Key("jetworker.delivery_count")
 	// AttrOutcome is what the consumer did with the message: acked,
-	// retried, dead_lettered or requeued.
+	// retried, dead_lettered, requeued or cancelled.
 	AttrOutcome = attribute.Key("jetworker.outcome")
 )
 
