@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/jetworker/jetworker/internal/logkey"
 )
 
 // slogAdapter forwards nats-server log lines to a slog.Logger.
@@ -18,7 +20,7 @@ func (a *slogAdapter) log(level slog.Level, format string, v ...any) {
 	if !a.l.Enabled(ctx, level) {
 		return
 	}
-	a.l.Log(ctx, level, fmt.Sprintf(format, v...), slog.String("component", "nats-server"))
+	a.l.Log(ctx, level, fmt.Sprintf(format, v...), slog.String(logkey.Component, "nats-server"))
 }
 
 func (a *slogAdapter) Noticef(format string, v ...any) { a.log(slog.LevelInfo, format, v...) }

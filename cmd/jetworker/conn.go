@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetworker/jetworker/internal/logkey"
 )
 
 // conn is an open NATS connection with its JetStream context. Done is
@@ -132,15 +134,15 @@ func connect(ctx context.Context, e ConnEnv, name string, log *slog.Logger) (*co
 				}
 				return
 			}
-			attrs := []any{slog.Any("err", err)}
+			attrs := []any{slog.Any(logkey.Err, err)}
 			if sub != nil {
-				attrs = append(attrs, slog.String("subject", sub.Subject))
+				attrs = append(attrs, slog.String(logkey.Subject, sub.Subject))
 			}
 			log.Error("nats error", attrs...)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("nats disconnected", slog.Any("err", err))
+				log.Warn("nats disconnected", slog.Any(logkey.Err, err))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

@@ -11,6 +11,7 @@ import (
 	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/handlers/webhook"
 	"github.com/jetworker/jetworker/internal/backoff"
+	"github.com/jetworker/jetworker/internal/logkey"
 	"github.com/jetworker/jetworker/streams"
 	"github.com/jetworker/jetworker/task"
 )
@@ -145,8 +146,8 @@ func routeHandler(r route, log *slog.Logger) (jetworker.Handler, error) {
 		h = eh
 	case r.Log != nil:
 		h = jetworker.HandlerFunc(func(ctx context.Context, t *jetworker.Task) error {
-			log.InfoContext(ctx, "task", slog.String("route", r.Name), slog.String("subject", t.Subject),
-				slog.String("task_id", t.ID), slog.Uint64("delivered", t.Delivered), slog.String("data", excerpt(string(t.Data), 200)))
+			log.InfoContext(ctx, "task", slog.String("route", r.Name), slog.String(logkey.Subject, t.Subject),
+				slog.String(logkey.TaskID, t.ID), slog.Uint64(logkey.Delivered, t.Delivered), slog.String("data", excerpt(string(t.Data), 200)))
 			return nil
 		})
 	default:
