@@ -14,16 +14,49 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"syscall"
 )
 
 // Version information, set with
-// -ldflags "-X main.version=v1.2.3 -X main.commit=abc1234".
+// -ldflags "-X main.version=v1.2.3 -X main.commit=abc1234". Without them
+// the binary reports what the Go toolchain recorded (see buildVersion).
 var (
 	version = "dev"
 	commit  = "none"
 )
+
+// buildVersion returns the version and commit to report: those set with
+// -ldflags, else the module version "go install ...@v1.2.3" records and
+// the VCS revision "go build" in a checkout records (with "+dirty" for
+// uncommitted changes).
+func buildVersion(bi *debug.BuildInfo, ok bool) (string, string) {
+	v, c := version, commit
+	if !ok {
+		return v, c
+	}
+	if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	if c == "none" {
+		var rev, dirty string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "+dirty"
+				}
+			}
+		}
+		if rev != "" {
+			c = rev[:min(len(rev), 12)] + dirty
+		}
+	}
+	return v, c
+}
 
 // Exit codes.
 const (
@@ -95,13 +128,13 @@ func run(ctx context.Context, std *stdio, args []string) int {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &ue):
-		std.fatal(args[0], err, exitUsage)
+		std.fatal(args[0], err, exitUsage, args[1:])
 		return exitUsage
 	case errors.As(err, &ce):
-		std.fatal(args[0], err, ce.code)
+		std.fatal(args[0], err, ce.code, args[1:])
 		return ce.code
 	default:
-		std.fatal(args[0], err, exitError)
+		std.fatal(args[0], err, exitError, args[1:])
 		return exitError
 	}
 }
@@ -133,4 +166,7 @@ func runVersion(_ context.Context, std *stdio, args []string) error {
 	return nil
 }
 
-func printVersion(w io.Writer) { fmt.Fprintf(w, "jetworker %s (commit %s)\n", version, commit) }
+func printVersion(w io.Writer) {
+	v, c := buildVersion(debug.ReadBuildInfo())
+	fmt.Fprintf(w, "jetworker %s (commit %s)\n", v, c)
+}

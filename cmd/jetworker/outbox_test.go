@@ -52,3 +52,26 @@ func TestOutboxEnvToRelayConfig(t *testing.T) {
 		t.Errorf("bad relay settings: got %v, want an error naming --concurrency", err)
 	}
 }
+
+func TestFlagArg(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args  []string
+		want  string
+		found bool
+	}{
+		{nil, "", false},
+		{[]string{"--log-format", "text"}, "text", true},
+		{[]string{"-log-format", "text"}, "text", true},
+		{[]string{"--log-format=json", "--bogus"}, "json", true},
+		{[]string{"--log-format", "json", "--log-format", "text"}, "text", true},
+		{[]string{"--log-format"}, "", false},
+		{[]string{"--", "--log-format", "text"}, "", false},
+		{[]string{"--log-formats", "text"}, "", false},
+	} {
+		got, found := flagArg(tc.args, "log-format")
+		if got != tc.want || found != tc.found {
+			t.Errorf("flagArg(%q) = %q, %v; want %q, %v", tc.args, got, found, tc.want, tc.found)
+		}
+	}
+}

@@ -46,13 +46,18 @@ func (std *stdio) logger(e LogEnv) (*slog.Logger, error) {
 // fatal reports the error that ends command name: in JSON log mode as one
 // JSON log line, otherwise as one plain line. A usage error in text mode
 // points to --help.
-func (std *stdio) fatal(name string, err error, code int) {
+func (std *stdio) fatal(name string, err error, code int, args []string) {
 	msg := oneLine(strings.TrimPrefix(err.Error(), name+": "))
 	log, isJSON := std.log, std.json
 	if log == nil {
 		// The command failed before it built its logger (a bad flag or
-		// variable): follow the log format the environment asks for.
-		format := strings.ToLower(os.Getenv(envPrefix + "_LOG_FORMAT"))
+		// variable): follow the log format its --log-format flag or the
+		// environment asks for.
+		format, ok := flagArg(args, "log-format")
+		if !ok {
+			format = os.Getenv(envPrefix + "_LOG_FORMAT")
+		}
+		format = strings.ToLower(format)
 		isJSON = format == "json" || ((format == "" || format == "auto") && !std.isTTY)
 		if isJSON {
 			log = slog.New(slog.NewJSONHandler(std.err, nil))
@@ -67,6 +72,34 @@ func (std *stdio) fatal(name string, err error, code int) {
 		msg += fmt.Sprintf(` (see "jetworker %s --help")`, name)
 	}
 	fmt.Fprintf(std.err, "jetworker %s: %s\n", name, inert(msg))
+}
+
+// flagArg finds the value of --name (or -name) in a command's arguments,
+// as "--name v" or "--name=v", the last one winning as with package flag;
+// arguments after "--" are not flags.
+func flagArg(args []string, name string) (string, bool) {
+	var v string
+	found := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		f, ok := strings.CutPrefix(a, "--")
+		if !ok {
+			if f, ok = strings.CutPrefix(a, "-"); !ok {
+				continue
+			}
+		}
+		switch {
+		case f == name && i+1 < len(args):
+			v, found = args[i+1], true
+			i++
+		case strings.HasPrefix(f, name+"="):
+			v, found = f[len(name)+1:], true
+		}
+	}
+	return v, found
 }
 
 // oneLine joins the lines of a multi-line error (errors.Join) with "; ".

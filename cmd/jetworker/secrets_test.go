@@ -261,4 +261,17 @@ func TestFatalErrorIsOneJSONLine(t *testing.T) {
 	if want := "jetworker status: connect to nats://127.0.0.1:1: connection refused: is nats-server running and listening there?\n"; r.code != 1 || r.stderr != want {
 		t.Fatalf("text mode: exit %d, stderr %q, want %q", r.code, r.stderr, want)
 	}
+	// A usage error comes before the logger exists; the --log-format flag
+	// still decides its form, over the environment.
+	for _, args := range [][]string{
+		{"status", "--log-format", "text", "--bogus"},
+		{"status", "--log-format=text", "--bogus"},
+		{"worker", "--bogus", "--log-format", "text"},
+	} {
+		r = jw(t, []string{"JETWORKER_LOG_FORMAT=json"}, "", args...)
+		want := fmt.Sprintf("jetworker %s: unknown flag --bogus (see \"jetworker %s --help\")\n", args[0], args[0])
+		if r.code != 2 || r.stderr != want {
+			t.Errorf("%v: exit %d, stderr %q, want %q", args, r.code, r.stderr, want)
+		}
+	}
 }

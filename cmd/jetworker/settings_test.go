@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -241,7 +242,7 @@ func TestFatalLine(t *testing.T) {
 		t.Parallel()
 		var errb bytes.Buffer
 		std := newStdio(nil, &bytes.Buffer{}, &errb, true)
-		std.fatal("worker", failing, exitError)
+		std.fatal("worker", failing, exitError, nil)
 		want := `jetworker worker: connect to nats://[REDACTED]@h:1: connection refused; second line \x1b]0;title\x07` + "\n"
 		if errb.String() != want {
 			t.Fatalf("got %q, want %q", errb.String(), want)
@@ -254,7 +255,7 @@ func TestFatalLine(t *testing.T) {
 		if _, err := std.logger(LogEnv{LogLevel: "info", LogFormat: "json"}); err != nil {
 			t.Fatal(err)
 		}
-		std.fatal("worker", failing, exitError)
+		std.fatal("worker", failing, exitError, nil)
 		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
 		var rec struct {
 			Level, Msg, Command string
@@ -269,11 +270,33 @@ func TestFatalLine(t *testing.T) {
 		t.Parallel()
 		var errb bytes.Buffer
 		std := newStdio(nil, &bytes.Buffer{}, &errb, true)
-		std.fatal("publish", usagef("want SUBJECT [DATA], got 0 arguments"), exitUsage)
+		std.fatal("publish", usagef("want SUBJECT [DATA], got 0 arguments"), exitUsage, nil)
 		if want := "jetworker publish: want SUBJECT [DATA], got 0 arguments (see \"jetworker publish --help\")\n"; errb.String() != want {
 			t.Fatalf("got %q, want %q", errb.String(), want)
 		}
 	})
+}
+
+func TestBuildVersion(t *testing.T) {
+	t.Parallel()
+	vcs := func(rev, modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: modified}}
+	}
+	for _, tc := range []struct {
+		name string
+		bi   *debug.BuildInfo
+		ok   bool
+		v, c string
+	}{
+		{"no build info", nil, false, "dev", "none"},
+		{"go install @v1.2.3", &debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}}, true, "v1.2.3", "none"},
+		{"go build in a clean checkout", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("0123456789abcdef0123", "false")}, true, "dev", "0123456789ab"},
+		{"go build with changes", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("0123456789abcdef0123", "true")}, true, "dev", "0123456789ab+dirty"},
+	} {
+		if v, c := buildVersion(tc.bi, tc.ok); v != tc.v || c != tc.c {
+			t.Errorf("%s: got %s (commit %s), want %s (commit %s)", tc.name, v, c, tc.v, tc.c)
+		}
+	}
 }
 
 func TestVersion(t *testing.T) {
@@ -281,7 +304,8 @@ func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
 		var out bytes.Buffer
 		std := newStdio(nil, &out, &bytes.Buffer{}, false)
-		if code := run(context.Background(), std, args); code != exitOK || out.String() != "jetworker dev (commit none)\n" {
+		v, c := buildVersion(debug.ReadBuildInfo())
+		if code := run(context.Background(), std, args); code != exitOK || out.String() != "jetworker "+v+" (commit "+c+")\n" {
 			t.Errorf("%v: exit %d, %q", args, code, out.String())
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dashboard"
@@ -22,7 +23,8 @@ type web struct {
 
 // newMetrics makes the metrics registry of a command's HTTP surface.
 func newMetrics() (*metrics.Metrics, error) {
-	return metrics.New(metrics.Config{Version: version})
+	v, _ := buildVersion(debug.ReadBuildInfo())
+	return metrics.New(metrics.Config{Version: v})
 }
 
 // newWeb builds the HTTP surface of cfg (see dashboardConfig) on c, with
