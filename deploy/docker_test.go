@@ -209,16 +209,58 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 	return s
 }
 
+// composeTools are the two ways to run Compose: the Docker CLI plugin
+// (Compose v2) and the standalone docker-compose (v1, or v2's
+// compatibility binary).
+var composeTools = [][]string{{"docker", "compose"}, {"docker-compose"}}
+
+// findComposes returns the compose tools that work here, in the order of
+// composeTools.
+func findComposes() [][]string {
+	var found [][]string
+	for _, c := range composeTools {
+		if err := exec.Command(c[0], append(c[1:], "version")...).Run(); err == nil {
+			found = append(found, c)
+		}
+	}
+	return found
+}
+
 // findCompose returns "docker compose" or "docker-compose", whichever works.
 func findCompose(t *testing.T) []string {
 	t.Helper()
-	for _, c := range [][]string{{"docker", "compose"}, {"docker-compose"}} {
-		if err := exec.Command(c[0], append(c[1:], "version")...).Run(); err == nil {
-			return c
+	found := findComposes()
+	if len(found) == 0 {
+		t.Fatal("neither docker compose nor docker-compose works")
+	}
+	return found[0]
+}
+
+// TestComposeFileEveryTool: every compose tool installed here reads
+// compose.yaml without an error (TestComposeStack runs the stack with the
+// first); a tool that is missing is named in the log.
+func TestComposeFileEveryTool(t *testing.T) {
+	t.Parallel()
+	env := append(os.Environ(), "JETWORKER_IMAGE=jetworker:x", "NATS_IMAGE=nats:x", "NATS_PASSWORD=p", "NATS_CLUSTER_PASSWORD=c",
+		"DASHBOARD_USER=u", "DASHBOARD_PASSWORD=d", "METRICS_TOKEN=m", "VERSION=x")
+	found := findComposes()
+	if len(found) == 0 {
+		t.Fatal("neither docker compose nor docker-compose works")
+	}
+	for _, c := range composeTools {
+		name := strings.Join(c, " ")
+		if !slices.ContainsFunc(found, func(f []string) bool { return slices.Equal(f, c) }) {
+			t.Logf("%s is not installed here: not checked", name)
+			continue
+		}
+		cmd := exec.CommandContext(t.Context(), c[0], append(c[1:], "-p", "jwconfig", "-f", "compose.yaml", "config", "-q")...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s config: %v\n%s", name, err, out)
+		} else {
+			t.Logf("%s reads compose.yaml", name)
 		}
 	}
-	t.Fatal("neither docker compose nor docker-compose works")
-	return nil
 }
 
 func (s *stack) composeArgs() []string {
