@@ -3,17 +3,16 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/jetworker/jetworker/internal/payload"
 	"github.com/jetworker/jetworker/schedule"
 )
 
@@ -126,7 +125,7 @@ func newEntryView(e schedule.Entry, st schedule.State, now time.Time) entryView 
 		Header: e.Header, Paused: e.Paused, CatchUp: string(cmp.Or(e.CatchUp, schedule.DefaultCatchUp)),
 		Error: st.Error, Failures: st.Failures,
 	}
-	v.Payload, v.PayloadEncoding = payloadView(e.Payload)
+	v.Payload, v.PayloadEncoding = payload.View(e.Payload)
 	if e.Jitter > 0 {
 		v.Jitter = e.Jitter.String()
 	}
@@ -154,22 +153,6 @@ func entryLocation(e schedule.Entry) *time.Location {
 		return time.UTC
 	}
 	return loc
-}
-
-// payloadView shows a payload as JSON when it is JSON, as a JSON string
-// when it is other UTF-8 text, and as base64 otherwise.
-func payloadView(p []byte) (json.RawMessage, string) {
-	switch {
-	case len(p) == 0:
-		return nil, ""
-	case json.Valid(p):
-		return json.RawMessage(p), "json"
-	case utf8.Valid(p):
-		b, _ := json.Marshal(string(p))
-		return b, "text"
-	}
-	b, _ := json.Marshal(base64.StdEncoding.EncodeToString(p))
-	return b, "base64"
 }
 
 // formatZoned prints a time in its own zone, with the zone: "-" for none.

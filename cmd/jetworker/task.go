@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/internal/payload"
 	"github.com/jetworker/jetworker/task"
 )
 
@@ -513,16 +510,11 @@ func progressText(p task.Progress) string {
 // resultText shows a result for a person: indented JSON when it is JSON,
 // text when it is other UTF-8, base64 otherwise; and which it is.
 func resultText(b []byte) (string, string) {
-	if json.Valid(b) {
-		var buf bytes.Buffer
-		if json.Indent(&buf, b, "", "  ") == nil {
-			return inertText(buf.String()), "json"
-		}
+	text, enc := payload.Text(b)
+	if enc == payload.EncodingBase64 {
+		return text, enc
 	}
-	if utf8.Valid(b) {
-		return inertText(string(b)), "text"
-	}
-	return base64.StdEncoding.EncodeToString(b), "base64"
+	return inertText(text), enc
 }
 
 // withHistory gives a record without transitions an empty history, so its
