@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -70,13 +68,6 @@ func setup(t *testing.T, pg *pgtest.Server) *bundle {
 	return b
 }
 
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
 // running is a relay started by a test.
 type running struct {
 	r    *outbox.Relay
@@ -89,7 +80,7 @@ type running struct {
 func (b *bundle) relay(t *testing.T, cfg outbox.RelayConfig) *running {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger()
+		cfg.Logger = testutil.Logger(t, slog.LevelInfo)
 	}
 	r, err := outbox.NewRelay(b.pool, b.js, cfg)
 	if err != nil {

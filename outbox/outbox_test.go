@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -681,7 +682,7 @@ func testLifecycle(t *testing.T, b *bundle) {
 
 	// A relay whose NATS connection is closed for good stops with an error.
 	nc, js := embeddedtest.Connect(t, b.nats)
-	r, err := outbox.NewRelay(b.pool, js, outbox.RelayConfig{Logger: testLogger()})
+	r, err := outbox.NewRelay(b.pool, js, outbox.RelayConfig{Logger: testutil.Logger(t, slog.LevelInfo)})
 	if err != nil {
 		t.Fatal(err)
 	}

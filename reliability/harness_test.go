@@ -34,6 +34,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker/handlers/webhook"
+	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/reliability/internal/check"
 )
@@ -104,20 +105,16 @@ func size[T any](short, long T) T {
 	return short
 }
 
-// eventually polls f every 50ms until it returns nil or timeout passes.
+// eventually is testutil.Eventually with what the condition is about in
+// its failure.
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
+	testutil.Eventually(t, timeout, func() error {
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
