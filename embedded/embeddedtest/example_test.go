@@ -11,7 +11,7 @@ import (
 
 // Example shows a test's setup: a server of its own with JetStream, a
 // client, a stream. (Its body is a test function, so go test compiles it
-// but cannot run it as an example; the package's own tests run the same.)
+// but cannot run it as an example; every package's tests run the same.)
 func Example() {
 	_ = func(t *testing.T) {
 		t.Parallel()
