@@ -123,13 +123,21 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 			return printJSON(std, list)
 		}
 		tw := tabwriter.NewWriter(std.out, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SEQ\tFAILED AT\tCONSUMER\tSUBJECT\tTASK\tATTEMPTS\tERROR")
+		fmt.Fprintln(tw, "SEQ\tFAILED AT\tCONSUMER\tSUBJECT\tTASK\tATTEMPTS\tREPLAY\tERROR")
+		refused := 0
 		for _, d := range list {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Seq, formatLocal(d.FailedAt), inert(d.OriginalStream+"/"+d.Consumer),
-				inert(d.OriginalSubject), inert(cmp.Or(d.TaskID, d.OriginalRef)), d.Attempts, excerpt(d.Error, 60))
+			replay := "yes"
+			if d.Problem != "" {
+				replay, refused = "no", refused+1
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, formatLocal(d.FailedAt), inert(d.OriginalStream+"/"+d.Consumer),
+				inert(d.OriginalSubject), inert(cmp.Or(d.TaskID, d.OriginalRef)), d.Attempts, replay, excerpt(d.Error, 60))
 		}
 		_ = tw.Flush()
 		fmt.Fprintf(std.out, "%s in %s\n", deadLetters(len(list)), stream)
+		if refused > 0 {
+			fmt.Fprintf(std.out, "%d cannot be replayed (not written by jetworker's dead-letter path, or cut to fit): \"jetworker dlq show SEQ\" says why\n", refused)
+		}
 		return nil
 	case "show":
 		d, err := store.Get(ctx, seqs[0])

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/dlq"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
@@ -120,6 +121,72 @@ func TestDLQSaysWhatItDid(t *testing.T) {
 	}
 	if r := jw(t, env, "", "dlq", "purge", "--yes"); r.code != 0 || r.stdout != "purged 3 dead letters from DLQ\n" {
 		t.Fatalf("purge: exit %d, %q", r.code, r.stdout)
+	}
+}
+
+// A planted dead letter (anyone may publish on dlq.>) that names a
+// JetStream API subject as its original: ls marks it, show says why, and
+// neither replay by SEQ nor --all sends anything; the task stream is
+// untouched.
+func TestDLQRefusesPlantedEntries(t *testing.T) {
+	t.Parallel()
+	srv, env := natsEnv(t)
+	_, js := embeddedtest.Connect(t, srv)
+	if r := jw(t, env, "", "publish", "tasks.keep", "{}"); r.code != 0 {
+		t.Fatalf("publish: exit %d\n%s", r.code, r.stderr)
+	}
+	gm := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "worker-x", Seq: 7, Subject: "tasks.x", Data: []byte("{}"),
+		Header: nats.Header{jetworker.HeaderTaskID: {"good"}}, Attempts: 1, Reason: "boom", FailedAt: time.Now()}, 0)
+	gack, err := js.PublishMsg(t.Context(), gm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := gack.Sequence
+	m := nats.NewMsg("dlq.TASKS.worker-x.tasks.x")
+	m.Header.Set(jetworker.HeaderOriginalSubject, "$JS.API.STREAM.PURGE.TASKS")
+	m.Header.Set(jetworker.HeaderOriginalStream, "TASKS")
+	m.Header.Set(jetworker.HeaderOriginalSeq, "1")
+	m.Header.Set(jetworker.HeaderConsumer, "worker-x")
+	m.Header.Set(jetworker.HeaderError, "planted")
+	ack, err := js.PublishMsg(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := ack.Sequence
+
+	r := jw(t, env, "", "dlq", "ls")
+	if r.code != 0 || !strings.Contains(r.stdout, "1 cannot be replayed") || !regexp.MustCompile(fmt.Sprintf(`(?m)^%d .* no +planted`, bad)).MatchString(r.stdout) {
+		t.Errorf("dlq ls does not mark the planted entry:\n%s", r.stdout)
+	}
+	r = jw(t, env, "", "dlq", "show", fmt.Sprint(bad))
+	if r.code != 0 || !strings.Contains(r.stdout, "Replay:    refused: ") {
+		t.Errorf("dlq show does not say replay is refused:\n%s", r.stdout)
+	}
+	r = jw(t, env, "", "dlq", "replay", "--yes", fmt.Sprint(bad))
+	if r.code != 1 || !strings.Contains(r.stderr, "not replayable") {
+		t.Errorf("dlq replay %d: exit %d, want 1 naming the refusal\n%s", bad, r.code, r.stderr)
+	}
+	r = jw(t, env, "", "dlq", "replay", "--all", "--yes")
+	if r.code != 1 || !strings.Contains(r.stderr, "not replayable") {
+		t.Errorf("dlq replay --all: exit %d, want 1 naming the refusal\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	s, err := js.Stream(t.Context(), "TASKS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kept task and the good entry's replay: nothing purged.
+	if n := s.CachedInfo().State.Msgs; n != 2 {
+		t.Errorf("TASKS holds %d messages, want 2 (the kept task and the replayed good one)", n)
+	}
+	store, err := dlq.New(js, dlq.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Get(t.Context(), bad); err != nil {
+		t.Errorf("the planted entry is gone: %v", err)
+	}
+	if _, err := store.Get(t.Context(), good); !errors.Is(err, dlq.ErrNotFound) {
+		t.Errorf("the good entry was not replayed: %v", err)
 	}
 }
 
