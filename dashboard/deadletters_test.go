@@ -88,7 +88,7 @@ func (lb *loadBundle) plant(t *testing.T, subject string) uint64 {
 	h.Set(jetworker.HeaderOriginalSubject, subject)
 	h.Set(jetworker.HeaderOriginalSeq, "1")
 	h.Set(jetworker.HeaderError, "planted")
-	ack, err := lb.js.PublishMsg(t.Context(), &nats.Msg{Subject: dlq.Subject("dlq", "TASKS", "loader", subject), Header: h, Data: []byte(`{}`)})
+	ack, err := lb.js.PublishMsg(t.Context(), &nats.Msg{Subject: "dlq.TASKS.loader." + subject, Header: h, Data: []byte(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

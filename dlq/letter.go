@@ -42,16 +42,16 @@ type Letter struct {
 	FailedAt time.Time
 }
 
-// Subject returns the dead-letter subject of a task of stream and consumer
-// stored on original: <prefix>.<stream>.<consumer>.<original>.
-func Subject(prefix, stream, consumer, original string) string {
-	return prefix + "." + stream + "." + consumer + "." + original
+// subject returns l's dead-letter subject:
+// <prefix>.<stream>.<consumer>.<original subject>.
+func (l Letter) subject(prefix string) string {
+	return prefix + "." + l.Stream + "." + l.Consumer + "." + l.Subject
 }
 
-// MsgID returns the de-duplication key of the dead letter of the task with
+// msgID returns the de-duplication key of the dead letter of the task with
 // sequence seq in stream, given up by consumer: one task is stored once
 // even when both dead-letter paths reach it.
-func MsgID(stream, consumer string, seq uint64) string {
+func msgID(stream, consumer string, seq uint64) string {
 	return stream + "." + consumer + "." + strconv.FormatUint(seq, 10)
 }
 
@@ -90,7 +90,7 @@ func Message(l Letter, maxPayload int64) *nats.Msg {
 		h.Set(k, v)
 		own = append(own, k)
 	}
-	set(jetworker.HeaderMsgID, MsgID(l.Stream, l.Consumer, l.Seq))
+	set(jetworker.HeaderMsgID, msgID(l.Stream, l.Consumer, l.Seq))
 	set(jetworker.HeaderError, oneLine(l.Reason, maxError))
 	set(jetworker.HeaderAttempts, strconv.FormatUint(l.Attempts, 10))
 	set(jetworker.HeaderOriginalSubject, l.Subject)
@@ -98,7 +98,7 @@ func Message(l Letter, maxPayload int64) *nats.Msg {
 	set(jetworker.HeaderOriginalSeq, strconv.FormatUint(l.Seq, 10))
 	set(jetworker.HeaderConsumer, l.Consumer)
 	set(jetworker.HeaderFailedAt, l.FailedAt.UTC().Format(time.RFC3339Nano))
-	msg := &nats.Msg{Subject: Subject(prefix, l.Stream, l.Consumer, l.Subject), Data: l.Data, Header: h}
+	msg := &nats.Msg{Subject: l.subject(prefix), Data: l.Data, Header: h}
 	if maxPayload <= 0 {
 		return msg
 	}

@@ -37,8 +37,8 @@ func staticProblem(prefix string, e *Entry) string {
 		return fmt.Sprintf("header %s %q disagrees with the subject's %q", jetworker.HeaderOriginalSubject, e.OriginalSubject, toks[2])
 	case e.OriginalSeq == 0:
 		return fmt.Sprintf("header %s is missing or not a sequence", jetworker.HeaderOriginalSeq)
-	case e.Header.Get(jetworker.HeaderMsgID) != MsgID(stream, cons, e.OriginalSeq):
-		return fmt.Sprintf("its %s is not the one the dead-letter path writes (%s)", jetworker.HeaderMsgID, MsgID(stream, cons, e.OriginalSeq))
+	case e.Header.Get(jetworker.HeaderMsgID) != msgID(stream, cons, e.OriginalSeq):
+		return fmt.Sprintf("its %s is not the one the dead-letter path writes (%s)", jetworker.HeaderMsgID, msgID(stream, cons, e.OriginalSeq))
 	case e.Truncated > 0:
 		return fmt.Sprintf("its payload was cut to %d of %d bytes to fit the server's max payload", len(e.Data), e.Truncated)
 	case e.HeadersDropped > 0:
