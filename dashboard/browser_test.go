@@ -305,7 +305,10 @@ func TestBrowserReplayDeadLetter(t *testing.T) {
 func TestBrowserOperator(t *testing.T) {
 	t.Parallel()
 	chrome := chromiumPath(t)
-	b := setup(t, dashboard.Config{Addr: "127.0.0.1:0", SampleInterval: 100 * time.Millisecond, RefreshInterval: 300 * time.Millisecond, DeadLetterLimit: 2})
+	// Samples every second, and the workers refresh their presence twice
+	// as often: while tasks run, every sample sees the latency buckets grow,
+	// so p50/p99 are lines rather than lone points.
+	b := setup(t, dashboard.Config{Addr: "127.0.0.1:0", SampleInterval: time.Second, RefreshInterval: 300 * time.Millisecond, DeadLetterLimit: 2})
 	provision(t, b.js)
 	store, err := task.New(b.js, task.Config{})
 	if err != nil {
@@ -324,7 +327,7 @@ func TestBrowserOperator(t *testing.T) {
 	// runs their replays), one slow tracked task that reports progress.
 	replayed := make(chan string, 16)
 	startConsumer(t, b.js, func(context.Context, *jetworker.Task) error { return nil },
-		consumer.Config{Durable: "work", FilterSubjects: []string{"tasks.work.>"}, Presence: consumer.Presence{TTL: 3 * time.Second}})
+		consumer.Config{Durable: "work", FilterSubjects: []string{"tasks.work.>"}, Presence: consumer.Presence{TTL: 1500 * time.Millisecond}})
 	startConsumer(t, b.js, func(_ context.Context, tk *jetworker.Task) error {
 		if tk.Header.Get(jetworker.HeaderReplayedFrom) != "" {
 			replayed <- tk.Subject
@@ -372,17 +375,26 @@ func TestBrowserOperator(t *testing.T) {
 
 	br := newBrowser(t, chrome, 1280, 900, 90*time.Second)
 
-	// The overview leads with charts: the processed series is drawn once
-	// the sampler has seen the workers' counts grow.
+	// The overview leads with charts: the processed series, and the p50
+	// and p99 enqueue-to-start latency, are drawn once the sampler has
+	// seen the workers' counts grow in consecutive samples.
 	br.open(b.http.URL+"/", `[data-testid="chart-throughput"]`)
-	line := `[data-testid="chart-throughput"] g[data-series="processed"] polyline`
-	testutil.Eventually(t, 15*time.Second, func() error {
-		if n := eval[int](br, fmt.Sprintf(`document.querySelectorAll(%q).length`, line)); n == 0 {
-			publish("tasks.work.more", nil)
-			return fmt.Errorf("no processed line yet")
+	testutil.Eventually(t, 20*time.Second, func() error {
+		publish("tasks.work.more", nil)
+		for _, line := range []string{
+			`[data-testid="chart-throughput"] g[data-series="processed"] polyline`,
+			`[data-testid="chart-latency"] g[data-series="wait_p50"] polyline`,
+			`[data-testid="chart-latency"] g[data-series="wait_p99"] polyline`,
+		} {
+			if n := eval[int](br, fmt.Sprintf(`document.querySelectorAll(%q).length`, line)); n == 0 {
+				return fmt.Errorf("no line %s yet", line)
+			}
 		}
 		return nil
 	})
+	if last := eval[string](br, `document.querySelector('[data-testid="legend-wait_p50"] b').textContent`); !strings.HasSuffix(last, "s") {
+		t.Errorf("the p50 legend: got %q, want a latency such as 2.5ms", last)
+	}
 	for _, sel := range []string{`[data-testid="chart-backlog"] g[data-series="pending/TASKS/idle"] polyline`, `[data-testid="chart-wait"] svg`, `[data-testid="legend-processed"]`} {
 		if n := eval[int](br, fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)); n == 0 {
 			t.Errorf("overview: no %s", sel)

@@ -89,11 +89,19 @@
 //     Counters that restart from zero (a worker restarted, a stream was
 //     recreated) count with their new value; a worker first seen counts
 //     only if it started since the previous sample.
+//   - Enqueue-to-start latency, p50 and p99: from when a task was stored
+//     (or, delayed, became due) to its handler's start, first deliveries
+//     only (jetworker.Task.QueueWait). Each worker counts its tasks in
+//     buckets of consumer.WaitBounds (1ms to 5m) in its presence record
+//     (consumer.WorkerInfo.Wait); the sampler merges the live workers'
+//     buckets, takes what grew since the previous sample and interpolates
+//     the percentiles within a bucket, as Prometheus's histogram_quantile
+//     does (jetworker_task_wait_seconds is the same measure). A point
+//     exists only when tasks started between two samples: an idle period
+//     is a gap, not a zero.
 //   - Oldest waiting task, per consumer: the age of the oldest task not yet
-//     delivered (overview.Consumer.OldestPending), an upper bound on
-//     enqueue-to-start latency; with an outbox, the relay lag. The workers
-//     do not report enqueue-to-start percentiles, so there is no p50/p99
-//     line; Prometheus has them (jetworker_task_wait_seconds).
+//     delivered (overview.Consumer.OldestPending), an upper bound on the
+//     latency of what is still queued; with an outbox, the relay lag.
 //   - Backlog: each consumer's pending count.
 //   - Outbox (with Config.Outbox): rows pending and dead.
 //
