@@ -113,8 +113,10 @@ type Config struct {
 	ReadOnly bool
 	// UnsafeNoAuth lets a dashboard without credentials listen beyond
 	// loopback (Addr on 0.0.0.0 or a machine's address), which New refuses
-	// otherwise: anyone who can reach the port can then read every task
-	// and dead letter. Such a dashboard is read-only. Defaults to false.
+	// otherwise, and answer requests from other machines, which its
+	// handler refuses otherwise (also when mounted with [Server.Handler]):
+	// anyone who can reach the port can then read every task and dead
+	// letter. Such a dashboard is read-only. Defaults to false.
 	UnsafeNoAuth bool
 
 	// MetricsAddr, when set, is a second listener serving only /metrics,

@@ -161,11 +161,21 @@
 //
 // Without credentials, New refuses an Addr other machines can reach
 // (0.0.0.0, a machine's address, a host name) unless Config.UnsafeNoAuth
-// is set, and then the dashboard is read-only. It also answers only
-// requests whose Host is this machine (localhost, *.localhost, 127.0.0.0/8,
-// ::1; with UnsafeNoAuth, any address literal) with 421 otherwise: a web
-// page whose domain name resolves to 127.0.0.1 (DNS rebinding) cannot read
-// it or fetch its CSRF token.
+// is set, and then the dashboard is read-only. Its handler, on every path
+// and also when mounted with [Server.Handler] in a server of your own,
+// then answers only
+//
+//   - requests from this machine, with 403 otherwise: the peer
+//     (RemoteAddr) must be a loopback address, unless UnsafeNoAuth is set,
+//     so a server of your own listening on every address does not serve
+//     the dashboard, reads or changes, to whoever sends "Host: localhost";
+//   - requests whose Host is this machine (localhost, *.localhost,
+//     127.0.0.0/8, ::1; with UnsafeNoAuth, any address literal), with 421
+//     otherwise: a web page whose domain name resolves to 127.0.0.1 (DNS
+//     rebinding) cannot read it or fetch its CSRF token.
+//
+// Behind a reverse proxy on the same machine the peer is the proxy: give
+// such a dashboard credentials.
 //
 // Config.MetricsAddr adds a second listener serving only /metrics (behind
 // Config.MetricsToken when set), /healthz and /readyz, for scrapers and

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"strings"
 
@@ -90,7 +89,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("POST /schedules/{name}/{action}", s.mutation(s.formScheduleAction))
 	}
 	open.Handle("/", s.requireAuth(mux))
-	return securityHeaders(s.hostGuard(open))
+	return securityHeaders(s.localGuard(open))
 }
 
 // probeRoutes is the MetricsAddr listener's handler: /metrics (behind
@@ -114,22 +113,31 @@ func (s *Server) probeRoutes() http.Handler {
 	return mux
 }
 
-// hostGuard refuses, when the dashboard has no credentials, requests whose
-// Host is not this machine: a web page a developer visits could otherwise
-// point its own domain name at 127.0.0.1 (DNS rebinding) and read the
-// dashboard as a same-origin page. With UnsafeNoAuth, any address literal
-// is accepted too (a rebinding attack always carries a domain name).
-func (s *Server) hostGuard(next http.Handler) http.Handler {
+// localGuard guards a dashboard without credentials, on every path, the
+// probes included:
+//
+//   - unless UnsafeNoAuth is set, the request must come from this machine
+//     (its RemoteAddr is a loopback address), 403 otherwise: Run listens
+//     on loopback, but a program that mounts Handler in a server of its
+//     own may listen on every address, and then anyone who can reach it
+//     could otherwise read and change everything by sending a
+//     "Host: localhost" header;
+//   - its Host must be this machine (421 otherwise): a web page a
+//     developer visits could otherwise point its own domain name at
+//     127.0.0.1 (DNS rebinding) and read the dashboard as a same-origin
+//     page. With UnsafeNoAuth, any address literal is accepted too (a
+//     rebinding attack always carries a domain name).
+func (s *Server) localGuard(next http.Handler) http.Handler {
 	if s.cfg.authEnabled() {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
+		if !s.cfg.UnsafeNoAuth && !hostcheck.LoopbackPeer(r.RemoteAddr) {
+			httpError(w, r, http.StatusForbidden,
+				fmt.Sprintf("refused: the request came from %s, not from this machine; a dashboard without credentials answers only to this machine: set BasicAuthUser/BasicAuthPassword or BearerToken, or UnsafeNoAuth for a read-only dashboard anyone can read", r.RemoteAddr))
+			return
 		}
-		ok := hostcheck.Loopback(host) || (s.cfg.UnsafeNoAuth && net.ParseIP(strings.Trim(host, "[]")) != nil)
-		if !ok {
+		if !hostcheck.RequestHost(r.Host, s.cfg.UnsafeNoAuth) {
 			httpError(w, r, http.StatusMisdirectedRequest,
 				fmt.Sprintf("refused: Host %q is not this machine; a dashboard without credentials answers only to localhost and loopback addresses", r.Host))
 			return
