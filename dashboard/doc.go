@@ -179,7 +179,10 @@
 //
 // Config.MetricsAddr adds a second listener serving only /metrics (behind
 // Config.MetricsToken when set), /healthz and /readyz, for scrapers and
-// probes; Config.DisableUI serves that listener alone.
+// probes; Config.DisableUI serves that listener alone. Without
+// MetricsToken it applies the same Host rule: localhost and loopback
+// addresses, and any IP address when it listens beyond loopback (scrapers
+// and probes ask by address), 421 for other names.
 //
 // Mutations need POST, PUT or DELETE and pass two CSRF defences:
 //

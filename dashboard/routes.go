@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"strings"
 
@@ -93,8 +94,34 @@ func (s *Server) routes() http.Handler {
 }
 
 // probeRoutes is the MetricsAddr listener's handler: /metrics (behind
-// MetricsToken when set), /healthz and /readyz.
+// MetricsToken when set), /healthz and /readyz. Without MetricsToken it
+// answers, as a dashboard without credentials does, only requests whose
+// Host is this machine or, when MetricsAddr reaches beyond loopback (for
+// scrapers and probes, which ask by address), an IP address: 421 for any
+// other name, so that a page whose domain name resolves to the listener
+// (DNS rebinding) cannot read it.
 func (s *Server) probeRoutes() http.Handler {
+	mux := s.probeMux()
+	if s.cfg.MetricsToken != "" {
+		return mux
+	}
+	host, _, _ := net.SplitHostPort(s.cfg.MetricsAddr)
+	exposed := !hostcheck.Loopback(host)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hostcheck.RequestHost(r.Host, exposed) {
+			msg := fmt.Sprintf("refused: Host %q is not this machine; the metrics listener without MetricsToken answers only to localhost and loopback addresses", r.Host)
+			if exposed {
+				msg = fmt.Sprintf("refused: Host %q is a name; the metrics listener without MetricsToken answers only to IP addresses and localhost: scrape it by address, or set MetricsToken", r.Host)
+			}
+			httpError(w, r, http.StatusMisdirectedRequest, msg)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// probeMux routes the MetricsAddr listener's paths.
+func (s *Server) probeMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)

@@ -187,6 +187,63 @@ func TestMetricsListener(t *testing.T) {
 	}
 }
 
+// TestMetricsListenerChecksHost: without MetricsToken the metrics listener
+// answers, as a dashboard without credentials does, only to this machine's
+// names (DNS rebinding); with a token, any Host.
+func TestMetricsListenerChecksHost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dashboard.Config{})
+	provision(t, b.js)
+	start := func(cfg dashboard.Config) string {
+		cfg.DisableUI, cfg.MetricsAddr = true, "127.0.0.1:0"
+		srv, err := dashboard.New(b.js, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		select {
+		case <-srv.Ready():
+		case err := <-done:
+			t.Fatal(err)
+		}
+		return "http://" + srv.MetricsAddr()
+	}
+	get := func(base, path, host, token string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+		req.Host = host
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	open := start(dashboard.Config{})
+	for _, c := range []struct {
+		host string
+		want int
+	}{
+		{"evil.example", 421}, {"evil.example:9090", 421}, {"127.0.0.1.nip.io:9090", 421}, {"10.0.0.5:9090", 421},
+		{"localhost:9090", 200}, {"127.0.0.1:9090", 200}, {"[::1]:9090", 200},
+	} {
+		for _, path := range []string{"/metrics", "/readyz"} {
+			if got := get(open, path, c.host, ""); got != c.want {
+				t.Errorf("GET %s with Host %s, no MetricsToken: got %d, want %d", path, c.host, got, c.want)
+			}
+		}
+	}
+	withToken := start(dashboard.Config{MetricsToken: "scrape"})
+	if got := get(withToken, "/metrics", "metrics.example.com", "scrape"); got != 200 {
+		t.Errorf("GET /metrics with Host metrics.example.com and the MetricsToken: got %d, want 200", got)
+	}
+}
+
 // TestRunFailsWhenTheConnectionCloses, as every Run of jetworker does.
 func TestRunFailsWhenTheConnectionCloses(t *testing.T) {
 	t.Parallel()
