@@ -37,11 +37,11 @@ type overviewView struct {
 	Known     bool              `json:"known"`
 	Error     string            `json:"error,omitempty"`
 	Streams   []overview.Stream `json:"streams"`
-	Consumers []consumerView    `json:"consumers"`
+	Consumers []overview.Load   `json:"consumers"`
 	// Totals over the task streams' consumers, the dead letters, and the
 	// live workers. Running counts handlers running now (from the
 	// workers' presence records); Buffered counts messages delivered to a
-	// worker and waiting for a free handler.
+	// worker and waiting for a free handler (overview.SplitDelivered).
 	Pending     *uint64 `json:"pending"`
 	Running     *int64  `json:"running"`
 	Buffered    *int64  `json:"buffered"`
@@ -51,16 +51,6 @@ type overviewView struct {
 	LeaderKnown bool    `json:"leader_known"`
 	// Outbox is set when the dashboard is given one.
 	Outbox *outboxView `json:"outbox,omitempty"`
-}
-
-// consumerView is a consumer with what its live workers run.
-type consumerView struct {
-	overview.Consumer
-	// Running counts handlers running now on this consumer's workers;
-	// Buffered the rest of AckPending. Both are nil when the workers are
-	// unknown.
-	Running  *int64 `json:"running"`
-	Buffered *int64 `json:"buffered"`
 }
 
 func (s *Server) natsView() natsView {
@@ -83,7 +73,7 @@ const pageTimeout = time.Second
 // fullOverview reads the streams, the workers and the scheduler leader at
 // once, within pageTimeout.
 func (s *Server) fullOverview(ctx context.Context) overviewView {
-	ov := overviewView{NATS: s.natsView(), Streams: []overview.Stream{}, Consumers: []consumerView{}}
+	ov := overviewView{NATS: s.natsView(), Streams: []overview.Stream{}, Consumers: []overview.Load{}}
 	if !ov.NATS.Connected {
 		ov.Error = "NATS is " + strings.ToLower(ov.NATS.Status) + ": the state is unknown"
 		return ov
@@ -116,31 +106,15 @@ func (s *Server) fullOverview(ctx context.Context) overviewView {
 		ov.Pending = &state.Pending
 		ov.DeadLetters = &state.DeadLetters
 	}
-	running := map[string]int64{}
 	if werr != nil {
 		errs = append(errs, werr)
 	} else {
 		n := len(ws)
 		ov.Workers = &n
-		var total int64
-		for _, w := range ws {
-			running[w.Stream+"/"+w.Consumer] += w.InFlight
-			total += w.InFlight
-		}
-		ov.Running = &total
-		if serr == nil {
-			b := max(int64(state.AckPending)-total, 0)
-			ov.Buffered = &b
-		}
 	}
-	for _, c := range state.Consumers {
-		cv := consumerView{Consumer: c}
-		if werr == nil {
-			r := running[c.Stream+"/"+c.Name]
-			b := max(int64(c.AckPending)-r, 0)
-			cv.Running, cv.Buffered = &r, &b
-		}
-		ov.Consumers = append(ov.Consumers, cv)
+	if serr == nil {
+		d := overview.SplitDelivered(state.Consumers, ws, werr == nil)
+		ov.Consumers, ov.Running, ov.Buffered = d.Consumers, d.Running, d.Buffered
 	}
 	if leaders {
 		if lerr != nil {
