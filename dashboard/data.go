@@ -235,11 +235,27 @@ func (s *Server) deadLetters(ctx context.Context, q deadLetterQuery) (dlq.Page, 
 	return page, err
 }
 
+// scheduleView is an entry with what the schedulers recorded of it
+// (schedule.State) and its next slot.
 type scheduleView struct {
 	schedule.Entry
+	// StateKnown is false when the scheduler's record of the entry could
+	// not be read (in the page's time): LastFired and the fire error are
+	// then unknown, not empty, and StateError says why.
+	StateKnown bool   `json:"state_known"`
+	StateError string `json:"state_error,omitempty"`
+	// LastFired is the last slot fired (or passed over).
 	LastFired time.Time `json:"last_fired,omitzero"`
-	NextFire  time.Time `json:"next_fire,omitzero"`
-	NextError string    `json:"next_error,omitempty"`
+	// FireError is why the fires of the next slot keep failing (no stream
+	// captures the subject, a permission is missing…), "" once one
+	// succeeds; FireErrorAt is when it was recorded and FireFailures how
+	// many fires of that slot had failed then. The scheduler keeps
+	// retrying.
+	FireError    string    `json:"fire_error,omitempty"`
+	FireErrorAt  time.Time `json:"fire_error_at,omitzero"`
+	FireFailures int       `json:"fire_failures,omitempty"`
+	NextFire     time.Time `json:"next_fire,omitzero"`
+	NextError    string    `json:"next_error,omitempty"`
 }
 
 type schedulesView struct {
@@ -257,15 +273,49 @@ func (s *Server) schedulesProvisioned(ctx context.Context) (bool, error) {
 	return err == nil, err
 }
 
-func (s *Server) scheduleView(ctx context.Context, e schedule.Entry) scheduleView {
-	v := scheduleView{Entry: e}
-	v.LastFired, _ = s.store.LastFired(ctx, e.Name)
-	if next, err := e.Next(s.cfg.NowFunc(), 1); err != nil {
-		v.NextError = err.Error()
-	} else if len(next) > 0 {
-		v.NextFire = next[0]
+// stateReaders bounds the schedule states read at once for one page.
+const stateReaders = 8
+
+// scheduleViews reads the schedulers' state of every entry (schedule.Store
+// has one call per entry), stateReaders at a time within ctx, the page's
+// budget: an entry whose state is not read by then shows it as unknown.
+func (s *Server) scheduleViews(ctx context.Context, entries []schedule.Entry) []scheduleView {
+	out := make([]scheduleView, len(entries))
+	for i, e := range entries {
+		out[i] = scheduleView{Entry: e}
+		if next, err := e.Next(s.cfg.NowFunc(), 1); err != nil {
+			out[i].NextError = err.Error()
+		} else if len(next) > 0 {
+			out[i].NextFire = next[0]
+		}
 	}
-	return v
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(stateReaders, len(entries)) {
+		wg.Go(func() {
+			for i := range work {
+				v := &out[i]
+				if err := ctx.Err(); err != nil {
+					v.StateError = err.Error()
+					continue
+				}
+				st, err := s.store.State(ctx, v.Name)
+				if err != nil {
+					v.StateError = err.Error()
+					continue
+				}
+				v.StateKnown = true
+				v.LastFired = st.LastSlot
+				v.FireError, v.FireErrorAt, v.FireFailures = st.Error, st.ErrorAt, st.Failures
+			}
+		})
+	}
+	for i := range entries {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return out
 }
 
 func (s *Server) schedules(ctx context.Context) (schedulesView, error) {
@@ -286,9 +336,7 @@ func (s *Server) schedules(ctx context.Context) (schedulesView, error) {
 	if err != nil {
 		return sv, err
 	}
-	for _, e := range entries {
-		sv.Schedules = append(sv.Schedules, s.scheduleView(ctx, e))
-	}
+	sv.Schedules = s.scheduleViews(ctx, entries)
 	return sv, nil
 }
 
@@ -307,5 +355,5 @@ func (s *Server) scheduleByName(ctx context.Context, name string) (scheduleView,
 	if err != nil {
 		return scheduleView{}, err
 	}
-	return s.scheduleView(ctx, e), nil
+	return s.scheduleViews(ctx, []schedule.Entry{e})[0], nil
 }

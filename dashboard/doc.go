@@ -40,7 +40,8 @@
 //	/dead-letters            newest first with cursor paging; stream, consumer, subject wildcard, task ID and
 //	                         time-range filters; replay or delete one, a selection, or everything matching
 //	/dead-letters/{seq}      one dead letter, with why it cannot be replayed if it cannot
-//	/schedules               spec, zone, last and next fire, leader; pause, resume, trigger, edit, delete
+//	/schedules               spec, zone, last and next fire, fires failing (the scheduler's error), leader;
+//	                         pause, resume, trigger, edit, delete
 //	/workers                 live workers from their presence records
 //	/outbox                  with Config.Outbox: rows pending, relay lag, dead rows
 //	/login                   sign-in for browsers (with credentials configured)
