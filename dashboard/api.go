@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,7 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, task.ErrFinished), errors.Is(err, errNotDelayed):
 		return http.StatusConflict
-	case errors.Is(err, errNATSUnreachable):
+	case errors.Is(err, errNATSUnreachable), errors.Is(err, errNoAnswer), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, schedule.ErrInvalidEntry), errors.Is(err, schedule.ErrNoStream), errors.Is(err, dlq.ErrUntrusted):
 		return http.StatusUnprocessableEntity
@@ -33,6 +34,7 @@ func statusOf(err error) int {
 }
 
 func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, err error) {
+	err = readError(err)
 	code := statusOf(err)
 	if code == http.StatusInternalServerError {
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "dashboard request", slog.String(logkey.Path, r.URL.Path), slog.Any(logkey.Err, err))

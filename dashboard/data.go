@@ -66,9 +66,23 @@ func (s *Server) overviewConfig() overview.Config {
 	return overview.Config{TaskStreams: s.cfg.TaskStreams, DeadLetterStream: s.cfg.DeadLetterStream, Timeout: min(s.cfg.CheckTimeout, pageTimeout), NowFunc: s.cfg.NowFunc}
 }
 
-// pageTimeout bounds the reads behind one page, so a slow or absent server
-// makes the page say "unknown" quickly instead of hanging.
+// pageTimeout bounds the reads behind one page or API read, so a slow or
+// absent server makes the page say "unknown" quickly instead of hanging.
 const pageTimeout = time.Second
+
+// errNoAnswer is what a page reports when its reads ran out of
+// pageTimeout: NATS is connected, but JetStream did not answer.
+var errNoAnswer = errors.New("unknown for now: JetStream did not answer within " + pageTimeout.String() +
+	" (is JetStream enabled for this account? is a stream stalled or the server overloaded?); the page tries again when it refreshes")
+
+// readError explains an error of the reads behind a page: one that ran out
+// of time wraps errNoAnswer.
+func readError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errNoAnswer) {
+		return fmt.Errorf("%w: %w", errNoAnswer, err)
+	}
+	return err
+}
 
 // fullOverview reads the streams, the workers and the scheduler leader at
 // once, within pageTimeout.
@@ -124,7 +138,7 @@ func (s *Server) fullOverview(ctx context.Context) overviewView {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		ov.Error = err.Error()
+		ov.Error = readError(err).Error()
 	}
 	return ov
 }
@@ -296,12 +310,12 @@ func (s *Server) scheduleViews(ctx context.Context, entries []schedule.Entry) []
 			for i := range work {
 				v := &out[i]
 				if err := ctx.Err(); err != nil {
-					v.StateError = err.Error()
+					v.StateError = readError(err).Error()
 					continue
 				}
 				st, err := s.store.State(ctx, v.Name)
 				if err != nil {
-					v.StateError = err.Error()
+					v.StateError = readError(err).Error()
 					continue
 				}
 				v.StateKnown = true

@@ -154,14 +154,26 @@ func (s *Server) lastDeadLetterSeq(ctx context.Context) (uint64, error) {
 	return st.CachedInfo().State.LastSeq, nil
 }
 
+// countTimeout bounds counting the dead letters a filter matches, which
+// scans them unless the server can count them (stream, consumer and
+// subject filters).
+const countTimeout = 30 * time.Second
+
 // countMatching counts the dead letters f matches, and reads the last
 // sequence first, so that a confirmation bounded by it never covers more
-// than it counted.
+// than it counted. That first read gets pageTimeout, as pages do, so a
+// JetStream that does not answer is reported after a second; the count
+// then gets countTimeout, since it may scan every dead letter.
 func (s *Server) countMatching(ctx context.Context, f dlq.Filter) (count int, upto uint64, err error) {
-	if upto, err = s.lastDeadLetterSeq(ctx); err != nil || upto == 0 {
-		return 0, upto, err
+	qctx, cancel := context.WithTimeout(ctx, pageTimeout)
+	upto, err = s.lastDeadLetterSeq(qctx)
+	cancel()
+	if err != nil || upto == 0 {
+		return 0, upto, readError(err)
 	}
-	count, err = s.dlq.Count(ctx, f)
+	cctx, cancel := context.WithTimeout(ctx, countTimeout)
+	defer cancel()
+	count, err = s.dlq.Count(cctx, f)
 	return count, upto, err
 }
 
@@ -292,11 +304,13 @@ func (s *Server) pageConfirmMatching(w http.ResponseWriter, r *http.Request) {
 	if !validAction(action) {
 		err = errors.Join(err, fmt.Errorf("action %q: want replay or delete", action))
 	}
+	code := http.StatusBadRequest
 	if err == nil {
 		cp.Count, cp.Upto, err = s.countMatching(r.Context(), q.Filter)
+		code = statusOf(err)
 	}
 	if err != nil {
-		s.renderConfirm(w, r, http.StatusBadRequest, cp, err.Error())
+		s.renderConfirm(w, r, code, cp, readError(err).Error())
 		return
 	}
 	s.renderConfirm(w, r, http.StatusOK, cp, "")

@@ -64,6 +64,14 @@
 // still as many, otherwise it asks again. Entries that cannot be replayed
 // (dlq.Entry.Problem) are marked and never replayed.
 //
+// Every page and API read gets one second for its reads, the overview
+// included (counting what "everything matching" covers gets 30s after a
+// first read within that second, since it may scan every dead letter).
+// With NATS down the pages answer at once; with NATS up but JetStream not
+// answering (disabled for the account, a stalled stream, an overloaded
+// server) they answer after that second; either way they say the state
+// is unknown, never that there is nothing, and the API answers 503.
+//
 // The live pages refresh their content every Config.RefreshInterval (2s)
 // with a few lines of JavaScript; the reader can pause it and choose the
 // interval (kept in the browser's localStorage). Pages follow the system's

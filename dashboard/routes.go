@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -12,7 +13,9 @@ import (
 )
 
 // routes builds the handler tree. /healthz, /readyz, /static/ and the
-// login page are open; everything else goes through requireAuth.
+// login page are open; everything else goes through requireAuth. Pages
+// and API reads get pageTimeout for their reads (read), except the
+// live task events and the counts of "everything matching", which scan.
 func (s *Server) routes() http.Handler {
 	open := http.NewServeMux()
 	open.HandleFunc("GET /healthz", s.handleHealthz)
@@ -26,33 +29,33 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", s.metrics.Handler())
 
 	// JSON API.
-	mux.HandleFunc("GET /api/overview", s.apiOverview)
+	mux.Handle("GET /api/overview", s.read(s.apiOverview))
 	mux.HandleFunc("GET /api/csrf-token", s.apiCSRFToken)
 	mux.HandleFunc("GET /api/charts", s.apiCharts)
-	mux.HandleFunc("GET /api/dead-letters", s.apiDeadLetters)
+	mux.Handle("GET /api/dead-letters", s.read(s.apiDeadLetters))
 	mux.HandleFunc("GET /api/dead-letters/count", s.apiCountDeadLetters)
 	mux.Handle("POST /api/dead-letters/replay", s.mutation(s.apiBulk("replay")))
 	mux.Handle("POST /api/dead-letters/delete", s.mutation(s.apiBulk("delete")))
-	mux.HandleFunc("GET /api/dead-letters/{seq}", s.apiDeadLetter)
+	mux.Handle("GET /api/dead-letters/{seq}", s.read(s.apiDeadLetter))
 	mux.Handle("POST /api/dead-letters/{seq}/replay", s.mutation(s.apiReplay))
 	mux.Handle("DELETE /api/dead-letters/{seq}", s.mutation(s.apiDeleteDeadLetter))
-	mux.HandleFunc("GET /api/workers", s.apiWorkers)
+	mux.Handle("GET /api/workers", s.read(s.apiWorkers))
 	if s.cfg.Outbox != nil {
-		mux.HandleFunc("GET /api/outbox", s.apiOutbox)
-		mux.HandleFunc("GET /outbox", s.pageOutbox)
+		mux.Handle("GET /api/outbox", s.read(s.apiOutbox))
+		mux.Handle("GET /outbox", s.read(s.pageOutbox))
 	}
 	if !s.cfg.DisableTasks {
-		mux.HandleFunc("GET /api/tasks", s.apiTasks)
-		mux.HandleFunc("GET /api/tasks/{id}", s.apiTask)
+		mux.Handle("GET /api/tasks", s.read(s.apiTasks))
+		mux.Handle("GET /api/tasks/{id}", s.read(s.apiTask))
 		mux.HandleFunc("GET /api/tasks/{id}/events", s.apiTaskEvents)
 		mux.Handle("POST /api/tasks/{id}/{action}", s.mutation(s.apiTaskAction))
-		mux.HandleFunc("GET /api/tasks/ref/{stream}/{seq}", s.apiTaskRef)
+		mux.Handle("GET /api/tasks/ref/{stream}/{seq}", s.read(s.apiTaskRef))
 		mux.Handle("DELETE /api/tasks/ref/{stream}/{seq}", s.mutation(s.apiTaskRefAction))
 		mux.Handle("POST /api/tasks/ref/{stream}/{seq}/{action}", s.mutation(s.apiTaskRefAction))
 	}
 	if !s.cfg.DisableSchedules {
-		mux.HandleFunc("GET /api/schedules", s.apiSchedules)
-		mux.HandleFunc("GET /api/schedules/{name}", s.apiSchedule)
+		mux.Handle("GET /api/schedules", s.read(s.apiSchedules))
+		mux.Handle("GET /api/schedules/{name}", s.read(s.apiSchedule))
 		mux.Handle("PUT /api/schedules/{name}", s.mutation(s.apiPutSchedule))
 		mux.Handle("DELETE /api/schedules/{name}", s.mutation(s.apiDeleteSchedule))
 		mux.Handle("POST /api/schedules/{name}/{action}", s.mutation(s.apiScheduleAction))
@@ -66,27 +69,27 @@ func (s *Server) routes() http.Handler {
 	// Web pages. Forms post to the same paths as their pages plus an
 	// action; every action redirects back (POST/redirect/GET).
 	mux.Handle("POST /logout", s.mutation(s.handleLogout))
-	mux.HandleFunc("GET /{$}", s.pageOverview)
-	mux.HandleFunc("GET /dead-letters", s.pageDeadLetters)
+	mux.Handle("GET /{$}", s.read(s.pageOverview))
+	mux.Handle("GET /dead-letters", s.read(s.pageDeadLetters))
 	mux.HandleFunc("GET /dead-letters/confirm", s.pageConfirmMatching)
 	mux.Handle("POST /dead-letters/matching", s.mutation(s.formMatching))
 	mux.Handle("POST /dead-letters/bulk", s.mutation(s.formBulk))
-	mux.HandleFunc("GET /dead-letters/{seq}", s.pageDeadLetter)
+	mux.Handle("GET /dead-letters/{seq}", s.read(s.pageDeadLetter))
 	mux.Handle("POST /dead-letters/{seq}/replay", s.mutation(s.formReplay))
 	mux.Handle("POST /dead-letters/{seq}/delete", s.mutation(s.formDeleteDeadLetter))
-	mux.HandleFunc("GET /workers", s.pageWorkers)
+	mux.Handle("GET /workers", s.read(s.pageWorkers))
 	if !s.cfg.DisableTasks {
-		mux.HandleFunc("GET /tasks", s.pageTasks)
-		mux.HandleFunc("GET /tasks/{id}", s.pageTask)
+		mux.Handle("GET /tasks", s.read(s.pageTasks))
+		mux.Handle("GET /tasks/{id}", s.read(s.pageTask))
 		mux.Handle("POST /tasks/{id}/{action}", s.mutation(s.formTaskAction))
-		mux.HandleFunc("GET /tasks/ref/{stream}/{seq}", s.pageTaskRef)
+		mux.Handle("GET /tasks/ref/{stream}/{seq}", s.read(s.pageTaskRef))
 		mux.Handle("POST /tasks/ref/{stream}/{seq}/{action}", s.mutation(s.formTaskRefAction))
 	}
 	if !s.cfg.DisableSchedules {
-		mux.HandleFunc("GET /schedules", s.pageSchedules)
-		mux.HandleFunc("GET /schedules/+new", s.pageNewSchedule)
+		mux.Handle("GET /schedules", s.read(s.pageSchedules))
+		mux.Handle("GET /schedules/+new", s.read(s.pageNewSchedule))
 		mux.Handle("POST /schedules/+new", s.mutation(s.formSaveSchedule))
-		mux.HandleFunc("GET /schedules/{name}", s.pageSchedule)
+		mux.Handle("GET /schedules/{name}", s.read(s.pageSchedule))
 		mux.Handle("POST /schedules/{name}/{action}", s.mutation(s.formScheduleAction))
 	}
 	open.Handle("/", s.requireAuth(mux))
@@ -170,6 +173,19 @@ func (s *Server) localGuard(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// read bounds the reads behind a page or an API read with pageTimeout, the
+// budget the overview has: when NATS is up but JetStream does not answer
+// (disabled for the account, a stalled stream, an overloaded server),
+// the page says what is unknown after a second instead of waiting for
+// each request's own timeout (5s, several in a row).
+func (s *Server) read(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
+		defer cancel()
+		h(w, r.WithContext(ctx))
 	})
 }
 

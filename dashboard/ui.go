@@ -191,7 +191,7 @@ func (s *Server) pageDeadLetters(w http.ResponseWriter, r *http.Request) {
 		page, err = s.deadLetters(r.Context(), q)
 	}
 	if err != nil {
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 	}
 	older, newest := r.URL.Query(), r.URL.Query()
 	older.Set("before", strconv.FormatUint(page.Next, 10))
@@ -216,7 +216,7 @@ func (s *Server) pageDeadLetter(w http.ResponseWriter, r *http.Request) {
 	}
 	code := http.StatusOK
 	if err != nil {
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 		code = statusOf(err)
 	} else {
 		pd.Title = fmt.Sprintf("Dead letter #%d", dl.Seq)
@@ -254,7 +254,7 @@ func (s *Server) pageWorkers(w http.ResponseWriter, r *http.Request) {
 	pd := s.newPage(r, "workers", "Workers", true)
 	ws, err := s.workers(r.Context())
 	if err != nil {
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 	}
 	pd.Data = struct {
 		Workers  []consumer.WorkerInfo
@@ -267,7 +267,7 @@ func (s *Server) pageSchedules(w http.ResponseWriter, r *http.Request) {
 	pd := s.newPage(r, "schedules", "Schedules", true)
 	sv, err := s.schedules(r.Context())
 	if err != nil {
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 	}
 	pd.Data = sv
 	s.render(w, r, "schedules", http.StatusOK, pd)
@@ -295,7 +295,7 @@ func (s *Server) pageSchedule(w http.ResponseWriter, r *http.Request) {
 	v, err := s.scheduleByName(r.Context(), name)
 	code := http.StatusOK
 	if err != nil {
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 		code = statusOf(err)
 	}
 	leader, _ := schedule.Leader(r.Context(), s.js, s.cfg.LeaseKey)
@@ -342,7 +342,7 @@ func (s *Server) formSaveSchedule(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		pd := s.newPage(r, "schedules", "Edit schedule", false)
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 		pd.Data = scheduleForm{New: isNew, View: scheduleView{Entry: e}, CatchUps: catchUps}
 		s.render(w, r, "schedule", statusOf(err), pd)
 		return
