@@ -404,18 +404,17 @@ type countView struct {
 	Upto  uint64 `json:"upto"`
 }
 
-func (s *Server) apiCountDeadLetters(w http.ResponseWriter, r *http.Request) {
+func (s *Server) apiCountDeadLetters(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.deadLetterQuery(r)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-		return
+		return badRequest(err)
 	}
 	n, upto, err := s.countMatching(r.Context(), q.Filter)
 	if err != nil {
-		s.apiFail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, countView{Count: n, Upto: upto})
+	return nil
 }
 
 // bulkRequest is the body of POST /api/dead-letters/replay and /delete:
@@ -430,45 +429,40 @@ type bulkRequest struct {
 }
 
 // apiBulk answers POST /api/dead-letters/{action} (replay, delete).
-func (s *Server) apiBulk(action string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (s *Server) apiBulk(action string) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		var req bulkRequest
 		dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode request: " + err.Error()})
-			return
+			return badRequest(fmt.Errorf("decode request: %w", err))
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), bulkTimeout)
 		defer cancel()
 		switch {
 		case req.Filter != nil && len(req.Seqs) > 0:
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give seqs or a filter, not both"})
+			return badRequest(errors.New("give seqs or a filter, not both"))
 		case req.Filter != nil:
 			if req.Expect == nil {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "a filter needs expect: the count confirmed (GET /api/dead-letters/count)"})
-				return
+				return badRequest(errors.New("a filter needs expect: the count confirmed (GET /api/dead-letters/count)"))
 			}
 			if err := req.Filter.Validate(); err != nil {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-				return
+				return badRequest(err)
 			}
 			upto := req.Upto
 			if upto == 0 {
 				var err error
 				if upto, err = s.lastDeadLetterSeq(ctx); err != nil {
-					s.apiFail(w, r, err)
-					return
+					return err
 				}
 			}
 			br, now, err := s.actMatching(ctx, action, *req.Filter, *req.Expect, upto)
 			if errors.Is(err, errCountChanged) {
 				writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "count": now, "upto": upto})
-				return
+				return nil
 			}
 			if err != nil {
-				s.apiFail(w, r, err)
-				return
+				return err
 			}
 			writeJSON(w, http.StatusOK, br)
 		case len(req.Seqs) > 0:
@@ -478,8 +472,9 @@ func (s *Server) apiBulk(action string) http.HandlerFunc {
 			}
 			writeJSON(w, http.StatusOK, s.bulk(ctx, action, sortSeqs(targets)))
 		default:
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give seqs, or a filter with expect"})
+			return badRequest(errors.New("give seqs, or a filter with expect"))
 		}
+		return nil
 	}
 }
 

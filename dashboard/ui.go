@@ -110,9 +110,16 @@ func (s *Server) newPage(r *http.Request, nav, title string, live bool) pageData
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, code int, pd pageData) {
+	s.writeHTML(w, r, s.pages[page], "layout", code, pd)
+}
+
+// writeHTML executes the template name of t with data into a buffer and
+// answers with it and code, uncached; a template that fails is logged and
+// answered with 500 instead of half a page.
+func (s *Server) writeHTML(w http.ResponseWriter, r *http.Request, t *template.Template, name string, code int, data any) {
 	var buf bytes.Buffer
-	if err := s.pages[page].ExecuteTemplate(&buf, "layout", pd); err != nil {
-		s.log.LogAttrs(r.Context(), slog.LevelError, "render page", slog.String("page", page), slog.Any(logkey.Err, err))
+	if err := t.ExecuteTemplate(&buf, name, data); err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "render page", slog.String("page", t.Name()), slog.Any(logkey.Err, err))
 		http.Error(w, "render page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
