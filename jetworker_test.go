@@ -100,6 +100,36 @@ func TestTaskIDAndEnqueuedAt(t *testing.T) {
 	}
 }
 
+func TestQueueWait(t *testing.T) {
+	t.Parallel()
+	stored := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	due := stored.Add(time.Hour)
+	started := due.Add(250 * time.Millisecond)
+	tests := []struct {
+		name string
+		task jetworker.Task
+		want time.Duration
+		ok   bool
+	}{
+		{name: "first delivery from the stored time", task: jetworker.Task{Delivered: 1, Published: due}, want: 250 * time.Millisecond, ok: true},
+		{name: "a delayed task from when it became due", task: jetworker.Task{Delivered: 1, Published: stored,
+			Header: nats.Header{jetworker.HeaderEnqueuedAt: {due.Format(time.RFC3339Nano)}}}, want: 250 * time.Millisecond, ok: true},
+		{name: "never negative", task: jetworker.Task{Delivered: 1, Published: started.Add(time.Second)}, want: 0, ok: true},
+		{name: "a retry", task: jetworker.Task{Delivered: 2, Published: due}},
+		{name: "a replayed dead letter", task: jetworker.Task{Delivered: 1, Published: due, Header: nats.Header{jetworker.HeaderReplayedFrom: {"DLQ/3"}}}},
+		{name: "no enqueue time", task: jetworker.Task{Delivered: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := tt.task.QueueWait(started)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("QueueWait: got %v %v, want %v %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
 func TestRunAllStopsEveryPartWhenOneFails(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("boom")

@@ -102,3 +102,21 @@ func (t *Task) EnqueuedAt() (time.Time, bool) {
 	}
 	return at, true
 }
+
+// QueueWait returns how long the task waited from enqueue ([Task.EnqueuedAt])
+// to started, its handler's start: never negative. It reports false for
+// anything but the first delivery of an original task, since a later
+// attempt or a dead-letter replay would measure retry or dead-letter time
+// instead, and when the enqueue time is unknown. The consumer's presence
+// records and the metrics package's jetworker_task_wait_seconds both count
+// what it reports.
+func (t *Task) QueueWait(started time.Time) (time.Duration, bool) {
+	if t.Delivered != 1 || t.Header.Get(HeaderReplayedFrom) != "" {
+		return 0, false
+	}
+	at, ok := t.EnqueuedAt()
+	if !ok {
+		return 0, false
+	}
+	return max(started.Sub(at), 0), true
+}

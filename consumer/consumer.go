@@ -41,6 +41,7 @@ type Consumer struct {
 
 	inFlight  atomic.Int64
 	processed atomic.Uint64
+	waits     waitHistogram
 	failed    atomic.Uint64
 
 	workerID string // this worker's presence ID

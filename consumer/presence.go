@@ -34,6 +34,15 @@ type WorkerInfo struct {
 	Failed      uint64    `json:"failed"`
 	StartedAt   time.Time `json:"started_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// Wait counts this worker's tasks by enqueue-to-start time
+	// ([jetworker.Task.QueueWait]: first deliveries of original tasks
+	// only), in [WaitBuckets] buckets: Wait[i] those that waited at most
+	// [WaitBounds]()[i] seconds and more than the bound before, the last
+	// entry those that waited longer than the last bound. The counts only
+	// grow while the worker runs; the dashboard merges the workers' and
+	// takes percentiles of what grew between two reads. Empty in records
+	// of workers older than this field.
+	Wait []uint64 `json:"wait,omitempty"`
 }
 
 // Presence locates the worker presence bucket: a KV bucket whose TTL
@@ -140,6 +149,7 @@ func (c *Consumer) keepPresence(ctx context.Context) {
 		info.InFlight = c.inFlight.Load()
 		info.Processed = c.processed.Load()
 		info.Failed = c.failed.Load()
+		info.Wait = c.waits.counts(info.Wait)
 		info.UpdatedAt = c.cfg.NowFunc().UTC()
 		b, _ := json.Marshal(info)
 		if _, err := kv.Put(ctx, key, b); err != nil && ctx.Err() == nil {

@@ -166,6 +166,7 @@ func (c *Consumer) process(hctx context.Context, dl *deadlines, msg jetstream.Ms
 		defer cancel()
 	}
 	deadline, _ = ctx.Deadline()
+	c.waits.observe(task, began)
 	if c.cfg.Hooks.StartFunc != nil {
 		ctx = c.cfg.Hooks.StartFunc(ctx, task)
 	}

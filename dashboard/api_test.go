@@ -14,6 +14,7 @@ import (
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/dlq"
+	"github.com/jetworker/jetworker/internal/outboxdata"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
@@ -114,7 +115,11 @@ func TestAPIEmptyLists(t *testing.T) {
 // use snake_case keys throughout, and errors are {"error": "..."}.
 func TestAPIKeysWithData(t *testing.T) {
 	t.Parallel()
-	lb := setupLoad(t, dashboard.Config{Addr: "127.0.0.1:0", SampleInterval: 50 * time.Millisecond})
+	now := time.Now().UTC()
+	lb := setupLoad(t, dashboard.Config{Addr: "127.0.0.1:0", SampleInterval: 50 * time.Millisecond,
+		Outbox: fixedOutbox{outboxdata.Stats{Pending: 3, Due: 1, Lag: 2 * time.Second, Dead: 1}},
+		OutboxDeadFunc: deadRows(outboxdata.DeadRow{ID: 7, MsgID: "lost-1", Subject: "nowhere.x", Data: []byte(`{}`),
+			Header: nats.Header{"X-Tenant": {"acme"}}, Reason: "no stream captures nowhere.x", FailedAt: now, CreatedAt: now, AvailableAt: now})})
 	lb.run(t)
 	lb.kill(t, "tasks.load.a.x", "tasks.load.b.x", "tasks.load.c.x")
 	if _, err := consumer.Provision(t.Context(), lb.js, consumer.Config{Durable: "idle", FilterSubjects: []string{"tasks.idle.>"}}); err != nil {
@@ -146,7 +151,7 @@ func TestAPIKeysWithData(t *testing.T) {
 		"/api/overview", "/api/dead-letters", "/api/dead-letters/" + itoa(seq), "/api/dead-letters/count?subject=tasks.load.>",
 		"/api/workers", "/api/schedules", "/api/schedules/nightly", "/api/charts",
 		"/api/tasks?state=pending", "/api/tasks?state=delayed", "/api/tasks?state=tracked", "/api/tasks/rep-1",
-		"/api/tasks/ref/TASKS/" + itoa(tracked.Sequence), "/readyz",
+		"/api/tasks/ref/TASKS/" + itoa(tracked.Sequence), "/readyz", "/api/outbox",
 	} {
 		r := lb.get(t, path)
 		if r.code != http.StatusOK {

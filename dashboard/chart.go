@@ -36,6 +36,7 @@ const (
 	unitRate    chartUnit = iota // per second
 	unitCount                    // a number of things
 	unitSeconds                  // an age
+	unitLatency                  // a short duration: ms to minutes
 )
 
 // chartLine is one series to draw.
@@ -64,12 +65,17 @@ type lineView struct {
 	Key, Name, Class string
 	// Segments are polyline point lists; a missing sample breaks the line.
 	Segments []string
+	// Points are values without a neighbour to join (a sample between two
+	// gaps), drawn as dots.
+	Points []pointView
 	// Last is the latest value, formatted ("—" when unknown); the dot
 	// marks it.
 	Last       string
 	HasDot     bool
 	DotX, DotY string
 }
+
+type pointView struct{ X, Y string }
 
 type tickView struct {
 	Pos   string
@@ -108,7 +114,12 @@ func renderChart(id, title string, unit chartUnit, times []time.Time, lines []ch
 		lv := lineView{Key: l.Key, Name: l.Name, Class: "s" + strconv.Itoa(i%chartPalette), Last: "—"}
 		var seg []string
 		flush := func() {
-			if len(seg) > 1 {
+			switch len(seg) {
+			case 0:
+			case 1:
+				px, py, _ := strings.Cut(seg[0], ",")
+				lv.Points = append(lv.Points, pointView{X: px, Y: py})
+			default:
 				lv.Segments = append(lv.Segments, strings.Join(seg, " "))
 			}
 			seg = seg[:0]
@@ -182,10 +193,12 @@ func bucket(times []time.Time, vals []float64, n int, useMax bool) ([]time.Time,
 	return bt, bv
 }
 
-// niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten (ages to a
-// round number of seconds, minutes or hours); an empty chart is scaled to 1.
+// niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten (ages and
+// latencies above a minute to a round number of minutes or hours); an
+// empty chart is scaled to 1. Counts and ages are scaled to 1 at least,
+// rates and latencies (milliseconds) are not.
 func niceCeil(v float64, unit chartUnit) float64 {
-	if unit == unitSeconds && v > 60 {
+	if (unit == unitSeconds || unit == unitLatency) && v > 60 {
 		for _, step := range []float64{120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86400} {
 			if v <= step {
 				return step
@@ -196,7 +209,7 @@ func niceCeil(v float64, unit chartUnit) float64 {
 	if v <= 0 {
 		return 1
 	}
-	if unit != unitRate && v < 1 {
+	if unit != unitRate && unit != unitLatency && v < 1 {
 		return 1
 	}
 	p := math.Pow(10, math.Floor(math.Log10(v)))
@@ -214,6 +227,8 @@ func unitLabel(u chartUnit) string {
 		return "per second"
 	case unitSeconds:
 		return "age"
+	case unitLatency:
+		return "time to start"
 	}
 	return "count"
 }
@@ -227,6 +242,8 @@ func formatValue(v float64, unit chartUnit) string {
 			return "0s"
 		}
 		return formatAge(time.Duration(v * float64(time.Second)))
+	case unitLatency:
+		return formatLatency(v)
 	case unitCount:
 		if v >= 10_000 {
 			return compact(v)
@@ -237,6 +254,39 @@ func formatValue(v float64, unit chartUnit) string {
 		return compact(v)
 	}
 	return strconv.FormatFloat(v, 'g', 3, 64)
+}
+
+// formatLatency shows seconds the way latencies read: 0.8ms, 12ms, 2.5s,
+// and from a minute on as ages (3m).
+func formatLatency(v float64) string {
+	switch {
+	case v <= 0:
+		return "0s"
+	case v < 1:
+		return shortFloat(v*1000) + "ms"
+	case v < 60:
+		return shortFloat(v) + "s"
+	}
+	return formatAge(time.Duration(v * float64(time.Second)))
+}
+
+// shortFloat formats v (≥ 0) with about three significant digits and no
+// trailing zeros: 0.25, 2.5, 12.5, 250.
+func shortFloat(v float64) string {
+	decimals := 0
+	switch {
+	case v < 1:
+		decimals = 3
+	case v < 10:
+		decimals = 2
+	case v < 100:
+		decimals = 1
+	}
+	out := strconv.FormatFloat(v, 'f', decimals, 64)
+	if strings.Contains(out, ".") {
+		out = strings.TrimRight(strings.TrimRight(out, "0"), ".")
+	}
+	return out
 }
 
 func compact(v float64) string {
@@ -348,9 +398,20 @@ func (s *Server) charts(window time.Duration) chartsView {
 	if s.cfg.Outbox != nil {
 		waits = append(waits, line(seriesOutboxLag, "outbox lag", true))
 	}
+	latency := renderChart("latency", "Enqueue-to-start latency", unitLatency, snap.Times, []chartLine{
+		line(seriesWaitP50, "p50", true),
+		line(seriesWaitP99, "p99", true),
+	}, start, end)
+	latency.Note = "p50 and p99 of the time from enqueue (when the task was stored, or when a delayed task became due) to its handler's start, " +
+		"for first deliveries (not retries or replays), merged from the live workers' presence records in buckets from 1ms to 5m (a p99 above 5m reads 5m). " +
+		"A point exists only when tasks started between two samples, so an idle period is a gap, not a zero. Prometheus has the same as jetworker_task_wait_seconds."
+	if s.cfg.DisableWorkers {
+		latency.Note += " Worker presence is disabled here, so it is unknown."
+	}
+	cv.Charts = append(cv.Charts, latency)
+
 	wait := renderChart("wait", "Oldest waiting task", unitSeconds, snap.Times, waits, start, end)
-	wait.Note = "How long the oldest task each consumer has not yet delivered has waited: an upper bound on enqueue-to-start latency right now. " +
-		"p50/p99 enqueue-to-start needs latency reported by the workers, which their presence records do not carry yet; Prometheus has it as jetworker_task_wait_seconds."
+	wait.Note = "How long the oldest task each consumer has not yet delivered has waited: an upper bound on the latency of what is still queued."
 	if len(waits) == 0 && cv.Note == "" {
 		wait.Empty = "No consumers yet."
 	}
@@ -406,7 +467,7 @@ type seriesJSON struct {
 // seriesUnit names the unit of a history series.
 func seriesUnit(name string) string {
 	switch {
-	case name == seriesOutboxLag, strings.HasPrefix(name, prefixOldest):
+	case name == seriesOutboxLag, name == seriesWaitP50, name == seriesWaitP99, strings.HasPrefix(name, prefixOldest):
 		return "seconds"
 	case name == seriesOutboxRows, name == seriesOutboxDead, strings.HasPrefix(name, prefixPending):
 		return "count"

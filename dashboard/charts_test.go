@@ -42,8 +42,9 @@ func (c chartsBody) peak(name string) float64 {
 }
 
 // TestChartsSampleWhileRunning: Run samples the streams and the workers, so
-// after tasks ran the charts have published and processed rates and the
-// backlog of an idle consumer, and the overview draws them as SVG.
+// after tasks ran the charts have published and processed rates, the p50
+// and p99 enqueue-to-start latency the workers report, and the backlog of
+// an idle consumer, and the overview draws them as SVG.
 func TestChartsSampleWhileRunning(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dashboard.Config{Addr: "127.0.0.1:0", SampleInterval: 100 * time.Millisecond})
@@ -72,7 +73,7 @@ func TestChartsSampleWhileRunning(t *testing.T) {
 		if !c.Sampling {
 			return fmt.Errorf("sampling: got false, want true while Run runs")
 		}
-		for _, name := range []string{"published", "processed", "pending/TASKS/idle"} {
+		for _, name := range []string{"published", "processed", "pending/TASKS/idle", "wait_p50", "wait_p99"} {
 			if c.peak(name) <= 0 {
 				return fmt.Errorf("series %s: peak %v, want > 0", name, c.peak(name))
 			}
@@ -83,12 +84,16 @@ func TestChartsSampleWhileRunning(t *testing.T) {
 	if r.code != http.StatusOK {
 		t.Fatalf("overview: got %d", r.code)
 	}
-	for _, want := range []string{`data-testid="chart-throughput"`, `data-series="processed"`, `data-series="pending/TASKS/idle"`, "<polyline"} {
+	for _, want := range []string{`data-testid="chart-throughput"`, `data-series="processed"`, `data-series="pending/TASKS/idle"`, "<polyline",
+		`data-testid="chart-latency"`, `data-series="wait_p50"`, `data-series="wait_p99"`} {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("overview: want %s in the charts", want)
 		}
 	}
-	if !strings.Contains(r.body, "p50/p99 enqueue-to-start needs latency reported by the workers") {
-		t.Error("the wait chart does not say what it shows instead of p50/p99")
+	if !strings.Contains(r.body, "A point exists only when tasks started between two samples") {
+		t.Error("the latency chart does not say when it has a point")
+	}
+	if c := decode[chartsBody](t, b.get(t, "/api/charts")); c.peak("wait_p99") < c.peak("wait_p50") {
+		t.Errorf("wait_p99 peak %v below wait_p50 peak %v", c.peak("wait_p99"), c.peak("wait_p50"))
 	}
 }

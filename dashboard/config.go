@@ -113,17 +113,24 @@ type Config struct {
 	ReadOnly bool
 	// UnsafeNoAuth lets a dashboard without credentials listen beyond
 	// loopback (Addr on 0.0.0.0 or a machine's address), which New refuses
-	// otherwise: anyone who can reach the port can then read every task
-	// and dead letter. Such a dashboard is read-only. Defaults to false.
+	// otherwise, and answer requests from other machines, which its
+	// handler refuses otherwise (also when mounted with [Server.Handler]):
+	// anyone who can reach the port can then read every task and dead
+	// letter. Such a dashboard is read-only. Defaults to false.
 	UnsafeNoAuth bool
 
 	// MetricsAddr, when set, is a second listener serving only /metrics,
 	// /healthz and /readyz, without the dashboard's credentials (a
 	// Prometheus scraper and a Kubernetes probe need none), so the
-	// dashboard can stay on loopback. Defaults to "", none.
+	// dashboard can stay on loopback. Without MetricsToken it answers only
+	// requests whose Host is localhost or a loopback address, or any IP
+	// address when MetricsAddr reaches beyond loopback (scrapers and
+	// probes ask by address); other names get 421 (DNS rebinding).
+	// Defaults to "", none.
 	MetricsAddr string
 	// MetricsToken, when set, protects /metrics on MetricsAddr with
-	// "Authorization: Bearer <token>" (probes stay open). Defaults to "".
+	// "Authorization: Bearer <token>" (probes stay open), and the listener
+	// then answers any Host. Defaults to "".
 	MetricsToken string
 	// DisableUI serves no dashboard listener (Addr is not used): only
 	// MetricsAddr. Handler still works. Defaults to false.

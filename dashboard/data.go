@@ -37,11 +37,11 @@ type overviewView struct {
 	Known     bool              `json:"known"`
 	Error     string            `json:"error,omitempty"`
 	Streams   []overview.Stream `json:"streams"`
-	Consumers []consumerView    `json:"consumers"`
+	Consumers []overview.Load   `json:"consumers"`
 	// Totals over the task streams' consumers, the dead letters, and the
 	// live workers. Running counts handlers running now (from the
 	// workers' presence records); Buffered counts messages delivered to a
-	// worker and waiting for a free handler.
+	// worker and waiting for a free handler (overview.SplitDelivered).
 	Pending     *uint64 `json:"pending"`
 	Running     *int64  `json:"running"`
 	Buffered    *int64  `json:"buffered"`
@@ -51,16 +51,6 @@ type overviewView struct {
 	LeaderKnown bool    `json:"leader_known"`
 	// Outbox is set when the dashboard is given one.
 	Outbox *outboxView `json:"outbox,omitempty"`
-}
-
-// consumerView is a consumer with what its live workers run.
-type consumerView struct {
-	overview.Consumer
-	// Running counts handlers running now on this consumer's workers;
-	// Buffered the rest of AckPending. Both are nil when the workers are
-	// unknown.
-	Running  *int64 `json:"running"`
-	Buffered *int64 `json:"buffered"`
 }
 
 func (s *Server) natsView() natsView {
@@ -76,14 +66,28 @@ func (s *Server) overviewConfig() overview.Config {
 	return overview.Config{TaskStreams: s.cfg.TaskStreams, DeadLetterStream: s.cfg.DeadLetterStream, Timeout: min(s.cfg.CheckTimeout, pageTimeout), NowFunc: s.cfg.NowFunc}
 }
 
-// pageTimeout bounds the reads behind one page, so a slow or absent server
-// makes the page say "unknown" quickly instead of hanging.
+// pageTimeout bounds the reads behind one page or API read, so a slow or
+// absent server makes the page say "unknown" quickly instead of hanging.
 const pageTimeout = time.Second
+
+// errNoAnswer is what a page reports when its reads ran out of
+// pageTimeout: NATS is connected, but JetStream did not answer.
+var errNoAnswer = errors.New("unknown for now: JetStream did not answer within " + pageTimeout.String() +
+	" (is JetStream enabled for this account? is a stream stalled or the server overloaded?); the page tries again when it refreshes")
+
+// readError explains an error of the reads behind a page: one that ran out
+// of time wraps errNoAnswer.
+func readError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errNoAnswer) {
+		return fmt.Errorf("%w: %w", errNoAnswer, err)
+	}
+	return err
+}
 
 // fullOverview reads the streams, the workers and the scheduler leader at
 // once, within pageTimeout.
 func (s *Server) fullOverview(ctx context.Context) overviewView {
-	ov := overviewView{NATS: s.natsView(), Streams: []overview.Stream{}, Consumers: []consumerView{}}
+	ov := overviewView{NATS: s.natsView(), Streams: []overview.Stream{}, Consumers: []overview.Load{}}
 	if !ov.NATS.Connected {
 		ov.Error = "NATS is " + strings.ToLower(ov.NATS.Status) + ": the state is unknown"
 		return ov
@@ -116,31 +120,15 @@ func (s *Server) fullOverview(ctx context.Context) overviewView {
 		ov.Pending = &state.Pending
 		ov.DeadLetters = &state.DeadLetters
 	}
-	running := map[string]int64{}
 	if werr != nil {
 		errs = append(errs, werr)
 	} else {
 		n := len(ws)
 		ov.Workers = &n
-		var total int64
-		for _, w := range ws {
-			running[w.Stream+"/"+w.Consumer] += w.InFlight
-			total += w.InFlight
-		}
-		ov.Running = &total
-		if serr == nil {
-			b := max(int64(state.AckPending)-total, 0)
-			ov.Buffered = &b
-		}
 	}
-	for _, c := range state.Consumers {
-		cv := consumerView{Consumer: c}
-		if werr == nil {
-			r := running[c.Stream+"/"+c.Name]
-			b := max(int64(c.AckPending)-r, 0)
-			cv.Running, cv.Buffered = &r, &b
-		}
-		ov.Consumers = append(ov.Consumers, cv)
+	if serr == nil {
+		d := overview.SplitDelivered(state.Consumers, ws, werr == nil)
+		ov.Consumers, ov.Running, ov.Buffered = d.Consumers, d.Running, d.Buffered
 	}
 	if leaders {
 		if lerr != nil {
@@ -150,7 +138,7 @@ func (s *Server) fullOverview(ctx context.Context) overviewView {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		ov.Error = err.Error()
+		ov.Error = readError(err).Error()
 	}
 	return ov
 }
@@ -261,11 +249,27 @@ func (s *Server) deadLetters(ctx context.Context, q deadLetterQuery) (dlq.Page, 
 	return page, err
 }
 
+// scheduleView is an entry with what the schedulers recorded of it
+// (schedule.State) and its next slot.
 type scheduleView struct {
 	schedule.Entry
+	// StateKnown is false when the scheduler's record of the entry could
+	// not be read (in the page's time): LastFired and the fire error are
+	// then unknown, not empty, and StateError says why.
+	StateKnown bool   `json:"state_known"`
+	StateError string `json:"state_error,omitempty"`
+	// LastFired is the last slot fired (or passed over).
 	LastFired time.Time `json:"last_fired,omitzero"`
-	NextFire  time.Time `json:"next_fire,omitzero"`
-	NextError string    `json:"next_error,omitempty"`
+	// FireError is why the fires of the next slot keep failing (no stream
+	// captures the subject, a permission is missing…), "" once one
+	// succeeds; FireErrorAt is when it was recorded and FireFailures how
+	// many fires of that slot had failed then. The scheduler keeps
+	// retrying.
+	FireError    string    `json:"fire_error,omitempty"`
+	FireErrorAt  time.Time `json:"fire_error_at,omitzero"`
+	FireFailures int       `json:"fire_failures,omitempty"`
+	NextFire     time.Time `json:"next_fire,omitzero"`
+	NextError    string    `json:"next_error,omitempty"`
 }
 
 type schedulesView struct {
@@ -283,15 +287,49 @@ func (s *Server) schedulesProvisioned(ctx context.Context) (bool, error) {
 	return err == nil, err
 }
 
-func (s *Server) scheduleView(ctx context.Context, e schedule.Entry) scheduleView {
-	v := scheduleView{Entry: e}
-	v.LastFired, _ = s.store.LastFired(ctx, e.Name)
-	if next, err := e.Next(s.cfg.NowFunc(), 1); err != nil {
-		v.NextError = err.Error()
-	} else if len(next) > 0 {
-		v.NextFire = next[0]
+// stateReaders bounds the schedule states read at once for one page.
+const stateReaders = 8
+
+// scheduleViews reads the schedulers' state of every entry (schedule.Store
+// has one call per entry), stateReaders at a time within ctx, the page's
+// budget: an entry whose state is not read by then shows it as unknown.
+func (s *Server) scheduleViews(ctx context.Context, entries []schedule.Entry) []scheduleView {
+	out := make([]scheduleView, len(entries))
+	for i, e := range entries {
+		out[i] = scheduleView{Entry: e}
+		if next, err := e.Next(s.cfg.NowFunc(), 1); err != nil {
+			out[i].NextError = err.Error()
+		} else if len(next) > 0 {
+			out[i].NextFire = next[0]
+		}
 	}
-	return v
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(stateReaders, len(entries)) {
+		wg.Go(func() {
+			for i := range work {
+				v := &out[i]
+				if err := ctx.Err(); err != nil {
+					v.StateError = readError(err).Error()
+					continue
+				}
+				st, err := s.store.State(ctx, v.Name)
+				if err != nil {
+					v.StateError = readError(err).Error()
+					continue
+				}
+				v.StateKnown = true
+				v.LastFired = st.LastSlot
+				v.FireError, v.FireErrorAt, v.FireFailures = st.Error, st.ErrorAt, st.Failures
+			}
+		})
+	}
+	for i := range entries {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return out
 }
 
 func (s *Server) schedules(ctx context.Context) (schedulesView, error) {
@@ -312,9 +350,7 @@ func (s *Server) schedules(ctx context.Context) (schedulesView, error) {
 	if err != nil {
 		return sv, err
 	}
-	for _, e := range entries {
-		sv.Schedules = append(sv.Schedules, s.scheduleView(ctx, e))
-	}
+	sv.Schedules = s.scheduleViews(ctx, entries)
 	return sv, nil
 }
 
@@ -333,5 +369,5 @@ func (s *Server) scheduleByName(ctx context.Context, name string) (scheduleView,
 	if err != nil {
 		return scheduleView{}, err
 	}
-	return s.scheduleView(ctx, e), nil
+	return s.scheduleViews(ctx, []schedule.Entry{e})[0], nil
 }

@@ -154,14 +154,26 @@ func (s *Server) lastDeadLetterSeq(ctx context.Context) (uint64, error) {
 	return st.CachedInfo().State.LastSeq, nil
 }
 
+// countTimeout bounds counting the dead letters a filter matches, which
+// scans them unless the server can count them (stream, consumer and
+// subject filters).
+const countTimeout = 30 * time.Second
+
 // countMatching counts the dead letters f matches, and reads the last
 // sequence first, so that a confirmation bounded by it never covers more
-// than it counted.
+// than it counted. That first read gets pageTimeout, as pages do, so a
+// JetStream that does not answer is reported after a second; the count
+// then gets countTimeout, since it may scan every dead letter.
 func (s *Server) countMatching(ctx context.Context, f dlq.Filter) (count int, upto uint64, err error) {
-	if upto, err = s.lastDeadLetterSeq(ctx); err != nil || upto == 0 {
-		return 0, upto, err
+	qctx, cancel := context.WithTimeout(ctx, pageTimeout)
+	upto, err = s.lastDeadLetterSeq(qctx)
+	cancel()
+	if err != nil || upto == 0 {
+		return 0, upto, readError(err)
 	}
-	count, err = s.dlq.Count(ctx, f)
+	cctx, cancel := context.WithTimeout(ctx, countTimeout)
+	defer cancel()
+	count, err = s.dlq.Count(cctx, f)
 	return count, upto, err
 }
 
@@ -292,11 +304,13 @@ func (s *Server) pageConfirmMatching(w http.ResponseWriter, r *http.Request) {
 	if !validAction(action) {
 		err = errors.Join(err, fmt.Errorf("action %q: want replay or delete", action))
 	}
+	code := http.StatusBadRequest
 	if err == nil {
 		cp.Count, cp.Upto, err = s.countMatching(r.Context(), q.Filter)
+		code = statusOf(err)
 	}
 	if err != nil {
-		s.renderConfirm(w, r, http.StatusBadRequest, cp, err.Error())
+		s.renderConfirm(w, r, code, cp, readError(err).Error())
 		return
 	}
 	s.renderConfirm(w, r, http.StatusOK, cp, "")
@@ -390,18 +404,17 @@ type countView struct {
 	Upto  uint64 `json:"upto"`
 }
 
-func (s *Server) apiCountDeadLetters(w http.ResponseWriter, r *http.Request) {
+func (s *Server) apiCountDeadLetters(w http.ResponseWriter, r *http.Request) error {
 	q, err := s.deadLetterQuery(r)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-		return
+		return badRequest(err)
 	}
 	n, upto, err := s.countMatching(r.Context(), q.Filter)
 	if err != nil {
-		s.apiFail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, countView{Count: n, Upto: upto})
+	return nil
 }
 
 // bulkRequest is the body of POST /api/dead-letters/replay and /delete:
@@ -416,45 +429,40 @@ type bulkRequest struct {
 }
 
 // apiBulk answers POST /api/dead-letters/{action} (replay, delete).
-func (s *Server) apiBulk(action string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (s *Server) apiBulk(action string) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		var req bulkRequest
 		dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode request: " + err.Error()})
-			return
+			return badRequest(fmt.Errorf("decode request: %w", err))
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), bulkTimeout)
 		defer cancel()
 		switch {
 		case req.Filter != nil && len(req.Seqs) > 0:
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give seqs or a filter, not both"})
+			return badRequest(errors.New("give seqs or a filter, not both"))
 		case req.Filter != nil:
 			if req.Expect == nil {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "a filter needs expect: the count confirmed (GET /api/dead-letters/count)"})
-				return
+				return badRequest(errors.New("a filter needs expect: the count confirmed (GET /api/dead-letters/count)"))
 			}
 			if err := req.Filter.Validate(); err != nil {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-				return
+				return badRequest(err)
 			}
 			upto := req.Upto
 			if upto == 0 {
 				var err error
 				if upto, err = s.lastDeadLetterSeq(ctx); err != nil {
-					s.apiFail(w, r, err)
-					return
+					return err
 				}
 			}
 			br, now, err := s.actMatching(ctx, action, *req.Filter, *req.Expect, upto)
 			if errors.Is(err, errCountChanged) {
 				writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "count": now, "upto": upto})
-				return
+				return nil
 			}
 			if err != nil {
-				s.apiFail(w, r, err)
-				return
+				return err
 			}
 			writeJSON(w, http.StatusOK, br)
 		case len(req.Seqs) > 0:
@@ -464,8 +472,9 @@ func (s *Server) apiBulk(action string) http.HandlerFunc {
 			}
 			writeJSON(w, http.StatusOK, s.bulk(ctx, action, sortSeqs(targets)))
 		default:
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give seqs, or a filter with expect"})
+			return badRequest(errors.New("give seqs, or a filter with expect"))
 		}
+		return nil
 	}
 }
 

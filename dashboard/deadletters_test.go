@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -280,5 +281,70 @@ func TestDeadLetterPagingAndTimeRange(t *testing.T) {
 	past := time.Now().Add(-time.Hour).UTC().Format("2006-01-02T15:04:05")
 	if r := lb.get(t, "/api/dead-letters?since="+past); r.code != http.StatusOK || len(decode[dlq.Page](t, r).Entries) != 2 {
 		t.Errorf("since an hour ago (datetime-local): got %d, want the first page of 2", r.code)
+	}
+}
+
+// TestDeadLetterTaskIDFilter: task_id selects the dead letters of one
+// task, in the API, its count and the page, with and without other
+// filters; an ID no dead letter has matches none.
+func TestDeadLetterTaskIDFilter(t *testing.T) {
+	t.Parallel()
+	lb := setupLoad(t, dashboard.Config{})
+	pub, _ := publisher.New(lb.js, publisher.Config{})
+	for _, task := range []struct{ subject, id string }{
+		{"tasks.load.orders.x", "order-1"}, {"tasks.load.orders.x", "order-2"}, {"tasks.load.invoices.x", "invoice-2"}, {"tasks.load.orders.x", ""},
+	} {
+		opts := &publisher.PublishOpts{ID: task.id}
+		if task.id == "" {
+			opts = nil
+		}
+		if _, err := pub.Publish(t.Context(), task.subject, []byte(`{}`), opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := lb.count(t, dlq.Filter{}); n != 4 {
+			return fmt.Errorf("%d dead letters, want 4", n)
+		}
+		return nil
+	})
+	for _, c := range []struct {
+		query string
+		want  []string // task IDs listed
+	}{
+		{"task_id=order-2", []string{"order-2"}},
+		{"task_id=order-2&subject=tasks.load.orders.>", []string{"order-2"}},
+		{"task_id=order-2&subject=tasks.load.invoices.>", nil},
+		{"task_id=invoice-2", []string{"invoice-2"}},
+		{"task_id=order", nil}, // the whole ID, not a prefix
+		{"task_id=nope", nil},
+	} {
+		r := lb.get(t, "/api/dead-letters?"+c.query)
+		if r.code != http.StatusOK {
+			t.Errorf("GET /api/dead-letters?%s: got %d %s", c.query, r.code, r.body)
+			continue
+		}
+		var got []string
+		for _, e := range decode[dlq.Page](t, r).Entries {
+			got = append(got, e.TaskID)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("GET /api/dead-letters?%s: task IDs %v, want %v", c.query, got, c.want)
+		}
+		if n := decode[map[string]int](t, lb.get(t, "/api/dead-letters/count?"+c.query))["count"]; n != len(c.want) {
+			t.Errorf("GET /api/dead-letters/count?%s: got %d, want %d", c.query, n, len(c.want))
+		}
+	}
+	page := lb.get(t, "/dead-letters?task_id=order-2")
+	if rows := strings.Count(page.body, `<tr data-testid="dead-letter-`); rows != 1 {
+		t.Errorf("page filtered by task ID order-2: got %d rows, want 1", rows)
+	}
+	for _, want := range []string{`name="task_id" value="order-2"`, "matching task ID order-2"} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("page filtered by task ID order-2: want %s", want)
+		}
+	}
+	if page := lb.get(t, "/dead-letters?task_id=nope"); !strings.Contains(page.body, `data-testid="dl-empty"`) || !strings.Contains(page.body, "No dead letters match") {
+		t.Error("page filtered by an unknown task ID: want the empty state that says nothing matches")
 	}
 }

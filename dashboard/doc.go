@@ -40,7 +40,8 @@
 //	/dead-letters            newest first with cursor paging; stream, consumer, subject wildcard, task ID and
 //	                         time-range filters; replay or delete one, a selection, or everything matching
 //	/dead-letters/{seq}      one dead letter, with why it cannot be replayed if it cannot
-//	/schedules               spec, zone, last and next fire, leader; pause, resume, trigger, edit, delete
+//	/schedules               spec, zone, last and next fire, fires failing (the scheduler's error), leader;
+//	                         pause, resume, trigger, edit, delete
 //	/workers                 live workers from their presence records
 //	/outbox                  with Config.Outbox: rows pending, relay lag, dead rows
 //	/login                   sign-in for browsers (with credentials configured)
@@ -62,6 +63,14 @@
 // entries the filter matches up to that sequence, and only if there are
 // still as many, otherwise it asks again. Entries that cannot be replayed
 // (dlq.Entry.Problem) are marked and never replayed.
+//
+// Every page and API read gets one second for its reads, the overview
+// included (counting what "everything matching" covers gets 30s after a
+// first read within that second, since it may scan every dead letter).
+// With NATS down the pages answer at once; with NATS up but JetStream not
+// answering (disabled for the account, a stalled stream, an overloaded
+// server) they answer after that second; either way they say the state
+// is unknown, never that there is nothing, and the API answers 503.
 //
 // The live pages refresh their content every Config.RefreshInterval (2s)
 // with a few lines of JavaScript; the reader can pause it and choose the
@@ -89,11 +98,19 @@
 //     Counters that restart from zero (a worker restarted, a stream was
 //     recreated) count with their new value; a worker first seen counts
 //     only if it started since the previous sample.
+//   - Enqueue-to-start latency, p50 and p99: from when a task was stored
+//     (or, delayed, became due) to its handler's start, first deliveries
+//     only (jetworker.Task.QueueWait). Each worker counts its tasks in
+//     buckets of consumer.WaitBounds (1ms to 5m) in its presence record
+//     (consumer.WorkerInfo.Wait); the sampler merges the live workers'
+//     buckets, takes what grew since the previous sample and interpolates
+//     the percentiles within a bucket, as Prometheus's histogram_quantile
+//     does (jetworker_task_wait_seconds is the same measure). A point
+//     exists only when tasks started between two samples: an idle period
+//     is a gap, not a zero.
 //   - Oldest waiting task, per consumer: the age of the oldest task not yet
-//     delivered (overview.Consumer.OldestPending), an upper bound on
-//     enqueue-to-start latency; with an outbox, the relay lag. The workers
-//     do not report enqueue-to-start percentiles, so there is no p50/p99
-//     line; Prometheus has them (jetworker_task_wait_seconds).
+//     delivered (overview.Consumer.OldestPending), an upper bound on the
+//     latency of what is still queued; with an outbox, the relay lag.
 //   - Backlog: each consumer's pending count.
 //   - Outbox (with Config.Outbox): rows pending and dead.
 //
@@ -153,15 +170,28 @@
 //
 // Without credentials, New refuses an Addr other machines can reach
 // (0.0.0.0, a machine's address, a host name) unless Config.UnsafeNoAuth
-// is set, and then the dashboard is read-only. It also answers only
-// requests whose Host is this machine (localhost, *.localhost, 127.0.0.0/8,
-// ::1; with UnsafeNoAuth, any address literal) with 421 otherwise: a web
-// page whose domain name resolves to 127.0.0.1 (DNS rebinding) cannot read
-// it or fetch its CSRF token.
+// is set, and then the dashboard is read-only. Its handler, on every path
+// and also when mounted with [Server.Handler] in a server of your own,
+// then answers only
+//
+//   - requests from this machine, with 403 otherwise: the peer
+//     (RemoteAddr) must be a loopback address, unless UnsafeNoAuth is set,
+//     so a server of your own listening on every address does not serve
+//     the dashboard, reads or changes, to whoever sends "Host: localhost";
+//   - requests whose Host is this machine (localhost, *.localhost,
+//     127.0.0.0/8, ::1; with UnsafeNoAuth, any address literal), with 421
+//     otherwise: a web page whose domain name resolves to 127.0.0.1 (DNS
+//     rebinding) cannot read it or fetch its CSRF token.
+//
+// Behind a reverse proxy on the same machine the peer is the proxy: give
+// such a dashboard credentials.
 //
 // Config.MetricsAddr adds a second listener serving only /metrics (behind
 // Config.MetricsToken when set), /healthz and /readyz, for scrapers and
-// probes; Config.DisableUI serves that listener alone.
+// probes; Config.DisableUI serves that listener alone. Without
+// MetricsToken it applies the same Host rule: localhost and loopback
+// addresses, and any IP address when it listens beyond loopback (scrapers
+// and probes ask by address), 421 for other names.
 //
 // Mutations need POST, PUT or DELETE and pass two CSRF defences:
 //

@@ -20,6 +20,7 @@ import (
 	"github.com/jetworker/jetworker/dashboard"
 	"github.com/jetworker/jetworker/embedded"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
+	"github.com/jetworker/jetworker/internal/outboxdata"
 	"github.com/jetworker/jetworker/streams"
 )
 
@@ -185,4 +186,26 @@ func (b *testBundle) another(t *testing.T, cfg dashboard.Config) *testBundle {
 	hs := httptest.NewServer(dash.Handler())
 	t.Cleanup(hs.Close)
 	return &testBundle{srv: b.srv, nc: b.nc, js: b.js, dash: dash, http: hs}
+}
+
+// fixedOutbox is an outbox whose figures the test sets. The dashboard
+// reads an outbox only through the Outbox interface (Stats) and an
+// OutboxDeadFunc, so its outbox pages are tested here without PostgreSQL;
+// TestOutbox runs them against a real relay.
+type fixedOutbox struct{ stats outboxdata.Stats }
+
+func (o fixedOutbox) Stats(context.Context) (outboxdata.Stats, error) { return o.stats, nil }
+
+// deadRows is an OutboxDeadFunc that lists rows, as the outbox's ListDead
+// would.
+func deadRows(rows ...outboxdata.DeadRow) dashboard.OutboxDeadFunc {
+	return func(_ context.Context, f outboxdata.DeadFilter) ([]outboxdata.DeadRow, error) {
+		var out []outboxdata.DeadRow
+		for _, r := range rows {
+			if r.ID > f.AfterID && (f.Subject == "" || r.Subject == f.Subject) && (f.Limit <= 0 || len(out) < f.Limit) {
+				out = append(out, r)
+			}
+		}
+		return out, nil
+	}
 }

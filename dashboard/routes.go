@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -12,7 +13,9 @@ import (
 )
 
 // routes builds the handler tree. /healthz, /readyz, /static/ and the
-// login page are open; everything else goes through requireAuth.
+// login page are open; everything else goes through requireAuth. Pages
+// and API reads get pageTimeout for their reads (read), except the
+// live task events and the counts of "everything matching", which scan.
 func (s *Server) routes() http.Handler {
 	open := http.NewServeMux()
 	open.HandleFunc("GET /healthz", s.handleHealthz)
@@ -26,36 +29,36 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", s.metrics.Handler())
 
 	// JSON API.
-	mux.HandleFunc("GET /api/overview", s.apiOverview)
+	mux.Handle("GET /api/overview", s.read(s.apiOverview))
 	mux.HandleFunc("GET /api/csrf-token", s.apiCSRFToken)
 	mux.HandleFunc("GET /api/charts", s.apiCharts)
-	mux.HandleFunc("GET /api/dead-letters", s.apiDeadLetters)
-	mux.HandleFunc("GET /api/dead-letters/count", s.apiCountDeadLetters)
-	mux.Handle("POST /api/dead-letters/replay", s.mutation(s.apiBulk("replay")))
-	mux.Handle("POST /api/dead-letters/delete", s.mutation(s.apiBulk("delete")))
-	mux.HandleFunc("GET /api/dead-letters/{seq}", s.apiDeadLetter)
-	mux.Handle("POST /api/dead-letters/{seq}/replay", s.mutation(s.apiReplay))
-	mux.Handle("DELETE /api/dead-letters/{seq}", s.mutation(s.apiDeleteDeadLetter))
-	mux.HandleFunc("GET /api/workers", s.apiWorkers)
+	mux.Handle("GET /api/dead-letters", s.read(s.api(s.apiDeadLetters)))
+	mux.Handle("GET /api/dead-letters/count", s.api(s.apiCountDeadLetters))
+	mux.Handle("POST /api/dead-letters/replay", s.mutation(s.api(s.apiBulk("replay"))))
+	mux.Handle("POST /api/dead-letters/delete", s.mutation(s.api(s.apiBulk("delete"))))
+	mux.Handle("GET /api/dead-letters/{seq}", s.read(s.api(s.apiDeadLetter)))
+	mux.Handle("POST /api/dead-letters/{seq}/replay", s.mutation(s.api(s.apiReplay)))
+	mux.Handle("DELETE /api/dead-letters/{seq}", s.mutation(s.api(s.apiDeleteDeadLetter)))
+	mux.Handle("GET /api/workers", s.read(s.api(s.apiWorkers)))
 	if s.cfg.Outbox != nil {
-		mux.HandleFunc("GET /api/outbox", s.apiOutbox)
-		mux.HandleFunc("GET /outbox", s.pageOutbox)
+		mux.Handle("GET /api/outbox", s.read(s.apiOutbox))
+		mux.Handle("GET /outbox", s.read(s.pageOutbox))
 	}
 	if !s.cfg.DisableTasks {
-		mux.HandleFunc("GET /api/tasks", s.apiTasks)
-		mux.HandleFunc("GET /api/tasks/{id}", s.apiTask)
+		mux.Handle("GET /api/tasks", s.read(s.api(s.apiTasks)))
+		mux.Handle("GET /api/tasks/{id}", s.read(s.api(s.apiTask)))
 		mux.HandleFunc("GET /api/tasks/{id}/events", s.apiTaskEvents)
-		mux.Handle("POST /api/tasks/{id}/{action}", s.mutation(s.apiTaskAction))
-		mux.HandleFunc("GET /api/tasks/ref/{stream}/{seq}", s.apiTaskRef)
-		mux.Handle("DELETE /api/tasks/ref/{stream}/{seq}", s.mutation(s.apiTaskRefAction))
-		mux.Handle("POST /api/tasks/ref/{stream}/{seq}/{action}", s.mutation(s.apiTaskRefAction))
+		mux.Handle("POST /api/tasks/{id}/{action}", s.mutation(s.api(s.apiTaskAction)))
+		mux.Handle("GET /api/tasks/ref/{stream}/{seq}", s.read(s.api(s.apiTaskRef)))
+		mux.Handle("DELETE /api/tasks/ref/{stream}/{seq}", s.mutation(s.api(s.apiTaskRefAction)))
+		mux.Handle("POST /api/tasks/ref/{stream}/{seq}/{action}", s.mutation(s.api(s.apiTaskRefAction)))
 	}
 	if !s.cfg.DisableSchedules {
-		mux.HandleFunc("GET /api/schedules", s.apiSchedules)
-		mux.HandleFunc("GET /api/schedules/{name}", s.apiSchedule)
-		mux.Handle("PUT /api/schedules/{name}", s.mutation(s.apiPutSchedule))
-		mux.Handle("DELETE /api/schedules/{name}", s.mutation(s.apiDeleteSchedule))
-		mux.Handle("POST /api/schedules/{name}/{action}", s.mutation(s.apiScheduleAction))
+		mux.Handle("GET /api/schedules", s.read(s.api(s.apiSchedules)))
+		mux.Handle("GET /api/schedules/{name}", s.read(s.api(s.apiSchedule)))
+		mux.Handle("PUT /api/schedules/{name}", s.mutation(s.api(s.apiPutSchedule)))
+		mux.Handle("DELETE /api/schedules/{name}", s.mutation(s.api(s.apiDeleteSchedule)))
+		mux.Handle("POST /api/schedules/{name}/{action}", s.mutation(s.api(s.apiScheduleAction)))
 	}
 
 	// Anything else under /api/ is a JSON 404, not net/http's text.
@@ -66,36 +69,62 @@ func (s *Server) routes() http.Handler {
 	// Web pages. Forms post to the same paths as their pages plus an
 	// action; every action redirects back (POST/redirect/GET).
 	mux.Handle("POST /logout", s.mutation(s.handleLogout))
-	mux.HandleFunc("GET /{$}", s.pageOverview)
-	mux.HandleFunc("GET /dead-letters", s.pageDeadLetters)
+	mux.Handle("GET /{$}", s.read(s.pageOverview))
+	mux.Handle("GET /dead-letters", s.read(s.pageDeadLetters))
 	mux.HandleFunc("GET /dead-letters/confirm", s.pageConfirmMatching)
 	mux.Handle("POST /dead-letters/matching", s.mutation(s.formMatching))
 	mux.Handle("POST /dead-letters/bulk", s.mutation(s.formBulk))
-	mux.HandleFunc("GET /dead-letters/{seq}", s.pageDeadLetter)
+	mux.Handle("GET /dead-letters/{seq}", s.read(s.pageDeadLetter))
 	mux.Handle("POST /dead-letters/{seq}/replay", s.mutation(s.formReplay))
 	mux.Handle("POST /dead-letters/{seq}/delete", s.mutation(s.formDeleteDeadLetter))
-	mux.HandleFunc("GET /workers", s.pageWorkers)
+	mux.Handle("GET /workers", s.read(s.pageWorkers))
 	if !s.cfg.DisableTasks {
-		mux.HandleFunc("GET /tasks", s.pageTasks)
-		mux.HandleFunc("GET /tasks/{id}", s.pageTask)
+		mux.Handle("GET /tasks", s.read(s.pageTasks))
+		mux.Handle("GET /tasks/{id}", s.read(s.pageTask))
 		mux.Handle("POST /tasks/{id}/{action}", s.mutation(s.formTaskAction))
-		mux.HandleFunc("GET /tasks/ref/{stream}/{seq}", s.pageTaskRef)
+		mux.Handle("GET /tasks/ref/{stream}/{seq}", s.read(s.pageTaskRef))
 		mux.Handle("POST /tasks/ref/{stream}/{seq}/{action}", s.mutation(s.formTaskRefAction))
 	}
 	if !s.cfg.DisableSchedules {
-		mux.HandleFunc("GET /schedules", s.pageSchedules)
-		mux.HandleFunc("GET /schedules/+new", s.pageNewSchedule)
+		mux.Handle("GET /schedules", s.read(s.pageSchedules))
+		mux.Handle("GET /schedules/+new", s.read(s.pageNewSchedule))
 		mux.Handle("POST /schedules/+new", s.mutation(s.formSaveSchedule))
-		mux.HandleFunc("GET /schedules/{name}", s.pageSchedule)
+		mux.Handle("GET /schedules/{name}", s.read(s.pageSchedule))
 		mux.Handle("POST /schedules/{name}/{action}", s.mutation(s.formScheduleAction))
 	}
 	open.Handle("/", s.requireAuth(mux))
-	return securityHeaders(s.hostGuard(open))
+	return securityHeaders(s.localGuard(open))
 }
 
 // probeRoutes is the MetricsAddr listener's handler: /metrics (behind
-// MetricsToken when set), /healthz and /readyz.
+// MetricsToken when set), /healthz and /readyz. Without MetricsToken it
+// answers, as a dashboard without credentials does, only requests whose
+// Host is this machine or, when MetricsAddr reaches beyond loopback (for
+// scrapers and probes, which ask by address), an IP address: 421 for any
+// other name, so that a page whose domain name resolves to the listener
+// (DNS rebinding) cannot read it.
 func (s *Server) probeRoutes() http.Handler {
+	mux := s.probeMux()
+	if s.cfg.MetricsToken != "" {
+		return mux
+	}
+	host, _, _ := net.SplitHostPort(s.cfg.MetricsAddr)
+	exposed := !hostcheck.Loopback(host)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hostcheck.RequestHost(r.Host, exposed) {
+			msg := fmt.Sprintf("refused: Host %q is not this machine; the metrics listener without MetricsToken answers only to localhost and loopback addresses", r.Host)
+			if exposed {
+				msg = fmt.Sprintf("refused: Host %q is a name; the metrics listener without MetricsToken answers only to IP addresses and localhost: scrape it by address, or set MetricsToken", r.Host)
+			}
+			httpError(w, r, http.StatusMisdirectedRequest, msg)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// probeMux routes the MetricsAddr listener's paths.
+func (s *Server) probeMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
@@ -114,27 +143,49 @@ func (s *Server) probeRoutes() http.Handler {
 	return mux
 }
 
-// hostGuard refuses, when the dashboard has no credentials, requests whose
-// Host is not this machine: a web page a developer visits could otherwise
-// point its own domain name at 127.0.0.1 (DNS rebinding) and read the
-// dashboard as a same-origin page. With UnsafeNoAuth, any address literal
-// is accepted too (a rebinding attack always carries a domain name).
-func (s *Server) hostGuard(next http.Handler) http.Handler {
+// localGuard guards a dashboard without credentials, on every path, the
+// probes included:
+//
+//   - unless UnsafeNoAuth is set, the request must come from this machine
+//     (its RemoteAddr is a loopback address), 403 otherwise: Run listens
+//     on loopback, but a program that mounts Handler in a server of its
+//     own may listen on every address, and then anyone who can reach it
+//     could otherwise read and change everything by sending a
+//     "Host: localhost" header;
+//   - its Host must be this machine (421 otherwise): a web page a
+//     developer visits could otherwise point its own domain name at
+//     127.0.0.1 (DNS rebinding) and read the dashboard as a same-origin
+//     page. With UnsafeNoAuth, any address literal is accepted too (a
+//     rebinding attack always carries a domain name).
+func (s *Server) localGuard(next http.Handler) http.Handler {
 	if s.cfg.authEnabled() {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
+		if !s.cfg.UnsafeNoAuth && !hostcheck.LoopbackPeer(r.RemoteAddr) {
+			httpError(w, r, http.StatusForbidden,
+				fmt.Sprintf("refused: the request came from %s, not from this machine; a dashboard without credentials answers only to this machine: set BasicAuthUser/BasicAuthPassword or BearerToken, or UnsafeNoAuth for a read-only dashboard anyone can read", r.RemoteAddr))
+			return
 		}
-		ok := hostcheck.Loopback(host) || (s.cfg.UnsafeNoAuth && net.ParseIP(strings.Trim(host, "[]")) != nil)
-		if !ok {
+		if !hostcheck.RequestHost(r.Host, s.cfg.UnsafeNoAuth) {
 			httpError(w, r, http.StatusMisdirectedRequest,
 				fmt.Sprintf("refused: Host %q is not this machine; a dashboard without credentials answers only to localhost and loopback addresses", r.Host))
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// read bounds the reads behind a page or an API read with pageTimeout, the
+// budget the overview has: when NATS is up but JetStream does not answer
+// (disabled for the account, a stalled stream, an overloaded server),
+// the page says what is unknown after a second instead of waiting for
+// each request's own timeout (5s, several in a row).
+func (s *Server) read(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
+		defer cancel()
+		h(w, r.WithContext(ctx))
 	})
 }
 

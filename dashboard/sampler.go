@@ -23,6 +23,8 @@ const (
 	seriesOutboxRows   = "outbox_pending"
 	seriesOutboxDead   = "outbox_dead"
 	seriesOutboxLag    = "outbox_lag"
+	seriesWaitP50      = "wait_p50"
+	seriesWaitP99      = "wait_p99"
 	prefixPending      = "pending/"
 	prefixOldest       = "oldest/"
 )
@@ -166,6 +168,101 @@ func (c *counterSet) advance(at time.Time, cur map[string]uint64, fresh func(key
 	return float64(grew) / at.Sub(prevAt).Seconds(), true
 }
 
+// waitSet turns the workers' cumulative enqueue-to-start buckets
+// (consumer.WorkerInfo.Wait), read at successive times, into the
+// percentiles of the tasks that started in between.
+type waitSet struct {
+	bounds []float64 // consumer.WaitBounds()
+	at     time.Time
+	last   map[string][]uint64
+}
+
+func newWaitSet() waitSet { return waitSet{bounds: consumer.WaitBounds()} }
+
+// advance records the buckets read at at, per worker ID, and returns the
+// p50 and p99, in seconds, of the tasks counted since the previous read;
+// ok is false on the first read and when no task was counted. A worker
+// not seen at the previous read counts in full when fresh(id, previous
+// read time) says it started since then, and not at all otherwise (its
+// earlier counts cannot be placed in time); one whose counts went down
+// restarted, and counts in full. Buckets of another length than the
+// bounds' (a worker of another version) are left out: they cannot be
+// merged.
+func (w *waitSet) advance(at time.Time, cur map[string][]uint64, fresh func(id string, since time.Time) bool) (p50, p99 float64, ok bool) {
+	prevAt, prev := w.at, w.last
+	w.at, w.last = at, cur
+	if prev == nil || !at.After(prevAt) {
+		return 0, 0, false
+	}
+	sum := make([]uint64, len(w.bounds)+1)
+	var total uint64
+	for id, counts := range cur {
+		if len(counts) != len(sum) {
+			continue
+		}
+		p, seen := prev[id]
+		whole := seen && (len(p) != len(counts) || restarted(p, counts))
+		if !seen && fresh != nil && fresh(id, prevAt) {
+			whole = true
+		}
+		switch {
+		case whole:
+			for i, v := range counts {
+				sum[i] += v
+				total += v
+			}
+		case seen:
+			for i, v := range counts {
+				sum[i] += v - p[i]
+				total += v - p[i]
+			}
+		}
+	}
+	if total == 0 {
+		return 0, 0, false
+	}
+	return bucketQuantile(w.bounds, sum, total, 0.50), bucketQuantile(w.bounds, sum, total, 0.99), true
+}
+
+// restarted reports whether any count is lower than before: the worker
+// started counting again from zero.
+func restarted(prev, cur []uint64) bool {
+	for i, v := range cur {
+		if v < prev[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// bucketQuantile estimates the q-quantile of total tasks counted in the
+// buckets of bounds (counts has one more, above the last bound), as
+// Prometheus's histogram_quantile does: it finds the bucket holding rank
+// q×total and interpolates linearly within it, from the bound below (0
+// for the first) to its own. In the bucket above the last bound it
+// answers that bound: the true value is at least that.
+func bucketQuantile(bounds []float64, counts []uint64, total uint64, q float64) float64 {
+	rank := q * float64(total)
+	var seen float64
+	for i, n := range counts {
+		if n == 0 {
+			continue
+		}
+		if seen+float64(n) >= rank {
+			if i == len(bounds) {
+				return bounds[i-1]
+			}
+			lo := 0.0
+			if i > 0 {
+				lo = bounds[i-1]
+			}
+			return lo + (bounds[i]-lo)*(rank-seen)/float64(n)
+		}
+		seen += float64(n)
+	}
+	return bounds[len(bounds)-1]
+}
+
 // observation is what one sample read: each part with its error, so a
 // part that failed leaves a gap only in its own series.
 type observation struct {
@@ -189,12 +286,13 @@ type sampler struct {
 	dead      counterSet // last sequence of the dead-letter stream
 	processed counterSet // per worker ID
 	failed    counterSet // per worker ID
+	waits     waitSet    // enqueue-to-start buckets per worker ID
 	acked     counterSet // each consumer's ack floor
 	started   map[string]time.Time
 }
 
 func newSampler(size int) *sampler {
-	return &sampler{hist: newHistory(size)}
+	return &sampler{hist: newHistory(size), waits: newWaitSet()}
 }
 
 // observe computes a sample's values from o and stores them.
@@ -239,9 +337,11 @@ func (sm *sampler) observe(o observation) map[string]float64 {
 	if o.WorkersErr == nil {
 		processed, failed := map[string]uint64{}, map[string]uint64{}
 		started := map[string]time.Time{}
+		waits := map[string][]uint64{}
 		for _, w := range o.Workers {
 			processed[w.ID], failed[w.ID] = w.Processed, w.Failed
 			started[w.ID] = w.StartedAt
+			waits[w.ID] = w.Wait
 		}
 		sm.started = started
 		// A worker first seen now counts in full if it started since the
@@ -260,6 +360,9 @@ func (sm *sampler) observe(o observation) map[string]float64 {
 		}
 		if fok {
 			vals[seriesFailed] = fv
+		}
+		if p50, p99, ok := sm.waits.advance(o.At, waits, fresh); ok {
+			vals[seriesWaitP50], vals[seriesWaitP99] = p50, p99
 		}
 	}
 	if o.Outbox != nil && o.OutboxErr == nil {

@@ -307,3 +307,151 @@ func TestNiceCeilAndBucket(t *testing.T) {
 		t.Errorf("max buckets: got %v, want [3 NaN 5 2 9]", bv)
 	}
 }
+
+// waits builds a worker's enqueue-to-start buckets from index:count pairs.
+func waits(pairs ...int) []uint64 {
+	w := make([]uint64, consumer.WaitBuckets)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		w[pairs[i]] = uint64(pairs[i+1])
+	}
+	return w
+}
+
+func TestBucketQuantile(t *testing.T) {
+	t.Parallel()
+	bounds := consumer.WaitBounds() // 0.001, 0.0025, 0.005, 0.01, … 60, 300
+	for _, tc := range []struct {
+		name   string
+		counts []uint64
+		q      float64
+		want   float64
+	}{
+		{"all in the first bucket interpolates from 0", waits(0, 10), 0.5, 0.0005},
+		{"the whole first bucket reads its bound", waits(0, 10), 1, 0.001},
+		{"within the second bucket, from the first bound", waits(1, 4), 0.5, 0.001 + 0.0015*0.5},
+		{"p50 on the edge of two buckets is the bound between them", waits(0, 5, 1, 5), 0.5, 0.001},
+		{"p99 in the slower bucket", waits(0, 98, 9, 2), 0.99, 0.5 + 0.5*0.5},
+		{"empty buckets in between are skipped", waits(0, 1, 12, 1), 0.99, 5 + 5*0.98},
+		{"above the last bound reads the last bound", waits(0, 1, 16, 99), 0.99, 300},
+		{"only above the last bound", waits(16, 3), 0.5, 300},
+	} {
+		var total uint64
+		for _, n := range tc.counts {
+			total += n
+		}
+		if got := bucketQuantile(bounds, tc.counts, total, tc.q); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: q%v of %v: got %v, want %v", tc.name, tc.q, tc.counts, got, tc.want)
+		}
+	}
+}
+
+func TestWaitSetAdvance(t *testing.T) {
+	t.Parallel()
+	longAgo := at(-3600)
+	started := map[string]time.Time{"old": longAgo, "new": at(7), "early": longAgo}
+	fresh := func(id string, since time.Time) bool { return !started[id].Before(since) }
+	type read struct {
+		sec      int
+		cur      map[string][]uint64
+		ok       bool
+		p50, p99 float64
+	}
+	for _, tc := range []struct {
+		name  string
+		reads []read
+	}{
+		{"the first read has no previous one", []read{
+			{sec: 0, cur: map[string][]uint64{"old": waits(0, 100)}},
+		}},
+		{"growth between two reads", []read{
+			{sec: 0, cur: map[string][]uint64{"old": waits(0, 100)}},
+			// 100 more: 98 within 1ms, 2 between 0.5s and 1s.
+			{sec: 5, cur: map[string][]uint64{"old": waits(0, 198, 9, 2)}, ok: true, p50: 0.001 * 50 / 98, p99: 0.75},
+		}},
+		{"nothing started: no point", []read{
+			{sec: 0, cur: map[string][]uint64{"old": waits(0, 100)}},
+			{sec: 5, cur: map[string][]uint64{"old": waits(0, 100)}},
+		}},
+		{"a worker that started since counts in full, one that ran before not at all", []read{
+			{sec: 0, cur: map[string][]uint64{"old": waits(0, 100)}},
+			{sec: 10, cur: map[string][]uint64{"old": waits(0, 100), "new": waits(9, 10), "early": waits(0, 5000)}, ok: true, p50: 0.75, p99: 0.5 + 0.5*0.99},
+		}},
+		{"a worker restarted with the same ID counts in full", []read{
+			{sec: 0, cur: map[string][]uint64{"old": waits(0, 100, 9, 50)}},
+			{sec: 5, cur: map[string][]uint64{"old": waits(9, 4)}, ok: true, p50: 0.75, p99: 0.5 + 0.5*0.99},
+		}},
+		{"buckets of another length are left out", []read{
+			{sec: 0, cur: map[string][]uint64{"old": waits(0, 100), "new": {1, 2, 3}}},
+			{sec: 5, cur: map[string][]uint64{"old": waits(0, 100, 9, 4), "new": {9, 9, 9}}, ok: true, p50: 0.75, p99: 0.5 + 0.5*0.99},
+		}},
+		{"a previous read of another length counts in full", []read{
+			{sec: 0, cur: map[string][]uint64{"old": {1, 2, 3}}},
+			{sec: 5, cur: map[string][]uint64{"old": waits(9, 4)}, ok: true, p50: 0.75, p99: 0.5 + 0.5*0.99},
+		}},
+		{"a read at the same time is no interval", []read{
+			{sec: 0, cur: map[string][]uint64{"old": waits(0, 100)}},
+			{sec: 0, cur: map[string][]uint64{"old": waits(0, 200)}},
+		}},
+	} {
+		w := newWaitSet()
+		for i, r := range tc.reads {
+			p50, p99, ok := w.advance(at(r.sec), r.cur, fresh)
+			if ok != r.ok || math.Abs(p50-r.p50) > 1e-9 || math.Abs(p99-r.p99) > 1e-9 {
+				t.Errorf("%s, read %d: got p50 %v p99 %v ok %v, want %v %v %v", tc.name, i, p50, p99, ok, r.p50, r.p99, r.ok)
+			}
+		}
+	}
+}
+
+// TestSamplerWaitSeries: the sampler turns the workers' buckets into the
+// wait_p50 and wait_p99 series, with a gap where no task started.
+func TestSamplerWaitSeries(t *testing.T) {
+	t.Parallel()
+	sm := newSampler(10)
+	obs := func(sec int, w []uint64) map[string]float64 {
+		return sm.observe(observation{At: at(sec), Workers: []consumer.WorkerInfo{{ID: "w", StartedAt: at(-60), Wait: w}}})
+	}
+	obs(0, waits(0, 10))
+	v := obs(5, waits(0, 10, 4, 10))
+	if math.Abs(v[seriesWaitP50]-0.0175) > 1e-9 || math.Abs(v[seriesWaitP99]-0.02485) > 1e-9 {
+		t.Errorf("10 tasks that waited 10-25ms: got p50 %v p99 %v", v[seriesWaitP50], v[seriesWaitP99])
+	}
+	if _, ok := obs(10, waits(0, 10, 4, 10))[seriesWaitP50]; ok {
+		t.Error("no task started between two samples: got a p50, want a gap")
+	}
+	if got := sm.hist.snapshot(time.Time{}).Series[seriesWaitP99]; len(got) != 3 || !math.IsNaN(got[0]) || math.Abs(got[1]-0.02485) > 1e-9 || !math.IsNaN(got[2]) {
+		t.Errorf("wait_p99 series: got %v", got)
+	}
+	if u := seriesUnit(seriesWaitP50); u != "seconds" {
+		t.Errorf("unit of %s: got %s, want seconds", seriesWaitP50, u)
+	}
+}
+
+func TestFormatLatency(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[float64]string{
+		0: "0s", 0.0004: "0.4ms", 0.0025: "2.5ms", 0.0125: "12.5ms", 0.25: "250ms", 1: "1s", 2.5: "2.5s", 42: "42s", 300: "5m",
+	} {
+		if got := formatValue(v, unitLatency); got != want {
+			t.Errorf("formatValue(%v, latency) = %q, want %q", v, got, want)
+		}
+	}
+	if got := niceCeil(0.013, unitLatency); math.Abs(got-0.02) > 1e-12 {
+		t.Errorf("niceCeil(13ms) = %v, want 0.02: latencies scale below a second", got)
+	}
+}
+
+// TestRenderChartIsolatedPoints: a value between two gaps is drawn as a
+// point, since there is no neighbour to draw a line to.
+func TestRenderChartIsolatedPoints(t *testing.T) {
+	t.Parallel()
+	times := []time.Time{at(0), at(5), at(10), at(15), at(20)}
+	cv := renderChart("x", "X", unitLatency, times, []chartLine{{Key: "a", Vals: []float64{nan, 0.1, nan, 0.2, 0.3}}}, at(0), at(20))
+	a := cv.Lines[0]
+	if len(a.Points) != 1 || len(a.Segments) != 1 {
+		t.Fatalf("got %d points and %d segments, want the lone sample as 1 point and 1 segment", len(a.Points), len(a.Segments))
+	}
+	if a.Points[0].X != "193.0" {
+		t.Errorf("the point's x: got %s, want 193.0 (5s of 20s across the plot from x=48 to 628)", a.Points[0].X)
+	}
+}

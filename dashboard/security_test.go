@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -44,6 +45,75 @@ func TestDNSRebindingRefused(t *testing.T) {
 	auth := setup(t, dashboard.Config{BearerToken: "tok"})
 	if r := auth.get(t, "/api/overview", "Host", "jetworker.example.com", "Authorization", "Bearer tok"); r.code != http.StatusOK {
 		t.Errorf("authenticated request with another Host: got %d, want 200", r.code)
+	}
+}
+
+// serveFrom sends a request to h as if it came from remote (a RemoteAddr),
+// with Host localhost:8080; header pairs are key, value.
+func serveFrom(t *testing.T, h http.Handler, remote, method, path, body string, header ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequestWithContext(t.Context(), method, "http://localhost:8080"+path, strings.NewReader(body))
+	req.RemoteAddr = remote
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// TestMountedHandlerAnswersOnlyThisMachine: a program that mounts
+// Server.Handler without credentials in a server of its own listening on
+// every address does not serve the dashboard, reads or changes, to another
+// machine that sends "Host: localhost"; requests from this machine work,
+// as do requests with credentials, and UnsafeNoAuth serves others
+// read-only.
+func TestMountedHandlerAnswersOnlyThisMachine(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dashboard.Config{})
+	provision(t, b.js)
+	tok := csrfToken(t, b)
+	h := b.dash.Handler()
+	entry := `{"spec":"@every 1h","subject":"tasks.x","paused":true}`
+	for _, remote := range []string{"203.0.113.7:41000", "[2001:db8::7]:41000", "10.0.0.5:1", "@"} {
+		for _, path := range []string{"/", "/dead-letters", "/api/overview", "/api/csrf-token", "/metrics", "/healthz"} {
+			rec := serveFrom(t, h, remote, http.MethodGet, path, "")
+			if rec.Code != http.StatusForbidden {
+				t.Errorf("GET %s from %s: got %d, want 403", path, remote, rec.Code)
+			}
+			if strings.Contains(rec.Body.String(), tok) {
+				t.Errorf("GET %s from %s leaked the CSRF token", path, remote)
+			}
+		}
+		rec := serveFrom(t, h, remote, http.MethodPut, "/api/schedules/pwn", entry, dashboard.CSRFHeader, tok)
+		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "not from this machine") {
+			t.Errorf("PUT /api/schedules/pwn from %s: got %d %s, want 403 saying why", remote, rec.Code, rec.Body)
+		}
+	}
+	store, _ := schedule.NewStore(b.js, schedule.StoreConfig{})
+	if _, err := store.Get(t.Context(), "pwn"); !errors.Is(err, schedule.ErrNotFound) {
+		t.Fatalf("the schedule another machine tried to save: got %v, want not stored", err)
+	}
+	for _, remote := range []string{"127.0.0.1:41000", "127.0.0.2:41000", "[::1]:41000"} {
+		if rec := serveFrom(t, h, remote, http.MethodGet, "/api/csrf-token", ""); rec.Code != http.StatusOK {
+			t.Errorf("GET /api/csrf-token from %s: got %d, want 200", remote, rec.Code)
+		}
+	}
+	if rec := serveFrom(t, h, "127.0.0.1:41000", http.MethodPut, "/api/schedules/local", entry, dashboard.CSRFHeader, tok); rec.Code != http.StatusOK {
+		t.Errorf("PUT /api/schedules/local from this machine: got %d %s, want 200", rec.Code, rec.Body)
+	}
+
+	unsafe := b.another(t, dashboard.Config{UnsafeNoAuth: true})
+	if rec := serveFrom(t, unsafe.dash.Handler(), "203.0.113.7:41000", http.MethodGet, "/api/overview", ""); rec.Code != http.StatusOK {
+		t.Errorf("UnsafeNoAuth, GET from another machine: got %d, want 200", rec.Code)
+	}
+	utok := csrfToken(t, unsafe)
+	if rec := serveFrom(t, unsafe.dash.Handler(), "203.0.113.7:41000", http.MethodPut, "/api/schedules/pwn", entry, dashboard.CSRFHeader, utok); rec.Code != http.StatusForbidden {
+		t.Errorf("UnsafeNoAuth, PUT from another machine: got %d, want 403 (read-only)", rec.Code)
+	}
+	authed := b.another(t, dashboard.Config{BearerToken: "tok"})
+	if rec := serveFrom(t, authed.dash.Handler(), "203.0.113.7:41000", http.MethodGet, "/api/overview", "", "Authorization", "Bearer tok"); rec.Code != http.StatusOK {
+		t.Errorf("with a token, GET from another machine: got %d, want 200", rec.Code)
 	}
 }
 
@@ -114,6 +184,63 @@ func TestMetricsListener(t *testing.T) {
 	}
 	if srv.Addr() != "" {
 		t.Errorf("DisableUI: the dashboard listens on %s", srv.Addr())
+	}
+}
+
+// TestMetricsListenerChecksHost: without MetricsToken the metrics listener
+// answers, as a dashboard without credentials does, only to this machine's
+// names (DNS rebinding); with a token, any Host.
+func TestMetricsListenerChecksHost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dashboard.Config{})
+	provision(t, b.js)
+	start := func(cfg dashboard.Config) string {
+		cfg.DisableUI, cfg.MetricsAddr = true, "127.0.0.1:0"
+		srv, err := dashboard.New(b.js, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		select {
+		case <-srv.Ready():
+		case err := <-done:
+			t.Fatal(err)
+		}
+		return "http://" + srv.MetricsAddr()
+	}
+	get := func(base, path, host, token string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+		req.Host = host
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	open := start(dashboard.Config{})
+	for _, c := range []struct {
+		host string
+		want int
+	}{
+		{"evil.example", 421}, {"evil.example:9090", 421}, {"127.0.0.1.nip.io:9090", 421}, {"10.0.0.5:9090", 421},
+		{"localhost:9090", 200}, {"127.0.0.1:9090", 200}, {"[::1]:9090", 200},
+	} {
+		for _, path := range []string{"/metrics", "/readyz"} {
+			if got := get(open, path, c.host, ""); got != c.want {
+				t.Errorf("GET %s with Host %s, no MetricsToken: got %d, want %d", path, c.host, got, c.want)
+			}
+		}
+	}
+	withToken := start(dashboard.Config{MetricsToken: "scrape"})
+	if got := get(withToken, "/metrics", "metrics.example.com", "scrape"); got != 200 {
+		t.Errorf("GET /metrics with Host metrics.example.com and the MetricsToken: got %d, want 200", got)
 	}
 }
 

@@ -131,7 +131,10 @@ func (s *Server) Config() Config { return s.cfg }
 
 // Handler returns the dashboard's http.Handler, for tests and for mounting it
 // at the root of a server of your own (the pages use absolute paths).
-// It serves without [Server.Run].
+// It serves without [Server.Run]. Without credentials (and without
+// Config.UnsafeNoAuth) it answers only requests from this machine: a
+// request whose RemoteAddr is not a loopback address gets 403, whatever
+// address your server listens on.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Ready returns a channel that is closed once Run listens.

@@ -216,15 +216,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, code int, lp loginPage) {
-	var buf bytes.Buffer
-	if err := s.login.ExecuteTemplate(&buf, "login", lp); err != nil {
-		http.Error(w, "render page: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_, _ = buf.WriteTo(w)
+	s.writeHTML(w, r, s.login, "login", code, lp)
 }
 
 // safeNext returns next if it is a path on this site, else "/".

@@ -48,7 +48,7 @@ func (s *Server) pageTasks(w http.ResponseWriter, r *http.Request) {
 		tl, err = s.listTasks(r.Context(), tq)
 	}
 	if err != nil {
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 	}
 	if tl.State == "" {
 		tl.State = tq.Tab.State
@@ -106,7 +106,7 @@ func (s *Server) pageTask(w http.ResponseWriter, r *http.Request) {
 		tp.Info, err = s.tasks.Get(r.Context(), id)
 	}
 	if err != nil {
-		pd.Err, code = err.Error(), statusOf(err)
+		pd.Err, code = readError(err).Error(), statusOf(err)
 		pd.Data = tp
 		s.render(w, r, "task", code, pd)
 		return
@@ -124,7 +124,7 @@ func (s *Server) pageTask(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, task.ErrNotFound):
 			tp.MessageErr = "Its stream no longer holds it (" + tp.Info.Ref + ")."
 		case err != nil:
-			tp.MessageErr = "Its stored message cannot be read: " + err.Error() + "."
+			tp.MessageErr = "Its stored message cannot be read: " + readError(err).Error() + "."
 		default:
 			tp.Message = &m
 		}
@@ -157,7 +157,7 @@ func (s *Server) pageTaskRef(w http.ResponseWriter, r *http.Request) {
 	}
 	code := http.StatusOK
 	if err != nil {
-		pd.Err, code = err.Error(), statusOf(err)
+		pd.Err, code = readError(err).Error(), statusOf(err)
 	} else {
 		tp.Message = &m
 		tp.CanRunNow = m.Delayed

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -446,4 +448,53 @@ func TestPagesWithNATSDown(t *testing.T) {
 	if r := b.get(t, "/api/tasks?state=pending"); r.code != http.StatusServiceUnavailable {
 		t.Errorf("API with NATS down: got %d, want 503", r.code)
 	}
+}
+
+// TestPagesWithJetStreamOff: with the connection up but JetStream not
+// answering (here disabled on the server), every page and API read gives
+// up after the page budget and says the state is unknown, instead of
+// waiting on 5s request timeouts (several in a row on some pages). Each
+// request is sent with a 4s deadline, so a page that waits for a request
+// timeout fails here rather than slowly.
+func TestPagesWithJetStreamOff(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dashboard.Config{})
+	provision(t, b.js)
+	if err := b.srv.NATSServer().DisableJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	const unknown = "unknown for now: JetStream did not answer within 1s"
+	var wg sync.WaitGroup
+	for _, path := range []string{
+		"/", "/dead-letters", "/dead-letters/1", "/dead-letters/confirm?action=replay", "/tasks", "/tasks?state=delayed",
+		"/tasks?state=failed", "/tasks/some-id", "/tasks/ref/TASKS/1", "/schedules", "/schedules/nightly", "/workers",
+		"/api/overview", "/api/dead-letters", "/api/dead-letters/1", "/api/dead-letters/count", "/api/tasks", "/api/tasks/some-id",
+		"/api/tasks/ref/TASKS/1", "/api/schedules", "/api/schedules/nightly", "/api/workers",
+	} {
+		wg.Go(func() { // all at once: each waits for the page budget
+			ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.http.URL+path, nil)
+			res, err := b.http.Client().Do(req)
+			if err != nil {
+				t.Errorf("GET %s with JetStream off: %v; want an answer within the page budget", path, err)
+				return
+			}
+			defer res.Body.Close()
+			data, _ := io.ReadAll(res.Body)
+			body := string(data)
+			if !strings.Contains(body, unknown) {
+				t.Errorf("GET %s with JetStream off: got %d, want %q in %.300s", path, res.StatusCode, unknown, body)
+			}
+			if strings.HasPrefix(path, "/api/") && path != "/api/overview" && res.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("GET %s with JetStream off: got %d, want 503", path, res.StatusCode)
+			}
+			for _, wrong := range []string{"every task published has finished", "Nothing has failed for good", "No live workers", "No schedules yet", `"known": true`} {
+				if strings.Contains(body, wrong) {
+					t.Errorf("GET %s with JetStream off says %q, want unknown", path, wrong)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -110,9 +110,16 @@ func (s *Server) newPage(r *http.Request, nav, title string, live bool) pageData
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, code int, pd pageData) {
+	s.writeHTML(w, r, s.pages[page], "layout", code, pd)
+}
+
+// writeHTML executes the template name of t with data into a buffer and
+// answers with it and code, uncached; a template that fails is logged and
+// answered with 500 instead of half a page.
+func (s *Server) writeHTML(w http.ResponseWriter, r *http.Request, t *template.Template, name string, code int, data any) {
 	var buf bytes.Buffer
-	if err := s.pages[page].ExecuteTemplate(&buf, "layout", pd); err != nil {
-		s.log.LogAttrs(r.Context(), slog.LevelError, "render page", slog.String("page", page), slog.Any(logkey.Err, err))
+	if err := t.ExecuteTemplate(&buf, name, data); err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "render page", slog.String("page", t.Name()), slog.Any(logkey.Err, err))
 		http.Error(w, "render page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -191,7 +198,7 @@ func (s *Server) pageDeadLetters(w http.ResponseWriter, r *http.Request) {
 		page, err = s.deadLetters(r.Context(), q)
 	}
 	if err != nil {
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 	}
 	older, newest := r.URL.Query(), r.URL.Query()
 	older.Set("before", strconv.FormatUint(page.Next, 10))
@@ -216,7 +223,7 @@ func (s *Server) pageDeadLetter(w http.ResponseWriter, r *http.Request) {
 	}
 	code := http.StatusOK
 	if err != nil {
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 		code = statusOf(err)
 	} else {
 		pd.Title = fmt.Sprintf("Dead letter #%d", dl.Seq)
@@ -254,7 +261,7 @@ func (s *Server) pageWorkers(w http.ResponseWriter, r *http.Request) {
 	pd := s.newPage(r, "workers", "Workers", true)
 	ws, err := s.workers(r.Context())
 	if err != nil {
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 	}
 	pd.Data = struct {
 		Workers  []consumer.WorkerInfo
@@ -267,7 +274,7 @@ func (s *Server) pageSchedules(w http.ResponseWriter, r *http.Request) {
 	pd := s.newPage(r, "schedules", "Schedules", true)
 	sv, err := s.schedules(r.Context())
 	if err != nil {
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 	}
 	pd.Data = sv
 	s.render(w, r, "schedules", http.StatusOK, pd)
@@ -295,7 +302,7 @@ func (s *Server) pageSchedule(w http.ResponseWriter, r *http.Request) {
 	v, err := s.scheduleByName(r.Context(), name)
 	code := http.StatusOK
 	if err != nil {
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 		code = statusOf(err)
 	}
 	leader, _ := schedule.Leader(r.Context(), s.js, s.cfg.LeaseKey)
@@ -342,7 +349,7 @@ func (s *Server) formSaveSchedule(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		pd := s.newPage(r, "schedules", "Edit schedule", false)
-		pd.Err = err.Error()
+		pd.Err = readError(err).Error()
 		pd.Data = scheduleForm{New: isNew, View: scheduleView{Entry: e}, CatchUps: catchUps}
 		s.render(w, r, "schedule", statusOf(err), pd)
 		return

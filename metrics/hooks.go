@@ -17,12 +17,9 @@ func (m *Metrics) ConsumerHooks() consumer.Hooks {
 	return consumer.Hooks{
 		StartFunc: func(ctx context.Context, t *jetworker.Task) context.Context {
 			m.inFlight.Inc()
-			// Only first deliveries of original tasks: later attempts and
-			// replays would measure retry and dead-letter time instead.
-			if t.Delivered == 1 && t.Header.Get(jetworker.HeaderReplayedFrom) == "" {
-				if at, ok := t.EnqueuedAt(); ok {
-					m.wait.WithLabelValues(m.cfg.SubjectLabelFunc(t.Subject)).Observe(max(time.Since(at), 0).Seconds())
-				}
+			// Only first deliveries of original tasks (Task.QueueWait).
+			if wait, ok := t.QueueWait(time.Now()); ok {
+				m.wait.WithLabelValues(m.cfg.SubjectLabelFunc(t.Subject)).Observe(wait.Seconds())
 			}
 			return ctx
 		},

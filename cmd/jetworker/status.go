@@ -30,23 +30,12 @@ type statusOpts struct {
 // statusReport is what "status" prints, also as JSON.
 type statusReport struct {
 	Streams    []overview.Stream     `json:"streams"`
-	Consumers  []consumerStatus      `json:"consumers"`
+	Consumers  []overview.Load       `json:"consumers"`
 	Workers    []consumer.WorkerInfo `json:"workers"`
 	WorkersErr string                `json:"workers_error,omitempty"`
 	Leader     string                `json:"scheduler_leader"`
 	LeaderErr  string                `json:"scheduler_leader_error,omitempty"`
 	Durability durability            `json:"durability"`
-}
-
-// consumerStatus is a consumer with what its live workers run, as the
-// dashboard shows it: Running counts the handlers running now (from the
-// workers' presence), Buffered the rest of AckPending, delivered to a
-// worker and waiting for a free handler. Both are nil when the workers
-// are unknown.
-type consumerStatus struct {
-	overview.Consumer
-	Running  *int64 `json:"running"`
-	Buffered *int64 `json:"buffered"`
 }
 
 // overviewConfig maps the settings to the overview package's Config.
@@ -96,7 +85,7 @@ func collectStatus(ctx context.Context, js jetstream.JetStream, cfg overview.Con
 	if err != nil {
 		return statusReport{}, err
 	}
-	rep := statusReport{Streams: ov.Streams, Consumers: []consumerStatus{}, Workers: []consumer.WorkerInfo{}}
+	rep := statusReport{Streams: ov.Streams, Workers: []consumer.WorkerInfo{}}
 	// Presence and the lease are bookkeeping: when their buckets are
 	// unavailable (an R1 bucket on a lost node), say so and show the rest.
 	workers, werr := consumer.Presence{}.List(ctx, js)
@@ -105,19 +94,8 @@ func collectStatus(ctx context.Context, js jetstream.JetStream, cfg overview.Con
 	} else if workers != nil {
 		rep.Workers = workers
 	}
-	running := map[string]int64{}
-	for _, w := range workers {
-		running[w.Stream+"/"+w.Consumer] += w.InFlight
-	}
-	for _, c := range ov.Consumers {
-		cs := consumerStatus{Consumer: c}
-		if werr == nil {
-			r := running[c.Stream+"/"+c.Name]
-			b := max(int64(c.AckPending)-r, 0)
-			cs.Running, cs.Buffered = &r, &b
-		}
-		rep.Consumers = append(rep.Consumers, cs)
-	}
+	// Running and delivered-but-waiting, as the dashboard shows them.
+	rep.Consumers = overview.SplitDelivered(ov.Consumers, workers, werr == nil).Consumers
 	if rep.Leader, err = schedule.Leader(ctx, js, ""); err != nil {
 		rep.LeaderErr = err.Error()
 	}
