@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/internal/natsconn"
 )
 
 // progressEvery is the least time between two progress writes of a task;
@@ -74,41 +75,57 @@ func (tr *Tracker) Ready() <-chan struct{} { return tr.ready }
 
 // Run watches cancel requests and writes records until ctx ends, then
 // finishes the writes already queued (bounded by the store's request
-// timeout each) and returns. Writes queue per task and merge while the
+// timeout each) and returns nil. Writes queue per task and merge while the
 // bucket is slower than the tasks, so a task's record may skip from
 // pending to succeeded, with every transition in its history. A watch that
-// cannot start is retried; records that cannot be written are logged and
-// counted in [Store.Lost]. It returns nil.
+// cannot start is retried every second; a record write that fails is
+// retried with backoff (see [Store.Lost]). It returns an error wrapping
+// nats.ErrConnectionClosed when its connection is closed for good.
 func (tr *Tracker) Run(ctx context.Context) error {
 	tr.w.start(context.WithoutCancel(ctx))
-	tr.watch(ctx)
+	err := tr.watch(ctx)
 	tr.w.stop()
-	return nil
+	return err
 }
 
 // Flush waits until the record writes queued so far are done, or ctx
 // ends.
 func (tr *Tracker) Flush(ctx context.Context) error { return tr.w.flush(ctx) }
 
-// watch keeps a watch on the cancel requests until ctx ends.
-func (tr *Tracker) watch(ctx context.Context) {
+// watch keeps a watch on the cancel requests until ctx ends or the
+// connection is closed.
+func (tr *Tracker) watch(ctx context.Context) error {
 	readyOnce := sync.OnceFunc(func() { close(tr.ready) })
 	defer readyOnce()
-	for ctx.Err() == nil {
-		err := tr.watchOnce(ctx, readyOnce)
+	closed, stopClosed := natsconn.Watch(tr.s.js.Conn())
+	defer stopClosed()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		err := tr.watchOnce(ctx, readyOnce, closed)
+		select {
+		case <-closed:
+			return natsconn.Error("task tracker")
+		default:
+		}
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		tr.log.LogAttrs(ctx, slog.LevelWarn, "watch cancel requests; retrying", slog.Any(logkey.Err, err))
 		readyOnce() // do not hold workers back while the bucket is away
+		retry.Reset(time.Second)
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+			return nil
+		case <-closed:
+			return natsconn.Error("task tracker")
+		case <-retry.C:
 		}
 	}
 }
 
-func (tr *Tracker) watchOnce(ctx context.Context, ready func()) error {
+func (tr *Tracker) watchOnce(ctx context.Context, ready func(), closed <-chan struct{}) error {
 	kv, err := tr.s.bucket(ctx, false)
 	if err != nil {
 		return err
@@ -123,6 +140,8 @@ func (tr *Tracker) watchOnce(ctx context.Context, ready func()) error {
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-closed:
 			return nil
 		case <-prune.C:
 			tr.prune()
