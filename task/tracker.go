@@ -199,6 +199,7 @@ type Execution struct {
 	generation int
 	unique     string // the Jetworker-Unique mode
 	lockID     string // the uniqueness lock's task ID, "" without one
+	released   bool   // the lock's release is queued already (at start)
 	stop       context.CancelCauseFunc
 
 	mu           sync.Mutex
@@ -214,6 +215,12 @@ type Execution struct {
 // the task is cancelled), the execution to end, and whether to run it at
 // all. An untracked task without uniqueness lock gets ctx back and a nil
 // execution. A record that cannot be read does not stop the task.
+//
+// A cancel request is checked and the execution registered for later ones
+// in one step, so a request that lands while Begin runs either skips the
+// task or cancels its context. A task skipped as finished (a late
+// duplicate delivery) has its uniqueness lock released, as a task skipped
+// as cancelled has when it is ended.
 func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Context, *Execution, Skip) {
 	tracked := tr.all || t.Header.Get(jetworker.HeaderTrack) != ""
 	unique := t.Header.Get(jetworker.HeaderUnique)
@@ -232,9 +239,6 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 	if !tracked {
 		ex.id = "" // a lock to release, no record
 	}
-	if tr.isCancelled(ex.keys) {
-		return ctx, ex, SkipCancelled
-	}
 	replayed := t.Header.Get(jetworker.HeaderReplayedFrom) != ""
 	if tracked && (t.Delivered > 1 || replayed) {
 		// A redelivery may follow a success whose ack was lost, a replay
@@ -247,17 +251,25 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 			ex.generation = cur.Generation + 1
 		case err == nil && cur.State.Terminal():
 			ex.generation = cur.Generation
+			if ex.lockID != "" {
+				// Its end released the lock, unless that write was lost
+				// with the ack.
+				ex.released = true
+				tr.unlock(ex.lockID)
+			}
 			return ctx, ex, SkipFinished
 		case err == nil:
 			ex.generation = cur.Generation
 		}
 	}
-	if ex.lockID != "" && atStart {
-		tr.unlock(ex.lockID)
-	}
 	hctx, stop := context.WithCancelCause(ctx)
-	ex.stop = stop
 	tr.mu.Lock()
+	if tr.isCancelledLocked(ex.keys) {
+		tr.mu.Unlock()
+		stop(nil)
+		return ctx, ex, SkipCancelled
+	}
+	ex.stop = stop
 	for _, k := range ex.keys {
 		if tr.running[k] == nil {
 			tr.running[k] = map[*Execution]struct{}{}
@@ -265,6 +277,10 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 		tr.running[k][ex] = struct{}{}
 	}
 	tr.mu.Unlock()
+	if ex.lockID != "" && atStart {
+		ex.released = true
+		tr.unlock(ex.lockID)
+	}
 	if tracked {
 		ev := event{state: Active, attempt: ex.attempt, generation: ex.generation, worker: tr.worker,
 			stream: t.Stream, seq: t.Sequence, ref: t.Ref()}
@@ -275,9 +291,9 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 	return hctx, ex, Run
 }
 
-func (tr *Tracker) isCancelled(keys []string) bool {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
+// isCancelledLocked reports whether a cancel request names one of keys;
+// tr.mu is held.
+func (tr *Tracker) isCancelledLocked(keys []string) bool {
 	for _, k := range keys {
 		if _, ok := tr.cancelled[k]; ok {
 			return true
@@ -391,7 +407,10 @@ func (ex *Execution) End(state State, err error) {
 		}
 		tr.write(ex.id, Info{}, ev)
 	}
-	if atStart, ok := parseUnique(ex.unique); ok && !atStart && state.Terminal() && ex.lockID != "" {
+	if ex.lockID != "" && !ex.released && state.Terminal() {
+		// Held until the end, or held at start by a task that never
+		// started (cancelled before it ran).
+		ex.released = true
 		tr.unlock(ex.lockID)
 	}
 }

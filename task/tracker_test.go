@@ -3,14 +3,20 @@ package task_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
+	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/task"
 )
 
@@ -37,4 +43,121 @@ func TestTrackerRunFailsWhenTheConnectionCloses(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after its connection closed")
 	}
+}
+
+// TestUniquePendingCancelledBeforeItRunsReleasesItsLock: a UniquePending
+// task whose cancel request reaches the worker before the task does is
+// skipped, and its lock, held until a start that never comes, is
+// released.
+func TestUniquePendingCancelledBeforeItRunsReleasesItsLock(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if _, err := b.pub.Publish(t.Context(), "tasks.upc", nil, &publisher.PublishOpts{ID: "upc", Unique: publisher.UniquePending}); err != nil {
+		t.Fatal(err)
+	}
+	// Untracked: Cancel finds no record, but records the request.
+	if _, err := b.store.Cancel(t.Context(), "upc"); !errors.Is(err, task.ErrNotFound) {
+		t.Fatalf("Cancel of an untracked task: got %v, want ErrNotFound", err)
+	}
+	outcome := make(chan consumer.Outcome, 1)
+	var ran atomic.Bool
+	b.worker(t, func(context.Context, *jetworker.Task) error {
+		ran.Store(true)
+		return nil
+	}, consumer.Config{Durable: "upc", FilterSubjects: []string{"tasks.upc"}, Hooks: consumer.Hooks{
+		DoneFunc: func(_ context.Context, _ *jetworker.Task, o consumer.Outcome, _ time.Duration, _ error) { outcome <- o },
+	}})
+	if o := <-outcome; o != consumer.Cancelled || ran.Load() {
+		t.Fatalf("outcome %s, ran %v; want cancelled without running", o, ran.Load())
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if err := b.store.Lock(t.Context(), "upc", time.Second, 0); err != nil {
+			return fmt.Errorf("the lock of a task cancelled before it ran is still held: %w", err)
+		}
+		return nil
+	})
+}
+
+// TestLateDuplicateAfterLostAck: a tracked task succeeded but its ack was
+// lost (its worker ran it, wrote the record, and went away before
+// acknowledging). The server redelivers it; the next worker acknowledges
+// it without running it again, keeps the record as it was, and releases a
+// uniqueness lock the first worker did not get to release.
+func TestLateDuplicateAfterLostAck(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	res, err := b.pub.Publish(ctx, "tasks.late", nil, &publisher.PublishOpts{ID: "late", Track: true, Unique: publisher.UniqueActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := consumer.Config{Durable: "late", FilterSubjects: []string{"tasks.late"}, AckWait: time.Second, HeartbeatInterval: 300 * time.Millisecond}
+	cons, err := consumer.Provision(ctx, b.js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The first worker: a raw fetch, run through a tracker, never acked.
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg jetstream.Msg
+	for m := range batch.Messages() {
+		msg = m
+	}
+	if msg == nil {
+		t.Fatalf("no message fetched: %v", batch.Error())
+	}
+	meta, _ := msg.Metadata()
+	first := &jetworker.Task{ID: "late", Subject: msg.Subject(), Header: msg.Headers(), Stream: "TASKS", Consumer: "late",
+		Sequence: meta.Sequence.Stream, Delivered: meta.NumDelivered, MaxAttempts: 5}
+	tr := b.store.NewTracker("first", false)
+	trCtx, stopTr := context.WithCancel(ctx)
+	trDone := make(chan error, 1)
+	go func() { trDone <- tr.Run(trCtx) }()
+	_, ex, skip := tr.Begin(ctx, first)
+	if skip != task.Run {
+		t.Fatalf("first delivery: skip %v", skip)
+	}
+	ex.End(task.Succeeded, nil)
+	if err := tr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stopTr()
+	if err := <-trDone; err != nil {
+		t.Fatal(err)
+	}
+	// Its lock release was lost with the ack: the lock is taken again.
+	if err := b.store.Lock(ctx, "late", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	var ran atomic.Int32
+	outcome := make(chan consumer.Outcome, 1)
+	cfg.Hooks.DoneFunc = func(_ context.Context, tk *jetworker.Task, o consumer.Outcome, _ time.Duration, _ error) {
+		if tk.Delivered > 1 {
+			outcome <- o
+		}
+	}
+	b.worker(t, func(context.Context, *jetworker.Task) error {
+		ran.Add(1)
+		return nil
+	}, cfg)
+	if o := <-outcome; o != consumer.Acked || ran.Load() != 0 {
+		t.Fatalf("redelivery: outcome %s, handler ran %d times; want acked without running", o, ran.Load())
+	}
+	info, err := b.store.Get(ctx, "late")
+	if err != nil || info.State != task.Succeeded || info.Attempt != 1 {
+		t.Fatalf("record %s attempt %d (%v); want succeeded on attempt 1", info.State, info.Attempt, err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := msgs(t, b.js, "TASKS"); n != 0 {
+			return fmt.Errorf("%d messages left (task %s)", n, res.Ref())
+		}
+		if err := b.store.Lock(ctx, "late", time.Second, 0); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		return nil
+	})
 }
