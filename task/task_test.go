@@ -216,15 +216,19 @@ func TestPerTaskLimits(t *testing.T) {
 	if _, err := b.pub.Publish(t.Context(), "tasks.twice", nil, &publisher.PublishOpts{ID: "twice", Track: true, MaxAttempts: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.pub.Publish(t.Context(), "tasks.capped", nil, &publisher.PublishOpts{ID: "capped", MaxAttempts: 50}); err != nil {
+	if _, err := b.pub.Publish(t.Context(), "tasks.capped", nil, &publisher.PublishOpts{ID: "capped", Track: true, MaxAttempts: 50}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.pub.Publish(t.Context(), "tasks.slow", nil, &publisher.PublishOpts{ID: "slow", Timeout: time.Second, MaxAttempts: 1}); err != nil {
 		t.Fatal(err)
 	}
 	info := b.wait(t, "twice")
-	if info.State != task.Failed || info.Attempt != 2 {
-		t.Fatalf("MaxAttempts 2: ended %s after %d attempts, want failed after 2", info.State, info.Attempt)
+	if info.State != task.Failed || info.Attempt != 2 || info.MaxAttempts != 2 {
+		t.Fatalf("MaxAttempts 2: ended %s after %d of %d attempts, want failed after 2 of 2", info.State, info.Attempt, info.MaxAttempts)
+	}
+	if capped := b.wait(t, "capped"); capped.State != task.Failed || capped.Attempt != 5 || capped.MaxAttempts != 5 {
+		t.Fatalf("MaxAttempts 50 on a consumer of 5: ended %s after %d of %d attempts, want failed after 5 of 5 (the consumer's cap)",
+			capped.State, capped.Attempt, capped.MaxAttempts)
 	}
 	var got []string
 	testutil.Eventually(t, 15*time.Second, func() error {

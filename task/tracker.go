@@ -192,15 +192,16 @@ func (tr *Tracker) unlock(id string) { tr.w.add(id, false, Info{}, nil, true) }
 // Execution is one run of one tracked task, from [Tracker.Begin] to
 // [Execution.End]. It is the handler's jetworker.Reporter.
 type Execution struct {
-	tr         *Tracker
-	id         string   // the record's ID, "" when the task is not tracked
-	keys       []string // its cancel keys: the ID's and the ref's
-	attempt    int
-	generation int
-	unique     string // the Jetworker-Unique mode
-	lockID     string // the uniqueness lock's task ID, "" without one
-	released   bool   // the lock's release is queued already (at start)
-	stop       context.CancelCauseFunc
+	tr          *Tracker
+	id          string   // the record's ID, "" when the task is not tracked
+	keys        []string // its cancel keys: the ID's and the ref's
+	attempt     int
+	maxAttempts int // the consumer's cap applied: what the task really gets
+	generation  int
+	unique      string // the Jetworker-Unique mode
+	lockID      string // the uniqueness lock's task ID, "" without one
+	released    bool   // the lock's release is queued already (at start)
+	stop        context.CancelCauseFunc
 
 	mu           sync.Mutex
 	result       []byte
@@ -232,7 +233,7 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 	if id == "" {
 		id = t.Ref()
 	}
-	ex := &Execution{tr: tr, id: id, keys: []string{key(id), key(t.Ref())}, attempt: int(t.Delivered), unique: unique}
+	ex := &Execution{tr: tr, id: id, keys: []string{key(id), key(t.Ref())}, attempt: int(t.Delivered), maxAttempts: t.MaxAttempts, unique: unique}
 	if hasLock {
 		ex.lockID = t.ID
 	}
@@ -282,7 +283,7 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 		tr.unlock(ex.lockID)
 	}
 	if tracked {
-		ev := event{state: Active, attempt: ex.attempt, generation: ex.generation, worker: tr.worker,
+		ev := event{state: Active, attempt: ex.attempt, maxAttempts: ex.maxAttempts, generation: ex.generation, worker: tr.worker,
 			stream: t.Stream, seq: t.Sequence, ref: t.Ref()}
 		seed := Info{Subject: t.Subject, MaxAttempts: t.MaxAttempts, Unique: unique, History: []Transition{}}
 		tr.write(id, seed, ev)
@@ -398,7 +399,7 @@ func (ex *Execution) End(state State, err error) {
 		return
 	}
 	if ex.id != "" {
-		ev := event{state: state, attempt: ex.attempt, generation: ex.generation, worker: tr.worker, progress: progress}
+		ev := event{state: state, attempt: ex.attempt, maxAttempts: ex.maxAttempts, generation: ex.generation, worker: tr.worker, progress: progress}
 		if err != nil {
 			ev.err = err.Error()
 		}
