@@ -27,6 +27,8 @@ type prepared struct {
 	tracked bool
 	unique  string // the Jetworker-Unique value, "" without a lock
 	lockTTL time.Duration
+	lockRev uint64    // the lock this publish took, 0 if none
+	stream  string    // the stream it goes to, when known before it is sent
 	runAt   time.Time // a delayed task's due time
 	maxAtt  int
 }
@@ -44,7 +46,7 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 	if id == "" && p.cfg.IDFunc != nil {
 		id = p.cfg.IDFunc()
 	}
-	pr := &prepared{id: id, subject: subject, tracked: o.Track, maxAtt: o.MaxAttempts}
+	pr := &prepared{id: id, subject: subject, tracked: o.Track, maxAtt: o.MaxAttempts, stream: o.ExpectStream}
 	if err := jsubject.Validate(subject); err != nil {
 		return pr, fmt.Errorf("publish: %w", err)
 	}
@@ -155,6 +157,7 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 		if err != nil {
 			return pr, err
 		}
+		pr.stream = info.name
 		// The released message is stored when the server gets to it;
 		// keep the time it was due for latency metrics.
 		set(jetworker.HeaderEnqueuedAt, due.UTC().Format(time.RFC3339Nano))

@@ -379,12 +379,65 @@ func TestUnique(t *testing.T) {
 		if n := msgs(t, b.js, "SHORT"); n != 1 {
 			t.Fatalf("SHORT holds %d messages, want 1", n)
 		}
-		// A retry soon after the first (an unknown outcome) goes through to
-		// the server, which de-duplicates it in its window, or stores it if
-		// the first never arrived.
+		// A retry of the first (an unknown outcome) goes through only while
+		// the stream would de-duplicate it: this one is past SHORT's window,
+		// so it is a duplicate too, not a second copy.
 		retry, err := b.pub.Publish(ctx, "short.nightly", nil, opts)
-		if err != nil || retry.Duplicate {
-			t.Fatalf("retry inside the lock's retry window: %+v %v", retry, err)
+		if err != nil || !retry.Duplicate {
+			t.Fatalf("retry past the stream's duplicate window: %+v %v, want a duplicate", retry, err)
+		}
+		if n := msgs(t, b.js, "SHORT"); n != 1 {
+			t.Fatalf("SHORT holds %d messages after the retry, want 1", n)
+		}
+	})
+	t.Run("a retry inside the duplicate window", func(t *testing.T) {
+		opts := &publisher.PublishOpts{ID: "retried", Unique: publisher.UniquePending}
+		if _, err := b.pub.Publish(ctx, "tasks.u.idle", nil, opts); err != nil { // nobody consumes it
+			t.Fatal(err)
+		}
+		// The same publish again at once, as after an unknown outcome: it
+		// reaches the server, which drops it.
+		retry, err := b.pub.Publish(ctx, "tasks.u.idle", nil, opts)
+		if err != nil || !retry.Duplicate {
+			t.Fatalf("retry: %+v %v, want the server's duplicate", retry, err)
+		}
+		if n := msgsOn(t, b.js, "TASKS", "tasks.u.idle"); n != 1 {
+			t.Fatalf("tasks.u.idle holds %d messages, want 1", n)
+		}
+		// The retry took no lock, so it gave none back: the first's holds.
+		if _, err := b.store.Lock(ctx, "retried", 0, 0); !errors.Is(err, task.ErrLocked) {
+			t.Fatalf("lock after a de-duplicated retry: got %v, want ErrLocked (the first task's)", err)
+		}
+	})
+	t.Run("re-published inside the duplicate window after it ended", func(t *testing.T) {
+		for i, async := range []bool{false, true} {
+			id := fmt.Sprint("again-", i)
+			opts := &publisher.PublishOpts{ID: id, Unique: publisher.UniqueActive, Track: true}
+			if _, err := b.pub.Publish(ctx, "tasks.u.for", nil, opts); err != nil {
+				t.Fatal(err)
+			}
+			b.wait(t, id)
+			testutil.Eventually(t, 5*time.Second, func() error {
+				if _, err := b.store.Lock(ctx, id, 0, 0); err != nil {
+					return fmt.Errorf("the lock of a finished task is still held: %w", err)
+				}
+				return b.store.Unlock(ctx, id)
+			})
+			// The server drops it as a duplicate of the finished task; the
+			// lock this publish took must not outlive it.
+			if async {
+				if _, err := b.pub.PublishAsync(ctx, "tasks.u.for", nil, opts); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.pub.Wait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else if res, err := b.pub.Publish(ctx, "tasks.u.for", nil, opts); err != nil || !res.Duplicate {
+				t.Fatalf("re-publish: %+v %v, want a duplicate", res, err)
+			}
+			if _, err := b.store.Lock(ctx, id, 0, 0); err != nil {
+				t.Fatalf("async %v: the lock taken by a publish the server dropped as a duplicate is held: %v", async, err)
+			}
 		}
 	})
 	t.Run("while active, released when it ends", func(t *testing.T) {
@@ -398,27 +451,27 @@ func TestUnique(t *testing.T) {
 			}
 			return nil
 		})
-		if err := b.store.Lock(ctx, "sync-acct", 0, 0); !errors.Is(err, task.ErrLocked) {
+		if _, err := b.store.Lock(ctx, "sync-acct", 0, 0); !errors.Is(err, task.ErrLocked) {
 			t.Fatalf("lock of a running unique task: got %v, want ErrLocked", err)
 		}
 		close(release)
 		b.wait(t, "sync-acct")
 		testutil.Eventually(t, 5*time.Second, func() error {
-			if err := b.store.Lock(ctx, "sync-acct", time.Second, 0); err != nil {
+			if _, err := b.store.Lock(ctx, "sync-acct", time.Second, 0); err != nil {
 				return fmt.Errorf("the lock of a finished task is still held: %v", err)
 			}
 			return nil
 		})
 	})
 	t.Run("for a duration", func(t *testing.T) {
-		if err := b.store.Lock(ctx, "ttl-task", 2*time.Second, 0); err != nil {
+		if _, err := b.store.Lock(ctx, "ttl-task", 2*time.Second, 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.store.Lock(ctx, "ttl-task", 2*time.Second, 0); !errors.Is(err, task.ErrLocked) {
+		if _, err := b.store.Lock(ctx, "ttl-task", 2*time.Second, 0); !errors.Is(err, task.ErrLocked) {
 			t.Fatalf("second lock: got %v, want ErrLocked", err)
 		}
 		testutil.Eventually(t, 10*time.Second, func() error {
-			if err := b.store.Lock(ctx, "ttl-task", time.Second, 0); err != nil {
+			if _, err := b.store.Lock(ctx, "ttl-task", time.Second, 0); err != nil {
 				return fmt.Errorf("lock not expired: %v", err)
 			}
 			return nil
@@ -558,6 +611,20 @@ func msgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// msgsOn counts the messages of stream stored on subject.
+func msgsOn(t *testing.T, js jetstream.JetStream, stream, subject string) uint64 {
+	t.Helper()
+	s, err := js.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context(), jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[subject]
 }
 
 func TestQueuedAndRunNow(t *testing.T) {

@@ -71,7 +71,7 @@ func TestUniquePendingCancelledBeforeItRunsReleasesItsLock(t *testing.T) {
 		t.Fatalf("outcome %s, ran %v; want cancelled without running", o, ran.Load())
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if err := b.store.Lock(t.Context(), "upc", time.Second, 0); err != nil {
+		if _, err := b.store.Lock(t.Context(), "upc", time.Second, 0); err != nil {
 			return fmt.Errorf("the lock of a task cancelled before it ran is still held: %w", err)
 		}
 		return nil
@@ -129,7 +129,7 @@ func TestLateDuplicateAfterLostAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Its lock release was lost with the ack: the lock is taken again.
-	if err := b.store.Lock(ctx, "late", 0, 0); err != nil {
+	if _, err := b.store.Lock(ctx, "late", 0, 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -155,7 +155,7 @@ func TestLateDuplicateAfterLostAck(t *testing.T) {
 		if n := msgs(t, b.js, "TASKS"); n != 0 {
 			return fmt.Errorf("%d messages left (task %s)", n, res.Ref())
 		}
-		if err := b.store.Lock(ctx, "late", time.Second, 0); err != nil {
+		if _, err := b.store.Lock(ctx, "late", time.Second, 0); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
 		return nil
