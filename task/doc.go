@@ -46,12 +46,17 @@
 // # Cancel
 //
 // [Store.Cancel] records a cancel request, removes a scheduled or pending
-// task's message from its stream, and writes the request under c.<id>,
-// which every worker watches: a running task's context is cancelled (cause
-// [ErrCancelled]) within moments on whichever worker runs it, and the
-// worker ends it Cancelled, neither retried nor dead-lettered. A worker
-// that receives a cancelled task later does not run it. [Store.CancelRef]
-// does the same for an untracked task known by its stream and sequence.
+// task's message from its stream (unless a consumer has handed it to a
+// worker already: a handler may be running it), and writes the request
+// under c.<id>, which every worker watches: a running task's context is
+// cancelled (cause [ErrCancelled]) within moments on whichever worker runs
+// it, and the worker ends it Cancelled, neither retried nor dead-lettered.
+// A worker that receives a cancelled task later does not run it. A record
+// says "cancelled before it ran" only for a task whose message was
+// removed before any worker had it. [Store.CancelRef] does the same for a
+// task known by its stream and sequence, tracked or not: it reads the
+// message's headers first, so a tracked task's record and a unique task's
+// lock are settled as by Cancel.
 //
 // # Uniqueness
 //
