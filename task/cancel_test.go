@@ -3,6 +3,9 @@ package task_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
+	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/task"
 )
@@ -126,5 +130,80 @@ func TestCancelOfADeliveredTask(t *testing.T) {
 	removed, err := b.store.CancelRef(ctx, plain.Stream, plain.Sequence)
 	if err != nil || !removed {
 		t.Fatalf("CancelRef of the task no worker has: %v, %v; want removed", removed, err)
+	}
+}
+
+// TestCancelOnTwoWorkers: tasks running on two workers of one durable,
+// each cancelled twice at once, end Cancelled on the worker that ran
+// them: each handler runs once and sees ErrCancelled, nothing is retried
+// or dead-lettered.
+func TestCancelOnTwoWorkers(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const n = 6
+	var mu sync.Mutex
+	runs := map[string]int{}
+	causes := make(chan error, 2*n)
+	started := make(chan string, 2*n)
+	h := func(ctx context.Context, tk *jetworker.Task) error {
+		mu.Lock()
+		runs[tk.ID]++
+		mu.Unlock()
+		started <- tk.ID
+		<-ctx.Done()
+		causes <- context.Cause(ctx)
+		return context.Cause(ctx)
+	}
+	cfg := consumer.Config{Durable: "two", FilterSubjects: []string{"tasks.two"}, Concurrency: n}
+	b.worker(t, h, cfg)
+	b.worker(t, h, cfg)
+	for i := range n {
+		if _, err := b.pub.Publish(t.Context(), "tasks.two", nil, &publisher.PublishOpts{ID: fmt.Sprint("two-", i), Track: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		<-started
+	}
+	var wg sync.WaitGroup
+	var finished atomic.Int32
+	for i := range n {
+		for range 2 {
+			wg.Go(func() {
+				if _, err := b.store.Cancel(t.Context(), fmt.Sprint("two-", i)); errors.Is(err, task.ErrFinished) {
+					finished.Add(1) // the other cancel and the worker were faster
+				} else if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for i := range n {
+		info := b.wait(t, fmt.Sprint("two-", i))
+		if info.State != task.Cancelled || info.Attempt != 1 {
+			t.Errorf("task %s: %s on attempt %d, want cancelled on attempt 1", info.ID, info.State, info.Attempt)
+		}
+	}
+	for range n {
+		if err := <-causes; !errors.Is(err, task.ErrCancelled) {
+			t.Errorf("a handler's context ended with %v, want ErrCancelled", err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if m := msgsOn(t, b.js, "TASKS", "tasks.two"); m != 0 {
+			return fmt.Errorf("%d cancelled tasks still stored", m)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for id, r := range runs {
+		if r != 1 {
+			t.Errorf("task %s ran %d times, want once", id, r)
+		}
+	}
+	if d := msgs(t, b.js, "DLQ"); d != 0 {
+		t.Errorf("%d cancelled tasks dead-lettered", d)
 	}
 }

@@ -261,10 +261,12 @@ func TestCancel(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	started := make(chan string, 4)
+	causes := make(chan error, 4)
 	b.worker(t, func(ctx context.Context, tk *jetworker.Task) error {
 		started <- tk.ID
 		select {
 		case <-ctx.Done():
+			causes <- context.Cause(ctx)
 			return context.Cause(ctx)
 		case <-time.After(30 * time.Second):
 			return nil
@@ -272,22 +274,21 @@ func TestCancel(t *testing.T) {
 	}, consumer.Config{Durable: "cancels", FilterSubjects: []string{"tasks.run.>"}})
 
 	t.Run("running", func(t *testing.T) {
+		// The order and the outcome are asserted; how soon the handler's
+		// context ends is BenchmarkCancelLatency's to measure.
 		if _, err := b.pub.Publish(t.Context(), "tasks.run.long", nil, &publisher.PublishOpts{ID: "long", Track: true}); err != nil {
 			t.Fatal(err)
 		}
 		<-started
-		began := time.Now()
 		if _, err := b.store.Cancel(t.Context(), "long"); err != nil {
 			t.Fatal(err)
 		}
-		info := b.wait(t, "long")
-		took := time.Since(began)
-		if info.State != task.Cancelled {
-			t.Fatalf("got %s, want cancelled", info.State)
+		if cause := <-causes; !errors.Is(cause, task.ErrCancelled) {
+			t.Fatalf("the handler's context ended with %v, want ErrCancelled", cause)
 		}
-		t.Logf("a running task was cancelled %s after Cancel", took)
-		if took > 5*time.Second {
-			t.Errorf("cancelled after %s, want within a second or so", took)
+		info := b.wait(t, "long")
+		if info.State != task.Cancelled || info.Attempt != 1 {
+			t.Fatalf("got %s on attempt %d, want cancelled on attempt 1", info.State, info.Attempt)
 		}
 		if n := msgs(t, b.js, "DLQ"); n != 0 {
 			t.Errorf("a cancelled task was dead-lettered (%d)", n)
