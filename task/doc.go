@@ -34,9 +34,12 @@
 // killed mid-task leaves the record Active; the redelivery's Active (a
 // later attempt) supersedes it. A late duplicate delivery of a task whose
 // record is terminal is acknowledged without running it. A record write
-// that fails never fails, delays or repeats the task: it is logged and
-// counted in [Store.Lost], and the record lags (its Updated time shows by
-// how much).
+// that fails never fails, delays or repeats the task: a worker retries it
+// with backoff for Config.RetryFor (2m), together with whatever the task
+// reported meanwhile, so a bucket that comes back gets the terminal state
+// and Wait and Follow end; a write still failing then is logged, counted
+// in [Store.Lost], and the record lags (its Updated time shows by how
+// much).
 //
 // A worker's writes are made off the handler's path, by the tracker's
 // writers, one task's writes in order. Handlers report with

@@ -57,9 +57,13 @@ func (s *Store) Track(ctx context.Context, st Stored) error {
 	return nil
 }
 
-// Lost returns how many record writes failed or were given up on (the
-// bucket was unavailable or full), failed Track calls included: the
-// records of those tasks lag behind them. The tasks themselves ran.
+// Lost returns how many record writes were given up since the store was
+// made: a worker's write still failing after Config.RetryFor (or when it
+// stopped), a write refused because the tracker was stopped or its queue
+// full, and a publisher's failed record write (the worker writes that
+// record when it starts the task). The records of those tasks lag behind
+// them; the tasks themselves ran. It only grows, is safe for concurrent
+// use and cheap (an atomic load): read it for a metric or an alert.
 func (s *Store) Lost() uint64 { return s.lost.Load() }
 
 // lock is the value of a uniqueness lock.

@@ -32,6 +32,9 @@ const (
 	DefaultHistoryLimit = 50
 	// DefaultRequestTimeout bounds each request to the server.
 	DefaultRequestTimeout = 5 * time.Second
+	// DefaultRetryFor is how long a worker retries a record write that
+	// fails.
+	DefaultRetryFor = 2 * time.Minute
 )
 
 // Config tunes a [Store]. The zero value is ready to use.
@@ -46,8 +49,12 @@ type Config struct {
 	// Replicas is the number of copies when the bucket is created.
 	// Defaults to 1; use 3 in a cluster.
 	Replicas int
-	// MaxBytes bounds the bucket's size; when full, tracked publishes fail
-	// and running tasks keep running untracked. Defaults to -1, no limit.
+	// MaxBytes bounds the bucket's size. When it is full, record writes
+	// fail: tracked publishes still store their tasks (the publisher's
+	// record write fails, and is counted in [Store.Lost]), tasks run as
+	// usual, and workers retry their record writes for RetryFor, then
+	// count them lost; uniqueness locks cannot be taken, so unique
+	// publishes fail. Defaults to -1, no limit.
 	MaxBytes int64
 	// MaxResult is the largest result a task may set, in bytes, below the
 	// server's max payload. Defaults to 64 KiB.
@@ -57,6 +64,12 @@ type Config struct {
 	HistoryLimit int
 	// RequestTimeout bounds each request to the server. Defaults to 5s.
 	RequestTimeout time.Duration
+	// RetryFor is how long a worker keeps retrying a record write that
+	// fails (the bucket unavailable or full), with a backoff from 100ms
+	// to 5s, before it gives the write up and counts it in [Store.Lost]:
+	// a terminal state written late still ends Wait and Follow. A
+	// stopping worker tries once more, then gives up. Defaults to 2m.
+	RetryFor time.Duration
 	// NowFunc is the clock of the records' times. Defaults to time.Now.
 	NowFunc func() time.Time
 	// Logger receives the store's warnings (lost writes). Defaults to
@@ -72,6 +85,7 @@ func (c Config) withDefaults() Config {
 	c.MaxResult = cmp.Or(c.MaxResult, DefaultMaxResult)
 	c.HistoryLimit = cmp.Or(c.HistoryLimit, DefaultHistoryLimit)
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
+	c.RetryFor = cmp.Or(c.RetryFor, DefaultRetryFor)
 	if c.NowFunc == nil {
 		c.NowFunc = time.Now
 	}
@@ -96,6 +110,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxResult < 1 || c.MaxResult > 512<<10 {
 		errs = append(errs, fmt.Errorf("task: MaxResult must be 1 byte to 512 KiB, got %d", c.MaxResult))
+	}
+	if c.RetryFor < 0 {
+		errs = append(errs, fmt.Errorf("task: RetryFor must be >= 0, got %s", c.RetryFor))
 	}
 	if c.HistoryLimit < 1 {
 		errs = append(errs, fmt.Errorf("task: HistoryLimit must be > 0, got %d", c.HistoryLimit))

@@ -1,11 +1,16 @@
 package task
 
 import (
+	"container/heap"
 	"context"
+	"encoding/json"
+	"errors"
 	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker/internal/logkey"
 )
@@ -39,6 +44,7 @@ type shard struct {
 	// has passed (a task that ends by then is written once, not twice).
 	ready   []string
 	held    []heldID
+	retry   retryQueue // failed writes waiting for their next try
 	queued  map[string]*pending
 	known   map[string]known // records this shard wrote last, for tasks not yet ended
 	wake    chan struct{}
@@ -54,6 +60,40 @@ type pending struct {
 	events []event
 	unlock bool // release the task's uniqueness lock, after the events
 	held   bool // in shard.held, not shard.ready
+
+	// A write that failed waits in shard.retry until due; events that
+	// come meanwhile join it.
+	retrying bool
+	failures int
+	failedAt time.Time // its first failure
+	due      time.Time
+}
+
+// Retry backoff of a failed record write: the first retry after
+// retryFirst, doubling up to retryMax, until Config.RetryFor has passed
+// since the first failure.
+const (
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 5 * time.Second
+)
+
+// retryQueue is a min-heap of failed writes by due time.
+type retryQueue []retryEntry
+
+type retryEntry struct {
+	id  string
+	due time.Time
+}
+
+func (q retryQueue) Len() int           { return len(q) }
+func (q retryQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
+func (q retryQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *retryQueue) Push(x any)        { *q = append(*q, x.(retryEntry)) }
+func (q *retryQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
 }
 
 // heldID is an ID held back until due.
@@ -139,7 +179,7 @@ func (w *writer) add(id string, create bool, seed Info, ev *event, unlock bool) 
 		} else {
 			sh.ready = append(sh.ready, id)
 		}
-	} else if p.held && (ev == nil || ev.state != Active || ev.progress != nil || unlock) {
+	} else if !p.retrying && p.held && (ev == nil || ev.state != Active || ev.progress != nil || unlock) {
 		// News beyond the start: write it now (its held entry is skipped).
 		p.held = false
 		sh.ready = append(sh.ready, id)
@@ -196,12 +236,9 @@ func (w *writer) run(ctx context.Context, sh *shard) {
 					return
 				}
 			}
-			wait := time.Hour
-			if len(sh.held) > 0 {
-				wait = time.Until(sh.held[0].due)
-				if sh.closed {
-					wait = 0 // write everything on the way out
-				}
+			wait := sh.wait()
+			if sh.closed && (len(sh.held) > 0 || len(sh.retry) > 0) {
+				wait = 0 // write everything on the way out
 			}
 			sh.mu.Unlock()
 			timer.Reset(max(wait, 0))
@@ -212,7 +249,7 @@ func (w *writer) run(ctx context.Context, sh *shard) {
 			sh.mu.Lock()
 			now := time.Now()
 			if sh.closed {
-				now = now.Add(settleDelay)
+				now = now.Add(max(settleDelay, retryMax)) // everything is due
 			}
 			id, p = sh.next(now)
 		}
@@ -220,12 +257,15 @@ func (w *writer) run(ctx context.Context, sh *shard) {
 		sh.working = true
 		sh.mu.Unlock()
 
+		var err error
 		if len(p.events) > 0 {
 			var hint *known
 			if hasKnown {
 				hint = &k
 			}
-			info, rev, err := w.s.write(ctx, id, writeOpts{create: p.create, seed: p.seed, hint: hint}, p.events)
+			var info Info
+			var rev uint64
+			info, rev, err = w.s.write(ctx, id, writeOpts{create: p.create, seed: p.seed, hint: hint}, p.events)
 			sh.mu.Lock()
 			// Keep what was written while the task runs here: its end is
 			// then one write, without a read. Anything else may be written
@@ -236,18 +276,68 @@ func (w *writer) run(ctx context.Context, sh *shard) {
 				delete(sh.known, id)
 			}
 			sh.mu.Unlock()
-			if err != nil {
-				w.s.lost.Add(1)
-				last := p.events[len(p.events)-1]
-				w.log.LogAttrs(ctx, slog.LevelWarn, "write task record", slog.String(logkey.TaskID, id),
-					slog.String("state", string(last.state)), slog.Int("events", len(p.events)), slog.Any(logkey.Err, err))
+			if err == nil {
+				p.events, p.create = nil, false // written: only the unlock may be left
 			}
 		}
-		if p.unlock {
-			if err := w.s.Unlock(ctx, id); err != nil {
-				w.log.LogAttrs(ctx, slog.LevelWarn, "release uniqueness lock", slog.String(logkey.TaskID, id), slog.Any(logkey.Err, err))
-			}
+		if err == nil && p.unlock {
+			err = w.s.Unlock(ctx, id)
 		}
+		if err != nil {
+			w.failed(ctx, sh, id, p, err)
+		}
+	}
+}
+
+// retryable reports whether a failed write may succeed later: not one
+// whose record cannot be decoded or encoded, or that has no record to
+// write on.
+func retryable(err error) bool {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var unsupported *json.UnsupportedValueError
+	return !errors.Is(err, ErrNotFound) && !errors.Is(err, jetstream.ErrInvalidKey) &&
+		!errors.As(err, &syntax) && !errors.As(err, &typ) && !errors.As(err, &unsupported)
+}
+
+// failed queues a failed write again, after a backoff, with whatever was
+// queued for the task meanwhile; or gives it up, counted in Store.Lost,
+// when the error is not one a retry can fix, Config.RetryFor has passed
+// since its first failure, or the writer is stopping.
+func (w *writer) failed(ctx context.Context, sh *shard, id string, p *pending, err error) {
+	now := time.Now()
+	if p.failures == 0 {
+		p.failedAt = now
+	}
+	p.failures++
+	what := "unlock"
+	if len(p.events) > 0 {
+		what = string(p.events[len(p.events)-1].state)
+	}
+	attrs := []slog.Attr{slog.String(logkey.TaskID, id), slog.String("state", what),
+		slog.Int("events", len(p.events)), slog.Int("failures", p.failures), slog.Any(logkey.Err, err)}
+	sh.mu.Lock()
+	if sh.closed || !retryable(err) || now.Sub(p.failedAt) >= w.s.cfg.RetryFor {
+		sh.mu.Unlock()
+		w.s.lost.Add(1)
+		w.log.LogAttrs(ctx, slog.LevelWarn, "write task record: given up, the record lags (Store.Lost counts it)", attrs...)
+		return
+	}
+	if q := sh.queued[id]; q != nil {
+		// Queued meanwhile: it comes after what failed.
+		p.events = append(p.events, q.events...)
+		if q.create && !p.create {
+			p.create, p.seed = true, q.seed
+		}
+		p.unlock = p.unlock || q.unlock
+	}
+	p.held, p.retrying = false, true
+	p.due = now.Add(min(retryFirst<<min(p.failures-1, 16), retryMax))
+	sh.queued[id] = p
+	heap.Push(&sh.retry, retryEntry{id: id, due: p.due})
+	sh.mu.Unlock()
+	if p.failures == 1 {
+		w.log.LogAttrs(ctx, slog.LevelWarn, "write task record; retrying", attrs...)
 	}
 }
 
@@ -257,9 +347,17 @@ func (sh *shard) next(now time.Time) (string, *pending) {
 	for len(sh.ready) > 0 {
 		id := sh.ready[0]
 		sh.ready = sh.ready[1:]
-		if p := sh.queued[id]; p != nil && !p.held {
+		if p := sh.queued[id]; p != nil && !p.held && !p.retrying {
 			delete(sh.queued, id)
 			return id, p
+		}
+	}
+	for len(sh.retry) > 0 && !sh.retry[0].due.After(now) {
+		e := heap.Pop(&sh.retry).(retryEntry)
+		if p := sh.queued[e.id]; p != nil && p.retrying && p.due.Equal(e.due) {
+			delete(sh.queued, e.id)
+			p.retrying = false
+			return e.id, p
 		}
 	}
 	for len(sh.held) > 0 {
@@ -277,4 +375,17 @@ func (sh *shard) next(now time.Time) (string, *pending) {
 		return h.id, p
 	}
 	return "", nil
+}
+
+// wait is how long the shard may sleep before a held or failed write is
+// due; sh.mu is held.
+func (sh *shard) wait() time.Duration {
+	wait := time.Hour
+	if len(sh.held) > 0 {
+		wait = time.Until(sh.held[0].due)
+	}
+	if len(sh.retry) > 0 {
+		wait = min(wait, time.Until(sh.retry[0].due))
+	}
+	return wait
 }
