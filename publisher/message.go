@@ -66,6 +66,9 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 	if pr.unique != "" && id == "" {
 		return pr, fmt.Errorf("%w: a unique task needs an ID (PublishOpts.ID or Config.IDFunc): uniqueness is by ID", ErrInvalidOptions)
 	}
+	if err := p.checkTTL(o, pr.unique != ""); err != nil {
+		return pr, err
+	}
 	msg := &nats.Msg{Subject: subject, Data: data}
 	delayed := o.Delay > 0 || !o.At.IsZero()
 	n := len(o.Header)
@@ -172,6 +175,30 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 	}
 	pr.msg = msg
 	return pr, p.checkSize(subject, msg, 0)
+}
+
+// checkTTL refuses a tracked or unique task that would outlive its record
+// or lock: the task bucket keeps each for task.Config.TTL, so a lock
+// meant to last longer (UniqueFor), or a task released later than that
+// (Delay, At), would find them expired.
+func (p *Publisher) checkTTL(o PublishOpts, unique bool) error {
+	if !o.Track && !unique {
+		return nil
+	}
+	ttl := p.tasks().Config().TTL
+	if o.UniqueFor > ttl {
+		return fmt.Errorf("%w: UniqueFor %s is longer than the task bucket's TTL %s (task.Config.TTL), which would end the lock first",
+			ErrInvalidOptions, o.UniqueFor, ttl)
+	}
+	delay := o.Delay
+	if !o.At.IsZero() {
+		delay = o.At.Sub(p.cfg.NowFunc())
+	}
+	if delay > ttl {
+		return fmt.Errorf("%w: a tracked or unique task released in %s outlives its record and lock, kept for the task bucket's TTL %s (task.Config.TTL)",
+			ErrInvalidOptions, delay.Round(time.Second), ttl)
+	}
+	return nil
 }
 
 // checkSize refuses, before sending, a message larger than the server's

@@ -140,16 +140,25 @@ type PublishOpts struct {
 	// stored (Publish returns after it is; for PublishAsync, Wait covers
 	// it). A record that cannot be written does not undo the publish: the
 	// worker writes it when it starts the task, and task.Store.Lost counts
-	// the gap.
+	// the gap. A task ID names one task for as long as its record is kept
+	// (task.Config.TTL after its last change, 24h by default): a second
+	// task published with the same ID within that time shares the first
+	// one's record, which a finished first task keeps showing (and a
+	// redelivery of the second is then taken for a late duplicate and
+	// not run). A tracked task delayed beyond the TTL is refused with
+	// [ErrInvalidOptions].
 	Track bool
 	// Unique keeps a second task with the same ID out while the first is
 	// pending (UniquePending) or pending and running (UniqueActive),
 	// however long after the stream's duplicate window: the second
-	// publish returns a Result with Duplicate set. It needs an ID.
+	// publish returns a Result with Duplicate set. It needs an ID. A
+	// unique task delayed beyond task.Config.TTL is refused with
+	// [ErrInvalidOptions]: its lock would expire before it runs.
 	Unique Unique
 	// UniqueFor makes the uniqueness lock last until the task ends or this
 	// long has passed, whichever comes first (asynq's Unique(ttl)); it
-	// needs an ID and implies Unique.
+	// needs an ID and implies Unique. It may not exceed task.Config.TTL
+	// ([ErrInvalidOptions]): the bucket keeps no lock longer.
 	UniqueFor time.Duration
 	// MaxAttempts caps the deliveries of this task; the consumer uses the
 	// lower of it and its own MaxDeliver. 0 means the consumer's.

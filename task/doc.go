@@ -13,6 +13,14 @@
 // (consumer.Config.TrackAll tracks every task it runs). Untracked tasks pay
 // nothing: no header, no record, no write.
 //
+// A task ID names one task for as long as its record is kept (Config.TTL
+// after its last change): a second task published with the same ID in
+// that time shares the first one's record, which a finished first task
+// keeps (a redelivery of the second is taken for a late duplicate and
+// acknowledged without running). Use a fresh ID per task; the publisher
+// refuses a tracked or unique task that would be released, or hold its
+// lock, beyond the TTL.
+//
 // Workers write records off the handlers' path, one queue per task: while
 // the bucket is slower than the tasks, a task's transitions merge into one
 // write, and a task's start is held back 50ms, so a task that ends sooner

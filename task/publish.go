@@ -149,7 +149,8 @@ func (s *Store) release(ctx context.Context, id string, rev uint64) error {
 	return nil
 }
 
-// UniqueMode values for the Jetworker-Unique header.
+// Values of the Jetworker-Unique header, which publisher.PublishOpts.Unique
+// sets; [UniqueFor] makes the third kind, a lock held for a duration.
 const (
 	// UniquePending holds the lock while the task waits to start.
 	UniquePending = "pending"

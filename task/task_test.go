@@ -478,6 +478,22 @@ func TestUnique(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("no longer than the bucket keeps it", func(t *testing.T) {
+		day := task.DefaultTTL
+		for name, opts := range map[string]*publisher.PublishOpts{
+			"UniqueFor":         {ID: "long-lock", UniqueFor: day + time.Hour},
+			"a tracked delay":   {ID: "long-delay", Track: true, Delay: day + time.Hour},
+			"a unique delay":    {ID: "long-unique", Unique: publisher.UniquePending, Delay: day + time.Hour},
+			"a tracked release": {ID: "long-at", Track: true, At: time.Now().Add(day + time.Hour)},
+		} {
+			if _, err := b.pub.Publish(ctx, "tasks.u.x", nil, opts); !errors.Is(err, publisher.ErrInvalidOptions) {
+				t.Errorf("%s beyond the TTL: got %v, want ErrInvalidOptions", name, err)
+			}
+		}
+		if _, err := b.pub.Publish(ctx, "tasks.u.x", nil, &publisher.PublishOpts{ID: "short-lock", UniqueFor: time.Hour}); err != nil {
+			t.Errorf("UniqueFor within the TTL: %v", err)
+		}
+	})
 	t.Run("needs an ID", func(t *testing.T) {
 		if _, err := b.pub.Publish(ctx, "tasks.u.x", nil, &publisher.PublishOpts{Unique: publisher.UniqueActive}); !errors.Is(err, publisher.ErrInvalidOptions) {
 			t.Fatalf("unique without an ID: got %v, want ErrInvalidOptions", err)
