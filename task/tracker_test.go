@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
+	"github.com/jetworker/jetworker/handlers"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/task"
@@ -160,4 +162,91 @@ func TestLateDuplicateAfterLostAck(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestWorkerDiesMidTask: a tracked task's worker loses its connection for
+// good mid-task (as a killed process does: no ack, no nak, no record
+// write after it); the server redelivers the task after AckWait to
+// another worker, whose attempt supersedes the dead one's in the record.
+func TestWorkerDiesMidTask(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	cfg := consumer.Config{Durable: "dies", FilterSubjects: []string{"tasks.dies"}, AckWait: time.Second,
+		ShutdownGrace: time.Millisecond, HardStopTimeout: time.Second, DisablePresence: true}
+
+	nc, js := embeddedtest.Connect(t, b.srv)
+	deadStore, err := task.New(js, task.Config{Logger: testutil.Logger(t, slog.LevelError)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	dying := cfg
+	dying.Tasks = deadStore
+	dying.Logger = testutil.Logger(t, slog.LevelError)
+	c, err := consumer.New(js, jetworker.HandlerFunc(func(ctx context.Context, _ *jetworker.Task) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	}), dying)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDone := make(chan error, 1)
+	go func() { runDone <- c.Run(context.Background()) }()
+	<-c.Ready()
+	if _, err := b.pub.Publish(ctx, "tasks.dies", nil, &publisher.PublishOpts{ID: "dies", Track: true}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if info, err := b.store.Get(ctx, "dies"); err != nil || info.State != task.Active || info.Attempt != 1 {
+			return fmt.Errorf("record %s attempt %d (%v), want active on attempt 1", info.State, info.Attempt, err)
+		}
+		return nil
+	})
+	nc.Close() // the worker is gone
+	if err := <-runDone; !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Fatalf("the dead worker's Run: %v", err)
+	}
+
+	b.worker(t, func(context.Context, *jetworker.Task) error { return nil }, cfg)
+	info := b.wait(t, "dies")
+	if info.State != task.Succeeded || info.Attempt != 2 {
+		t.Fatalf("record %s on attempt %d, want succeeded on attempt 2", info.State, info.Attempt)
+	}
+	var got []string
+	for _, h := range info.History {
+		got = append(got, fmt.Sprintf("%s/%d", h.State, h.Attempt))
+	}
+	if want := "pending/0 active/1 active/2 succeeded/2"; strings.Join(got, " ") != want {
+		t.Fatalf("history %v, want %s", got, want)
+	}
+}
+
+// TestTypedHandlerReports: a handler written with the typed JSON adapter
+// reports progress and a result through its context like any other.
+func TestTypedHandlerReports(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	type report struct {
+		Month string `json:"month"`
+	}
+	b.worker(t, handlers.JSON(func(ctx context.Context, _ *jetworker.Task, r report) error {
+		if err := jetworker.SetProgress(ctx, 50, "rendering "+r.Month); err != nil {
+			return err
+		}
+		return jetworker.SetResult(ctx, []byte(`{"pages":3,"month":"`+r.Month+`"}`))
+	}).Handle, consumer.Config{Durable: "typed", FilterSubjects: []string{"tasks.typed"}})
+	res, err := publisher.PublishJSON(t.Context(), b.pub, "tasks.typed", report{Month: "2026-11"}, &publisher.PublishOpts{Track: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := b.wait(t, res.ID)
+	if info.State != task.Succeeded || string(info.Result) != `{"pages":3,"month":"2026-11"}` {
+		t.Fatalf("record %s result %q, want succeeded with the result", info.State, info.Result)
+	}
+	if info.Progress == nil || info.Progress.Percent != 50 || info.Progress.Message != "rendering 2026-11" {
+		t.Fatalf("progress %+v, want 50%% rendering 2026-11", info.Progress)
+	}
 }
