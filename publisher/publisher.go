@@ -471,12 +471,7 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject string, data []byt
 		}
 		return pr.id, err
 	}
-	p.mu.Lock()
-	p.n++
-	if p.n == 1 {
-		p.idle = make(chan struct{})
-	}
-	p.mu.Unlock()
+	p.begin()
 	if pr.lockRev > 0 {
 		p.locks.Store(pr.msg, pr.lockRev)
 	}
@@ -512,7 +507,8 @@ func (p *Publisher) Wait(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// InFlight returns the number of async publishes not yet acknowledged.
+// InFlight returns the number of async publishes not yet acknowledged,
+// and of tracked tasks' record writes not yet done.
 func (p *Publisher) InFlight() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -521,25 +517,33 @@ func (p *Publisher) InFlight() int {
 
 func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
 	res := Result{ID: jetworker.TaskID(m.Header), Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
-	var lockRev uint64
 	if v, ok := p.locks.LoadAndDelete(m); ok && ack.Duplicate {
-		lockRev = v.(uint64)
-	}
-	tracked := m.Header != nil && m.Header.Get(jetworker.HeaderTrack) != ""
-	if tracked || lockRev > 0 {
-		// The record is written, the lock given back, off the ack
-		// handler; the window slot is held until then, so Wait covers it
-		// and MaxInFlight bounds these goroutines.
+		// Given back off the ack handler (a request); the window slot is
+		// held until then, so Wait covers it and MaxInFlight bounds these
+		// goroutines.
 		go func() {
-			ctx := context.Background()
-			p.release(ctx, res.ID, lockRev)
-			if tracked {
-				p.track(ctx, storedFromMsg(m, ack))
-			}
-			p.result(target(m), res, nil)
-			p.done(nil)
+			p.release(context.Background(), res.ID, v.(uint64))
+			p.acked(m, res)
 		}()
 		return
+	}
+	p.acked(m, res)
+}
+
+// acked finishes an async publish the server stored: a tracked task's
+// record is written with an async publish of its own, which Wait covers
+// but which does not hold the task's window slot.
+func (p *Publisher) acked(m *nats.Msg, res Result) {
+	if m.Header != nil && m.Header.Get(jetworker.HeaderTrack) != "" {
+		p.begin()
+		st := storedFromMsg(m, &jetstream.PubAck{Stream: res.Stream, Sequence: res.Sequence})
+		p.tasks().TrackAsync(st, func(err error) {
+			if err != nil {
+				p.log.LogAttrs(context.Background(), slog.LevelWarn, "write the stored task's record; its worker writes it when it starts the task",
+					slog.String(logkey.TaskID, st.ID), slog.Any(logkey.Err, err))
+			}
+			p.end(nil)
+		})
 	}
 	p.result(target(m), res, nil)
 	p.done(nil)
@@ -585,6 +589,22 @@ func target(m *nats.Msg) string {
 
 // done ends one async publish: it records err and frees its window slot.
 func (p *Publisher) done(err error) {
+	p.end(err)
+	<-p.slots
+}
+
+// begin counts one more async operation Wait waits for.
+func (p *Publisher) begin() {
+	p.mu.Lock()
+	p.n++
+	if p.n == 1 {
+		p.idle = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
+// end finishes an async operation, recording err for Wait.
+func (p *Publisher) end(err error) {
 	p.mu.Lock()
 	if err != nil {
 		p.errs = append(p.errs, err)
@@ -594,7 +614,6 @@ func (p *Publisher) done(err error) {
 		close(p.idle)
 	}
 	p.mu.Unlock()
-	<-p.slots
 }
 
 // publishError classifies an error from a publish call.

@@ -132,6 +132,10 @@ type Store struct {
 	kv jetstream.KeyValue
 
 	lost atomic.Uint64
+
+	asyncOnce sync.Once
+	async     *async
+	asyncErr  error
 }
 
 // New returns a Store on js. It validates cfg and does no network I/O.
