@@ -250,6 +250,23 @@ func (s *Store) get(ctx context.Context, id string) (Info, uint64, error) {
 	return info, e.Revision(), nil
 }
 
+// readResult is one record [Store.readMany] read.
+type readResult struct {
+	info Info
+	rev  uint64
+	err  error // wraps ErrNotFound for a record that does not exist
+}
+
+// readMany reads the records of ids.
+func (s *Store) readMany(ctx context.Context, ids []string) map[string]readResult {
+	out := make(map[string]readResult, len(ids))
+	for _, id := range ids {
+		info, rev, err := s.get(ctx, id)
+		out[id] = readResult{info, rev, err}
+	}
+	return out
+}
+
 // record applies ev to the record of id with revision-checked writes,
 // creating it when missing and create is set. It returns the record as
 // stored (or as it was, when ev changed nothing).
