@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/jetworker/jetworker/internal/logkey"
 	"github.com/jetworker/jetworker/internal/subject"
@@ -257,12 +258,74 @@ type readResult struct {
 	err  error // wraps ErrNotFound for a record that does not exist
 }
 
-// readMany reads the records of ids.
+// readMany reads the records of ids, several with one request (a batched
+// direct get of the last message of each record's subject); a server
+// without batched gets is asked for each.
 func (s *Store) readMany(ctx context.Context, ids []string) map[string]readResult {
 	out := make(map[string]readResult, len(ids))
+	one := func() map[string]readResult {
+		for _, id := range ids {
+			info, rev, err := s.get(ctx, id)
+			out[id] = readResult{info, rev, err}
+		}
+		return out
+	}
+	if len(ids) == 1 {
+		return one()
+	}
+	if _, err := s.bucket(ctx, false); err != nil {
+		for _, id := range ids {
+			out[id] = readResult{err: err}
+		}
+		return out
+	}
+	prefix := "$KV." + s.cfg.Bucket + "." + recordPrefix
+	subjects := make([]string, len(ids))
+	bySubject := make(map[string]string, len(ids))
+	for i, id := range ids {
+		subjects[i] = prefix + key(id)
+		bySubject[subjects[i]] = id
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	msgs, err := jetstreamext.GetLastMsgsFor(rctx, s.js, "KV_"+s.cfg.Bucket, subjects, jetstreamext.GetLastMsgsBatchSize(len(subjects)))
+	if err == nil {
+		for m, merr := range msgs {
+			if merr != nil {
+				err = merr
+				break
+			}
+			id, ok := bySubject[m.Subject]
+			if !ok {
+				continue
+			}
+			if m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" {
+				continue // deleted, purged or expired
+			}
+			var info Info
+			if derr := json.Unmarshal(m.Data, &info); derr != nil {
+				out[id] = readResult{err: fmt.Errorf("task: decode %q: %w", id, derr)}
+				continue
+			}
+			out[id] = readResult{info: info, rev: m.Sequence}
+		}
+	}
+	switch {
+	case errors.Is(err, jetstreamext.ErrBatchUnsupported):
+		clear(out)
+		return one()
+	case err != nil && !errors.Is(err, jetstreamext.ErrNoMessages):
+		for _, id := range ids {
+			if _, ok := out[id]; !ok {
+				out[id] = readResult{err: fmt.Errorf("task: read %q: %w", id, err)}
+			}
+		}
+		return out
+	}
 	for _, id := range ids {
-		info, rev, err := s.get(ctx, id)
-		out[id] = readResult{info, rev, err}
+		if _, ok := out[id]; !ok {
+			out[id] = readResult{err: fmt.Errorf("%w: %q", ErrNotFound, id)}
+		}
 	}
 	return out
 }

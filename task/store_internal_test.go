@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -64,4 +65,35 @@ func TestFollowWhileTheRecordIsRewritten(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d follows, %d reported the record missing", follows.Load(), missing.Load())
+}
+
+// TestReadMany: records read in one batch are those a read of each
+// returns, and a missing one is not found.
+func TestReadMany(t *testing.T) {
+	t.Parallel()
+	srv := embeddedtest.Start(t, embedded.Config{})
+	_, js := embeddedtest.Connect(t, srv)
+	s, err := New(js, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"a", "odd id/1", "c", "missing"}
+	for _, id := range ids[:3] {
+		if err := s.Track(t.Context(), Stored{ID: id, Subject: "tasks." + key(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := s.readMany(t.Context(), ids)
+	for _, id := range ids[:3] {
+		want, rev, err := s.get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := got[id]; r.err != nil || r.rev != rev || r.info.ID != id || r.info.Subject != want.Subject {
+			t.Errorf("%s: got %+v rev %d (%v), want rev %d", id, r.info, r.rev, r.err, rev)
+		}
+	}
+	if r := got["missing"]; !errors.Is(r.err, ErrNotFound) {
+		t.Errorf("missing: got %v, want ErrNotFound", r.err)
+	}
 }
