@@ -99,10 +99,13 @@ var errConflict = errors.New("task: record changed meanwhile")
 // TrackAsync records a stored task as [Store.Track] does, without
 // waiting: the record is created by one async publish, and done (which
 // must not block) is called once it is written, or with the error that
-// stopped it. A record that exists already (its worker started the task
-// first) is merged off the ack goroutine with a read and a
-// revision-checked write. It blocks only while many writes are in
-// flight.
+// stopped it. It blocks only while many writes are in flight.
+//
+// A record that exists already was written by the task's worker (it
+// started the task first) or by an earlier publish of this ID: the
+// Pending this write carries is then dropped, as [Store.Track] would
+// drop it on top of such a record (an earlier state of an earlier
+// attempt, or the same state), without a read.
 func (s *Store) TrackAsync(st Stored, done func(error)) {
 	info, ev := st.seed()
 	ev.at = s.cfg.NowFunc().UTC()
@@ -113,10 +116,8 @@ func (s *Store) TrackAsync(st Stored, done func(error)) {
 	if err == nil {
 		err = s.publishRecord(st.ID, data, 0, func(_ uint64, err error) {
 			switch {
-			case err == nil:
+			case err == nil, errors.Is(err, errConflict):
 				done(nil)
-			case errors.Is(err, errConflict):
-				go func() { done(s.Track(context.Background(), st)) }() // owned: it ends with the write
 			default:
 				s.lost.Add(1)
 				done(fmt.Errorf("task: track %q: %w", st.ID, err))

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,17 +199,44 @@ func (s *Store) bucket(ctx context.Context, force bool) (jetstream.KeyValue, err
 	return kv, nil
 }
 
-// plainKey matches IDs that are KV key tokens as they are.
-var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
 // key maps a task ID to one KV key token: the ID itself when it is made of
 // letters, digits, '-' and '_' (and does not start with "_b"), otherwise
 // "_b" and its unpadded base64url encoding.
 func key(id string) string {
-	if plainKey.MatchString(id) && !strings.HasPrefix(id, "_b") {
+	if plainKey(id) {
 		return id
 	}
 	return "_b" + base64.RawURLEncoding.EncodeToString([]byte(id))
+}
+
+// unkey maps a key token back to its task ID; it reports false for a
+// token key would not make.
+func unkey(k string) (string, bool) {
+	b64, ok := strings.CutPrefix(k, "_b")
+	if !ok {
+		return k, plainKey(k)
+	}
+	id, err := base64.RawURLEncoding.DecodeString(b64)
+	if err != nil || key(string(id)) != k {
+		return "", false
+	}
+	return string(id), true
+}
+
+// plainKey reports whether id is a KV key token as it is: not empty, made
+// of ASCII letters, digits, '-' and '_', and not starting with "_b".
+func plainKey(id string) bool {
+	if id == "" || strings.HasPrefix(id, "_b") {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Key prefixes in the bucket.

@@ -53,7 +53,7 @@ type Tracker struct {
 	ready chan struct{}
 
 	mu        sync.Mutex
-	cancelled map[string]time.Time // cancel requests seen, by key
+	cancelled map[string]time.Time // cancel requests seen, by task ID or ref
 	running   map[string]map[*Execution]struct{}
 
 	refusedLogged atomic.Int64 // unix nanos of the last "refused" warning
@@ -156,13 +156,17 @@ func (tr *Tracker) watchOnce(ctx context.Context, ready func(), closed <-chan st
 			if e.Operation() != jetstream.KeyValuePut {
 				continue
 			}
-			tr.cancel(e.Key()[len(cancelPrefix):], e.Created())
+			id, ok := unkey(e.Key()[len(cancelPrefix):])
+			if !ok {
+				continue // not a key Cancel writes
+			}
+			tr.cancel(id, e.Created())
 		}
 	}
 }
 
 // cancel records a cancel request and cancels the running executions of
-// that key.
+// that task ID or ref.
 func (tr *Tracker) cancel(k string, at time.Time) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -194,7 +198,7 @@ func (tr *Tracker) unlock(id string) { tr.w.add(id, false, Info{}, nil, true) }
 type Execution struct {
 	tr          *Tracker
 	id          string   // the record's ID, "" when the task is not tracked
-	keys        []string // its cancel keys: the ID's and the ref's
+	keys        []string // what a cancel names it by: its ID and its ref
 	attempt     int
 	maxAttempts int // the consumer's cap applied: what the task really gets
 	generation  int
@@ -233,7 +237,7 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 	if id == "" {
 		id = t.Ref()
 	}
-	ex := &Execution{tr: tr, id: id, keys: []string{key(id), key(t.Ref())}, attempt: int(t.Delivered), maxAttempts: t.MaxAttempts, unique: unique}
+	ex := &Execution{tr: tr, id: id, keys: []string{id, t.Ref()}, attempt: int(t.Delivered), maxAttempts: t.MaxAttempts, unique: unique}
 	if hasLock {
 		ex.lockID = t.ID
 	}

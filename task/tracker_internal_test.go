@@ -44,7 +44,7 @@ func TestBeginSeesACancelThatLandsWhileItRuns(t *testing.T) {
 	tr := s.NewTracker("w", false)
 	tk := &jetworker.Task{ID: "x", Subject: "tasks.x", Stream: "TASKS", Sequence: 7, Delivered: 2,
 		Header: nats.Header{jetworker.HeaderTrack: []string{"1"}}}
-	ctx := &lookupHook{Context: t.Context(), f: func() { tr.cancel(key("x"), time.Now()) }}
+	ctx := &lookupHook{Context: t.Context(), f: func() { tr.cancel("x", time.Now()) }}
 	hctx, _, skip := tr.Begin(ctx, tk)
 	if skip != SkipCancelled && !errors.Is(context.Cause(hctx), ErrCancelled) {
 		t.Fatalf("a cancel during Begin: skip %v, handler context cause %v; want skipped or cancelled", skip, context.Cause(hctx))
