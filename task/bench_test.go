@@ -22,8 +22,8 @@ import (
 
 const (
 	// benchTasks is a round's work for an untracked side; the tracked
-	// side, some 20 times slower, runs a quarter of it so a round stays
-	// in seconds. Throughput is compared, not time.
+	// side, some 5 times slower, runs a quarter of it so a round stays
+	// short. Throughput is compared, not time.
 	benchTasks        = 20_000
 	benchTrackedTasks = benchTasks / 4
 	benchConcurrency  = 10
@@ -59,8 +59,8 @@ type benchSide struct {
 // Read ratio-off-store (off-store/off throughput, about 1 when the hot
 // path is unchanged) and ratio-tracked (tracked/off); tracked-publish/s is
 // the tracked side's publishing alone. lost-writes counts record writes
-// the tracker dropped because the bucket could not keep up
-// (task.Store.Lost): a ratio bought with lost writes is not a real one.
+// given up (task.Store.Lost): a ratio bought with lost writes is not a
+// real one.
 func BenchmarkTracking(b *testing.B) {
 	srv := embeddedtest.Start(b, embedded.Config{})
 	_, js := embeddedtest.Connect(b, srv)

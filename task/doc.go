@@ -25,7 +25,13 @@
 // the bucket is slower than the tasks, a task's transitions merge into one
 // write, and a task's start is held back 50ms, so a task that ends sooner
 // costs one read and one write for both (its history still lists every
-// transition). docs/performance.md has the measured cost.
+// transition). Record writes are revision-checked async publishes
+// (Nats-Expected-Last-Subject-Sequence), many tasks' in flight at once but
+// one per task, and the records a worker has to read are read in batches
+// of up to 64 with one direct get; a worker that writes a task's record
+// before its publisher (a task run at once) saves the publisher's write,
+// which finds the record there and is dropped. docs/performance.md has the
+// measured cost.
 //
 // Records live in a JetStream KV bucket ([DefaultBucket], "jetworker_status")
 // under t.<id>, kept for Config.TTL (24h) after their last update:
