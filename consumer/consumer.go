@@ -222,7 +222,12 @@ func (c *Consumer) startTracker() *tasks.Tracker {
 	}
 	tr := store.NewTracker(c.workerID, c.cfg.TrackAll)
 	c.tracker = tr
-	c.startBg(func(ctx context.Context) { _ = tr.Run(ctx) })
+	c.startBg(func(ctx context.Context) {
+		// A closed connection stops the consumer too, which reports it.
+		if err := tr.Run(ctx); err != nil {
+			c.log.LogAttrs(ctx, slog.LevelWarn, "task tracker stopped", slog.Any(logkey.Err, err))
+		}
+	})
 	return tr
 }
 

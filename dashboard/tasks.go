@@ -399,5 +399,5 @@ func (s *Server) cancelRef(ctx context.Context, stream string, seq uint64) (bool
 	if removed {
 		return true, fmt.Sprintf("Task %s removed from its stream: it will not run.", ref), nil
 	}
-	return false, fmt.Sprintf("Task %s was no longer stored; a worker still running it was told to stop.", ref), nil
+	return false, fmt.Sprintf("Task %s was not removed: a worker has it, or it ended. A worker running it was told to stop.", ref), nil
 }

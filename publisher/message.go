@@ -27,6 +27,8 @@ type prepared struct {
 	tracked bool
 	unique  string // the Jetworker-Unique value, "" without a lock
 	lockTTL time.Duration
+	lockRev uint64    // the lock this publish took, 0 if none
+	stream  string    // the stream it goes to, when known before it is sent
 	runAt   time.Time // a delayed task's due time
 	maxAtt  int
 }
@@ -44,7 +46,7 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 	if id == "" && p.cfg.IDFunc != nil {
 		id = p.cfg.IDFunc()
 	}
-	pr := &prepared{id: id, subject: subject, tracked: o.Track, maxAtt: o.MaxAttempts}
+	pr := &prepared{id: id, subject: subject, tracked: o.Track, maxAtt: o.MaxAttempts, stream: o.ExpectStream}
 	if err := jsubject.Validate(subject); err != nil {
 		return pr, fmt.Errorf("publish: %w", err)
 	}
@@ -63,6 +65,9 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 	}
 	if pr.unique != "" && id == "" {
 		return pr, fmt.Errorf("%w: a unique task needs an ID (PublishOpts.ID or Config.IDFunc): uniqueness is by ID", ErrInvalidOptions)
+	}
+	if err := p.checkTTL(o, pr.unique != ""); err != nil {
+		return pr, err
 	}
 	msg := &nats.Msg{Subject: subject, Data: data}
 	delayed := o.Delay > 0 || !o.At.IsZero()
@@ -155,6 +160,7 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 		if err != nil {
 			return pr, err
 		}
+		pr.stream = info.name
 		// The released message is stored when the server gets to it;
 		// keep the time it was due for latency metrics.
 		set(jetworker.HeaderEnqueuedAt, due.UTC().Format(time.RFC3339Nano))
@@ -169,6 +175,30 @@ func (p *Publisher) message(ctx context.Context, subject string, data []byte, op
 	}
 	pr.msg = msg
 	return pr, p.checkSize(subject, msg, 0)
+}
+
+// checkTTL refuses a tracked or unique task that would outlive its record
+// or lock: the task bucket keeps each for task.Config.TTL, so a lock
+// meant to last longer (UniqueFor), or a task released later than that
+// (Delay, At), would find them expired.
+func (p *Publisher) checkTTL(o PublishOpts, unique bool) error {
+	if !o.Track && !unique {
+		return nil
+	}
+	ttl := p.tasks().Config().TTL
+	if o.UniqueFor > ttl {
+		return fmt.Errorf("%w: UniqueFor %s is longer than the task bucket's TTL %s (task.Config.TTL), which would end the lock first",
+			ErrInvalidOptions, o.UniqueFor, ttl)
+	}
+	delay := o.Delay
+	if !o.At.IsZero() {
+		delay = o.At.Sub(p.cfg.NowFunc())
+	}
+	if delay > ttl {
+		return fmt.Errorf("%w: a tracked or unique task released in %s outlives its record and lock, kept for the task bucket's TTL %s (task.Config.TTL)",
+			ErrInvalidOptions, delay.Round(time.Second), ttl)
+	}
+	return nil
 }
 
 // checkSize refuses, before sending, a message larger than the server's

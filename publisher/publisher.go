@@ -140,16 +140,25 @@ type PublishOpts struct {
 	// stored (Publish returns after it is; for PublishAsync, Wait covers
 	// it). A record that cannot be written does not undo the publish: the
 	// worker writes it when it starts the task, and task.Store.Lost counts
-	// the gap.
+	// the gap. A task ID names one task for as long as its record is kept
+	// (task.Config.TTL after its last change, 24h by default): a second
+	// task published with the same ID within that time shares the first
+	// one's record, which a finished first task keeps showing (and a
+	// redelivery of the second is then taken for a late duplicate and
+	// not run). A tracked task delayed beyond the TTL is refused with
+	// [ErrInvalidOptions].
 	Track bool
 	// Unique keeps a second task with the same ID out while the first is
 	// pending (UniquePending) or pending and running (UniqueActive),
 	// however long after the stream's duplicate window: the second
-	// publish returns a Result with Duplicate set. It needs an ID.
+	// publish returns a Result with Duplicate set. It needs an ID. A
+	// unique task delayed beyond task.Config.TTL is refused with
+	// [ErrInvalidOptions]: its lock would expire before it runs.
 	Unique Unique
 	// UniqueFor makes the uniqueness lock last until the task ends or this
 	// long has passed, whichever comes first (asynq's Unique(ttl)); it
-	// needs an ID and implies Unique.
+	// needs an ID and implies Unique. It may not exceed task.Config.TTL
+	// ([ErrInvalidOptions]): the bucket keeps no lock longer.
 	UniqueFor time.Duration
 	// MaxAttempts caps the deliveries of this task; the consumer uses the
 	// lower of it and its own MaxDeliver. 0 means the consumer's.
@@ -235,6 +244,10 @@ type Publisher struct {
 
 	tasksOnce sync.Once
 	taskStore *task.Store
+	// locks holds the revision of the uniqueness lock an async publish
+	// took, by its message, until its ack says whether the task was
+	// stored.
+	locks sync.Map
 }
 
 // New returns a Publisher on js. It does no network I/O.
@@ -299,6 +312,9 @@ func (p *Publisher) Publish(ctx context.Context, subject string, data []byte, op
 		return Result{ID: pr.id}, err
 	}
 	res := Result{ID: pr.id, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
+	if ack.Duplicate {
+		p.release(ctx, pr.id, pr.lockRev)
+	}
 	if pr.tracked {
 		p.track(ctx, p.stored(pr, ack))
 	}
@@ -313,7 +329,11 @@ func (p *Publisher) before(ctx context.Context, pr *prepared) (dup bool, err err
 	if pr.unique == "" {
 		return false, nil
 	}
-	err = p.tasks().Lock(ctx, pr.id, pr.lockTTL, uniqueRetryWindow)
+	window, err := p.retryWindow(ctx, pr)
+	if err != nil {
+		return false, err
+	}
+	pr.lockRev, err = p.tasks().Lock(ctx, pr.id, pr.lockTTL, window)
 	if errors.Is(err, task.ErrLocked) {
 		return true, nil
 	}
@@ -321,6 +341,40 @@ func (p *Publisher) before(ctx context.Context, pr *prepared) (dup bool, err err
 		return false, fmt.Errorf("publish %q: %w", pr.subject, err)
 	}
 	return false, nil
+}
+
+// retryWindow is how young a held uniqueness lock must be for a publish
+// with its ID to go ahead as a retry of the publish that took it (after
+// an unknown outcome): uniqueRetryWindow, and never more than the
+// duplicate window of the stream the task goes to, which then
+// de-duplicates the retry. Past that window the server would store the
+// retry as a second task. The window is looked up once per stream.
+func (p *Publisher) retryWindow(ctx context.Context, pr *prepared) (time.Duration, error) {
+	name := pr.stream
+	if name == "" {
+		if v, ok := p.streams.Load("name\x00" + pr.subject); ok {
+			name = v.(string)
+		} else {
+			var err error
+			if name, err = p.js.StreamNameBySubject(ctx, pr.subject); err != nil {
+				if errors.Is(err, jetstream.ErrStreamNotFound) {
+					return 0, fmt.Errorf("publish %q: %w", pr.subject, ErrNoStream)
+				}
+				return 0, fmt.Errorf("publish %q: look up its stream: %w", pr.subject, err)
+			}
+			p.streams.Store("name\x00"+pr.subject, name)
+		}
+	}
+	if v, ok := p.streams.Load("dup\x00" + name); ok {
+		return v.(time.Duration), nil
+	}
+	st, err := p.js.Stream(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("publish %q: look up stream %q: %w", pr.subject, name, err)
+	}
+	window := min(uniqueRetryWindow, st.CachedInfo().Config.Duplicates)
+	p.streams.Store("dup\x00"+name, window)
+	return window, nil
 }
 
 // track writes a stored task's record, with its location (Cancel removes
@@ -337,19 +391,34 @@ func (p *Publisher) track(ctx context.Context, st task.Stored) {
 	}
 }
 
-// failed releases the lock of a unique publish that was certainly not
-// stored. One whose outcome is unknown keeps it: the task may be stored,
-// and a retry with the same ID is de-duplicated.
+// failed gives back the lock a unique publish took when the task was
+// certainly not stored. One whose outcome is unknown keeps it: the task
+// may be stored, and a retry with the same ID is de-duplicated.
 func (p *Publisher) failed(ctx context.Context, pr *prepared, err error) {
-	if errors.Is(err, ErrOutcomeUnknown) || pr.unique == "" {
+	if errors.Is(err, ErrOutcomeUnknown) {
 		return
 	}
-	_ = p.tasks().Unlock(context.WithoutCancel(ctx), pr.id)
+	p.release(ctx, pr.id, pr.lockRev)
 }
 
-// uniqueRetryWindow is how young a held uniqueness lock must be for a
-// publish with its ID to go ahead (a retry after an unknown outcome, which
-// the stream's duplicate window, 2m by default, then de-duplicates).
+// release gives back the uniqueness lock this publish took at revision
+// rev (0: it took none, as a retry inside the retry window): the task was
+// not stored, or the server reports it a duplicate of one stored before
+// (the same ID re-published inside the stream's duplicate window after
+// the first ended and released its lock). A lock taken since by another
+// publish is left alone.
+func (p *Publisher) release(ctx context.Context, id string, rev uint64) {
+	if rev == 0 {
+		return
+	}
+	if err := p.tasks().Release(context.WithoutCancel(ctx), id, rev); err != nil {
+		p.log.LogAttrs(ctx, slog.LevelWarn, "give back the uniqueness lock of a task not stored; it expires with its TTL",
+			slog.String(logkey.TaskID, id), slog.Any(logkey.Err, err))
+	}
+}
+
+// uniqueRetryWindow is the longest a held uniqueness lock lets a publish
+// with its ID through as a retry (see retryWindow).
 const uniqueRetryWindow = time.Minute
 
 func (p *Publisher) stored(pr *prepared, ack *jetstream.PubAck) task.Stored {
@@ -402,13 +471,12 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject string, data []byt
 		}
 		return pr.id, err
 	}
-	p.mu.Lock()
-	p.n++
-	if p.n == 1 {
-		p.idle = make(chan struct{})
+	p.begin()
+	if pr.lockRev > 0 {
+		p.locks.Store(pr.msg, pr.lockRev)
 	}
-	p.mu.Unlock()
 	if _, err := p.async.PublishMsgAsync(pr.msg); err != nil {
+		p.locks.Delete(pr.msg)
 		err = publishError(subject, err)
 		p.failed(ctx, pr, err)
 		p.result(subject, Result{ID: pr.id}, err)
@@ -439,7 +507,8 @@ func (p *Publisher) Wait(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// InFlight returns the number of async publishes not yet acknowledged.
+// InFlight returns the number of async publishes not yet acknowledged,
+// and of tracked tasks' record writes not yet done.
 func (p *Publisher) InFlight() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -448,16 +517,33 @@ func (p *Publisher) InFlight() int {
 
 func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
 	res := Result{ID: jetworker.TaskID(m.Header), Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
-	if m.Header != nil && m.Header.Get(jetworker.HeaderTrack) != "" {
-		// The record is written off the ack handler; the window slot is
-		// held until it is, so Wait covers it and MaxInFlight bounds these
+	if v, ok := p.locks.LoadAndDelete(m); ok && ack.Duplicate {
+		// Given back off the ack handler (a request); the window slot is
+		// held until then, so Wait covers it and MaxInFlight bounds these
 		// goroutines.
 		go func() {
-			p.track(context.Background(), storedFromMsg(m, ack))
-			p.result(target(m), res, nil)
-			p.done(nil)
+			p.release(context.Background(), res.ID, v.(uint64))
+			p.acked(m, res)
 		}()
 		return
+	}
+	p.acked(m, res)
+}
+
+// acked finishes an async publish the server stored: a tracked task's
+// record is written with an async publish of its own, which Wait covers
+// but which does not hold the task's window slot.
+func (p *Publisher) acked(m *nats.Msg, res Result) {
+	if m.Header != nil && m.Header.Get(jetworker.HeaderTrack) != "" {
+		p.begin()
+		st := storedFromMsg(m, &jetstream.PubAck{Stream: res.Stream, Sequence: res.Sequence})
+		p.tasks().TrackAsync(st, func(err error) {
+			if err != nil {
+				p.log.LogAttrs(context.Background(), slog.LevelWarn, "write the stored task's record; its worker writes it when it starts the task",
+					slog.String(logkey.TaskID, st.ID), slog.Any(logkey.Err, err))
+			}
+			p.end(nil)
+		})
 	}
 	p.result(target(m), res, nil)
 	p.done(nil)
@@ -480,8 +566,8 @@ func (p *Publisher) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	id := jetworker.TaskID(m.Header)
 	subject := target(m)
 	err = publishError(subject, err)
-	if m.Header != nil && m.Header.Get(jetworker.HeaderUnique) != "" {
-		p.failed(context.Background(), &prepared{id: id, subject: subject, unique: m.Header.Get(jetworker.HeaderUnique)}, err)
+	if v, ok := p.locks.LoadAndDelete(m); ok {
+		p.failed(context.Background(), &prepared{id: id, subject: subject, lockRev: v.(uint64)}, err)
 	}
 	if id != "" {
 		err = fmt.Errorf("task %s: %w", id, err)
@@ -503,6 +589,22 @@ func target(m *nats.Msg) string {
 
 // done ends one async publish: it records err and frees its window slot.
 func (p *Publisher) done(err error) {
+	p.end(err)
+	<-p.slots
+}
+
+// begin counts one more async operation Wait waits for.
+func (p *Publisher) begin() {
+	p.mu.Lock()
+	p.n++
+	if p.n == 1 {
+		p.idle = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
+// end finishes an async operation, recording err for Wait.
+func (p *Publisher) end(err error) {
 	p.mu.Lock()
 	if err != nil {
 		p.errs = append(p.errs, err)
@@ -512,7 +614,6 @@ func (p *Publisher) done(err error) {
 		close(p.idle)
 	}
 	p.mu.Unlock()
-	<-p.slots
 }
 
 // publishError classifies an error from a publish call.

@@ -57,9 +57,13 @@ func (s *Store) Track(ctx context.Context, st Stored) error {
 	return nil
 }
 
-// Lost returns how many record writes failed or were given up on (the
-// bucket was unavailable or full), failed Track calls included: the
-// records of those tasks lag behind them. The tasks themselves ran.
+// Lost returns how many record writes were given up since the store was
+// made: a worker's write still failing after Config.RetryFor (or when it
+// stopped), a write refused because the tracker was stopped or its queue
+// full, and a publisher's failed record write (the worker writes that
+// record when it starts the task). The records of those tasks lag behind
+// them; the tasks themselves ran. It only grows, is safe for concurrent
+// use and cheap (an atomic load): read it for a metric or an alert.
 func (s *Store) Lost() uint64 { return s.lost.Load() }
 
 // lock is the value of a uniqueness lock.
@@ -68,15 +72,22 @@ type lock struct {
 }
 
 // Lock takes the uniqueness lock of task id, for a task about to be
-// published. ttl bounds how long the lock lasts even if no worker releases
-// it (0: the bucket's TTL). It returns an error wrapping [ErrLocked] when
-// another task with this ID holds it, unless the lock is younger than
-// retryWindow: then it is taken to be this very task published again after
-// an unknown outcome, which the stream's duplicate window de-duplicates.
-func (s *Store) Lock(ctx context.Context, id string, ttl, retryWindow time.Duration) error {
+// published, and returns the lock's revision. ttl bounds how long the lock
+// lasts even if no worker releases it (0: the bucket's TTL). It returns an
+// error wrapping [ErrLocked] when another task with this ID holds it,
+// unless the lock is younger than retryWindow: then it is taken to be this
+// very task published again after an unknown outcome, and Lock returns 0
+// without taking anything. retryWindow must not be longer than the
+// duplicate window of the stream the task goes to, which de-duplicates
+// such a retry: past it, the retry would be stored a second time.
+//
+// A publisher that took the lock (a revision > 0) and learns that the task
+// was not stored after all (the server reports a duplicate, or refuses it)
+// gives it back with [Store.Release].
+func (s *Store) Lock(ctx context.Context, id string, ttl, retryWindow time.Duration) (uint64, error) {
 	kv, err := s.bucket(ctx, false)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	now := s.cfg.NowFunc().UTC()
 	data, _ := json.Marshal(lock{At: now})
@@ -86,39 +97,60 @@ func (s *Store) Lock(ctx context.Context, id string, ttl, retryWindow time.Durat
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	_, err = kv.Create(rctx, lockPrefix+key(id), data, opts...)
+	rev, err := kv.Create(rctx, lockPrefix+key(id), data, opts...)
 	if err == nil {
-		return nil
+		return rev, nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return fmt.Errorf("task: lock %q: %w", id, err)
+		return 0, fmt.Errorf("task: lock %q: %w", id, err)
 	}
 	e, gerr := kv.Get(rctx, lockPrefix+key(id))
 	if gerr == nil {
 		var l lock
 		if json.Unmarshal(e.Value(), &l) == nil && now.Sub(l.At) < retryWindow {
-			return nil
+			return 0, nil
 		}
 	}
-	return fmt.Errorf("%w: %q is pending or running", ErrLocked, id)
+	return 0, fmt.Errorf("%w: %q is pending or running", ErrLocked, id)
 }
 
-// Unlock releases the uniqueness lock of task id. A lock that is gone is
-// not an error.
+// Unlock releases the uniqueness lock of task id, whoever took it. A lock
+// that is gone is not an error. Workers call it when the task starts or
+// ends, as its mode says.
 func (s *Store) Unlock(ctx context.Context, id string) error {
+	return s.release(ctx, id, 0)
+}
+
+// Release gives back the uniqueness lock of task id that [Store.Lock]
+// took at revision rev, if it is still that lock: one taken since by
+// another publish is left alone. A lock that is gone is not an error.
+func (s *Store) Release(ctx context.Context, id string, rev uint64) error {
+	if rev == 0 {
+		return nil
+	}
+	return s.release(ctx, id, rev)
+}
+
+func (s *Store) release(ctx context.Context, id string, rev uint64) error {
 	kv, err := s.bucket(ctx, false)
 	if err != nil {
 		return err
 	}
+	var opts []jetstream.KVDeleteOpt
+	if rev > 0 {
+		opts = append(opts, jetstream.LastRevision(rev))
+	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	if err := kv.Purge(rctx, lockPrefix+key(id)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	err = kv.Purge(rctx, lockPrefix+key(id), opts...)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return fmt.Errorf("task: unlock %q: %w", id, err)
 	}
 	return nil
 }
 
-// UniqueMode values for the Jetworker-Unique header.
+// Values of the Jetworker-Unique header, which publisher.PublishOpts.Unique
+// sets; [UniqueFor] makes the third kind, a lock held for a duration.
 const (
 	// UniquePending holds the lock while the task waits to start.
 	UniquePending = "pending"

@@ -94,7 +94,9 @@ type Info struct {
 	// State is where the task is now.
 	State State `json:"state"`
 	// Attempt is the delivery the latest transition belongs to, from 1;
-	// MaxAttempts the task's maximum (0 when unknown).
+	// MaxAttempts the most the task gets: the publisher's
+	// PublishOpts.MaxAttempts until a worker runs it, then the lower of
+	// that and the consumer's MaxDeliver (0 when unknown).
 	Attempt     int `json:"attempt,omitempty"`
 	MaxAttempts int `json:"max_attempts,omitempty"`
 	// Generation counts the task's lives: a dead letter replayed starts a
@@ -125,15 +127,16 @@ type Info struct {
 
 // event is a change a publisher, worker or Cancel wants to record.
 type event struct {
-	state      State
-	attempt    int
-	generation int
-	at         time.Time
-	worker     string
-	err        string
-	result     []byte
-	progress   *Progress
-	cancel     bool // request a cancel
+	state       State
+	attempt     int
+	maxAttempts int // the attempts the consumer allows, 0 when unknown
+	generation  int
+	at          time.Time
+	worker      string
+	err         string
+	result      []byte
+	progress    *Progress
+	cancel      bool // request a cancel
 	// message location, when known
 	stream string
 	seq    uint64
@@ -199,6 +202,9 @@ func apply(cur Info, ev event, historyLimit int) (Info, bool) {
 	}
 	if ev.worker != "" && ev.worker != next.Worker {
 		next.Worker, changed = ev.worker, true
+	}
+	if ev.maxAttempts > 0 && ev.maxAttempts != next.MaxAttempts {
+		next.MaxAttempts, changed = ev.maxAttempts, true
 	}
 	if ev.err != "" && ev.err != next.LastError {
 		next.LastError, changed = ev.err, true

@@ -95,6 +95,9 @@ func TestKey(t *testing.T) {
 		if got := key(id); got != want {
 			t.Errorf("key(%q): got %q, want %q", id, got, want)
 		}
+		if back, ok := unkey(want); !ok || back != id {
+			t.Errorf("unkey(%q): got %q, %v; want %q", want, back, ok, id)
+		}
 	}
 }
 

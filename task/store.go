@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/jetworker/jetworker/internal/logkey"
 	"github.com/jetworker/jetworker/internal/subject"
@@ -32,6 +32,9 @@ const (
 	DefaultHistoryLimit = 50
 	// DefaultRequestTimeout bounds each request to the server.
 	DefaultRequestTimeout = 5 * time.Second
+	// DefaultRetryFor is how long a worker retries a record write that
+	// fails.
+	DefaultRetryFor = 2 * time.Minute
 )
 
 // Config tunes a [Store]. The zero value is ready to use.
@@ -46,8 +49,12 @@ type Config struct {
 	// Replicas is the number of copies when the bucket is created.
 	// Defaults to 1; use 3 in a cluster.
 	Replicas int
-	// MaxBytes bounds the bucket's size; when full, tracked publishes fail
-	// and running tasks keep running untracked. Defaults to -1, no limit.
+	// MaxBytes bounds the bucket's size. When it is full, record writes
+	// fail: tracked publishes still store their tasks (the publisher's
+	// record write fails, and is counted in [Store.Lost]), tasks run as
+	// usual, and workers retry their record writes for RetryFor, then
+	// count them lost; uniqueness locks cannot be taken, so unique
+	// publishes fail. Defaults to -1, no limit.
 	MaxBytes int64
 	// MaxResult is the largest result a task may set, in bytes, below the
 	// server's max payload. Defaults to 64 KiB.
@@ -57,6 +64,12 @@ type Config struct {
 	HistoryLimit int
 	// RequestTimeout bounds each request to the server. Defaults to 5s.
 	RequestTimeout time.Duration
+	// RetryFor is how long a worker keeps retrying a record write that
+	// fails (the bucket unavailable or full), with a backoff from 100ms
+	// to 5s, before it gives the write up and counts it in [Store.Lost]:
+	// a terminal state written late still ends Wait and Follow. A
+	// stopping worker tries once more, then gives up. Defaults to 2m.
+	RetryFor time.Duration
 	// NowFunc is the clock of the records' times. Defaults to time.Now.
 	NowFunc func() time.Time
 	// Logger receives the store's warnings (lost writes). Defaults to
@@ -72,6 +85,7 @@ func (c Config) withDefaults() Config {
 	c.MaxResult = cmp.Or(c.MaxResult, DefaultMaxResult)
 	c.HistoryLimit = cmp.Or(c.HistoryLimit, DefaultHistoryLimit)
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
+	c.RetryFor = cmp.Or(c.RetryFor, DefaultRetryFor)
 	if c.NowFunc == nil {
 		c.NowFunc = time.Now
 	}
@@ -97,6 +111,9 @@ func (c Config) Validate() error {
 	if c.MaxResult < 1 || c.MaxResult > 512<<10 {
 		errs = append(errs, fmt.Errorf("task: MaxResult must be 1 byte to 512 KiB, got %d", c.MaxResult))
 	}
+	if c.RetryFor < 0 {
+		errs = append(errs, fmt.Errorf("task: RetryFor must be >= 0, got %s", c.RetryFor))
+	}
 	if c.HistoryLimit < 1 {
 		errs = append(errs, fmt.Errorf("task: HistoryLimit must be > 0, got %d", c.HistoryLimit))
 	}
@@ -115,6 +132,10 @@ type Store struct {
 	kv jetstream.KeyValue
 
 	lost atomic.Uint64
+
+	asyncOnce sync.Once
+	async     *async
+	asyncErr  error
 }
 
 // New returns a Store on js. It validates cfg and does no network I/O.
@@ -178,17 +199,44 @@ func (s *Store) bucket(ctx context.Context, force bool) (jetstream.KeyValue, err
 	return kv, nil
 }
 
-// plainKey matches IDs that are KV key tokens as they are.
-var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
 // key maps a task ID to one KV key token: the ID itself when it is made of
 // letters, digits, '-' and '_' (and does not start with "_b"), otherwise
 // "_b" and its unpadded base64url encoding.
 func key(id string) string {
-	if plainKey.MatchString(id) && !strings.HasPrefix(id, "_b") {
+	if plainKey(id) {
 		return id
 	}
 	return "_b" + base64.RawURLEncoding.EncodeToString([]byte(id))
+}
+
+// unkey maps a key token back to its task ID; it reports false for a
+// token key would not make.
+func unkey(k string) (string, bool) {
+	b64, ok := strings.CutPrefix(k, "_b")
+	if !ok {
+		return k, plainKey(k)
+	}
+	id, err := base64.RawURLEncoding.DecodeString(b64)
+	if err != nil || key(string(id)) != k {
+		return "", false
+	}
+	return string(id), true
+}
+
+// plainKey reports whether id is a KV key token as it is: not empty, made
+// of ASCII letters, digits, '-' and '_', and not starting with "_b".
+func plainKey(id string) bool {
+	if id == "" || strings.HasPrefix(id, "_b") {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Key prefixes in the bucket.
@@ -227,6 +275,85 @@ func (s *Store) get(ctx context.Context, id string) (Info, uint64, error) {
 		return Info{}, 0, fmt.Errorf("task: decode %q: %w", id, err)
 	}
 	return info, e.Revision(), nil
+}
+
+// readResult is one record [Store.readMany] read.
+type readResult struct {
+	info Info
+	rev  uint64
+	err  error // wraps ErrNotFound for a record that does not exist
+}
+
+// readMany reads the records of ids, several with one request (a batched
+// direct get of the last message of each record's subject); a server
+// without batched gets is asked for each.
+func (s *Store) readMany(ctx context.Context, ids []string) map[string]readResult {
+	out := make(map[string]readResult, len(ids))
+	one := func() map[string]readResult {
+		for _, id := range ids {
+			info, rev, err := s.get(ctx, id)
+			out[id] = readResult{info, rev, err}
+		}
+		return out
+	}
+	if len(ids) == 1 {
+		return one()
+	}
+	if _, err := s.bucket(ctx, false); err != nil {
+		for _, id := range ids {
+			out[id] = readResult{err: err}
+		}
+		return out
+	}
+	prefix := "$KV." + s.cfg.Bucket + "." + recordPrefix
+	subjects := make([]string, len(ids))
+	bySubject := make(map[string]string, len(ids))
+	for i, id := range ids {
+		subjects[i] = prefix + key(id)
+		bySubject[subjects[i]] = id
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	msgs, err := jetstreamext.GetLastMsgsFor(rctx, s.js, "KV_"+s.cfg.Bucket, subjects, jetstreamext.GetLastMsgsBatchSize(len(subjects)))
+	if err == nil {
+		for m, merr := range msgs {
+			if merr != nil {
+				err = merr
+				break
+			}
+			id, ok := bySubject[m.Subject]
+			if !ok {
+				continue
+			}
+			if m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" {
+				continue // deleted, purged or expired
+			}
+			var info Info
+			if derr := json.Unmarshal(m.Data, &info); derr != nil {
+				out[id] = readResult{err: fmt.Errorf("task: decode %q: %w", id, derr)}
+				continue
+			}
+			out[id] = readResult{info: info, rev: m.Sequence}
+		}
+	}
+	switch {
+	case errors.Is(err, jetstreamext.ErrBatchUnsupported):
+		clear(out)
+		return one()
+	case err != nil && !errors.Is(err, jetstreamext.ErrNoMessages):
+		for _, id := range ids {
+			if _, ok := out[id]; !ok {
+				out[id] = readResult{err: fmt.Errorf("task: read %q: %w", id, err)}
+			}
+		}
+		return out
+	}
+	for _, id := range ids {
+		if _, ok := out[id]; !ok {
+			out[id] = readResult{err: fmt.Errorf("%w: %q", ErrNotFound, id)}
+		}
+	}
+	return out
 }
 
 // record applies ev to the record of id with revision-checked writes,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/internal/natsconn"
 )
 
 // progressEvery is the least time between two progress writes of a task;
@@ -52,7 +53,7 @@ type Tracker struct {
 	ready chan struct{}
 
 	mu        sync.Mutex
-	cancelled map[string]time.Time // cancel requests seen, by key
+	cancelled map[string]time.Time // cancel requests seen, by task ID or ref
 	running   map[string]map[*Execution]struct{}
 
 	refusedLogged atomic.Int64 // unix nanos of the last "refused" warning
@@ -74,41 +75,57 @@ func (tr *Tracker) Ready() <-chan struct{} { return tr.ready }
 
 // Run watches cancel requests and writes records until ctx ends, then
 // finishes the writes already queued (bounded by the store's request
-// timeout each) and returns. Writes queue per task and merge while the
+// timeout each) and returns nil. Writes queue per task and merge while the
 // bucket is slower than the tasks, so a task's record may skip from
 // pending to succeeded, with every transition in its history. A watch that
-// cannot start is retried; records that cannot be written are logged and
-// counted in [Store.Lost]. It returns nil.
+// cannot start is retried every second; a record write that fails is
+// retried with backoff (see [Store.Lost]). It returns an error wrapping
+// nats.ErrConnectionClosed when its connection is closed for good.
 func (tr *Tracker) Run(ctx context.Context) error {
 	tr.w.start(context.WithoutCancel(ctx))
-	tr.watch(ctx)
+	err := tr.watch(ctx)
 	tr.w.stop()
-	return nil
+	return err
 }
 
 // Flush waits until the record writes queued so far are done, or ctx
 // ends.
 func (tr *Tracker) Flush(ctx context.Context) error { return tr.w.flush(ctx) }
 
-// watch keeps a watch on the cancel requests until ctx ends.
-func (tr *Tracker) watch(ctx context.Context) {
+// watch keeps a watch on the cancel requests until ctx ends or the
+// connection is closed.
+func (tr *Tracker) watch(ctx context.Context) error {
 	readyOnce := sync.OnceFunc(func() { close(tr.ready) })
 	defer readyOnce()
-	for ctx.Err() == nil {
-		err := tr.watchOnce(ctx, readyOnce)
+	closed, stopClosed := natsconn.Watch(tr.s.js.Conn())
+	defer stopClosed()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		err := tr.watchOnce(ctx, readyOnce, closed)
+		select {
+		case <-closed:
+			return natsconn.Error("task tracker")
+		default:
+		}
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		tr.log.LogAttrs(ctx, slog.LevelWarn, "watch cancel requests; retrying", slog.Any(logkey.Err, err))
 		readyOnce() // do not hold workers back while the bucket is away
+		retry.Reset(time.Second)
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+			return nil
+		case <-closed:
+			return natsconn.Error("task tracker")
+		case <-retry.C:
 		}
 	}
 }
 
-func (tr *Tracker) watchOnce(ctx context.Context, ready func()) error {
+func (tr *Tracker) watchOnce(ctx context.Context, ready func(), closed <-chan struct{}) error {
 	kv, err := tr.s.bucket(ctx, false)
 	if err != nil {
 		return err
@@ -124,6 +141,8 @@ func (tr *Tracker) watchOnce(ctx context.Context, ready func()) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-closed:
+			return nil
 		case <-prune.C:
 			tr.prune()
 		case e, ok := <-w.Updates():
@@ -137,13 +156,17 @@ func (tr *Tracker) watchOnce(ctx context.Context, ready func()) error {
 			if e.Operation() != jetstream.KeyValuePut {
 				continue
 			}
-			tr.cancel(e.Key()[len(cancelPrefix):], e.Created())
+			id, ok := unkey(e.Key()[len(cancelPrefix):])
+			if !ok {
+				continue // not a key Cancel writes
+			}
+			tr.cancel(id, e.Created())
 		}
 	}
 }
 
 // cancel records a cancel request and cancels the running executions of
-// that key.
+// that task ID or ref.
 func (tr *Tracker) cancel(k string, at time.Time) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -173,14 +196,16 @@ func (tr *Tracker) unlock(id string) { tr.w.add(id, false, Info{}, nil, true) }
 // Execution is one run of one tracked task, from [Tracker.Begin] to
 // [Execution.End]. It is the handler's jetworker.Reporter.
 type Execution struct {
-	tr         *Tracker
-	id         string   // the record's ID, "" when the task is not tracked
-	keys       []string // its cancel keys: the ID's and the ref's
-	attempt    int
-	generation int
-	unique     string // the Jetworker-Unique mode
-	lockID     string // the uniqueness lock's task ID, "" without one
-	stop       context.CancelCauseFunc
+	tr          *Tracker
+	id          string   // the record's ID, "" when the task is not tracked
+	keys        []string // what a cancel names it by: its ID and its ref
+	attempt     int
+	maxAttempts int // the consumer's cap applied: what the task really gets
+	generation  int
+	unique      string // the Jetworker-Unique mode
+	lockID      string // the uniqueness lock's task ID, "" without one
+	released    bool   // the lock's release is queued already (at start)
+	stop        context.CancelCauseFunc
 
 	mu           sync.Mutex
 	result       []byte
@@ -195,6 +220,12 @@ type Execution struct {
 // the task is cancelled), the execution to end, and whether to run it at
 // all. An untracked task without uniqueness lock gets ctx back and a nil
 // execution. A record that cannot be read does not stop the task.
+//
+// A cancel request is checked and the execution registered for later ones
+// in one step, so a request that lands while Begin runs either skips the
+// task or cancels its context. A task skipped as finished (a late
+// duplicate delivery) has its uniqueness lock released, as a task skipped
+// as cancelled has when it is ended.
 func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Context, *Execution, Skip) {
 	tracked := tr.all || t.Header.Get(jetworker.HeaderTrack) != ""
 	unique := t.Header.Get(jetworker.HeaderUnique)
@@ -206,15 +237,12 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 	if id == "" {
 		id = t.Ref()
 	}
-	ex := &Execution{tr: tr, id: id, keys: []string{key(id), key(t.Ref())}, attempt: int(t.Delivered), unique: unique}
+	ex := &Execution{tr: tr, id: id, keys: []string{id, t.Ref()}, attempt: int(t.Delivered), maxAttempts: t.MaxAttempts, unique: unique}
 	if hasLock {
 		ex.lockID = t.ID
 	}
 	if !tracked {
 		ex.id = "" // a lock to release, no record
-	}
-	if tr.isCancelled(ex.keys) {
-		return ctx, ex, SkipCancelled
 	}
 	replayed := t.Header.Get(jetworker.HeaderReplayedFrom) != ""
 	if tracked && (t.Delivered > 1 || replayed) {
@@ -228,17 +256,25 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 			ex.generation = cur.Generation + 1
 		case err == nil && cur.State.Terminal():
 			ex.generation = cur.Generation
+			if ex.lockID != "" {
+				// Its end released the lock, unless that write was lost
+				// with the ack.
+				ex.released = true
+				tr.unlock(ex.lockID)
+			}
 			return ctx, ex, SkipFinished
 		case err == nil:
 			ex.generation = cur.Generation
 		}
 	}
-	if ex.lockID != "" && atStart {
-		tr.unlock(ex.lockID)
-	}
 	hctx, stop := context.WithCancelCause(ctx)
-	ex.stop = stop
 	tr.mu.Lock()
+	if tr.isCancelledLocked(ex.keys) {
+		tr.mu.Unlock()
+		stop(nil)
+		return ctx, ex, SkipCancelled
+	}
+	ex.stop = stop
 	for _, k := range ex.keys {
 		if tr.running[k] == nil {
 			tr.running[k] = map[*Execution]struct{}{}
@@ -246,8 +282,12 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 		tr.running[k][ex] = struct{}{}
 	}
 	tr.mu.Unlock()
+	if ex.lockID != "" && atStart {
+		ex.released = true
+		tr.unlock(ex.lockID)
+	}
 	if tracked {
-		ev := event{state: Active, attempt: ex.attempt, generation: ex.generation, worker: tr.worker,
+		ev := event{state: Active, attempt: ex.attempt, maxAttempts: ex.maxAttempts, generation: ex.generation, worker: tr.worker,
 			stream: t.Stream, seq: t.Sequence, ref: t.Ref()}
 		seed := Info{Subject: t.Subject, MaxAttempts: t.MaxAttempts, Unique: unique, History: []Transition{}}
 		tr.write(id, seed, ev)
@@ -256,9 +296,9 @@ func (tr *Tracker) Begin(ctx context.Context, t *jetworker.Task) (context.Contex
 	return hctx, ex, Run
 }
 
-func (tr *Tracker) isCancelled(keys []string) bool {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
+// isCancelledLocked reports whether a cancel request names one of keys;
+// tr.mu is held.
+func (tr *Tracker) isCancelledLocked(keys []string) bool {
 	for _, k := range keys {
 		if _, ok := tr.cancelled[k]; ok {
 			return true
@@ -363,7 +403,7 @@ func (ex *Execution) End(state State, err error) {
 		return
 	}
 	if ex.id != "" {
-		ev := event{state: state, attempt: ex.attempt, generation: ex.generation, worker: tr.worker, progress: progress}
+		ev := event{state: state, attempt: ex.attempt, maxAttempts: ex.maxAttempts, generation: ex.generation, worker: tr.worker, progress: progress}
 		if err != nil {
 			ev.err = err.Error()
 		}
@@ -372,7 +412,10 @@ func (ex *Execution) End(state State, err error) {
 		}
 		tr.write(ex.id, Info{}, ev)
 	}
-	if atStart, ok := parseUnique(ex.unique); ok && !atStart && state.Terminal() && ex.lockID != "" {
+	if ex.lockID != "" && !ex.released && state.Terminal() {
+		// Held until the end, or held at start by a task that never
+		// started (cancelled before it ran).
+		ex.released = true
 		tr.unlock(ex.lockID)
 	}
 }

@@ -310,7 +310,7 @@ func cancelRef(ctx context.Context, std *stdio, store *task.Store, stream string
 	ref := jetworker.Ref(stream, seq)
 	msg := fmt.Sprintf("task %s removed from its stream: it will not run", inert(ref))
 	if !removed {
-		msg = fmt.Sprintf("task %s was no longer stored (it ran, or is running); a worker still running it is told to stop", inert(ref))
+		msg = fmt.Sprintf("task %s was not removed: a worker has it, or it ended; a worker running it is told to stop", inert(ref))
 	}
 	if asJSON {
 		return printJSON(std, cancelOutcome{Message: msg, Ref: ref, Removed: &removed})

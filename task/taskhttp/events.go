@@ -3,7 +3,6 @@ package taskhttp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -38,26 +37,10 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer close(done)
 		defer close(changes)
-		for try := 1; ; try++ {
-			first, again := true, false
-			for info, err := range h.store.Follow(ctx, id) {
-				if first && errors.Is(err, task.ErrNotFound) && try < 3 {
-					// A watch that starts while the record is being
-					// rewritten has been seen to miss it (rarely, under
-					// load): believe a not-found only when a read agrees.
-					if _, gerr := h.store.Get(ctx, id); gerr == nil {
-						again = true
-						break
-					}
-				}
-				first = false
-				select {
-				case changes <- followed{info, err}:
-				case <-ctx.Done():
-					return
-				}
-			}
-			if !again {
+		for info, err := range h.store.Follow(ctx, id) {
+			select {
+			case changes <- followed{info, err}:
+			case <-ctx.Done():
 				return
 			}
 		}
