@@ -6,21 +6,21 @@ import (
 	"fmt"
 	"net/url"
 	"time"
-	"unicode/utf8"
 
+	"github.com/jetworker/jetworker/internal/payload"
 	"github.com/jetworker/jetworker/task"
 )
 
 // Result encodings in [Status].ResultEncoding.
 const (
 	// EncodingJSON: the result is JSON and Status.Result is that JSON.
-	EncodingJSON = "json"
+	EncodingJSON = payload.EncodingJSON
 	// EncodingText: the result is UTF-8 text, not JSON; Status.Result is
 	// it as a JSON string.
-	EncodingText = "text"
+	EncodingText = payload.EncodingText
 	// EncodingBase64: the result is binary; Status.Result is a JSON
 	// string holding its standard, padded base64.
-	EncodingBase64 = "base64"
+	EncodingBase64 = payload.EncodingBase64
 )
 
 // Status is a task's record as the handler shows it: the body of GET
@@ -131,18 +131,5 @@ func newStatus(prefix string, info task.Info) Status {
 }
 
 // encodeResult picks a result's encoding: JSON as it is, UTF-8 text as a
-// JSON string, anything else as base64 in a JSON string.
-func encodeResult(r []byte) (json.RawMessage, string) {
-	if r == nil {
-		return nil, ""
-	}
-	if json.Valid(r) {
-		return json.RawMessage(r), EncodingJSON
-	}
-	if utf8.Valid(r) {
-		b, _ := json.Marshal(string(r))
-		return b, EncodingText
-	}
-	b, _ := json.Marshal(base64.StdEncoding.EncodeToString(r))
-	return b, EncodingBase64
-}
+// JSON string, anything else as a base64 JSON string; none for no result.
+func encodeResult(r []byte) (json.RawMessage, string) { return payload.View(r) }
