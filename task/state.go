@@ -1,6 +1,7 @@
 package task
 
 import (
+	"slices"
 	"time"
 )
 
@@ -26,20 +27,18 @@ const (
 	Cancelled State = "cancelled"
 )
 
-// States lists every state in the order of a task's life.
-var States = []State{Scheduled, Pending, Active, Retrying, Succeeded, Failed, Cancelled}
+// States returns every state in the order of a task's life (a new slice
+// each call).
+func States() []State {
+	return []State{Scheduled, Pending, Active, Retrying, Succeeded, Failed, Cancelled}
+}
 
 // Terminal reports whether s is a final state.
 func (s State) Terminal() bool { return s == Succeeded || s == Failed || s == Cancelled }
 
 // Valid reports whether s is one of the states.
 func (s State) Valid() bool {
-	for _, v := range States {
-		if s == v {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(States(), s)
 }
 
 // rank orders the states of one attempt.

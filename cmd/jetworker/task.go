@@ -223,8 +223,9 @@ func (o taskOpts) listing() (taskListing, error) {
 	for _, s := range o.State {
 		st := task.State(strings.ToLower(s))
 		if !st.Valid() {
-			names := make([]string, len(task.States))
-			for i, v := range task.States {
+			all := task.States()
+			names := make([]string, len(all))
+			for i, v := range all {
 				names[i] = string(v)
 			}
 			return l, usagef("--state %q: want %s", inert(s), strings.Join(names, ", "))
