@@ -34,7 +34,7 @@ func (c *Consumer) deadLetter(ctx context.Context, d deadTask, reason string) er
 		Prefix:   c.cfg.DeadLetterPrefix,
 		Stream:   c.cfg.Stream,
 		Consumer: c.cfg.Durable,
-		Seq:      d.seq,
+		Sequence: d.seq,
 		Subject:  d.subject,
 		Header:   d.header,
 		Data:     d.data,

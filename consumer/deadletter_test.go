@@ -175,8 +175,8 @@ func TestMaxDeliveriesWithoutHandlerResult(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("DeadLetterFunc not called for the advisory path")
 	}
-	if dl.Attempts != 2 || dl.OriginalSeq != res.Sequence || dl.TaskID != "crash-1" || string(dl.Data) != "payload" {
-		t.Fatalf("dead letter: got attempts=%d seq=%d id=%q data=%q", dl.Attempts, dl.OriginalSeq, dl.TaskID, dl.Data)
+	if dl.Attempts != 2 || dl.OriginalSequence != res.Sequence || dl.TaskID != "crash-1" || string(dl.Data) != "payload" {
+		t.Fatalf("dead letter: got attempts=%d seq=%d id=%q data=%q", dl.Attempts, dl.OriginalSequence, dl.TaskID, dl.Data)
 	}
 	if !strings.Contains(dl.Error, "max deliveries") {
 		t.Fatalf("error %q does not mention max deliveries", dl.Error)

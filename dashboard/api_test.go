@@ -140,7 +140,7 @@ func TestAPIKeysWithData(t *testing.T) {
 		t.Fatal(err)
 	}
 	page, _ := lb.dead.List(t.Context(), dlq.Filter{}, 0, 0)
-	seq := page.Entries[0].Seq
+	seq := page.Entries[0].Sequence
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if c := decode[chartsBody](t, lb.get(t, "/api/charts")); c.peak("published") <= 0 || c.peak("processed") < 0 {
 			return fmt.Errorf("charts not sampled yet")
@@ -162,7 +162,7 @@ func TestAPIKeysWithData(t *testing.T) {
 	}
 	for _, m := range []struct{ method, path, body string }{
 		{http.MethodPost, "/api/dead-letters/" + itoa(seq) + "/replay", ""},
-		{http.MethodPost, "/api/dead-letters/delete", `{"seqs":[` + itoa(page.Entries[1].Seq) + `]}`},
+		{http.MethodPost, "/api/dead-letters/delete", `{"seqs":[` + itoa(page.Entries[1].Sequence) + `]}`},
 		{http.MethodPost, "/api/schedules/nightly/trigger", ""},
 		{http.MethodPut, "/api/schedules/hourly", `{"spec":"@hourly","subject":"tasks.idle.hourly"}`},
 		{http.MethodPost, "/api/tasks/rep-1/cancel", ""},

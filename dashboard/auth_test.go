@@ -93,7 +93,7 @@ func deadLetter(t *testing.T, b *testBundle) uint64 {
 		}
 		return err
 	})
-	return dls[0].Seq
+	return dls[0].Sequence
 }
 
 var deadLetterCalls atomic.Int64

@@ -248,7 +248,7 @@ func TestBrowserReplayDeadLetter(t *testing.T) {
 		if err != nil || len(dls) != 1 {
 			return fmt.Errorf("dead letters: %d, %v; want 1", len(dls), err)
 		}
-		seq = dls[0].Seq
+		seq = dls[0].Sequence
 		return nil
 	})
 
@@ -673,7 +673,7 @@ func TestBrowserOperator(t *testing.T) {
 	}
 	br.open(b.http.URL+"/dead-letters", `[data-testid="bulk-delete"]`)
 	for _, e := range ids.Entries {
-		br.click(fmt.Sprintf(`input[name="seq"][value="%d"]`, e.Seq), `[data-testid="bulk-delete"]`)
+		br.click(fmt.Sprintf(`input[name="seq"][value="%d"]`, e.Sequence), `[data-testid="bulk-delete"]`)
 	}
 	if n := br.count(`input[name="seq"]:checked`); n != 2 {
 		t.Errorf("ticked: %d, want 2", n)

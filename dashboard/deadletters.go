@@ -50,8 +50,8 @@ type bulkResult struct {
 }
 
 type bulkIssue struct {
-	Seq    uint64 `json:"seq"`
-	Reason string `json:"reason"`
+	Sequence uint64 `json:"seq"`
+	Reason   string `json:"reason"`
 }
 
 // message sums a result up for the page.
@@ -73,7 +73,7 @@ func (br bulkResult) message() string {
 		msg += fmt.Sprintf(" %d were gone already.", gone)
 	}
 	if len(br.Failed) > 0 {
-		msg += fmt.Sprintf(" %d failed; the first: #%d: %s", len(br.Failed), br.Failed[0].Seq, br.Failed[0].Reason)
+		msg += fmt.Sprintf(" %d failed; the first: #%d: %s", len(br.Failed), br.Failed[0].Sequence, br.Failed[0].Reason)
 	}
 	return msg
 }
@@ -182,10 +182,10 @@ func (s *Server) countMatching(ctx context.Context, f dlq.Filter) (count int, up
 func (s *Server) matching(ctx context.Context, f dlq.Filter, upto uint64) ([]bulkTarget, error) {
 	var out []bulkTarget
 	err := s.dlq.Scan(ctx, f, func(e *dlq.Entry) bool {
-		if e.Seq > upto {
+		if e.Sequence > upto {
 			return false
 		}
-		out = append(out, bulkTarget{seq: e.Seq, problem: e.Problem})
+		out = append(out, bulkTarget{seq: e.Sequence, problem: e.Problem})
 		return true
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {

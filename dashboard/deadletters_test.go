@@ -153,8 +153,8 @@ func TestBulkReplayMatching(t *testing.T) {
 		t.Fatalf("left matching: %d, want 2 (the late one and the planted one)", len(page.Entries))
 	}
 	for _, e := range page.Entries {
-		if e.Seq != planted && e.OriginalSubject != "tasks.load.late.broken" {
-			t.Errorf("left %d (%s), want only the late and the planted entries", e.Seq, e.OriginalSubject)
+		if e.Sequence != planted && e.OriginalSubject != "tasks.load.late.broken" {
+			t.Errorf("left %d (%s), want only the late and the planted entries", e.Sequence, e.OriginalSubject)
 		}
 	}
 	if n := lb.count(t, dlq.Filter{Subject: "tasks.load.c.fine"}); n != 1 {
@@ -178,8 +178,8 @@ func TestBulkSelection(t *testing.T) {
 	page, _ := lb.dead.List(t.Context(), dlq.Filter{}, 0, 0)
 	var seqs []string
 	for _, e := range page.Entries {
-		if e.Seq != planted {
-			seqs = append(seqs, itoa(e.Seq))
+		if e.Sequence != planted {
+			seqs = append(seqs, itoa(e.Sequence))
 		}
 	}
 	// Replay the first real one and the planted one.
@@ -228,12 +228,12 @@ func TestBulkAPI(t *testing.T) {
 		Selected int    `json:"selected"`
 		Done     int    `json:"done"`
 		Skipped  []struct {
-			Seq    uint64 `json:"seq"`
-			Reason string `json:"reason"`
+			Sequence uint64 `json:"seq"`
+			Reason   string `json:"reason"`
 		} `json:"skipped"`
 		Failed []any `json:"failed"`
 	}](t, r)
-	if r.code != http.StatusOK || res.Action != "replay" || res.Selected != 3 || res.Done != 2 || len(res.Skipped) != 1 || res.Skipped[0].Seq != planted || res.Failed == nil {
+	if r.code != http.StatusOK || res.Action != "replay" || res.Selected != 3 || res.Done != 2 || len(res.Skipped) != 1 || res.Skipped[0].Sequence != planted || res.Failed == nil {
 		t.Errorf("replay by filter: got %d %s, want 2 of 3 replayed, the planted one skipped, failed []", r.code, r.body)
 	}
 	r = post("/api/dead-letters/delete", fmt.Sprintf(`{"seqs":[%d]}`, planted))

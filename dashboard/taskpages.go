@@ -117,9 +117,9 @@ func (s *Server) pageTask(w http.ResponseWriter, r *http.Request) {
 		tp.Events = "/api/tasks/" + url.PathEscape(id) + "/events"
 	}
 	tp.CanCancel = !terminal
-	tp.CanRunNow = tp.Info.State == task.Scheduled && tp.Info.Stream != "" && tp.Info.Seq > 0
-	if tp.Info.Stream != "" && tp.Info.Seq > 0 {
-		m, err := s.queuedAt(r.Context(), tp.Info.Stream, tp.Info.Seq)
+	tp.CanRunNow = tp.Info.State == task.Scheduled && tp.Info.Stream != "" && tp.Info.Sequence > 0
+	if tp.Info.Stream != "" && tp.Info.Sequence > 0 {
+		m, err := s.queuedAt(r.Context(), tp.Info.Stream, tp.Info.Sequence)
 		switch {
 		case errors.Is(err, task.ErrNotFound):
 			tp.MessageErr = "Its stream no longer holds it (" + tp.Info.Ref + ")."

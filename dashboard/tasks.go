@@ -284,7 +284,7 @@ func classify(q task.Queued, pos []consumerPosition) queuedView {
 			continue
 		}
 		v.Consumers = append(v.Consumers, c.name)
-		if q.Seq > c.delivered {
+		if q.Sequence > c.delivered {
 			pending = true
 		}
 	}
@@ -324,7 +324,7 @@ func (s *Server) queuedAt(ctx context.Context, stream string, seq uint64) (queue
 	if err != nil {
 		return queuedView{}, err
 	}
-	if len(page.Tasks) == 0 || page.Tasks[0].Seq != seq {
+	if len(page.Tasks) == 0 || page.Tasks[0].Sequence != seq {
 		return queuedView{}, fmt.Errorf("%w: %s is not a task", task.ErrNotFound, ref)
 	}
 	pos, _, err := s.consumerPositions(ctx, stream)
@@ -366,10 +366,10 @@ func (s *Server) runNowTask(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if info.State != task.Scheduled || info.Stream == "" || info.Seq == 0 {
+	if info.State != task.Scheduled || info.Stream == "" || info.Sequence == 0 {
 		return "", fmt.Errorf("%w (it is %s)", errNotDelayed, info.State)
 	}
-	return s.runNowRef(ctx, info.Stream, info.Seq)
+	return s.runNowRef(ctx, info.Stream, info.Sequence)
 }
 
 func (s *Server) runNowRef(ctx context.Context, stream string, seq uint64) (string, error) {

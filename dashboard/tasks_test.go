@@ -68,7 +68,7 @@ func (tb *taskBundle) form(t *testing.T, path string, v url.Values) response {
 type queuedJSON struct {
 	Ref       string   `json:"ref"`
 	Stream    string   `json:"stream"`
-	Seq       uint64   `json:"seq"`
+	Sequence  uint64   `json:"seq"`
 	ID        string   `json:"id"`
 	Subject   string   `json:"subject"`
 	Tracked   bool     `json:"tracked"`
@@ -111,7 +111,7 @@ func TestTaskBrowserLists(t *testing.T) {
 	}
 	bySeq := map[uint64]queuedJSON{}
 	for _, q := range pending.Tasks {
-		bySeq[q.Seq] = q
+		bySeq[q.Sequence] = q
 	}
 	if q := bySeq[plain.Sequence]; q.Status != "pending" || q.Tracked || q.ID != "" || len(q.Consumers) != 1 {
 		t.Errorf("untracked pending task: got %+v, want pending, untracked, one consumer", q)
@@ -123,7 +123,7 @@ func TestTaskBrowserLists(t *testing.T) {
 		t.Errorf("a task no consumer selects: got %+v, want unrouted, consumers []", q)
 	}
 	delayed := decode[tasksBody[queuedJSON]](t, tb.get(t, "/api/tasks?state=delayed"))
-	if len(delayed.Tasks) != 1 || delayed.Tasks[0].Subject != "tasks.idle.later" || delayed.Tasks[0].Status != "delayed" || delayed.Tasks[0].Seq != later.Sequence {
+	if len(delayed.Tasks) != 1 || delayed.Tasks[0].Subject != "tasks.idle.later" || delayed.Tasks[0].Status != "delayed" || delayed.Tasks[0].Sequence != later.Sequence {
 		t.Errorf("delayed: got %+v, want the delayed task on its target subject", delayed.Tasks)
 	}
 	filtered := decode[tasksBody[queuedJSON]](t, tb.get(t, "/api/tasks?state=pending&subject="+url.QueryEscape("tasks.idle.*")))

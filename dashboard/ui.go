@@ -226,7 +226,7 @@ func (s *Server) pageDeadLetter(w http.ResponseWriter, r *http.Request) {
 		pd.Err = readError(err).Error()
 		code = statusOf(err)
 	} else {
-		pd.Title = fmt.Sprintf("Dead letter #%d", dl.Seq)
+		pd.Title = fmt.Sprintf("Dead letter #%d", dl.Sequence)
 	}
 	pd.Data = dl
 	s.render(w, r, "deadletter", code, pd)

@@ -32,7 +32,7 @@ func BenchmarkList100k(b *testing.B) {
 			kind = "broken"
 		}
 		m := dlq.Message(dlq.Letter{
-			Stream: "TASKS", Consumer: "worker", Seq: uint64(i + 1),
+			Stream: "TASKS", Consumer: "worker", Sequence: uint64(i + 1),
 			Subject: fmt.Sprintf("tasks.load.%d.%s", i%100, kind), Header: nats.Header{"Jetworker-Task-Id": {fmt.Sprint("t", i)}},
 			Data: make([]byte, 256), Attempts: 5, Reason: "boom", FailedAt: time.Now(),
 		}, maxPayload)
@@ -57,7 +57,7 @@ func BenchmarkList100k(b *testing.B) {
 			b.Fatalf("first page: %d entries, next %d, %v", len(page.Entries), page.Next, err)
 		}
 		next, err := store.List(b.Context(), f, page.Next, 50)
-		if err != nil || len(next.Entries) != 50 || next.Entries[0].Seq >= page.Entries[49].Seq {
+		if err != nil || len(next.Entries) != 50 || next.Entries[0].Sequence >= page.Entries[49].Sequence {
 			b.Fatalf("second page: %d entries, %v", len(next.Entries), err)
 		}
 	}

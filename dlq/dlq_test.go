@@ -85,7 +85,7 @@ func TestListNewestFirstWithCursor(t *testing.T) {
 	const n = 130
 	var want []uint64
 	for i := range n {
-		want = append(want, b.letter(t, dlq.Letter{Seq: uint64(i + 1), Subject: "tasks.page", Reason: "x"}))
+		want = append(want, b.letter(t, dlq.Letter{Sequence: uint64(i + 1), Subject: "tasks.page", Reason: "x"}))
 	}
 	slices.Reverse(want)
 	var got []uint64
@@ -98,7 +98,7 @@ func TestListNewestFirstWithCursor(t *testing.T) {
 		}
 		pages++
 		for _, e := range page.Entries {
-			got = append(got, e.Seq)
+			got = append(got, e.Sequence)
 		}
 		if page.Next == 0 {
 			break
@@ -125,7 +125,7 @@ func TestListFilters(t *testing.T) {
 		if id != "" {
 			h.Set(jetworker.HeaderMsgID, id)
 		}
-		b.letter(t, dlq.Letter{Stream: stream, Consumer: cons, Seq: uint64(time.Since(t0)), Subject: subject, Header: h, Reason: "no", FailedAt: at})
+		b.letter(t, dlq.Letter{Stream: stream, Consumer: cons, Sequence: uint64(time.Since(t0)), Subject: subject, Header: h, Reason: "no", FailedAt: at})
 	}
 	add("TASKS", "loader", "tasks.load.a.broken", "id-1", t0)
 	add("TASKS", "loader", "tasks.load.b.broken", "id-2", t0.Add(time.Minute))
@@ -134,7 +134,7 @@ func TestListFilters(t *testing.T) {
 	add("OTHER", "mailer", "tasks.email.welcome", "id-5", t0.Add(4*time.Minute))
 	// A dead letter of the layout before the original subject was part of
 	// the subject.
-	legacy := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "old", Seq: 9, Subject: "tasks.legacy", Reason: "old"}, 0)
+	legacy := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "old", Sequence: 9, Subject: "tasks.legacy", Reason: "old"}, 0)
 	legacy.Subject = "dlq.TASKS.old"
 	if _, err := b.js.PublishMsg(t.Context(), legacy); err != nil {
 		t.Fatalf("legacy: %v", err)
@@ -184,7 +184,7 @@ func TestListFilters(t *testing.T) {
 func TestReadsCreateNoConsumers(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	seq := b.letter(t, dlq.Letter{Seq: 1, Subject: "tasks.x", Reason: "x"})
+	seq := b.letter(t, dlq.Letter{Sequence: 1, Subject: "tasks.x", Reason: "x"})
 	for range 20 {
 		if _, err := b.store.List(t.Context(), dlq.Filter{Subject: "tasks.>"}, 0, 0); err != nil {
 			t.Fatal(err)
@@ -242,7 +242,7 @@ func TestReplayRunsTaskOnce(t *testing.T) {
 		if err != nil || len(page.Entries) != 1 {
 			return fmt.Errorf("%d dead letters (%v), want 1", len(page.Entries), err)
 		}
-		seq = page.Entries[0].Seq
+		seq = page.Entries[0].Sequence
 		return nil
 	})
 	res, err := b.store.Replay(t.Context(), seq)
@@ -270,7 +270,7 @@ func TestConcurrentReplayHasOneWinner(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	for round := range 5 {
-		seq := b.letter(t, dlq.Letter{Seq: uint64(round + 1), Subject: "tasks.race", Data: []byte("x"), Reason: "x"})
+		seq := b.letter(t, dlq.Letter{Sequence: uint64(round + 1), Subject: "tasks.race", Data: []byte("x"), Reason: "x"})
 		const callers = 8
 		var wg sync.WaitGroup
 		var won, lost atomic.Int32
@@ -325,7 +325,7 @@ func TestReplayRefusesPlantedEntries(t *testing.T) {
 	}
 	var seq atomic.Uint64 // distinct original sequences: distinct dead letters
 	honest := func(orig string) *nats.Msg {
-		return dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "worker", Seq: seq.Add(1), Subject: orig, Data: []byte("x"), Reason: "x"}, 0)
+		return dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "worker", Sequence: seq.Add(1), Subject: orig, Data: []byte("x"), Reason: "x"}, 0)
 	}
 	tests := []struct {
 		name    string
@@ -362,10 +362,10 @@ func TestReplayRefusesPlantedEntries(t *testing.T) {
 			return m
 		}},
 		{name: "stream does not exist", problem: "does not exist", msg: func() *nats.Msg {
-			return dlq.Message(dlq.Letter{Stream: "NOPE", Consumer: "worker", Seq: seq.Add(1), Subject: "tasks.email.x", Reason: "x"}, 0)
+			return dlq.Message(dlq.Letter{Stream: "NOPE", Consumer: "worker", Sequence: seq.Add(1), Subject: "tasks.email.x", Reason: "x"}, 0)
 		}},
 		{name: "dead-letter stream as origin", problem: "dead-letter stream", msg: func() *nats.Msg {
-			return dlq.Message(dlq.Letter{Stream: "DLQ", Consumer: "worker", Seq: seq.Add(1), Subject: "dlq.TASKS.worker.tasks.x", Reason: "x"}, 0)
+			return dlq.Message(dlq.Letter{Stream: "DLQ", Consumer: "worker", Sequence: seq.Add(1), Subject: "dlq.TASKS.worker.tasks.x", Reason: "x"}, 0)
 		}},
 		{name: "subject the stream does not capture", problem: "does not capture", msg: func() *nats.Msg {
 			return honest("orders.created")
@@ -374,7 +374,7 @@ func TestReplayRefusesPlantedEntries(t *testing.T) {
 			return honest("jetworker.delay.TASKS.x")
 		}},
 		{name: "subject the consumer does not take", problem: "does not take", msg: func() *nats.Msg {
-			return dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "mailer", Seq: seq.Add(1), Subject: "tasks.billing.x", Reason: "x"}, 0)
+			return dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "mailer", Sequence: seq.Add(1), Subject: "tasks.billing.x", Reason: "x"}, 0)
 		}},
 		{name: "truncated payload", problem: "cut to", msg: func() *nats.Msg {
 			m := honest("tasks.email.x")
@@ -426,8 +426,8 @@ func TestReplayDropsServerDirectives(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	first := b.letter(t, dlq.Letter{Seq: 1, Subject: "tasks.email.x", Reason: "x"})
-	m := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "worker", Seq: 7, Subject: "tasks.email.x", Data: []byte("x"), Reason: "x"}, 0)
+	first := b.letter(t, dlq.Letter{Sequence: 1, Subject: "tasks.email.x", Reason: "x"})
+	m := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "worker", Sequence: 7, Subject: "tasks.email.x", Data: []byte("x"), Reason: "x"}, 0)
 	m.Header.Set(jetstream.ExpectedLastSeqHeader, fmt.Sprint(first))
 	ack, err := b.js.PublishMsg(ctx, m)
 	if err != nil {
@@ -454,8 +454,8 @@ func TestPurge(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	for i := range 3 {
-		b.letter(t, dlq.Letter{Consumer: "alpha", Seq: uint64(i + 1), Subject: "tasks.alpha.x", Reason: "x"})
-		b.letter(t, dlq.Letter{Consumer: "beta", Seq: uint64(i + 10), Subject: "tasks.beta.y", Reason: "x",
+		b.letter(t, dlq.Letter{Consumer: "alpha", Sequence: uint64(i + 1), Subject: "tasks.alpha.x", Reason: "x"})
+		b.letter(t, dlq.Letter{Consumer: "beta", Sequence: uint64(i + 10), Subject: "tasks.beta.y", Reason: "x",
 			Header: nats.Header{jetworker.HeaderMsgID: {fmt.Sprintf("b%d", i)}}})
 	}
 	n, err := b.store.Purge(t.Context(), dlq.Filter{TaskID: "b1"})
@@ -489,7 +489,7 @@ func TestMessageAlwaysFits(t *testing.T) {
 		{name: "payload at the limit", data: limit, truncated: true},
 	}
 	for _, tt := range tests {
-		m := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "c", Seq: 1, Subject: "tasks.big", Data: make([]byte, tt.data), Reason: big,
+		m := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "c", Sequence: 1, Subject: "tasks.big", Data: make([]byte, tt.data), Reason: big,
 			Header: nats.Header{"X-Tenant": {"acme"}}}, limit)
 		size := len(m.Data)
 		for k, vs := range m.Header {
@@ -536,7 +536,7 @@ func TestMessageWithHugeHeadersFits(t *testing.T) {
 			return h
 		}(), data: 10, dropped: 40 - 26},
 	} {
-		m := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "c", Seq: 9, Subject: "tasks.big", Header: tt.header,
+		m := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "c", Sequence: 9, Subject: "tasks.big", Header: tt.header,
 			Data: make([]byte, tt.data), Reason: "boom", Attempts: 1}, limit)
 		if size := wire.HeaderSize(m.Header) + len(m.Data); size > limit {
 			t.Errorf("%s: copy is %d bytes, over the %d limit", tt.name, size, limit)
@@ -565,7 +565,7 @@ func TestMessageWithHugeHeadersFits(t *testing.T) {
 func TestListEmptyPageIsEmptyList(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.letter(t, dlq.Letter{Seq: 1, Subject: "tasks.x", Reason: "x"})
+	b.letter(t, dlq.Letter{Sequence: 1, Subject: "tasks.x", Reason: "x"})
 	for name, f := range map[string]dlq.Filter{
 		"no match":   {Subject: "tasks.nothing.>"},
 		"by task ID": {TaskID: "nobody"},

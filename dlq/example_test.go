@@ -71,7 +71,7 @@ func Example() {
 	fmt.Printf("dead: task %s on %s: %s\n", e.TaskID, e.OriginalSubject, e.Error)
 
 	close(fixed)
-	if _, err := store.Replay(ctx, e.Seq); err != nil {
+	if _, err := store.Replay(ctx, e.Sequence); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("replayed and ran:", <-done)

@@ -26,10 +26,10 @@ const (
 type Letter struct {
 	// Prefix is the first token of dead-letter subjects. Defaults to "dlq".
 	Prefix string
-	// Stream, Consumer and Seq locate the original message.
+	// Stream, Consumer and Sequence locate the original message.
 	Stream   string
 	Consumer string
-	Seq      uint64
+	Sequence uint64
 	// Subject, Header and Data are the original message's.
 	Subject string
 	Header  nats.Header
@@ -90,12 +90,12 @@ func Message(l Letter, maxPayload int64) *nats.Msg {
 		h.Set(k, v)
 		own = append(own, k)
 	}
-	set(jetworker.HeaderMsgID, msgID(l.Stream, l.Consumer, l.Seq))
+	set(jetworker.HeaderMsgID, msgID(l.Stream, l.Consumer, l.Sequence))
 	set(jetworker.HeaderError, oneLine(l.Reason, maxError))
 	set(jetworker.HeaderAttempts, strconv.FormatUint(l.Attempts, 10))
 	set(jetworker.HeaderOriginalSubject, l.Subject)
 	set(jetworker.HeaderOriginalStream, l.Stream)
-	set(jetworker.HeaderOriginalSeq, strconv.FormatUint(l.Seq, 10))
+	set(jetworker.HeaderOriginalSeq, strconv.FormatUint(l.Sequence, 10))
 	set(jetworker.HeaderConsumer, l.Consumer)
 	set(jetworker.HeaderFailedAt, l.FailedAt.UTC().Format(time.RFC3339Nano))
 	msg := &nats.Msg{Subject: l.subject(prefix), Data: l.Data, Header: h}

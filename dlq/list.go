@@ -132,7 +132,7 @@ func (s *Store) List(ctx context.Context, f Filter, before uint64, limit int) (P
 	}
 	if len(found) > limit {
 		found = found[:limit]
-		page.Next = found[limit-1].Seq
+		page.Next = found[limit-1].Sequence
 	}
 	page.Entries = append(page.Entries, found...) // never nil: JSON []
 	return page, nil
@@ -217,7 +217,7 @@ func (s *Store) Purge(ctx context.Context, f Filter) (int, error) {
 		return n, nil
 	}
 	var seqs []uint64
-	if err := s.Scan(ctx, f, func(e *Entry) bool { seqs = append(seqs, e.Seq); return true }); err != nil {
+	if err := s.Scan(ctx, f, func(e *Entry) bool { seqs = append(seqs, e.Sequence); return true }); err != nil {
 		return 0, err
 	}
 	n := 0

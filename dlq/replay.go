@@ -14,8 +14,9 @@ import (
 
 // Replayed is what [Store.Replay] did.
 type Replayed struct {
-	// Seq is the dead letter's sequence; it no longer exists.
-	Seq uint64 `json:"seq"`
+	// DeadLetter is the dead letter's sequence in the dead-letter stream;
+	// it no longer exists.
+	DeadLetter uint64 `json:"seq"`
 	// TaskID is the task's ID, "" when it had none.
 	TaskID string `json:"task_id"`
 	// Stream and Sequence locate the task stored again; Ref is the same
@@ -77,7 +78,7 @@ func (s *Store) Replay(ctx context.Context, seq uint64) (Replayed, error) {
 		}
 		return Replayed{}, fmt.Errorf("dlq: replayed %s as %s but could not remove it: %w", from, jetworker.Ref(ack.Stream, ack.Sequence), err)
 	}
-	return Replayed{Seq: seq, TaskID: e.TaskID, Stream: ack.Stream, Sequence: ack.Sequence, Ref: jetworker.Ref(ack.Stream, ack.Sequence)}, nil
+	return Replayed{DeadLetter: seq, TaskID: e.TaskID, Stream: ack.Stream, Sequence: ack.Sequence, Ref: jetworker.Ref(ack.Stream, ack.Sequence)}, nil
 }
 
 // ReplayMatching replays every dead letter f selects, oldest first, and
@@ -86,7 +87,7 @@ func (s *Store) Replay(ctx context.Context, seq uint64) (Replayed, error) {
 // that ends stops it.
 func (s *Store) ReplayMatching(ctx context.Context, f Filter) (int, error) {
 	var seqs []uint64
-	if err := s.Scan(ctx, f, func(e *Entry) bool { seqs = append(seqs, e.Seq); return true }); err != nil {
+	if err := s.Scan(ctx, f, func(e *Entry) bool { seqs = append(seqs, e.Sequence); return true }); err != nil {
 		return 0, err
 	}
 	n := 0

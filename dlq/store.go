@@ -19,19 +19,19 @@ import (
 
 // Entry is one dead letter.
 type Entry struct {
-	// Seq is the dead letter's sequence in the dead-letter stream; it
+	// Sequence is the dead letter's sequence in the dead-letter stream; it
 	// identifies it for Get, Replay and Delete.
-	Seq uint64 `json:"seq"`
+	Sequence uint64 `json:"seq"`
 	// Subject is the dead-letter subject (<prefix>.<stream>.<consumer>.<subject>).
 	Subject string `json:"subject"`
 	// TaskID is the original task's ID, "" when it had none.
 	TaskID string `json:"task_id"`
-	// OriginalSubject, OriginalStream and OriginalSeq locate the task as it
+	// OriginalSubject, OriginalStream and OriginalSequence locate the task as it
 	// was before it died; OriginalRef is the same as a [jetworker.Ref].
-	OriginalSubject string `json:"original_subject"`
-	OriginalStream  string `json:"original_stream"`
-	OriginalSeq     uint64 `json:"original_seq"`
-	OriginalRef     string `json:"original_ref"`
+	OriginalSubject  string `json:"original_subject"`
+	OriginalStream   string `json:"original_stream"`
+	OriginalSequence uint64 `json:"original_seq"`
+	OriginalRef      string `json:"original_ref"`
 	// Consumer is the durable that gave up on the task.
 	Consumer string `json:"consumer"`
 	// Error is the last error, as text.
@@ -189,7 +189,7 @@ func (s *Store) entry(m *jetstream.RawStreamMsg) *Entry {
 		delete(h, k)
 	}
 	e := &Entry{
-		Seq:             m.Sequence,
+		Sequence:        m.Sequence,
 		Subject:         m.Subject,
 		TaskID:          h.Get(jetworker.HeaderTaskID),
 		OriginalSubject: h.Get(jetworker.HeaderOriginalSubject),
@@ -199,9 +199,9 @@ func (s *Store) entry(m *jetstream.RawStreamMsg) *Entry {
 		Header:          h,
 		Data:            m.Data,
 	}
-	e.OriginalSeq, _ = strconv.ParseUint(h.Get(jetworker.HeaderOriginalSeq), 10, 64)
-	if e.OriginalStream != "" && e.OriginalSeq != 0 {
-		e.OriginalRef = jetworker.Ref(e.OriginalStream, e.OriginalSeq)
+	e.OriginalSequence, _ = strconv.ParseUint(h.Get(jetworker.HeaderOriginalSeq), 10, 64)
+	if e.OriginalStream != "" && e.OriginalSequence != 0 {
+		e.OriginalRef = jetworker.Ref(e.OriginalStream, e.OriginalSequence)
 	}
 	e.Attempts, _ = strconv.ParseUint(h.Get(jetworker.HeaderAttempts), 10, 64)
 	if at, err := time.Parse(time.RFC3339Nano, h.Get(jetworker.HeaderFailedAt)); err == nil {

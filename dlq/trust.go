@@ -35,10 +35,10 @@ func staticProblem(prefix string, e *Entry) string {
 		return fmt.Sprintf("header %s %q disagrees with the subject's consumer %q", jetworker.HeaderConsumer, e.Consumer, cons)
 	case len(toks) == 3 && e.OriginalSubject != toks[2]:
 		return fmt.Sprintf("header %s %q disagrees with the subject's %q", jetworker.HeaderOriginalSubject, e.OriginalSubject, toks[2])
-	case e.OriginalSeq == 0:
+	case e.OriginalSequence == 0:
 		return fmt.Sprintf("header %s is missing or not a sequence", jetworker.HeaderOriginalSeq)
-	case e.Header.Get(jetworker.HeaderMsgID) != msgID(stream, cons, e.OriginalSeq):
-		return fmt.Sprintf("its %s is not the one the dead-letter path writes (%s)", jetworker.HeaderMsgID, msgID(stream, cons, e.OriginalSeq))
+	case e.Header.Get(jetworker.HeaderMsgID) != msgID(stream, cons, e.OriginalSequence):
+		return fmt.Sprintf("its %s is not the one the dead-letter path writes (%s)", jetworker.HeaderMsgID, msgID(stream, cons, e.OriginalSequence))
 	case e.Truncated > 0:
 		return fmt.Sprintf("its payload was cut to %d of %d bytes to fit the server's max payload", len(e.Data), e.Truncated)
 	case e.HeadersDropped > 0:

@@ -424,7 +424,7 @@ const uniqueRetryWindow = time.Minute
 func (p *Publisher) stored(pr *prepared, ack *jetstream.PubAck) task.Stored {
 	st := task.Stored{ID: pr.id, Subject: pr.subject, RunAt: pr.runAt, MaxAttempts: pr.maxAtt, Unique: pr.unique}
 	if ack != nil {
-		st.Stream, st.Seq = ack.Stream, ack.Sequence
+		st.Stream, st.Sequence = ack.Stream, ack.Sequence
 	}
 	return st
 }
@@ -552,7 +552,7 @@ func (p *Publisher) acked(m *nats.Msg, res Result) {
 // storedFromMsg describes a stored task from its message and ack.
 func storedFromMsg(m *nats.Msg, ack *jetstream.PubAck) task.Stored {
 	st := task.Stored{
-		ID: jetworker.TaskID(m.Header), Subject: target(m), Stream: ack.Stream, Seq: ack.Sequence,
+		ID: jetworker.TaskID(m.Header), Subject: target(m), Stream: ack.Stream, Sequence: ack.Sequence,
 		Unique: m.Header.Get(jetworker.HeaderUnique),
 	}
 	st.MaxAttempts, _ = strconv.Atoi(m.Header.Get(jetworker.HeaderMaxAttempts))

@@ -62,7 +62,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (Info, error) {
 	if cur.State == Active || cur.Stream == "" {
 		return cur, nil // the worker (or a later one) ends it
 	}
-	w, err := s.withdraw(ctx, cur.Stream, cur.Seq)
+	w, err := s.withdraw(ctx, cur.Stream, cur.Sequence)
 	if err != nil || !w.removed || w.delivered {
 		return cur, err // a worker has it, or had it: it ends it
 	}

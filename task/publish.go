@@ -16,10 +16,10 @@ import (
 type Stored struct {
 	ID      string
 	Subject string
-	// Stream and Seq locate the stored message: the task, or for a delayed
+	// Stream and Sequence locate the stored message: the task, or for a delayed
 	// task its schedule message.
-	Stream string
-	Seq    uint64
+	Stream   string
+	Sequence uint64
 	// RunAt is set for a delayed task: when it is due.
 	RunAt time.Time
 	// MaxAttempts is the task's own maximum, 0 when it has none.
@@ -37,8 +37,8 @@ func (st Stored) seed() (Info, event) {
 		Subject: st.Subject, MaxAttempts: st.MaxAttempts, RunAt: st.RunAt.UTC(), Unique: st.Unique, History: []Transition{},
 	}
 	ev := event{state: state}
-	if st.Stream != "" && st.Seq > 0 {
-		ev.stream, ev.seq, ev.ref = st.Stream, st.Seq, jetworker.Ref(st.Stream, st.Seq)
+	if st.Stream != "" && st.Sequence > 0 {
+		ev.stream, ev.seq, ev.ref = st.Stream, st.Sequence, jetworker.Ref(st.Stream, st.Sequence)
 	}
 	return info, ev
 }

@@ -19,11 +19,11 @@ import (
 // Queued is a task read from its stream rather than from its record: what
 // the stream itself knows, for tasks tracked or not.
 type Queued struct {
-	// Ref, Stream and Seq locate the stored message (for a delayed task,
+	// Ref, Stream and Sequence locate the stored message (for a delayed task,
 	// its schedule message).
-	Ref    string `json:"ref"`
-	Stream string `json:"stream"`
-	Seq    uint64 `json:"seq"`
+	Ref      string `json:"ref"`
+	Stream   string `json:"stream"`
+	Sequence uint64 `json:"seq"`
 	// ID is the task's ID, "" when it has none.
 	ID string `json:"id,omitempty"`
 	// Subject is the task's subject (a delayed task's target).
@@ -105,7 +105,7 @@ func (s *Store) Queued(ctx context.Context, stream string, f QueuedFilter, befor
 	}
 	if len(out) > limit {
 		out = out[:limit]
-		page.Next = out[limit-1].Seq
+		page.Next = out[limit-1].Sequence
 	}
 	page.Tasks = out
 	return page, nil
@@ -120,7 +120,7 @@ func queued(stream string, m *jetstream.RawStreamMsg) (Queued, bool) {
 		delete(h, k)
 	}
 	q := Queued{
-		Ref: jetworker.Ref(stream, m.Sequence), Stream: stream, Seq: m.Sequence,
+		Ref: jetworker.Ref(stream, m.Sequence), Stream: stream, Sequence: m.Sequence,
 		ID: jetworker.TaskID(h), Subject: m.Subject, Stored: m.Time, Size: len(m.Data),
 		Tracked: h.Get(jetworker.HeaderTrack) != "", Header: h, Data: m.Data,
 	}

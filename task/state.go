@@ -84,12 +84,12 @@ type Info struct {
 	ID string `json:"id"`
 	// Subject is the task's subject (its type).
 	Subject string `json:"subject"`
-	// Stream and Seq locate the stored message (for a scheduled task, its
+	// Stream and Sequence locate the stored message (for a scheduled task, its
 	// schedule message until it is released); Ref is the same as a
 	// jetworker.Ref.
-	Stream string `json:"stream,omitempty"`
-	Seq    uint64 `json:"seq,omitempty"`
-	Ref    string `json:"ref,omitempty"`
+	Stream   string `json:"stream,omitempty"`
+	Sequence uint64 `json:"seq,omitempty"`
+	Ref      string `json:"ref,omitempty"`
 	// State is where the task is now.
 	State State `json:"state"`
 	// Attempt is the delivery the latest transition belongs to, from 1;
@@ -216,7 +216,7 @@ func apply(cur Info, ev event, historyLimit int) (Info, bool) {
 		next.Result, changed = ev.result, true
 	}
 	if ev.ref != "" && ev.ref != next.Ref {
-		next.Stream, next.Seq, next.Ref, changed = ev.stream, ev.seq, ev.ref, true
+		next.Stream, next.Sequence, next.Ref, changed = ev.stream, ev.seq, ev.ref, true
 	}
 	if changed {
 		next.Updated = ev.at

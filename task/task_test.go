@@ -188,7 +188,7 @@ func TestFailedTaskAndReplay(t *testing.T) {
 	if err != nil || len(page.Entries) != 1 {
 		t.Fatalf("dead letters: %v %v", page.Entries, err)
 	}
-	if _, err := store.Replay(t.Context(), page.Entries[0].Seq); err != nil {
+	if _, err := store.Replay(t.Context(), page.Entries[0].Sequence); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
@@ -668,11 +668,11 @@ func TestQueuedAndRunNow(t *testing.T) {
 	if d.ID != "later" || d.Subject != "tasks.q.later" || !d.Tracked || time.Until(d.RunAt) < 50*time.Minute {
 		t.Fatalf("delayed task %+v: want later on tasks.q.later in an hour, tracked", d)
 	}
-	ref, err := b.store.RunNow(ctx, d.Stream, d.Seq)
+	ref, err := b.store.RunNow(ctx, d.Stream, d.Sequence)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.store.RunNow(ctx, d.Stream, d.Seq); !errors.Is(err, task.ErrNotFound) {
+	if _, err := b.store.RunNow(ctx, d.Stream, d.Sequence); !errors.Is(err, task.ErrNotFound) {
 		t.Fatalf("second RunNow: got %v, want ErrNotFound", err)
 	}
 	stream, seq, _ := jetworker.ParseRef(ref)

@@ -38,7 +38,7 @@ func TestBeginSeesACancelThatLandsWhileItRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Track(t.Context(), Stored{ID: "x", Subject: "tasks.x", Stream: "TASKS", Seq: 7}); err != nil {
+	if err := s.Track(t.Context(), Stored{ID: "x", Subject: "tasks.x", Stream: "TASKS", Sequence: 7}); err != nil {
 		t.Fatal(err)
 	}
 	tr := s.NewTracker("w", false)

@@ -152,7 +152,7 @@ func TestDLQCommands(t *testing.T) {
 		if len(list) != 2 {
 			return fmt.Errorf("%d dead letters", len(list))
 		}
-		seqs = []uint64{list[0].Seq, list[1].Seq}
+		seqs = []uint64{list[0].Sequence, list[1].Sequence}
 		return nil
 	})
 

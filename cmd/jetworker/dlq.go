@@ -130,7 +130,7 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 			if d.Problem != "" {
 				replay, refused = "no", refused+1
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, formatLocal(d.FailedAt), inert(d.OriginalStream+"/"+d.Consumer),
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Sequence, formatLocal(d.FailedAt), inert(d.OriginalStream+"/"+d.Consumer),
 				inert(d.OriginalSubject), inert(cmp.Or(d.TaskID, d.OriginalRef)), d.Attempts, replay, excerpt(d.Error, 60))
 		}
 		_ = tw.Flush()
@@ -151,7 +151,7 @@ func runDLQ(ctx context.Context, std *stdio, args []string) error {
 		return nil
 	case "replay":
 		if all {
-			if err := store.Scan(ctx, f, func(e *dlq.Entry) bool { seqs = append(seqs, e.Seq); return true }); err != nil {
+			if err := store.Scan(ctx, f, func(e *dlq.Entry) bool { seqs = append(seqs, e.Sequence); return true }); err != nil {
 				return err
 			}
 		}
@@ -248,7 +248,7 @@ func listAll(ctx context.Context, store *dlq.Store, f dlq.Filter, limit int) ([]
 }
 
 func printDeadLetter(std *stdio, d *dlq.Entry) {
-	fmt.Fprintf(std.out, "Seq:       %d (%s)\n", d.Seq, inert(d.Subject))
+	fmt.Fprintf(std.out, "Sequence:       %d (%s)\n", d.Sequence, inert(d.Subject))
 	fmt.Fprintf(std.out, "Task:      %s\n", inert(cmp.Or(d.TaskID, "(no ID)")))
 	fmt.Fprintf(std.out, "Origin:    %s, subject %s\n", inert(d.OriginalRef), inert(d.OriginalSubject))
 	if d.Problem != "" {

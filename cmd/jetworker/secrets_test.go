@@ -212,7 +212,7 @@ func TestSecretsNotInLogsOrDeadLetters(t *testing.T) {
 				if len(page.Entries) != 1 {
 					return fmt.Errorf("%d dead letters", len(page.Entries))
 				}
-				seq = page.Entries[0].Seq
+				seq = page.Entries[0].Sequence
 				if msg := page.Entries[0].Error; !strings.Contains(msg, "http://127.0.0.1:1/...") || !strings.Contains(msg, "connection refused") {
 					return fmt.Errorf("Jetworker-Error %q does not say where and why", msg)
 				}

@@ -135,7 +135,7 @@ func TestDLQRefusesPlantedEntries(t *testing.T) {
 	if r := jw(t, env, "", "publish", "tasks.keep", "{}"); r.code != 0 {
 		t.Fatalf("publish: exit %d\n%s", r.code, r.stderr)
 	}
-	gm := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "worker-x", Seq: 7, Subject: "tasks.x", Data: []byte("{}"),
+	gm := dlq.Message(dlq.Letter{Stream: "TASKS", Consumer: "worker-x", Sequence: 7, Subject: "tasks.x", Data: []byte("{}"),
 		Header: nats.Header{jetworker.HeaderTaskID: {"good"}}, Attempts: 1, Reason: "boom", FailedAt: time.Now()}, 0)
 	gack, err := js.PublishMsg(t.Context(), gm)
 	if err != nil {
