@@ -22,6 +22,7 @@
 //	schedule_fire_lag_seconds                  histogram of slot-to-PubAck lag of successful fires
 //	scheduler_leader                           gauge, 1 while this process leads
 //	scheduler_lease_renew_failures_total       counter
+//	task_record_writes_lost_total              counter of task record writes given up (ObserveTaskStore)
 //
 // With ObserveStreams, read from the NATS server at scrape time:
 //
@@ -187,6 +188,7 @@ type Metrics struct {
 	fireLag     prometheus.Histogram
 	leader      prometheus.Gauge
 	renewFailed prometheus.Counter
+	tasks       taskStores
 }
 
 // New returns a Metrics with its own registry. It returns an error if
@@ -250,7 +252,7 @@ func New(cfg Config) (*Metrics, error) {
 	}, []string{"version", "go_version"})
 	build.WithLabelValues(cfg.Version, runtime.Version()).Set(1)
 	m.reg.MustRegister(build, m.processed, m.duration, m.wait, m.inFlight, m.deadLetters,
-		m.published, m.fires, m.fireLag, m.leader, m.renewFailed)
+		m.published, m.fires, m.fireLag, m.leader, m.renewFailed, newLostCounter(&m.tasks))
 	if !cfg.DisableRuntimeMetrics {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/jetworker/jetworker/publisher"
 	"github.com/jetworker/jetworker/schedule"
 	"github.com/jetworker/jetworker/streams"
+	"github.com/jetworker/jetworker/task"
 )
 
 type testBundle struct {
@@ -437,4 +438,40 @@ func TestOldestPendingAndScrapeFailure(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Record writes a task store gave up on show as
+// jetworker_task_record_writes_lost_total: here tracked publishes whose
+// records no longer fit the bucket (the tasks are stored regardless).
+func TestTaskRecordWritesLost(t *testing.T) {
+	t.Parallel()
+	m, err := metrics.New(metrics.Config{DisableRuntimeMetrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, m)
+	if got := value(find(scrape(t, b), "jetworker_task_record_writes_lost_total")); got != 0 {
+		t.Fatalf("before any store: got %v, want 0", got)
+	}
+	small, err := task.New(b.js, task.Config{Bucket: "tiny", MaxBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ObserveTaskStore(small)
+	pub, err := publisher.New(b.js, publisher.Config{Tasks: small})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := pub.Publish(t.Context(), "tasks.full", make([]byte, 10), &publisher.PublishOpts{ID: fmt.Sprint("f", i), Track: true}); err != nil {
+			t.Fatalf("tracked publish %d: %v", i, err)
+		}
+	}
+	lost := small.Lost()
+	if lost == 0 {
+		t.Fatal("no record write was lost; the test needs some")
+	}
+	if got := value(find(scrape(t, b), "jetworker_task_record_writes_lost_total")); got != float64(lost) {
+		t.Errorf("task_record_writes_lost_total: got %v, want the store's %d", got, lost)
+	}
 }

@@ -179,6 +179,7 @@ Data stays in --data-dir between runs.`).env(&e)
 		if w, err = newWeb(conn, dcfg); err != nil {
 			return err
 		}
+		w.metrics.ObserveTaskStore(tasks)
 	}
 	ccfg := consumer.Config{Durable: "dev", Concurrency: 4, Tasks: tasks, Logger: log}
 	scfg := schedule.Config{LeaseTTL: 3 * time.Second, Logger: log}

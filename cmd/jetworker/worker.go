@@ -240,6 +240,7 @@ the webhook and email variables, each of which adds one route.`).options("Routes
 		if w, err = newWeb(conn, dcfg); err != nil {
 			return err
 		}
+		w.metrics.ObserveTaskStore(tasks)
 	}
 	parts := []jetworker.Runner{jetworker.RunnerFunc(conn.watch)}
 	for i, r := range rs {
