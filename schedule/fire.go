@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/textproto"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
 	"github.com/jetworker/jetworker/internal/natsconn"
 )
@@ -333,6 +335,21 @@ func (f *firer) report(ctx context.Context, it *item, id string, ack *jetstream.
 		}
 	}
 	f.s.cfg.Hooks.fired(fr)
+}
+
+// fireMsg builds the message of one fire of e. It sets the headers
+// without canonicalizing their names (ours are canonical already): a
+// scheduler builds thousands a second.
+func fireMsg(e Entry, id string, slot time.Time) *nats.Msg {
+	h := make(nats.Header, len(e.Header)+3)
+	for k, vs := range e.Header {
+		k = textproto.CanonicalMIMEHeaderKey(k) // as nats.Header.Add does
+		h[k] = append(h[k], vs...)
+	}
+	h[jetworker.HeaderMsgID] = []string{id}
+	h[jetworker.HeaderSchedule] = []string{e.Name}
+	h[jetworker.HeaderFireTime] = []string{slot.UTC().Format(time.RFC3339)}
+	return &nats.Msg{Subject: e.Subject, Data: e.Payload, Header: h}
 }
 
 func fireID(name string, slot time.Time) string {

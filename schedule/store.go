@@ -6,17 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/textproto"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/streams"
 )
 
@@ -397,19 +394,4 @@ func decodeEntry(data []byte) (Entry, error) {
 
 func sortEntries(es []Entry) {
 	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
-}
-
-// fireMsg builds the message of one fire of e. It sets the headers
-// without canonicalizing their names (ours are canonical already): a
-// scheduler builds thousands a second.
-func fireMsg(e Entry, id string, slot time.Time) *nats.Msg {
-	h := make(nats.Header, len(e.Header)+3)
-	for k, vs := range e.Header {
-		k = textproto.CanonicalMIMEHeaderKey(k) // as nats.Header.Add does
-		h[k] = append(h[k], vs...)
-	}
-	h[jetworker.HeaderMsgID] = []string{id}
-	h[jetworker.HeaderSchedule] = []string{e.Name}
-	h[jetworker.HeaderFireTime] = []string{slot.UTC().Format(time.RFC3339)}
-	return &nats.Msg{Subject: e.Subject, Data: e.Payload, Header: h}
 }
