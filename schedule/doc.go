@@ -80,11 +80,14 @@
 //
 // # What an entry may publish
 //
-// Entries are checked when saved ([Store.Put]: a valid task subject outside
-// the server's reserved $ and _INBOX spaces, no Nats- headers, and a task
-// stream that captures the subject) and again when fired or triggered, so
-// an entry written to the bucket by other means is logged and never
-// published.
+// Entries are checked when saved ([Store.Put]) and again when fired or
+// triggered, so an entry written to the bucket by other means is logged
+// and never published. They follow the publisher's rules: a valid task
+// subject outside the server's reserved $ and _INBOX spaces and
+// jetworker's delay subjects; no Nats- header (a server directive) and no
+// Jetworker- header (jetworker's own), no malformed header name and no
+// header value with a line break. [Store.Put] and [Store.Trigger] also
+// need a task stream that captures the subject.
 //
 // [Store.Trigger] fires an entry once, now, by publishing directly (no
 // scheduler involved) with ID "<name>@trigger-<uuid>"; it does not move
