@@ -143,35 +143,69 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return err
 }
 
-// ProvisionLeases creates the lease bucket for schedulers whose
-// Config.LeaseTTL is ttl (0 means DefaultLeaseTTL), or updates it. Run
-// creates it too when it is missing; provision it ahead with an admin
-// identity when schedulers may not manage streams.
-func ProvisionLeases(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) error {
-	if _, err := js.CreateOrUpdateKeyValue(ctx, leaseConfig(cmp.Or(ttl, DefaultLeaseTTL), replicas)); err != nil {
-		return fmt.Errorf("schedule: provision bucket %q: %w", LeaseBucket, err)
-	}
-	return nil
+// LeaseConfig describes the lease bucket for [ProvisionLeases]. The zero
+// value is the bucket of schedulers running with the default [Config].
+type LeaseConfig struct {
+	// TTL is the lease TTL of the schedulers sharing the bucket (their
+	// Config.LeaseTTL); it is the bucket's MaxAge. At least 1s. Defaults
+	// to [DefaultLeaseTTL], 10s.
+	TTL time.Duration
+	// Replicas is the number of copies of the bucket, 1 to 5; use 3 in a
+	// cluster. Defaults to 1.
+	Replicas int
 }
 
-// leaseConfig is the lease bucket's configuration for a lease TTL.
-func leaseConfig(ttl time.Duration, replicas int) jetstream.KeyValueConfig {
+func (c LeaseConfig) withDefaults() LeaseConfig {
+	c.TTL = cmp.Or(c.TTL, DefaultLeaseTTL)
+	c.Replicas = cmp.Or(c.Replicas, DefaultReplicas)
+	return c
+}
+
+func (c LeaseConfig) validate() error {
+	var errs []error
+	if c.TTL < time.Second {
+		errs = append(errs, fmt.Errorf("schedule: LeaseConfig.TTL must be >= 1s, got %s", c.TTL))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("schedule: LeaseConfig.Replicas must be 1 to 5, got %d", c.Replicas))
+	}
+	return errors.Join(errs...)
+}
+
+// kvConfig is the lease bucket's configuration.
+func (c LeaseConfig) kvConfig() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:         LeaseBucket,
 		Description:    "jetworker leader leases",
 		History:        1,
-		TTL:            ttl,
-		LimitMarkerTTL: max(ttl, time.Second),
-		Replicas:       replicas,
+		TTL:            c.TTL,
+		LimitMarkerTTL: max(c.TTL, time.Second),
+		Replicas:       c.Replicas,
 		Storage:        jetstream.FileStorage,
 	}
+}
+
+// ProvisionLeases creates the lease bucket [LeaseBucket] as cfg describes,
+// or updates it. It is idempotent. [Scheduler.Run] creates the bucket
+// too when it is missing; provision it ahead with an admin identity when
+// schedulers may not manage streams. It checks cfg first and returns
+// every problem without any I/O.
+func ProvisionLeases(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig) error {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, cfg.kvConfig()); err != nil {
+		return fmt.Errorf("schedule: provision bucket %q: %w", LeaseBucket, err)
+	}
+	return nil
 }
 
 // leaseBucket binds to the lease bucket, creating it when missing and
 // updating it only when its TTLs differ from the configured lease TTL
 // (which needs an identity that may manage streams).
 func (s *Scheduler) leaseBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	cfg := leaseConfig(s.cfg.LeaseTTL, s.cfg.Replicas)
+	cfg := LeaseConfig{TTL: s.cfg.LeaseTTL, Replicas: s.cfg.Replicas}.kvConfig()
 	kv, err := s.js.KeyValue(ctx, LeaseBucket)
 	switch {
 	case errors.Is(err, jetstream.ErrBucketNotFound):
