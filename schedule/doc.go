@@ -75,8 +75,10 @@
 // shows the recorded cursor, so for such entries it may trail the last
 // fire by that much. A failed publish is retried with the same ID: every second,
 // or, while no stream captures the subject, after a delay doubling up to a
-// minute. The failure is recorded on the entry's [State] ([Store.State]),
-// which the dashboard and "jetworker schedule ls" show.
+// minute. The failure is recorded on the entry's [State] (its Error,
+// ErrorAt and Failures), and cleared by the next fire that succeeds; tools
+// show it beside the entry. [Store.States] reads the states of all entries
+// in one pass (one watch of the state bucket), [Store.State] one entry's.
 //
 // # What an entry may publish
 //

@@ -122,7 +122,7 @@ func (f *firer) apply(ctx context.Context, kve jetstream.KeyValueEntry) {
 	it := &item{c: comp, idx: -1}
 	if old != nil {
 		it.last, it.stateRev = old.last, old.stateRev
-		it.state, it.stateSlot, it.stateFailed, it.unrecorded = old.state, old.stateSlot, old.stateFailed, old.unrecorded
+		it.state, it.stateSlot, it.stateFailed, it.unrecorded, it.failureShown = old.state, old.stateSlot, old.stateFailed, old.unrecorded, old.failureShown
 	}
 	f.items[name] = it
 	if f.term != 0 {
@@ -183,7 +183,7 @@ func (f *firer) loadState(ctx context.Context) error {
 	}
 	defer func() { _ = w.Stop() }()
 	for _, it := range f.items {
-		it.last, it.stateRev = time.Time{}, 0
+		it.last, it.stateRev, it.failureShown = time.Time{}, 0, false
 	}
 	for {
 		select {
@@ -199,7 +199,7 @@ func (f *firer) loadState(ctx context.Context) error {
 			if err := json.Unmarshal(kve.Value(), &st); err != nil {
 				continue // an unreadable cursor counts as none
 			}
-			it.last, it.stateRev = st.LastSlot, kve.Revision()
+			it.last, it.stateRev, it.failureShown = st.LastSlot, kve.Revision(), st.Error != ""
 		case <-ctx.Done():
 			return fmt.Errorf("read %q: %w", StateBucket, ctx.Err())
 		}
@@ -373,7 +373,7 @@ func (f *firer) record(ctx context.Context, it *item, slot time.Time, stream str
 		}
 	}
 	if every := f.recordEvery(ctx, stream); every > 0 && it.state == nil && !it.stateFailed &&
-		!it.last.IsZero() && slot.Sub(it.last) < every {
+		!it.failureShown && !it.last.IsZero() && slot.Sub(it.last) < every {
 		it.unrecorded = slot
 		return
 	}
@@ -392,6 +392,9 @@ func (f *firer) writeState(it *item, slot time.Time) {
 	msg := nats.NewMsg("$KV." + StateBucket + "." + it.c.Name)
 	msg.Data = data
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(it.stateRev, 10))
+	// The write carries no error: once it (or its synchronous redo) lands,
+	// the state no longer shows a failure.
+	it.failureShown = false
 	fut, err := f.s.async.PublishMsgAsync(msg)
 	if err != nil {
 		it.stateFailed, it.stateSlot = true, slot
@@ -484,7 +487,9 @@ func (f *firer) noteFailure(ctx context.Context, it *item, err error) {
 	st := State{LastSlot: it.last.UTC(), Error: err.Error(), ErrorAt: f.s.cfg.NowFunc().UTC(), Failures: it.failures + 1}
 	if werr := f.recordSync(octx, it, st); werr != nil {
 		f.s.log.LogAttrs(ctx, slog.LevelWarn, "record failed fire", slog.String(logkey.Schedule, it.c.Name), slog.Any(logkey.Err, werr))
+		return
 	}
+	it.failureShown = true
 }
 
 // recordSync writes st with a revision check, keeping a cursor already at

@@ -24,6 +24,9 @@ type item struct {
 	// unrecorded is a fired slot not written to the state bucket yet
 	// (see firer.record); zero when none.
 	unrecorded time.Time
+	// failureShown is set while the state bucket shows a failed fire of
+	// the entry: the next successful fire is recorded at once, clearing it.
+	failureShown bool
 }
 
 // slotHeap orders items by due time; the fire loop has one, however many

@@ -59,9 +59,11 @@ type State struct {
 	// a leader; catch-up starts after it.
 	LastSlot time.Time `json:"last_slot"`
 	// Error is why the latest fire of the next slot failed, "" once a fire
-	// succeeds: for example that no stream captures the entry's subject.
+	// succeeds (the first success after a recorded failure is recorded at
+	// once): for example that no stream captures the entry's subject.
 	// The scheduler keeps retrying (every second, or with a delay doubling
-	// up to a minute while no stream captures the subject).
+	// up to a minute while no stream captures the subject). Tools show it
+	// with the entry ([Store.States] reads it for all entries at once).
 	Error string `json:"error,omitempty"`
 	// ErrorAt is when Error was recorded.
 	ErrorAt time.Time `json:"error_at,omitzero"`
@@ -364,7 +366,8 @@ func (s *Store) LastFired(ctx context.Context, name string) (time.Time, error) {
 
 // State returns what the schedulers recorded for the entry called name:
 // its last fired slot and the error of a fire that keeps failing. It
-// returns the zero State if nothing is recorded.
+// returns the zero State if nothing is recorded. For many entries use
+// [Store.States], one read for all of them.
 func (s *Store) State(ctx context.Context, name string) (State, error) {
 	_, state, err := s.buckets(ctx, false)
 	if err != nil {
@@ -382,6 +385,41 @@ func (s *Store) State(ctx context.Context, name string) (State, error) {
 		return State{}, fmt.Errorf("decode state of %q: %w", name, err)
 	}
 	return st, nil
+}
+
+// States returns what the schedulers recorded for every entry, by entry
+// name: the last fired slot and, for an entry whose fires keep failing,
+// the error, when it was recorded and how many fires failed (see
+// [State]). It reads the whole state bucket in one pass (one watch,
+// however many entries there are), so a list of schedules costs two
+// requests with [Store.List], not one per entry. An entry with nothing
+// recorded, or with a record that cannot be decoded, is absent from the
+// map: its State is the zero State.
+func (s *Store) States(ctx context.Context) (map[string]State, error) {
+	_, state, err := s.buckets(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	w, err := state.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list states: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	out := map[string]State{}
+	for {
+		select {
+		case kve := <-w.Updates():
+			if kve == nil {
+				return out, nil
+			}
+			var st State
+			if json.Unmarshal(kve.Value(), &st) == nil {
+				out[kve.Key()] = st
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list states: %w", ctx.Err())
+		}
+	}
 }
 
 func decodeEntry(data []byte) (Entry, error) {

@@ -3,10 +3,13 @@ package schedule_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
@@ -118,4 +121,89 @@ func TestRunTwice(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Run after cancel: got %v, want nil", err)
 	}
+}
+
+// TestStatesShowFailingFires: Store.States reads every entry's state in
+// one pass: the last fired slot of each, and the failure of an entry
+// whose stream is gone, which clears with the first fire that succeeds
+// once the stream is back, although the stream's duplicate window lets
+// the scheduler record that entry's slots only every 30s. Reading the
+// states leaves no consumer behind.
+func TestStatesShowFailingFires(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	orders := jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Duplicates: 2 * time.Minute}
+	if _, err := b.js.CreateStream(ctx, orders); err != nil {
+		t.Fatal(err)
+	}
+	b.put(t, schedule.Entry{Name: "orders", Spec: "@every 1s", Subject: "orders.tick", CatchUp: schedule.CatchUpSkip})
+	b.put(t, schedule.Entry{Name: "ok", Spec: "@every 1s", Subject: "tasks.ok", CatchUp: schedule.CatchUpSkip})
+	b.put(t, schedule.Entry{Name: "idle", Spec: "@yearly", Subject: "tasks.idle"})
+
+	states := func() map[string]schedule.State {
+		t.Helper()
+		sts, err := b.store.States(ctx)
+		if err != nil {
+			t.Fatalf("states: %v", err)
+		}
+		return sts
+	}
+	if sts := states(); len(sts) != 0 {
+		t.Fatalf("before any scheduler: got %v, want no states", sts)
+	}
+	r := b.start(t, "s1", schedule.Config{LeaseTTL: 2 * time.Second})
+	waitGain(t, r, 5*time.Second)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		sts := states()
+		if sts["orders"].LastSlot.IsZero() || sts["ok"].LastSlot.IsZero() {
+			return fmt.Errorf("states %v, want both firing entries recorded", sts)
+		}
+		return nil
+	})
+
+	if err := b.js.DeleteStream(ctx, "ORDERS"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		sts := states()
+		if st := sts["orders"]; !strings.Contains(st.Error, "no stream captures") || st.Failures < 1 || st.ErrorAt.IsZero() {
+			return fmt.Errorf("orders: state %+v, want the no-stream failure recorded", st)
+		}
+		if st := sts["ok"]; st.Error != "" || st.LastSlot.IsZero() {
+			return fmt.Errorf("ok: state %+v, want a last slot and no error", st)
+		}
+		if st, ok := sts["idle"]; ok {
+			return fmt.Errorf("idle: state %+v, want none", st)
+		}
+		return nil
+	})
+
+	if _, err := b.js.CreateStream(ctx, orders); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	testutil.Eventually(t, 15*time.Second, func() error {
+		if st := states()["orders"]; st.Error != "" || st.Failures != 0 {
+			return fmt.Errorf("orders: state %+v, want the failure cleared", st)
+		}
+		return nil
+	})
+	t.Logf("failure cleared %s after the stream came back", time.Since(back))
+
+	// The watches of States are gone once it returns.
+	st, err := b.js.Stream(ctx, "KV_"+schedule.StateBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if n := info.State.Consumers; n != 0 {
+			return fmt.Errorf("%d consumers on the state bucket, want 0", n)
+		}
+		return nil
+	})
 }
