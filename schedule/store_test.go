@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/embedded/embeddedtest"
 	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/schedule"
@@ -206,4 +208,75 @@ func TestStatesShowFailingFires(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestFiresCarryTheEntry: a fire, by the scheduler or by Trigger, carries
+// the entry's payload and headers (names canonical, every value) and the
+// scheduler's three headers, the third fire as the first.
+func TestFiresCarryTheEntry(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	b.put(t, schedule.Entry{Name: "hdr", Spec: "@every 1s", Subject: "tasks.hdr", Payload: []byte("p"), CatchUp: schedule.CatchUpSkip,
+		Header: nats.Header{"x-tenant": {"a", "b"}, "traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}})
+	st, err := b.js.Stream(ctx, streams.DefaultTaskStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(how string, m *jetstream.RawStreamMsg, wantID func(fireTime string) string) {
+		t.Helper()
+		if string(m.Data) != "p" {
+			t.Errorf("%s: payload %q, want %q", how, m.Data, "p")
+		}
+		if got := m.Header.Values("X-Tenant"); fmt.Sprint(got) != "[a b]" {
+			t.Errorf("%s: X-Tenant %v, want [a b]", how, got)
+		}
+		if got := m.Header.Get("Traceparent"); !strings.HasPrefix(got, "00-0af7") {
+			t.Errorf("%s: Traceparent %q, want the entry's", how, got)
+		}
+		if got := m.Header.Get(jetworker.HeaderSchedule); got != "hdr" {
+			t.Errorf("%s: %s %q, want hdr", how, jetworker.HeaderSchedule, got)
+		}
+		at := m.Header.Get(jetworker.HeaderFireTime)
+		if _, err := time.Parse(time.RFC3339, at); err != nil {
+			t.Errorf("%s: %s %q: %v", how, jetworker.HeaderFireTime, at, err)
+		}
+		if got, want := m.Header.Get(jetworker.HeaderMsgID), wantID(at); got != want {
+			t.Errorf("%s: %s %q, want %q", how, jetworker.HeaderMsgID, got, want)
+		}
+	}
+
+	id, err := b.store.Trigger(ctx, "hdr")
+	if err != nil {
+		t.Fatalf("trigger: %v", err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, "tasks.hdr")
+	if err != nil {
+		t.Fatalf("the triggered fire: %v", err)
+	}
+	check("trigger", m, func(string) string { return id })
+
+	b.put(t, schedule.Entry{Name: "plain", Spec: "@every 1s", Subject: "tasks.plain", CatchUp: schedule.CatchUpSkip})
+	r := b.start(t, "s", schedule.Config{LeaseTTL: 2 * time.Second})
+	waitGain(t, r, 5*time.Second)
+	// Check a later fire (the scheduler may reuse the messages of earlier
+	// ones), and that an entry without headers gets none of another's.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := len(r.firesOf("hdr")); n < 3 {
+			return fmt.Errorf("%d fires, want 3", n)
+		}
+		return nil
+	})
+	m, err = st.GetLastMsgForSubject(ctx, "tasks.hdr")
+	if err != nil {
+		t.Fatalf("the scheduled fire: %v", err)
+	}
+	check("scheduler", m, func(at string) string { return "hdr@" + at })
+	m, err = st.GetLastMsgForSubject(ctx, "tasks.plain")
+	if err != nil {
+		t.Fatalf("the plain entry's fire: %v", err)
+	}
+	if m.Header.Get(jetworker.HeaderSchedule) != "plain" || m.Header.Get("X-Tenant") != "" || m.Header.Get("Traceparent") != "" || len(m.Data) != 0 {
+		t.Errorf("plain entry's fire: header %v, data %q; want no header or data of hdr's", m.Header, m.Data)
+	}
 }
