@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -53,10 +55,17 @@ func (f *firer) loadState(ctx context.Context) error {
 
 // record moves the entry's cursor to slot. The write is revision-checked
 // and asynchronous; the next record of the entry waits for it and, if it
-// failed, redoes it synchronously. For an entry that fires often, the
-// cursor is written at most every [firer.recordEvery] of its stream: a
-// leader that takes over from the last written cursor fires again slots
-// the stream's duplicate window then drops, so nothing fires twice.
+// failed, redoes it synchronously.
+//
+// For an entry that fires often, the cursor is written at most every
+// [firer.recordEvery] of its stream: a leader that takes over from the
+// last written cursor fires again slots the stream's duplicate window then
+// drops, so nothing fires twice. Each such entry writes after a time of
+// its own between half that and all of it, so that entries that fire
+// together do not all write together, and its write waits until the fire
+// loop's fires are out ([firer.flushRecords]): cursor writes never delay
+// fires. An entry whose stream's window is too short for this writes at
+// once, after every fire.
 func (f *firer) record(ctx context.Context, it *item, slot time.Time, stream string) {
 	if it.state != nil { // take the last write's result if it is in
 		select {
@@ -67,14 +76,49 @@ func (f *firer) record(ctx context.Context, it *item, slot time.Time, stream str
 		default:
 		}
 	}
-	if every := f.recordEvery(ctx, stream); every > 0 && it.state == nil && !it.stateFailed &&
-		!it.failureShown && !it.last.IsZero() && slot.Sub(it.last) < every {
-		it.unrecorded = slot
+	every := f.recordEvery(ctx, stream)
+	if every == 0 {
+		it.unrecorded = time.Time{}
+		f.settleState(ctx, it)
+		f.writeState(it, slot)
 		return
 	}
-	it.unrecorded = time.Time{}
-	f.settleState(ctx, it)
-	f.writeState(it, slot)
+	it.unrecorded = slot
+	if it.dirty || (it.state == nil && !it.stateFailed && !it.failureShown && !it.last.IsZero() &&
+		slot.Sub(it.last) < recordAfter(every, it.phase)) {
+		return
+	}
+	it.dirty = true
+	f.dirty = append(f.dirty, it)
+}
+
+// flushRecords writes the cursors record queued.
+func (f *firer) flushRecords(ctx context.Context) {
+	for _, it := range f.dirty {
+		it.dirty = false
+		if slot := it.unrecorded; !slot.IsZero() {
+			it.unrecorded = time.Time{}
+			f.settleState(ctx, it)
+			f.writeState(it, slot)
+		}
+	}
+	clear(f.dirty)
+	f.dirty = f.dirty[:0]
+}
+
+// recordAfter is how long an entry of the given phase leaves fired slots
+// unrecorded when its stream allows every: from every/2 for phase 0 up to
+// just under every, in proportion.
+func recordAfter(every time.Duration, phase uint32) time.Duration {
+	hi, lo := bits.Mul64(uint64(phase), uint64(every/2)) // 96 bits at most
+	return every/2 + time.Duration(hi<<32|lo>>32)
+}
+
+// phaseOf is a number fixed per entry name, spread over uint32.
+func phaseOf(name string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	return h.Sum32()
 }
 
 // writeState starts the revision-checked write of slot as the entry's
@@ -90,7 +134,7 @@ func (f *firer) writeState(it *item, slot time.Time) {
 	// The write carries no error: once it (or its synchronous redo) lands,
 	// the state no longer shows a failure.
 	it.failureShown = false
-	fut, err := f.s.async.PublishMsgAsync(msg)
+	fut, err := f.s.cursors.PublishMsgAsync(msg, jetstream.WithStallWait(f.s.cfg.FireTimeout))
 	if err != nil {
 		it.stateFailed, it.stateSlot = true, slot
 		return

@@ -69,13 +69,17 @@
 // the window leaves after a failover (two lease TTLs), at most 30s (30s
 // with the default 2-minute window and 10s TTL), since a new leader that
 // catches up from the cursor fires again only slots the stream then drops
-// as duplicates. A clean stop records every fired slot; a window shorter
-// than two lease TTLs plus 2s turns this off. At 10,000 entries firing
-// every second this halves what the server has to write. [Store.State]
-// shows the recorded cursor, so for such entries it may trail the last
-// fire by that much. A failed publish is retried with the same ID: every second,
-// or, while no stream captures the subject, after a delay doubling up to a
-// minute. The failure is recorded on the entry's [State] (its Error,
+// as duplicates. Each such entry records after a time of its own between
+// half that and all of it, so that entries firing together do not record
+// together, and its write waits until the slots due are fired: a cursor
+// write never delays a fire. A clean stop records every fired slot; a
+// window shorter than two lease TTLs plus 2s turns this off, and then
+// every fire is recorded at once. At 10,000 entries firing every second
+// the cursor writes then add about 5% to what the server writes, instead
+// of doubling it. [Store.State] shows the recorded cursor, so for such
+// entries it may trail the last fire by that much. A failed publish is
+// retried with the same ID: every second, or, while no stream captures
+// the subject, after a delay doubling up to a minute. The failure is recorded on the entry's [State] (its Error,
 // ErrorAt and Failures), and cleared by the next fire that succeeds; tools
 // show it beside the entry. [Store.States] reads the states of all entries
 // in one pass (one watch of the state bucket), [Store.State] one entry's.

@@ -28,6 +28,7 @@ type firer struct {
 	term  uint64 // the leadership term the heap was built for; 0 = not leading
 	// windows caches recordEvery per stream for the term.
 	windows map[string]time.Duration
+	dirty   []*item // items whose cursor is to be written after the fires
 }
 
 func newFirer(s *Scheduler, l *lease, state jetstream.KeyValue) *firer {
@@ -117,7 +118,7 @@ func (f *firer) apply(ctx context.Context, kve jetstream.KeyValueEntry) {
 			slog.String(logkey.Schedule, name), slog.Any(logkey.Err, err))
 		return
 	}
-	it := &item{c: comp, idx: -1}
+	it := &item{c: comp, idx: -1, phase: phaseOf(name)}
 	if old != nil {
 		it.last, it.stateRev = old.last, old.stateRev
 		it.state, it.stateSlot, it.stateFailed, it.unrecorded, it.failureShown = old.state, old.stateSlot, old.stateFailed, old.unrecorded, old.failureShown
@@ -183,7 +184,8 @@ type flight struct {
 // in flight (it sends more as acks come back, with no pause between
 // batches), and requeues each item for its next slot (or, when the fire
 // failed, for a retry of the same slot). It stops sending as soon as the
-// lease is no longer trusted.
+// lease is no longer trusted. The cursor writes the fires call for are
+// sent once the fires are out.
 func (f *firer) fireDue(ctx context.Context) {
 	var inflight []flight
 	timer := time.NewTimer(f.s.cfg.FireTimeout)
@@ -237,6 +239,7 @@ func (f *firer) fireDue(ctx context.Context) {
 		}
 		f.finish(ctx, fl, ack, err)
 	}
+	f.flushRecords(ctx)
 	if lost || (ctx.Err() == nil && !f.lease.trusted()) {
 		// Lost (or can no longer prove) the lease: the next term rebuilds
 		// the heap from the recorded state.

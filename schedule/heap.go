@@ -10,6 +10,7 @@ import (
 // item is one entry in the fire loop.
 type item struct {
 	c        compiled
+	phase    uint32    // spreads its cursor writes (see firer.record)
 	slot     time.Time // next slot to fire; zero when none
 	due      time.Time // slot + jitter, or a retry time
 	idx      int       // heap index; -1 when not queued
@@ -27,6 +28,9 @@ type item struct {
 	// failureShown is set while the state bucket shows a failed fire of
 	// the entry: the next successful fire is recorded at once, clearing it.
 	failureShown bool
+	// dirty is set while the item is on firer.dirty: its cursor is to be
+	// written to unrecorded once the fire loop's fires are out.
+	dirty bool
 }
 
 // slotHeap orders items by due time; the fire loop has one, however many

@@ -21,13 +21,14 @@ import (
 // leader lease. Run several for availability; one leads at a time. See the
 // package documentation for the algorithm.
 type Scheduler struct {
-	js    jetstream.JetStream
-	async jetstream.JetStream // the same connection; fires publish through it
-	cfg   Config
-	log   *slog.Logger
-	store *Store
-	ready chan struct{}
-	ran   atomic.Bool
+	js      jetstream.JetStream
+	async   jetstream.JetStream // the same connection; fires publish through it
+	cursors jetstream.JetStream // the same connection; cursor writes go through it
+	cfg     Config
+	log     *slog.Logger
+	store   *Store
+	ready   chan struct{}
+	ran     atomic.Bool
 }
 
 // New returns a Scheduler on js. It validates cfg and does no network
@@ -52,11 +53,21 @@ func New(js jetstream.JetStream, cfg Config) (*Scheduler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schedule: async jetstream context: %w", err)
 	}
+	// Cursor writes have a context of their own: many may be in flight
+	// at once after a burst of fires, and they must not take the fires'
+	// window.
+	cursors, err := jetstream.New(js.Conn(),
+		jetstream.WithPublishAsyncMaxPending(2*cfg.MaxConcurrentFires),
+		jetstream.WithPublishAsyncTimeout(cfg.FireTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("schedule: async jetstream context: %w", err)
+	}
 	return &Scheduler{
-		js:    js,
-		async: async,
-		cfg:   cfg,
-		store: store,
+		js:      js,
+		async:   async,
+		cursors: cursors,
+		cfg:     cfg,
+		store:   store,
 		log: cfg.Logger.With(slog.String(logkey.Component, "scheduler"),
 			slog.String("instance", cfg.InstanceID)),
 		ready: make(chan struct{}),
