@@ -50,17 +50,17 @@
 // # Firing
 //
 // The leader keeps one heap of next slots and one timer, however many
-// entries there are. It publishes every due slot asynchronously (up to
-// Config.MaxConcurrentFires awaiting their PubAck at once), the entry's
-// payload to its subject with headers
+// entries there are. It publishes every due slot asynchronously, the
+// entry's payload to its subject with headers
 //
 //	Nats-Msg-Id:          <name>@<slot, RFC 3339 UTC>
 //	Jetworker-Schedule:   <name>
 //	Jetworker-Fire-Time:  <slot, RFC 3339 UTC>
 //
 // (plus the entry's own headers), up to Config.MaxConcurrentFires awaiting
-// their PubAck at once, then, once the PubAck is in, records the slot in
-// [StateBucket] with a revision-checked write (asynchronous too; the
+// their PubAck at once: as PubAcks come in it sends more before it does
+// anything else with them. Once a fire's PubAck is in, it records the slot
+// in [StateBucket] with a revision-checked write (asynchronous too; the
 // entry's next record waits for it and redoes it if it failed). The
 // message ID makes a second publish of a slot inside the stream's duplicate
 // window a no-op, so two schedulers that both believe they lead cannot

@@ -22,7 +22,8 @@ import (
 // package documentation for the algorithm.
 type Scheduler struct {
 	js      jetstream.JetStream
-	async   jetstream.JetStream // the same connection; fires publish through it
+	fires   jetstream.JetStream // the same connection; fires publish through it
+	acks    *acks               // the outcomes of fires, from fires' callbacks
 	cursors jetstream.JetStream // the same connection; cursor writes go through it
 	cfg     Config
 	log     *slog.Logger
@@ -46,10 +47,21 @@ func New(js jetstream.JetStream, cfg Config) (*Scheduler, error) {
 		return nil, err
 	}
 	// Fires publish asynchronously through a context of our own, so their
-	// acks and the window do not mix with the caller's async publishes.
-	async, err := jetstream.New(js.Conn(),
+	// acks and the window do not mix with the caller's async publishes;
+	// its callbacks queue every outcome, with the time it came, for the
+	// fire loop (no future, channel or wake-up per fire), which is woken
+	// once an eighth of the window has come back.
+	a := newAcks(max(cfg.MaxConcurrentFires/8, 1))
+	now := cfg.NowFunc
+	fires, err := jetstream.New(js.Conn(),
 		jetstream.WithPublishAsyncMaxPending(2*cfg.MaxConcurrentFires),
-		jetstream.WithPublishAsyncTimeout(cfg.FireTimeout))
+		jetstream.WithPublishAsyncTimeout(cfg.FireTimeout),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
+			a.add(outcome{msg: m, ack: ack, at: now()})
+		}),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			a.add(outcome{msg: m, err: err, at: now()})
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("schedule: async jetstream context: %w", err)
 	}
@@ -64,7 +76,8 @@ func New(js jetstream.JetStream, cfg Config) (*Scheduler, error) {
 	}
 	return &Scheduler{
 		js:      js,
-		async:   async,
+		fires:   fires,
+		acks:    a,
 		cursors: cursors,
 		cfg:     cfg,
 		store:   store,

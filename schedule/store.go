@@ -330,7 +330,7 @@ func (s *Store) Trigger(ctx context.Context, name string) (string, error) {
 		return "", fmt.Errorf("trigger %q: %w", name, err)
 	}
 	id := name + "@trigger-" + uuid.NewString()
-	msg := fireMsg(e, id, s.cfg.NowFunc())
+	msg := fireMsg(e, fireHeader(e), id, []string{s.cfg.NowFunc().UTC().Format(time.RFC3339)})
 	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
 		return "", fmt.Errorf("trigger %q: publish to %q: %w", name, e.Subject, err)
 	}
