@@ -50,17 +50,17 @@
 // # Firing
 //
 // The leader keeps one heap of next slots and one timer, however many
-// entries there are. It publishes every due slot asynchronously (up to
-// Config.MaxConcurrentFires awaiting their PubAck at once), the entry's
-// payload to its subject with headers
+// entries there are. It publishes every due slot asynchronously, the
+// entry's payload to its subject with headers
 //
 //	Nats-Msg-Id:          <name>@<slot, RFC 3339 UTC>
 //	Jetworker-Schedule:   <name>
 //	Jetworker-Fire-Time:  <slot, RFC 3339 UTC>
 //
 // (plus the entry's own headers), up to Config.MaxConcurrentFires awaiting
-// their PubAck at once, then, once the PubAck is in, records the slot in
-// [StateBucket] with a revision-checked write (asynchronous too; the
+// their PubAck at once: as PubAcks come in it sends more before it does
+// anything else with them. Once a fire's PubAck is in, it records the slot
+// in [StateBucket] with a revision-checked write (asynchronous too; the
 // entry's next record waits for it and redoes it if it failed). The
 // message ID makes a second publish of a slot inside the stream's duplicate
 // window a no-op, so two schedulers that both believe they lead cannot
@@ -69,22 +69,31 @@
 // the window leaves after a failover (two lease TTLs), at most 30s (30s
 // with the default 2-minute window and 10s TTL), since a new leader that
 // catches up from the cursor fires again only slots the stream then drops
-// as duplicates. A clean stop records every fired slot; a window shorter
-// than two lease TTLs plus 2s turns this off. At 10,000 entries firing
-// every second this halves what the server has to write. [Store.State]
-// shows the recorded cursor, so for such entries it may trail the last
-// fire by that much. A failed publish is retried with the same ID: every second,
-// or, while no stream captures the subject, after a delay doubling up to a
-// minute. The failure is recorded on the entry's [State] ([Store.State]),
-// which the dashboard and "jetworker schedule ls" show.
+// as duplicates. Each such entry records after a time of its own between
+// half that and all of it, so that entries firing together do not record
+// together, and its write waits until the slots due are fired: a cursor
+// write never delays a fire. A clean stop records every fired slot; a
+// window shorter than two lease TTLs plus 2s turns this off, and then
+// every fire is recorded at once. At 10,000 entries firing every second
+// the cursor writes then add about 5% to what the server writes, instead
+// of doubling it. [Store.State] shows the recorded cursor, so for such
+// entries it may trail the last fire by that much. A failed publish is
+// retried with the same ID: every second, or, while no stream captures
+// the subject, after a delay doubling up to a minute. The failure is recorded on the entry's [State] (its Error,
+// ErrorAt and Failures), and cleared by the next fire that succeeds; tools
+// show it beside the entry. [Store.States] reads the states of all entries
+// in one pass (one watch of the state bucket), [Store.State] one entry's.
 //
 // # What an entry may publish
 //
-// Entries are checked when saved ([Store.Put]: a valid task subject outside
-// the server's reserved $ and _INBOX spaces, no Nats- headers, and a task
-// stream that captures the subject) and again when fired or triggered, so
-// an entry written to the bucket by other means is logged and never
-// published.
+// Entries are checked when saved ([Store.Put]) and again when fired or
+// triggered, so an entry written to the bucket by other means is logged
+// and never published. They follow the publisher's rules: a valid task
+// subject outside the server's reserved $ and _INBOX spaces and
+// jetworker's delay subjects; no Nats- header (a server directive) and no
+// Jetworker- header (jetworker's own), no malformed header name and no
+// header value with a line break. [Store.Put] and [Store.Trigger] also
+// need a task stream that captures the subject.
 //
 // [Store.Trigger] fires an entry once, now, by publishing directly (no
 // scheduler involved) with ID "<name>@trigger-<uuid>"; it does not move

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker"
+	"github.com/jetworker/jetworker/internal/testutil"
 	"github.com/jetworker/jetworker/schedule"
 	"github.com/jetworker/jetworker/streams"
 )
@@ -501,6 +503,33 @@ func checkAgainstOracle(t *testing.T, loc *time.Location, spec string, interval 
 	}
 }
 
+// heldClock is a scheduler's NowFunc that reads a fixed instant until
+// run is called, and then moves on from it with the real clock. A test
+// sets it a few seconds before an instant of interest and starts it once
+// the scheduler leads, however long leading took.
+type heldClock struct {
+	mu    sync.Mutex
+	at    time.Time
+	since time.Time // when run was called; zero while held
+}
+
+func newHeldClock(at time.Time) *heldClock { return &heldClock{at: at} }
+
+func (c *heldClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.since.IsZero() {
+		return c.at
+	}
+	return c.at.Add(time.Since(c.since))
+}
+
+func (c *heldClock) run() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.since = time.Now()
+}
+
 // TestSchedulerFiresSkippedSlotAtTransition runs a scheduler whose clock
 // reads two seconds before New York's 2026 spring forward and checks that
 // a 02:30 daily entry, whose slot does not exist that day, fires once, at
@@ -520,15 +549,12 @@ func TestSchedulerFiresSkippedSlotAtTransition(t *testing.T) {
 	}
 
 	transition := at("2026-03-08T07:00:00Z") // 02:00 EST becomes 03:00 EDT
-	offset := time.Until(transition.Add(-2 * time.Second))
-	now := func() time.Time { return time.Now().Add(offset) }
-	r := b.start(t, "s", schedule.Config{LeaseTTL: 2 * time.Second, NowFunc: now})
-	waitGain(t, r, 5*time.Second)
-	if started := now(); !started.Before(transition) {
-		t.Fatalf("scheduler led only at %s, after the transition; the test needs it to start within 2s", started.UTC().Format(time.RFC3339Nano))
-	}
+	clock := newHeldClock(transition.Add(-2 * time.Second))
+	r := b.start(t, "s", schedule.Config{LeaseTTL: 2 * time.Second, NowFunc: clock.now})
+	waitGain(t, r, 10*time.Second)
+	clock.run()
 
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}
@@ -541,7 +567,7 @@ func TestSchedulerFiresSkippedSlotAtTransition(t *testing.T) {
 	}
 	want := transition.Format(time.RFC3339)
 	if len(fired) != 1 || fired[0] != want {
-		t.Fatalf("fired %v within 5s, want one fire at %s", fired, want)
+		t.Fatalf("fired %v within 10s, want one fire at %s", fired, want)
 	}
 
 	// Nothing more: the next slot is 02:30 EDT the following day.
@@ -559,5 +585,75 @@ func TestSchedulerFiresSkippedSlotAtTransition(t *testing.T) {
 	fires := r.firesOf("nightly")
 	if len(fires) != 1 || !fires[0].Slot.Equal(transition) {
 		t.Errorf("FiredFunc saw %v, want one fire of slot %s", fires, want)
+	}
+}
+
+// TestSchedulerFiresRepeatedHourAtFallBack runs a scheduler whose clock
+// reads three seconds before New York's 2026 fall back (01:59:57 EDT;
+// at 06:00Z the clocks show 01:00 EST again) until the fires of 06:00:04Z
+// are in. Interval specs fire in both passes of the repeated hour: one
+// every 2 seconds of hour 1 fires at 01:59:58 EDT and on at 01:00:00 EST,
+// and a half-hourly one fires 01:00 EST, whose reading it fired an hour
+// before in EDT. Fixed specs fire once, before the shift: 01:59:59 daily
+// fires at 01:59:59 EDT, and 01:00 daily, fired at 01:00 EDT, does not
+// fire again at 01:00 EST.
+func TestSchedulerFiresRepeatedHourAtFallBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const zone = "America/New_York"
+	want := map[string][]string{ // entry -> slots in UTC
+		"every2s":     {"2026-11-01T05:59:58Z", "2026-11-01T06:00:00Z", "2026-11-01T06:00:02Z", "2026-11-01T06:00:04Z"},
+		"halfhourly":  {"2026-11-01T06:00:00Z"},
+		"last-second": {"2026-11-01T05:59:59Z"},
+		"one-am":      nil,
+	}
+	specs := map[string]string{
+		"every2s":     "*/2 * 1 * * *",
+		"halfhourly":  "*/30 * * * *",
+		"last-second": "59 59 1 * * *",
+		"one-am":      "0 1 * * *",
+	}
+	for name, spec := range specs {
+		b.put(t, schedule.Entry{Name: name, Spec: spec, TimeZone: zone, Subject: "tasks.fallback." + name})
+	}
+
+	transition := at("2026-11-01T06:00:00Z") // 02:00 EDT becomes 01:00 EST
+	clock := newHeldClock(transition.Add(-3 * time.Second))
+	r := b.start(t, "s", schedule.Config{LeaseTTL: 2 * time.Second, NowFunc: clock.now})
+	waitGain(t, r, 10*time.Second)
+	clock.run()
+
+	// Fires are sent in slot order and reported in the order sent, so
+	// once 06:00:04Z is reported every earlier slot has been too.
+	last := at("2026-11-01T06:00:04Z")
+	testutil.Eventually(t, 20*time.Second, func() error {
+		for _, f := range r.firesOf("every2s") {
+			if !f.Slot.Before(last) {
+				return nil
+			}
+		}
+		return fmt.Errorf("slot %s of every2s not fired yet (clock at %s)", last.Format(time.RFC3339), clock.now().UTC().Format(time.RFC3339))
+	})
+	loc := mustLoad(t, zone)
+	for name, slots := range want {
+		var got []string
+		for _, f := range r.firesOf(name) {
+			if !f.Slot.After(last) {
+				got = append(got, f.Slot.UTC().Format(time.RFC3339))
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(slots) {
+			var shown []string
+			for _, s := range got {
+				shown = append(shown, showIn(at(s), loc))
+			}
+			t.Errorf("%s (%s): fired %v, want %v", name, specs[name], shown, slots)
+		}
+		stored, _ := storedFires(t, b.js, name)
+		for _, s := range slots {
+			if stored[s] != 1 {
+				t.Errorf("%s: slot %s stored %d times, want once", name, s, stored[s])
+			}
+		}
 	}
 }

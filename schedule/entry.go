@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetworker/jetworker/internal/subject"
+	"github.com/jetworker/jetworker/internal/wire"
 )
 
 // CatchUp says what the scheduler does with slots that passed while no
@@ -51,15 +52,18 @@ type Entry struct {
 	// evaluated in, with the daylight saving time rules of the package
 	// documentation. Defaults to UTC. @every ignores it.
 	TimeZone string `json:"time_zone,omitempty"`
-	// Subject is the subject each fire publishes to: a task subject
-	// (no wildcards, nothing in the server's reserved $ and _INBOX spaces)
-	// that a task stream captures; [Store.Put] checks that.
+	// Subject is the subject each fire publishes to: a task subject, by
+	// the publisher's rule (no wildcards, nothing in the server's reserved
+	// $ and _INBOX spaces, not jetworker's delay subjects), that a task
+	// stream captures; [Store.Put] checks that.
 	Subject string `json:"subject"`
 	// Payload is the message data of each fire.
 	Payload []byte `json:"payload,omitempty"`
-	// Header holds extra headers for each fire. The scheduler's own
-	// headers (Nats-Msg-Id, Jetworker-Schedule, Jetworker-Fire-Time) win
-	// over these; Nats- headers (server directives) are refused.
+	// Header holds extra headers for each fire, by the publisher's rule:
+	// Nats- headers (server directives: Nats-Rollup: all would purge the
+	// stream) and Jetworker- headers (jetworker's own: the scheduler sets
+	// Nats-Msg-Id, Jetworker-Schedule and Jetworker-Fire-Time) are refused,
+	// and so are malformed names and values with a line break.
 	Header nats.Header `json:"header,omitempty"`
 	// Paused stops the entry firing without deleting it. Slots that pass
 	// while paused are never fired.
@@ -132,18 +136,13 @@ func (e Entry) compile() (compiled, error) {
 	if err != nil {
 		bad("Spec: %v", err)
 	}
+	// The publisher's rules: no reserved or delay subject, no Nats- or
+	// Jetworker- header, nothing that breaks the header block.
 	if err := subject.Validate(e.Subject); err != nil {
 		errs = append(errs, fmt.Errorf("%w: Subject: %w", ErrInvalidEntry, err))
-	} else if strings.HasPrefix(e.Subject, "jetworker.") {
-		bad("Subject %q: jetworker.> subjects are jetworker's own (delayed tasks wait there)", e.Subject)
 	}
-	for k := range e.Header {
-		switch {
-		case k == "" || strings.ContainsAny(k, " :\r\n\t"):
-			bad("Header name %q is not a valid header name", k)
-		case strings.HasPrefix(strings.ToLower(k), "nats-"):
-			bad("Header %q: Nats- headers are server directives (Nats-Rollup: all would purge the stream), not task headers", k)
-		}
+	if err := wire.CheckHeader(e.Header); err != nil {
+		errs = append(errs, fmt.Errorf("%w: Header: %w", ErrInvalidEntry, err))
 	}
 	if e.Jitter < 0 {
 		bad("Jitter must be >= 0, got %s", e.Jitter)

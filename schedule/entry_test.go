@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/jetworker/jetworker/schedule"
 )
 
@@ -147,6 +149,11 @@ func TestValidateNamesTheProblem(t *testing.T) {
 		{"empty subject", func(e *schedule.Entry) { e.Subject = "" }, []string{"Subject", "empty"}},
 		{"wildcard subject", func(e *schedule.Entry) { e.Subject = "tasks.*" }, []string{"Subject", "wildcard"}},
 		{"subject with space", func(e *schedule.Entry) { e.Subject = "tasks. x" }, []string{"Subject", "white space"}},
+		{"reserved subject", func(e *schedule.Entry) { e.Subject = "$JS.API.STREAM.PURGE.TASKS" }, []string{"Subject", "reserved", "$JS.API.STREAM.PURGE.TASKS"}},
+		{"delay subject", func(e *schedule.Entry) { e.Subject = "jetworker.delay.TASKS.x" }, []string{"Subject", "jetworker.delay"}},
+		{"jetworker header", func(e *schedule.Entry) { e.Header = nats.Header{"Jetworker-Unique": {"active"}} }, []string{"Header", "Jetworker-Unique"}},
+		{"server directive header", func(e *schedule.Entry) { e.Header = nats.Header{"Nats-Rollup": {"all"}} }, []string{"Header", "Nats-Rollup", "server directives"}},
+		{"header value with a line break", func(e *schedule.Entry) { e.Header = nats.Header{"X-A": {"1\r\nNats-Rollup: all"}} }, []string{"Header", "X-A", "line break"}},
 		{"empty name", func(e *schedule.Entry) { e.Name = "" }, []string{"Name", "empty"}},
 		{"name with @", func(e *schedule.Entry) { e.Name = "a@b" }, []string{"Name", "'@'"}},
 		{"negative jitter", func(e *schedule.Entry) { e.Jitter = -time.Second }, []string{"Jitter"}},

@@ -3,16 +3,18 @@ package schedule
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
+	"net/textproto"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
 	"github.com/jetworker/jetworker/internal/natsconn"
 )
@@ -28,10 +30,21 @@ type firer struct {
 	term  uint64 // the leadership term the heap was built for; 0 = not leading
 	// windows caches recordEvery per stream for the term.
 	windows map[string]time.Duration
+
+	flights  map[*nats.Msg]flight // fires sent, by message, until their outcome
+	outcomes []outcome            // the batch of outcomes being finished
+	spare    []*nats.Msg          // acknowledged fires' messages, for reuse
+	done     []done               // retired fires, to be finished
+	at       *slotText            // the last slot's text
+	dirty    []*item              // items whose cursor is to be written after the fires
 }
 
 func newFirer(s *Scheduler, l *lease, state jetstream.KeyValue) *firer {
-	return &firer{s: s, lease: l, state: state, items: map[string]*item{}, windows: map[string]time.Duration{}}
+	return &firer{
+		s: s, lease: l, state: state, items: map[string]*item{}, windows: map[string]time.Duration{},
+		flights: make(map[*nats.Msg]flight, s.cfg.MaxConcurrentFires),
+		spare:   make([]*nats.Msg, 0, s.cfg.MaxConcurrentFires),
+	}
 }
 
 // loop applies entry changes from the watch, follows leadership and fires
@@ -92,7 +105,7 @@ func (f *firer) wait() time.Duration {
 	if f.term == 0 || len(f.heap) == 0 {
 		return maxWait
 	}
-	return min(max(f.heap[0].due.Sub(f.s.cfg.NowFunc()), 0), maxWait)
+	return min(max(f.heap.next().due.Sub(f.s.cfg.NowFunc()), 0), maxWait)
 }
 
 // apply records an entry change from the watch.
@@ -101,6 +114,7 @@ func (f *firer) apply(ctx context.Context, kve jetstream.KeyValueEntry) {
 	old := f.items[name]
 	if old != nil {
 		f.heap.remove(old)
+		old.gone = true
 	}
 	if kve.Operation() != jetstream.KeyValuePut {
 		delete(f.items, name)
@@ -117,10 +131,10 @@ func (f *firer) apply(ctx context.Context, kve jetstream.KeyValueEntry) {
 			slog.String(logkey.Schedule, name), slog.Any(logkey.Err, err))
 		return
 	}
-	it := &item{c: comp, idx: -1}
+	it := &item{c: comp, idx: -1, header: fireHeader(comp.Entry), phase: phaseOf(name)}
 	if old != nil {
 		it.last, it.stateRev = old.last, old.stateRev
-		it.state, it.stateSlot, it.stateFailed, it.unrecorded = old.state, old.stateSlot, old.stateFailed, old.unrecorded
+		it.state, it.stateSlot, it.stateFailed, it.unrecorded, it.failureShown = old.state, old.stateSlot, old.stateFailed, old.unrecorded, old.failureShown
 	}
 	f.items[name] = it
 	if f.term != 0 {
@@ -171,105 +185,110 @@ func (f *firer) checkTerm(ctx context.Context) {
 	}
 }
 
-// loadState reads every entry's last fired slot.
-func (f *firer) loadState(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, f.s.cfg.FireTimeout)
-	defer cancel()
-	w, err := f.state.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("watch %q: %w", StateBucket, err)
-	}
-	defer func() { _ = w.Stop() }()
-	for _, it := range f.items {
-		it.last, it.stateRev = time.Time{}, 0
-	}
-	for {
+// flight is a fire awaiting its PubAck.
+type flight struct {
+	it   *item
+	id   string    // the fire's message ID
+	sent time.Time // when the loop sent it
+}
+
+// outcome is the PubAck or the error of one fire, as the publish
+// callbacks of the scheduler's fire context report it, and when.
+type outcome struct {
+	msg *nats.Msg
+	ack *jetstream.PubAck
+	err error
+	at  time.Time // Config.NowFunc when the outcome came
+}
+
+// acks queues fire outcomes for the fire loop, which takes them in
+// batches: the loop is woken once a batch has come in, or the last fire
+// in flight is done, rather than once per fire. It is safe for concurrent
+// use.
+type acks struct {
+	batch    int          // outcomes that wake the loop
+	inflight atomic.Int64 // fires sent whose outcome has not come yet
+
+	mu    sync.Mutex
+	queue []outcome
+	ready chan struct{} // holds a token when the loop should take the queue
+}
+
+func newAcks(batch int) *acks { return &acks{batch: batch, ready: make(chan struct{}, 1)} }
+
+// sent counts a fire about to be published; unsent takes it back when the
+// publish fails at once (no outcome will come).
+func (a *acks) sent()   { a.inflight.Add(1) }
+func (a *acks) unsent() { a.inflight.Add(-1) }
+
+// add queues o; nats.go calls it from its reply handler and timers.
+func (a *acks) add(o outcome) {
+	a.mu.Lock()
+	a.queue = append(a.queue, o)
+	n := len(a.queue)
+	a.mu.Unlock()
+	if left := a.inflight.Add(-1); left <= 0 || n >= a.batch {
 		select {
-		case kve := <-w.Updates():
-			if kve == nil {
-				return nil
-			}
-			it := f.items[kve.Key()]
-			if it == nil {
-				continue
-			}
-			var st State
-			if err := json.Unmarshal(kve.Value(), &st); err != nil {
-				continue // an unreadable cursor counts as none
-			}
-			it.last, it.stateRev = st.LastSlot, kve.Revision()
-		case <-ctx.Done():
-			return fmt.Errorf("read %q: %w", StateBucket, ctx.Err())
+		case a.ready <- struct{}{}:
+		default:
 		}
 	}
 }
 
-// flight is a fire awaiting its PubAck.
-type flight struct {
-	it   *item
-	id   string // the fire's message ID
-	fut  jetstream.PubAckFuture
-	sent time.Time
+// take returns the queued outcomes and queues into spare (emptied) from
+// now on, so that two buffers take turns.
+func (a *acks) take(spare []outcome) []outcome {
+	clear(spare)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	q := a.queue
+	a.queue = spare[:0]
+	return q
 }
 
 // fireDue fires every due slot, keeping up to MaxConcurrentFires publishes
 // in flight (it sends more as acks come back, with no pause between
 // batches), and requeues each item for its next slot (or, when the fire
 // failed, for a retry of the same slot). It stops sending as soon as the
-// lease is no longer trusted.
+// lease is no longer trusted. Sending comes first: when acks come in, it
+// refills the window before it reports and requeues their fires, and the
+// cursor writes the fires call for are sent once the fires are out.
 func (f *firer) fireDue(ctx context.Context) {
-	var inflight []flight
-	timer := time.NewTimer(f.s.cfg.FireTimeout)
-	defer timer.Stop()
+	// Every fire's outcome comes within FireTimeout (nats.go times out the
+	// PubAck); the guard catches one that never does.
+	guard := time.NewTimer(f.s.cfg.FireTimeout + time.Second)
+	defer guard.Stop()
 	lost := false
 	for {
 		now := f.s.cfg.NowFunc()
-		for !lost && len(inflight) < f.s.cfg.MaxConcurrentFires && len(f.heap) > 0 && !f.heap[0].due.After(now) {
+		for !lost && len(f.flights) < f.s.cfg.MaxConcurrentFires && len(f.heap) > 0 && !f.heap.next().due.After(now) {
 			if ctx.Err() != nil || !f.lease.trusted() {
 				lost = true // re-checked right before each publish
 				break
 			}
-			it := heap.Pop(&f.heap).(*item)
-			id := fireID(it.c.Name, it.slot)
-			fut, err := f.s.async.PublishMsgAsync(fireMsg(it.c.Entry, id, it.slot))
-			if err != nil {
-				f.finish(ctx, flight{it: it, id: id, sent: now}, nil, err)
-				continue
-			}
-			inflight = append(inflight, flight{it: it, id: id, fut: fut, sent: now})
+			f.send(heap.Pop(&f.heap).(*item), now)
 		}
-		if len(inflight) == 0 {
+		if len(f.done) > 0 {
+			f.finishDone(ctx)
+			continue // a requeued item may be due already
+		}
+		if len(f.flights) == 0 {
 			break
 		}
-		fl := inflight[0]
-		inflight = inflight[1:]
-		var (
-			ack *jetstream.PubAck
-			err error
-		)
+		guard.Reset(f.s.cfg.FireTimeout + time.Second)
 		select {
-		case ack = <-fl.fut.Ok():
-		case err = <-fl.fut.Err():
-		default:
-			timer.Reset(max(fl.sent.Add(f.s.cfg.FireTimeout).Sub(f.s.cfg.NowFunc()), 0))
-			select {
-			case ack = <-fl.fut.Ok():
-			case err = <-fl.fut.Err():
-			case <-timer.C:
-				err = fmt.Errorf("no PubAck within %s", f.s.cfg.FireTimeout)
-			}
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
+		case <-f.s.acks.ready:
+			f.retire()
+		case <-guard.C:
+			err := fmt.Errorf("no PubAck within %s", f.s.cfg.FireTimeout)
+			now := f.s.cfg.NowFunc()
+			for msg, fl := range f.flights {
+				delete(f.flights, msg)
+				f.done = append(f.done, done{flight: fl, err: err, at: now})
 			}
 		}
-		if err != nil && (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)) {
-			err = fmt.Errorf("%w: %w", errNoStream, err)
-		}
-		f.finish(ctx, fl, ack, err)
 	}
+	f.flushRecords(ctx)
 	if lost || (ctx.Err() == nil && !f.lease.trusted()) {
 		// Lost (or can no longer prove) the lease: the next term rebuilds
 		// the heap from the recorded state.
@@ -278,17 +297,91 @@ func (f *firer) fireDue(ctx context.Context) {
 	}
 }
 
-// finish handles one fire's outcome: it reports it, records the slot or
-// the failure, and requeues the item.
-func (f *firer) finish(ctx context.Context, fl flight, ack *jetstream.PubAck, err error) {
+// send publishes the fire of it's slot.
+func (f *firer) send(it *item, now time.Time) {
+	at := f.slotText(it.slot)
+	id := it.c.Name + "@" + at.text
+	msg := f.fireMsg(it, id, at.values)
+	f.s.acks.sent()
+	if _, err := f.s.fires.PublishMsgAsync(msg); err != nil {
+		f.s.acks.unsent()
+		f.done = append(f.done, done{flight: flight{it: it, id: id, sent: now}, err: err, at: now})
+		return
+	}
+	f.flights[msg] = flight{it: it, id: id, sent: now}
+}
+
+// done is a fire whose outcome is in, to be finished.
+type done struct {
+	flight
+	ack *jetstream.PubAck
+	err error
+	at  time.Time
+}
+
+// retire moves the fires whose outcomes are queued out of the window, to
+// be finished; it is all the fire loop does with them before it sends
+// more.
+func (f *firer) retire() {
+	f.outcomes = f.s.acks.take(f.outcomes)
+	for _, o := range f.outcomes {
+		fl, ok := f.flights[o.msg]
+		if !ok {
+			continue // given up on by the guard
+		}
+		delete(f.flights, o.msg)
+		err := o.err
+		if err != nil && (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)) {
+			err = fmt.Errorf("%w: %w", errNoStream, err)
+		}
+		f.done = append(f.done, done{flight: fl, ack: o.ack, err: err, at: o.at})
+		if o.ack != nil && len(f.spare) < cap(f.spare) {
+			// Acknowledged: nats.go is done with the message, so the next
+			// fire may reuse it and its header map.
+			f.spare = append(f.spare, o.msg)
+		}
+	}
+}
+
+// finishDone finishes the retired fires.
+func (f *firer) finishDone(ctx context.Context) {
+	for i := range f.done {
+		d := &f.done[i]
+		f.finish(ctx, d.flight, d.ack, d.err, d.at)
+		f.done[i] = done{}
+	}
+	f.done = f.done[:0]
+}
+
+// fireMsg builds the message of one fire of it, reusing an acknowledged
+// fire's message when there is one.
+func (f *firer) fireMsg(it *item, id string, at []string) *nats.Msg {
+	if n := len(f.spare); n > 0 {
+		m := f.spare[n-1]
+		f.spare[n-1] = nil
+		f.spare = f.spare[:n-1]
+		h := m.Header
+		ids := h[jetworker.HeaderMsgID][:1] // the acknowledged fire's
+		clear(h)
+		ids[0] = id
+		fillFireHeader(h, it.header, ids, at)
+		*m = nats.Msg{Subject: it.c.Subject, Data: it.c.Payload, Header: h}
+		return m
+	}
+	return fireMsg(it.c.Entry, it.header, id, at)
+}
+
+// finish handles one fire's outcome, known at now: it reports it, records
+// the slot or the failure, and requeues the item.
+func (f *firer) finish(ctx context.Context, fl flight, ack *jetstream.PubAck, err error, now time.Time) {
 	it := fl.it
-	f.report(ctx, it, fl.id, ack, fl.sent, err)
+	f.report(ctx, it, fl.id, ack, fl.sent, err, now)
 	if ack != nil {
 		f.record(ctx, it, it.slot, ack.Stream)
 	} else {
 		f.noteFailure(ctx, it, err)
 	}
-	if f.items[it.c.Name] != it || ctx.Err() != nil {
+	if it.gone || ctx.Err() != nil {
 		return // deleted or replaced meanwhile, or stopping
 	}
 	if err == nil {
@@ -296,7 +389,7 @@ func (f *firer) finish(ctx context.Context, fl flight, ack *jetstream.PubAck, er
 		return
 	}
 	it.failures++
-	it.due = f.s.cfg.NowFunc().Add(retryAfter(err, it.failures))
+	it.due = now.Add(retryAfter(err, it.failures))
 	heap.Push(&f.heap, it)
 }
 
@@ -317,10 +410,10 @@ func retryAfter(err error, failures int) time.Duration {
 // errNoStream marks a fire whose subject no stream captures.
 var errNoStream = errors.New("no stream captures the subject")
 
-// report logs and hooks one fire attempt.
-func (f *firer) report(ctx context.Context, it *item, id string, ack *jetstream.PubAck, sent time.Time, err error) {
+// report logs and hooks one fire attempt, whose outcome came at now.
+func (f *firer) report(ctx context.Context, it *item, id string, ack *jetstream.PubAck, sent time.Time, err error, now time.Time) {
 	name, slot := it.c.Name, it.slot
-	fr := Fire{Schedule: name, Slot: slot, ID: id, Lag: f.s.cfg.NowFunc().Sub(slot)}
+	fr := Fire{Schedule: name, Slot: slot, ID: id, Lag: now.Sub(slot)}
 	if err != nil {
 		fr.Err = fmt.Errorf("fire %q slot %s: publish to %q: %w", name, slot.UTC().Format(time.RFC3339), it.c.Subject, err)
 		f.s.log.LogAttrs(ctx, slog.LevelWarn, "fire", slog.String(logkey.Schedule, name),
@@ -335,179 +428,66 @@ func (f *firer) report(ctx context.Context, it *item, id string, ack *jetstream.
 	f.s.cfg.Hooks.fired(fr)
 }
 
-func fireID(name string, slot time.Time) string {
-	return name + "@" + slot.UTC().Format(time.RFC3339)
+// slotText is a slot as fires carry it (RFC 3339, UTC): in the message ID
+// and as the Jetworker-Fire-Time header. The fires of one slot share it.
+type slotText struct {
+	slot   time.Time
+	text   string
+	values []string // []string{text}, the header's value; never changed
 }
 
-// record moves the entry's cursor to slot. The write is revision-checked
-// and asynchronous; the next record of the entry waits for it and, if it
-// failed, redoes it synchronously. For an entry that fires often, the
-// cursor is written at most every [firer.recordEvery] of its stream: a
-// leader that takes over from the last written cursor fires again slots
-// the stream's duplicate window then drops, so nothing fires twice.
-func (f *firer) record(ctx context.Context, it *item, slot time.Time, stream string) {
-	if it.state != nil { // take the last write's result if it is in
-		select {
-		case ack := <-it.state.Ok():
-			it.last, it.stateRev, it.state = it.stateSlot, ack.Sequence, nil
-		case <-it.state.Err():
-			it.stateFailed, it.state = true, nil
-		default:
-		}
+// slotText returns the text of slot, formatting it only when it differs
+// from the last slot's: the entries due together share their slot.
+func (f *firer) slotText(slot time.Time) *slotText {
+	if f.at == nil || !f.at.slot.Equal(slot) {
+		text := slot.UTC().Format(time.RFC3339)
+		f.at = &slotText{slot: slot, text: text, values: []string{text}}
 	}
-	if every := f.recordEvery(ctx, stream); every > 0 && it.state == nil && !it.stateFailed &&
-		!it.last.IsZero() && slot.Sub(it.last) < every {
-		it.unrecorded = slot
-		return
-	}
-	it.unrecorded = time.Time{}
-	f.settleState(ctx, it)
-	f.writeState(it, slot)
+	return f.at
 }
 
-// writeState starts the revision-checked write of slot as the entry's
-// cursor; no write may be in flight.
-func (f *firer) writeState(it *item, slot time.Time) {
-	data, err := json.Marshal(State{LastSlot: slot.UTC()})
-	if err != nil {
-		return
-	}
-	msg := nats.NewMsg("$KV." + StateBucket + "." + it.c.Name)
-	msg.Data = data
-	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(it.stateRev, 10))
-	fut, err := f.s.async.PublishMsgAsync(msg)
-	if err != nil {
-		it.stateFailed, it.stateSlot = true, slot
-		return
-	}
-	it.state, it.stateSlot = fut, slot
+// headerField is one header of an entry's fires: a canonical name and
+// its values, shared by the messages of the fires and never changed.
+type headerField struct {
+	name   string
+	values []string
 }
 
-// maxRecordEvery caps how long a fired slot may go unrecorded.
-const maxRecordEvery = 30 * time.Second
-
-// recordEvery is how long fired slots of an entry on stream may go
-// unrecorded: half of what the stream's duplicate window leaves after a
-// failover (two lease TTLs), at most 30s; 0 (record every fire) when the
-// window is too short or unknown. Stream windows are read once per term.
-func (f *firer) recordEvery(ctx context.Context, stream string) time.Duration {
-	if d, ok := f.windows[stream]; ok {
-		return d
+// fireHeader returns the headers the fires of e share: its own, under
+// canonical names (as nats.Header.Add writes them), and
+// Jetworker-Schedule.
+func fireHeader(e Entry) []headerField {
+	h := make(nats.Header, len(e.Header)+1)
+	for k, vs := range e.Header {
+		k = textproto.CanonicalMIMEHeaderKey(k)
+		h[k] = append(h[k], vs...)
 	}
-	var every time.Duration
-	rctx, cancel := context.WithTimeout(ctx, f.s.cfg.FireTimeout)
-	st, err := f.s.js.Stream(rctx, stream)
-	cancel()
-	if err == nil {
-		every = min((st.CachedInfo().Config.Duplicates-2*f.s.cfg.LeaseTTL)/2, maxRecordEvery)
-		if every < time.Second {
-			every = 0
-		}
+	h[jetworker.HeaderSchedule] = []string{e.Name}
+	fields := make([]headerField, 0, len(h))
+	for k, vs := range h {
+		fields = append(fields, headerField{name: k, values: vs})
 	}
-	f.windows[stream] = every
-	return every
+	return fields
 }
 
-// settleState waits for the entry's state write in flight and handles its
-// result.
-func (f *firer) settleState(ctx context.Context, it *item) {
-	if it.state != nil {
-		select {
-		case ack := <-it.state.Ok():
-			it.last, it.stateRev = it.stateSlot, ack.Sequence
-		case <-it.state.Err():
-			it.stateFailed = true
-		case <-time.After(f.s.cfg.FireTimeout):
-			it.stateFailed = true
-		}
-		it.state = nil
-	}
-	if it.stateFailed {
-		it.stateFailed = false
-		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.s.cfg.FireTimeout)
-		defer cancel()
-		if err := f.recordSync(octx, it, State{LastSlot: it.stateSlot.UTC()}); err != nil {
-			// Published but not recorded: a later leader may fire the slot
-			// again, which the stream drops as a duplicate.
-			f.s.log.LogAttrs(ctx, slog.LevelWarn, "record fired slot", slog.String(logkey.Schedule, it.c.Name),
-				slog.Time(logkey.Slot, it.stateSlot), slog.Any(logkey.Err, err))
-		}
-	}
+// fireMsg builds the message of one fire of e: base is [fireHeader] of
+// e, id the message ID, at the fire time's header value. It neither
+// canonicalizes names again nor copies values: a scheduler builds
+// thousands a second.
+func fireMsg(e Entry, base []headerField, id string, at []string) *nats.Msg {
+	h := make(nats.Header, len(base)+2)
+	fillFireHeader(h, base, []string{id}, at)
+	return &nats.Msg{Subject: e.Subject, Data: e.Payload, Header: h}
 }
 
-// drain writes the fired slots not recorded yet and settles every state
-// write in flight.
-func (f *firer) drain() {
-	ctx := context.Background()
-	for _, it := range f.items {
-		if !it.unrecorded.IsZero() {
-			slot := it.unrecorded
-			it.unrecorded = time.Time{}
-			f.settleState(ctx, it)
-			f.writeState(it, slot)
-		}
+// fillFireHeader sets a fire's headers in h: ids is the message ID's
+// value.
+func fillFireHeader(h nats.Header, base []headerField, ids, at []string) {
+	for _, f := range base {
+		h[f.name] = f.values
 	}
-	for _, it := range f.items {
-		if it.state != nil || it.stateFailed {
-			f.settleState(ctx, it)
-		}
-	}
-}
-
-// noteFailure records a failed fire on the entry's state, so tools show it
-// ("no stream captures tasks.x") instead of the schedule silently retrying.
-// It keeps the cursor where it is.
-func (f *firer) noteFailure(ctx context.Context, it *item, err error) {
-	if it.failures > 0 && it.failures%10 != 0 {
-		return // recorded already; refresh it now and then
-	}
-	f.settleState(ctx, it)
-	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.s.cfg.FireTimeout)
-	defer cancel()
-	st := State{LastSlot: it.last.UTC(), Error: err.Error(), ErrorAt: f.s.cfg.NowFunc().UTC(), Failures: it.failures + 1}
-	if werr := f.recordSync(octx, it, st); werr != nil {
-		f.s.log.LogAttrs(ctx, slog.LevelWarn, "record failed fire", slog.String(logkey.Schedule, it.c.Name), slog.Any(logkey.Err, werr))
-	}
-}
-
-// recordSync writes st with a revision check, keeping a cursor already at
-// or past st.LastSlot (written by another leader).
-func (f *firer) recordSync(ctx context.Context, it *item, st State) error {
-	data, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
-	}
-	for range 3 {
-		var rev uint64
-		if it.stateRev == 0 {
-			rev, err = f.state.Create(ctx, it.c.Name, data)
-		} else {
-			rev, err = f.state.Update(ctx, it.c.Name, data, it.stateRev)
-		}
-		if err == nil {
-			it.last, it.stateRev = st.LastSlot, rev
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return fmt.Errorf("write state of %q: %w", it.c.Name, err)
-		}
-		// Someone else wrote it: re-read and decide.
-		kve, gerr := f.state.Get(ctx, it.c.Name)
-		switch {
-		case errors.Is(gerr, jetstream.ErrKeyNotFound), errors.Is(gerr, jetstream.ErrKeyDeleted):
-			it.stateRev = 0
-			continue
-		case gerr != nil:
-			return fmt.Errorf("read state of %q: %w", it.c.Name, gerr)
-		}
-		var cur State
-		if json.Unmarshal(kve.Value(), &cur) == nil && cur.LastSlot.After(st.LastSlot) {
-			it.last, it.stateRev = cur.LastSlot, kve.Revision()
-			return nil
-		}
-		it.stateRev = kve.Revision()
-	}
-	return fmt.Errorf("write state of %q: %w", it.c.Name, err)
+	h[jetworker.HeaderMsgID] = ids
+	h[jetworker.HeaderFireTime] = at
 }
 
 func laterOf(a, b time.Time) time.Time {

@@ -2,6 +2,7 @@ package schedule_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,4 +34,46 @@ func TestLeaderNamesTheLeaseHolder(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestProvisionLeases: the zero LeaseConfig provisions the bucket of
+// schedulers with the default Config, a second call updates it, and a bad
+// config is refused, every problem named, before any I/O.
+func TestProvisionLeases(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	ttl := func() time.Duration {
+		t.Helper()
+		kv, err := b.js.KeyValue(ctx, schedule.LeaseBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.TTL()
+	}
+	if err := schedule.ProvisionLeases(ctx, b.js, schedule.LeaseConfig{}); err != nil {
+		t.Fatalf("zero config: %v", err)
+	}
+	if got := ttl(); got != schedule.DefaultLeaseTTL {
+		t.Fatalf("bucket TTL %s, want the default %s", got, schedule.DefaultLeaseTTL)
+	}
+	if err := schedule.ProvisionLeases(ctx, b.js, schedule.LeaseConfig{TTL: 3 * time.Second, Replicas: 1}); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if got := ttl(); got != 3*time.Second {
+		t.Fatalf("bucket TTL %s after the update, want 3s", got)
+	}
+	err := schedule.ProvisionLeases(ctx, b.js, schedule.LeaseConfig{TTL: 500 * time.Millisecond, Replicas: 7})
+	for _, w := range []string{"TTL", "500ms", "Replicas", "7"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("bad config: got %v, want an error naming %s", err, w)
+		}
+	}
+	if got := ttl(); got != 3*time.Second {
+		t.Fatalf("bucket TTL %s after a refused config, want 3s unchanged", got)
+	}
 }

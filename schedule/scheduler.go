@@ -21,13 +21,15 @@ import (
 // leader lease. Run several for availability; one leads at a time. See the
 // package documentation for the algorithm.
 type Scheduler struct {
-	js    jetstream.JetStream
-	async jetstream.JetStream // the same connection; fires publish through it
-	cfg   Config
-	log   *slog.Logger
-	store *Store
-	ready chan struct{}
-	ran   atomic.Bool
+	js      jetstream.JetStream
+	fires   jetstream.JetStream // the same connection; fires publish through it
+	acks    *acks               // the outcomes of fires, from fires' callbacks
+	cursors jetstream.JetStream // the same connection; cursor writes go through it
+	cfg     Config
+	log     *slog.Logger
+	store   *Store
+	ready   chan struct{}
+	ran     atomic.Bool
 }
 
 // New returns a Scheduler on js. It validates cfg and does no network
@@ -45,18 +47,40 @@ func New(js jetstream.JetStream, cfg Config) (*Scheduler, error) {
 		return nil, err
 	}
 	// Fires publish asynchronously through a context of our own, so their
-	// acks and the window do not mix with the caller's async publishes.
-	async, err := jetstream.New(js.Conn(),
+	// acks and the window do not mix with the caller's async publishes;
+	// its callbacks queue every outcome, with the time it came, for the
+	// fire loop (no future, channel or wake-up per fire), which is woken
+	// once an eighth of the window has come back.
+	a := newAcks(max(cfg.MaxConcurrentFires/8, 1))
+	now := cfg.NowFunc
+	fires, err := jetstream.New(js.Conn(),
+		jetstream.WithPublishAsyncMaxPending(2*cfg.MaxConcurrentFires),
+		jetstream.WithPublishAsyncTimeout(cfg.FireTimeout),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
+			a.add(outcome{msg: m, ack: ack, at: now()})
+		}),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			a.add(outcome{msg: m, err: err, at: now()})
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("schedule: async jetstream context: %w", err)
+	}
+	// Cursor writes have a context of their own: many may be in flight
+	// at once after a burst of fires, and they must not take the fires'
+	// window.
+	cursors, err := jetstream.New(js.Conn(),
 		jetstream.WithPublishAsyncMaxPending(2*cfg.MaxConcurrentFires),
 		jetstream.WithPublishAsyncTimeout(cfg.FireTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("schedule: async jetstream context: %w", err)
 	}
 	return &Scheduler{
-		js:    js,
-		async: async,
-		cfg:   cfg,
-		store: store,
+		js:      js,
+		fires:   fires,
+		acks:    a,
+		cursors: cursors,
+		cfg:     cfg,
+		store:   store,
 		log: cfg.Logger.With(slog.String(logkey.Component, "scheduler"),
 			slog.String("instance", cfg.InstanceID)),
 		ready: make(chan struct{}),
@@ -143,35 +167,69 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return err
 }
 
-// ProvisionLeases creates the lease bucket for schedulers whose
-// Config.LeaseTTL is ttl (0 means DefaultLeaseTTL), or updates it. Run
-// creates it too when it is missing; provision it ahead with an admin
-// identity when schedulers may not manage streams.
-func ProvisionLeases(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) error {
-	if _, err := js.CreateOrUpdateKeyValue(ctx, leaseConfig(cmp.Or(ttl, DefaultLeaseTTL), replicas)); err != nil {
-		return fmt.Errorf("schedule: provision bucket %q: %w", LeaseBucket, err)
-	}
-	return nil
+// LeaseConfig describes the lease bucket for [ProvisionLeases]. The zero
+// value is the bucket of schedulers running with the default [Config].
+type LeaseConfig struct {
+	// TTL is the lease TTL of the schedulers sharing the bucket (their
+	// Config.LeaseTTL); it is the bucket's MaxAge. At least 1s. Defaults
+	// to [DefaultLeaseTTL], 10s.
+	TTL time.Duration
+	// Replicas is the number of copies of the bucket, 1 to 5; use 3 in a
+	// cluster. Defaults to 1.
+	Replicas int
 }
 
-// leaseConfig is the lease bucket's configuration for a lease TTL.
-func leaseConfig(ttl time.Duration, replicas int) jetstream.KeyValueConfig {
+func (c LeaseConfig) withDefaults() LeaseConfig {
+	c.TTL = cmp.Or(c.TTL, DefaultLeaseTTL)
+	c.Replicas = cmp.Or(c.Replicas, DefaultReplicas)
+	return c
+}
+
+func (c LeaseConfig) validate() error {
+	var errs []error
+	if c.TTL < time.Second {
+		errs = append(errs, fmt.Errorf("schedule: LeaseConfig.TTL must be >= 1s, got %s", c.TTL))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("schedule: LeaseConfig.Replicas must be 1 to 5, got %d", c.Replicas))
+	}
+	return errors.Join(errs...)
+}
+
+// kvConfig is the lease bucket's configuration.
+func (c LeaseConfig) kvConfig() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:         LeaseBucket,
 		Description:    "jetworker leader leases",
 		History:        1,
-		TTL:            ttl,
-		LimitMarkerTTL: max(ttl, time.Second),
-		Replicas:       replicas,
+		TTL:            c.TTL,
+		LimitMarkerTTL: max(c.TTL, time.Second),
+		Replicas:       c.Replicas,
 		Storage:        jetstream.FileStorage,
 	}
+}
+
+// ProvisionLeases creates the lease bucket [LeaseBucket] as cfg describes,
+// or updates it. It is idempotent. [Scheduler.Run] creates the bucket
+// too when it is missing; provision it ahead with an admin identity when
+// schedulers may not manage streams. It checks cfg first and returns
+// every problem without any I/O.
+func ProvisionLeases(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig) error {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, cfg.kvConfig()); err != nil {
+		return fmt.Errorf("schedule: provision bucket %q: %w", LeaseBucket, err)
+	}
+	return nil
 }
 
 // leaseBucket binds to the lease bucket, creating it when missing and
 // updating it only when its TTLs differ from the configured lease TTL
 // (which needs an identity that may manage streams).
 func (s *Scheduler) leaseBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	cfg := leaseConfig(s.cfg.LeaseTTL, s.cfg.Replicas)
+	cfg := LeaseConfig{TTL: s.cfg.LeaseTTL, Replicas: s.cfg.Replicas}.kvConfig()
 	kv, err := s.js.KeyValue(ctx, LeaseBucket)
 	switch {
 	case errors.Is(err, jetstream.ErrBucketNotFound):

@@ -6,17 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/textproto"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/streams"
 )
 
@@ -62,9 +59,11 @@ type State struct {
 	// a leader; catch-up starts after it.
 	LastSlot time.Time `json:"last_slot"`
 	// Error is why the latest fire of the next slot failed, "" once a fire
-	// succeeds: for example that no stream captures the entry's subject.
+	// succeeds (the first success after a recorded failure is recorded at
+	// once): for example that no stream captures the entry's subject.
 	// The scheduler keeps retrying (every second, or with a delay doubling
-	// up to a minute while no stream captures the subject).
+	// up to a minute while no stream captures the subject). Tools show it
+	// with the entry ([Store.States] reads it for all entries at once).
 	Error string `json:"error,omitempty"`
 	// ErrorAt is when Error was recorded.
 	ErrorAt time.Time `json:"error_at,omitzero"`
@@ -331,7 +330,7 @@ func (s *Store) Trigger(ctx context.Context, name string) (string, error) {
 		return "", fmt.Errorf("trigger %q: %w", name, err)
 	}
 	id := name + "@trigger-" + uuid.NewString()
-	msg := fireMsg(e, id, s.cfg.NowFunc())
+	msg := fireMsg(e, fireHeader(e), id, []string{s.cfg.NowFunc().UTC().Format(time.RFC3339)})
 	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
 		return "", fmt.Errorf("trigger %q: publish to %q: %w", name, e.Subject, err)
 	}
@@ -367,7 +366,8 @@ func (s *Store) LastFired(ctx context.Context, name string) (time.Time, error) {
 
 // State returns what the schedulers recorded for the entry called name:
 // its last fired slot and the error of a fire that keeps failing. It
-// returns the zero State if nothing is recorded.
+// returns the zero State if nothing is recorded. For many entries use
+// [Store.States], one read for all of them.
 func (s *Store) State(ctx context.Context, name string) (State, error) {
 	_, state, err := s.buckets(ctx, false)
 	if err != nil {
@@ -387,6 +387,41 @@ func (s *Store) State(ctx context.Context, name string) (State, error) {
 	return st, nil
 }
 
+// States returns what the schedulers recorded for every entry, by entry
+// name: the last fired slot and, for an entry whose fires keep failing,
+// the error, when it was recorded and how many fires failed (see
+// [State]). It reads the whole state bucket in one pass (one watch,
+// however many entries there are), so a list of schedules costs two
+// requests with [Store.List], not one per entry. An entry with nothing
+// recorded, or with a record that cannot be decoded, is absent from the
+// map: its State is the zero State.
+func (s *Store) States(ctx context.Context) (map[string]State, error) {
+	_, state, err := s.buckets(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	w, err := state.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list states: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	out := map[string]State{}
+	for {
+		select {
+		case kve := <-w.Updates():
+			if kve == nil {
+				return out, nil
+			}
+			var st State
+			if json.Unmarshal(kve.Value(), &st) == nil {
+				out[kve.Key()] = st
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list states: %w", ctx.Err())
+		}
+	}
+}
+
 func decodeEntry(data []byte) (Entry, error) {
 	var e Entry
 	if err := json.Unmarshal(data, &e); err != nil {
@@ -397,19 +432,4 @@ func decodeEntry(data []byte) (Entry, error) {
 
 func sortEntries(es []Entry) {
 	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
-}
-
-// fireMsg builds the message of one fire of e. It sets the headers
-// without canonicalizing their names (ours are canonical already): a
-// scheduler builds thousands a second.
-func fireMsg(e Entry, id string, slot time.Time) *nats.Msg {
-	h := make(nats.Header, len(e.Header)+3)
-	for k, vs := range e.Header {
-		k = textproto.CanonicalMIMEHeaderKey(k) // as nats.Header.Add does
-		h[k] = append(h[k], vs...)
-	}
-	h[jetworker.HeaderMsgID] = []string{id}
-	h[jetworker.HeaderSchedule] = []string{e.Name}
-	h[jetworker.HeaderFireTime] = []string{slot.UTC().Format(time.RFC3339)}
-	return &nats.Msg{Subject: e.Subject, Data: e.Payload, Header: h}
 }

@@ -38,10 +38,19 @@ func TestPutRefusesWhatCouldHurtTheServer(t *testing.T) {
 		{name: "somebody's reply inbox", e: schedule.Entry{Subject: "_INBOX.abc"}, want: jetworker.ErrReservedSubject},
 		{name: "wildcard", e: schedule.Entry{Subject: "tasks.>"}, want: jetworker.ErrInvalidSubject},
 		{name: "control characters", e: schedule.Entry{Subject: "tasks.\x1b[2J"}, want: jetworker.ErrInvalidSubject},
-		{name: "the delay subject", e: schedule.Entry{Subject: "jetworker.delay.TASKS.x"}, want: schedule.ErrInvalidEntry},
+		{name: "the delay subject", e: schedule.Entry{Subject: "jetworker.delay.TASKS.x"}, want: jetworker.ErrReservedSubject},
 		{name: "a roll-up header", e: schedule.Entry{Subject: "tasks.x", Header: nats.Header{"Nats-Rollup": {"all"}}}, want: schedule.ErrInvalidEntry},
 		{name: "an expected-stream header", e: schedule.Entry{Subject: "tasks.x", Header: nats.Header{"nats-expected-stream": {"DLQ"}}}, want: schedule.ErrInvalidEntry},
 		{name: "a message TTL header", e: schedule.Entry{Subject: "tasks.x", Header: nats.Header{"Nats-TTL": {"1s"}}}, want: schedule.ErrInvalidEntry},
+		{name: "a uniqueness header", e: schedule.Entry{Subject: "tasks.x", Header: nats.Header{"Jetworker-Unique": {"pending"}}}, want: schedule.ErrInvalidEntry},
+		{name: "a tracking header", e: schedule.Entry{Subject: "tasks.x", Header: nats.Header{"Jetworker-Track": {"1"}}}, want: schedule.ErrInvalidEntry},
+		{name: "a task ID header", e: schedule.Entry{Subject: "tasks.x", Header: nats.Header{"Jetworker-Task-Id": {"t1"}}}, want: schedule.ErrInvalidEntry},
+		{name: "the fire-time header, lower case", e: schedule.Entry{Subject: "tasks.x", Header: nats.Header{"jetworker-fire-time": {"2000-01-01T00:00:00Z"}}}, want: schedule.ErrInvalidEntry},
+		{name: "a value smuggling a roll-up line with CR LF", e: schedule.Entry{Subject: "tasks.x", Header: nats.Header{"X-Split": {"a\r\nNats-Rollup: all"}}}, want: schedule.ErrInvalidEntry},
+		{name: "a value with a bare LF", e: schedule.Entry{Subject: "tasks.x", Header: nats.Header{"X-Split": {"a\nb"}}}, want: schedule.ErrInvalidEntry},
+		{name: "a value with a bare CR", e: schedule.Entry{Subject: "tasks.x", Header: nats.Header{"X-Split": {"a\rb"}}}, want: schedule.ErrInvalidEntry},
+		{name: "a header name with a colon", e: schedule.Entry{Subject: "tasks.x", Header: nats.Header{"X:Y": {"1"}}}, want: schedule.ErrInvalidEntry},
+		{name: "the delay subject of another stream", e: schedule.Entry{Subject: "jetworker.delay.ORDERS.x"}, want: jetworker.ErrReservedSubject},
 		{name: "no stream captures it", e: schedule.Entry{Subject: "nowhere.x"}, want: schedule.ErrNoStream},
 		{name: "only the dead-letter stream captures it", e: schedule.Entry{Subject: "dlq.TASKS.worker.tasks.x"}, want: schedule.ErrNoStream},
 	}
@@ -83,7 +92,11 @@ func TestPlantedEntryNeverFires(t *testing.T) {
 	}
 	plant(schedule.Entry{Name: "purge", Spec: "@every 1s", Subject: "$JS.API.STREAM.PURGE.TASKS"})
 	plant(schedule.Entry{Name: "rollup", Spec: "@every 1s", Subject: "tasks.keep.0", Header: nats.Header{"Nats-Rollup": {"all"}}})
-	for _, name := range []string{"purge", "rollup"} {
+	plant(schedule.Entry{Name: "smuggled", Spec: "@every 1s", Subject: "tasks.keep.1", Header: nats.Header{"X-Split": {"a\r\nNats-Rollup: all"}}})
+	plant(schedule.Entry{Name: "tracked", Spec: "@every 1s", Subject: "tasks.keep.2", Header: nats.Header{"Jetworker-Track": {"1"}}})
+	plant(schedule.Entry{Name: "delayed", Spec: "@every 1s", Subject: "jetworker.delay.TASKS.x"})
+	planted := []string{"purge", "rollup", "smuggled", "tracked", "delayed"}
+	for _, name := range planted {
 		if _, err := b.store.Trigger(ctx, name); !errors.Is(err, schedule.ErrInvalidEntry) {
 			t.Errorf("trigger %s: got %v, want ErrInvalidEntry", name, err)
 		}
@@ -100,7 +113,10 @@ func TestPlantedEntryNeverFires(t *testing.T) {
 	if n := countOn(t, b.js, "tasks.keep.>"); n != 3 {
 		t.Fatalf("TASKS holds %d of the 3 kept tasks: a planted entry fired", n)
 	}
-	for _, name := range []string{"purge", "rollup"} {
+	if n := countOn(t, b.js, "jetworker.delay.>"); n != 0 {
+		t.Fatalf("%d messages on the delay subjects: a planted entry fired", n)
+	}
+	for _, name := range planted {
 		if fs := r.attemptsOf(name); len(fs) > 0 {
 			t.Errorf("the planted entry %s was fired %d times", name, len(fs))
 		}

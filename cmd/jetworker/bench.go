@@ -350,14 +350,15 @@ func printSchedule(w io.Writer, rep bench.ScheduleReport) {
 		rep.Entries, rep.Spec, rep.Size, rep.Seconds, rep.Warmup, benchHeader(rep.Server, rep.GoMaxProcs, rep.GOGC, rep.Rounds))
 	fmt.Fprintf(w, "entries stored with Store.Put at %.0f/s\n\n", rep.PutPerSec)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tlag p50\tp90\tp99\tmax\tfires/s\tfires\texpected\tfailed\tpeak RSS MiB\t")
+	fmt.Fprintln(tw, "\tlag p50\tp90\tp99\tmax\tfires/s\tfires\texpected\tfailed\tCPU/fire\tallocs/fire\tpeak RSS MiB\t")
 	for _, r := range []bench.ScheduleResult{rep.Raw, rep.Jetworker} {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%d\t%d\t%d\t%.0f\t\n", r.Name,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%d\t%d\t%d\t%s\t%.1f\t%.0f\t\n", r.Name,
 			r.Lag.P50.Round(time.Microsecond), r.Lag.P90.Round(time.Microsecond), r.Lag.P99.Round(time.Microsecond), r.Lag.Max.Round(time.Microsecond),
-			r.FiresPerSec, r.Fires, r.Expected, r.Failed, r.PeakRSSMiB)
+			r.FiresPerSec, r.Fires, r.Expected, r.Failed, r.CPUPerFire.Round(100*time.Nanosecond), r.AllocsPerFire, r.PeakRSSMiB)
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "(lag: from the slot to the fire's PubAck; raw publishes the same messages at each slot with PublishAsync)")
+	fmt.Fprintln(w, "(lag: from the slot to the fire's PubAck; raw publishes the same messages at each slot with PublishAsync;")
+	fmt.Fprintln(w, " CPU/fire and allocs/fire: this process over the measured slots, the embedded server's included when there is one)")
 	fmt.Fprintln(w)
 	printRatios(w, rep.Ratios, rep.Rounds)
 }

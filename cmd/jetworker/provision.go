@@ -93,7 +93,7 @@ changing the settings.`).env(&e)
 		}},
 		{"buckets " + schedule.SchedulesBucket + " and " + schedule.StateBucket, store.Provision},
 		{"bucket " + schedule.LeaseBucket, func(ctx context.Context) error {
-			return schedule.ProvisionLeases(ctx, conn.js, e.LeaseTTL, e.Replicas)
+			return schedule.ProvisionLeases(ctx, conn.js, schedule.LeaseConfig{TTL: e.LeaseTTL, Replicas: e.Replicas})
 		}},
 		{"bucket " + consumer.DefaultPresenceBucket, func(ctx context.Context) error {
 			return consumer.Presence{Replicas: e.Replicas}.Provision(ctx, conn.js)

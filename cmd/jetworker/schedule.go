@@ -244,14 +244,14 @@ func runSchedule(ctx context.Context, std *stdio, args []string) error {
 		if err != nil {
 			return err
 		}
+		states, err := store.States(ctx)
+		if err != nil {
+			return err
+		}
 		now := time.Now()
 		views := make([]entryView, 0, len(entries))
 		for _, e := range entries {
-			st, err := store.State(ctx, e.Name)
-			if err != nil {
-				return err
-			}
-			views = append(views, newEntryView(e, st, now))
+			views = append(views, newEntryView(e, states[e.Name], now))
 		}
 		if opts.JSON {
 			return printJSON(std, views)

@@ -107,6 +107,14 @@ type ScheduleResult struct {
 	FiresPerSec float64 `json:"fires_per_sec"`
 	// Failed counts fire attempts that failed (tried again later).
 	Failed int `json:"failed"`
+	// CPUPerFire is this process's CPU time (user and system) over the
+	// measured slots, from just before the first to the last fire's
+	// PubAck, per fire: the side's own cost, and the embedded server's too
+	// when there is one. 0 where unknown.
+	CPUPerFire time.Duration `json:"cpu_per_fire_ns"`
+	// AllocsPerFire is the heap allocations of this process over the same
+	// span, per fire.
+	AllocsPerFire float64 `json:"allocs_per_fire"`
 	// PeakRSSMiB is this process's peak RSS during the side, the embedded
 	// server's included when there is one.
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
@@ -215,6 +223,9 @@ func RunSchedule(ctx context.Context, js jetstream.JetStream, cfg ScheduleConfig
 		rs.add("fire lag p99", SideScheduler, SideRawLoop, true, float64(j.Lag.P99), float64(r.Lag.P99))
 		rs.add("fire lag max", SideScheduler, SideRawLoop, true, float64(j.Lag.Max), float64(r.Lag.Max))
 		rs.add("fires/s", SideScheduler, SideRawLoop, false, j.FiresPerSec, r.FiresPerSec)
+		if j.CPUPerFire > 0 && r.CPUPerFire > 0 {
+			rs.add("CPU/fire", SideScheduler, SideRawLoop, true, float64(j.CPUPerFire), float64(r.CPUPerFire))
+		}
 	}
 	rep.Jetworker, rep.Raw = medianSchedule(jw), medianSchedule(raw)
 	rep.Ratios = rs.summary()
@@ -357,10 +368,28 @@ type fireLog struct {
 	failed int
 	all    chan struct{} // closed once every expected fire is in
 	want   int
+
+	// The process's CPU time and allocations from just before the window
+	// (see snapshot) to the end of wait.
+	start       *time.Timer
+	cpu0, cpu1  time.Duration
+	mem0, mem1  runtime.MemStats
+	snapshotted chan struct{}
 }
 
+// snapshotLead is how long before the first measured slot the CPU and
+// allocation counters are read: after the warm-up's fires, before the
+// measured ones (reading them stops the world for a moment).
+const snapshotLead = 200 * time.Millisecond
+
 func newFireLog(w window, want int) *fireLog {
-	return &fireLog{w: w, want: want, all: make(chan struct{}), lags: make([]time.Duration, 0, want)}
+	l := &fireLog{w: w, want: want, all: make(chan struct{}), lags: make([]time.Duration, 0, want), snapshotted: make(chan struct{})}
+	l.start = time.AfterFunc(time.Until(w.from.Add(-snapshotLead)), func() {
+		runtime.ReadMemStats(&l.mem0)
+		l.cpu0 = processCPU()
+		close(l.snapshotted)
+	})
+	return l
 }
 
 func (l *fireLog) add(slot time.Time, lag time.Duration, err error) {
@@ -380,7 +409,7 @@ func (l *fireLog) add(slot time.Time, lag time.Duration, err error) {
 }
 
 // wait returns once every expected fire is in, or 5s after the window's
-// last slot.
+// last slot, and reads the CPU and allocation counters then.
 func (l *fireLog) wait(ctx context.Context) error {
 	t := time.NewTimer(time.Until(l.w.to.Add(5 * time.Second)))
 	defer t.Stop()
@@ -388,8 +417,12 @@ func (l *fireLog) wait(ctx context.Context) error {
 	case <-l.all:
 	case <-t.C:
 	case <-ctx.Done():
+		l.start.Stop()
 		return ctx.Err()
 	}
+	<-l.snapshotted // long since: the window's first slot has passed
+	l.cpu1 = processCPU()
+	runtime.ReadMemStats(&l.mem1)
 	return nil
 }
 
@@ -397,10 +430,17 @@ func (l *fireLog) result(name string, seconds, want int) ScheduleResult {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lags := append([]time.Duration(nil), l.lags...)
-	return ScheduleResult{
+	r := ScheduleResult{
 		Name: name, Lag: summarize(lags), Fires: len(lags), Expected: want,
 		FiresPerSec: float64(len(lags)) / float64(seconds), Failed: l.failed, PeakRSSMiB: peakRSSMiB(),
 	}
+	if n := len(lags); n > 0 {
+		if l.cpu0 > 0 {
+			r.CPUPerFire = (l.cpu1 - l.cpu0) / time.Duration(n)
+		}
+		r.AllocsPerFire = float64(l.mem1.Mallocs-l.mem0.Mallocs) / float64(n)
+	}
+	return r
 }
 
 // runScheduler runs one scheduler until the measured slots have fired.
@@ -545,16 +585,19 @@ func runRawLoop(ctx context.Context, js jetstream.JetStream, cfg ScheduleConfig,
 }
 
 // medianSchedule takes each figure's median over rounds (the highest max
-// and peak RSS, the lowest fire count).
+// and peak RSS, the lowest fire count, the most failures).
 func medianSchedule(rs []ScheduleResult) ScheduleResult {
 	out := rs[0]
 	lags := make([]Latency, len(rs))
 	fps := make([]float64, len(rs))
+	cpus := make([]float64, len(rs))
+	allocs := make([]float64, len(rs))
 	for i, r := range rs {
-		lags[i], fps[i] = r.Lag, r.FiresPerSec
+		lags[i], fps[i], cpus[i], allocs[i] = r.Lag, r.FiresPerSec, float64(r.CPUPerFire), r.AllocsPerFire
 		out.Fires, out.Failed = min(out.Fires, r.Fires), max(out.Failed, r.Failed)
 		out.PeakRSSMiB = max(out.PeakRSSMiB, r.PeakRSSMiB)
 	}
 	out.Lag, out.FiresPerSec = medianLatency(lags), median(fps)
+	out.CPUPerFire, out.AllocsPerFire = time.Duration(median(cpus)), median(allocs)
 	return out
 }

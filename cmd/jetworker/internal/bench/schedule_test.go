@@ -25,7 +25,7 @@ func TestRunScheduleSmoke(t *testing.T) {
 	}
 	for _, r := range []bench.ScheduleResult{rep.Jetworker, rep.Raw} {
 		if r.Expected != 20 || r.Fires < 1 || r.Fires > r.Expected || r.FiresPerSec <= 0 || r.Lag.Count != r.Fires ||
-			r.Lag.P50 <= 0 || r.Lag.P50 > r.Lag.P99 || r.Lag.P99 > r.Lag.Max {
+			r.Lag.P50 <= 0 || r.Lag.P50 > r.Lag.P99 || r.Lag.P99 > r.Lag.Max || r.CPUPerFire < 0 || r.AllocsPerFire <= 0 {
 			t.Errorf("%s: implausible result %+v", r.Name, r)
 		}
 	}
