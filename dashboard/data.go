@@ -287,12 +287,10 @@ func (s *Server) schedulesProvisioned(ctx context.Context) (bool, error) {
 	return err == nil, err
 }
 
-// stateReaders bounds the schedule states read at once for one page.
-const stateReaders = 8
-
-// scheduleViews reads the schedulers' state of every entry (schedule.Store
-// has one call per entry), stateReaders at a time within ctx, the page's
-// budget: an entry whose state is not read by then shows it as unknown.
+// scheduleViews adds to every entry the schedulers' state, read in one
+// watch of the state bucket (schedule.Store.States) within ctx, the
+// page's budget: when it cannot be read by then, every entry shows it as
+// unknown.
 func (s *Server) scheduleViews(ctx context.Context, entries []schedule.Entry) []scheduleView {
 	out := make([]scheduleView, len(entries))
 	for i, e := range entries {
@@ -303,32 +301,21 @@ func (s *Server) scheduleViews(ctx context.Context, entries []schedule.Entry) []
 			out[i].NextFire = next[0]
 		}
 	}
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(stateReaders, len(entries)) {
-		wg.Go(func() {
-			for i := range work {
-				v := &out[i]
-				if err := ctx.Err(); err != nil {
-					v.StateError = readError(err).Error()
-					continue
-				}
-				st, err := s.store.State(ctx, v.Name)
-				if err != nil {
-					v.StateError = readError(err).Error()
-					continue
-				}
-				v.StateKnown = true
-				v.LastFired = st.LastSlot
-				v.FireError, v.FireErrorAt, v.FireFailures = st.Error, st.ErrorAt, st.Failures
-			}
-		})
+	if len(entries) == 0 {
+		return out
 	}
-	for i := range entries {
-		work <- i
+	states, err := s.store.States(ctx)
+	for i := range out {
+		v := &out[i]
+		if err != nil {
+			v.StateError = readError(err).Error()
+			continue
+		}
+		st := states[v.Name]
+		v.StateKnown = true
+		v.LastFired = st.LastSlot
+		v.FireError, v.FireErrorAt, v.FireFailures = st.Error, st.ErrorAt, st.Failures
 	}
-	close(work)
-	wg.Wait()
 	return out
 }
 
