@@ -155,10 +155,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
 	slots := make([]*slot, c.cfg.Concurrency)
 	for i := range slots {
-		slots[i] = newSlot(c.cfg.HeartbeatInterval, c.log)
+		slots[i] = newSlot(c.log)
 		workers.Go(func() { c.work(hctx, dl, work, slots[i]) })
 	}
 	c.prefetch.slots = slots
+	// Heartbeats go on while the workers finish, through the grace period.
+	bctx, stopBeats := context.WithCancel(context.WithoutCancel(ctx))
+	var beats sync.WaitGroup
+	beats.Go(func() { c.heartbeats(bctx, slots) })
 
 	// The prefetch controller retunes the pull depth while running, and
 	// when ctx ends drains the current Consume: nats.go then hands out what is
@@ -181,6 +185,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.waitWorkers(ctx, &workers, slots, hardCancel); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
+	stopBeats()
+	beats.Wait()
 	c.log.InfoContext(ctx, "consumer stopped", slog.Uint64("processed", c.processed.Load()), slog.Uint64("failed", c.failed.Load()))
 	return runErr
 }

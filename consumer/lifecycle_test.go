@@ -15,39 +15,48 @@ import (
 	"github.com/jetworker/jetworker/internal/testutil"
 )
 
+// A running handler's message is marked in progress often enough that a
+// task three AckWaits long is delivered once, with the default heartbeat
+// (AckWait/3) and with one just under AckWait (heartbeats are never more
+// than HeartbeatInterval apart).
 func TestHeartbeatKeepsLongTaskWithOneDelivery(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
 	const ackWait = 600 * time.Millisecond
-	var deliveries atomic.Int64
-	done := make(chan struct{})
-	h := jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
-		if deliveries.Add(1) > 1 {
-			return nil
-		}
-		select {
-		case <-time.After(3 * ackWait): // the work itself
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		close(done)
-		return nil
-	})
-	start(t, newConsumer(t, b.js, h, consumer.Config{AckWait: ackWait, Concurrency: 2}))
-	publish(t, b.pub, "tasks.long", "x", "long-1")
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("long task did not finish")
-	}
-	testutil.Eventually(t, 5*time.Second, func() error {
-		if m := streamMsgs(t, b.js, "TASKS"); m != 0 {
-			return fmt.Errorf("TASKS still holds %d", m)
-		}
-		return nil
-	})
-	if got := deliveries.Load(); got != 1 {
-		t.Fatalf("task delivered %d times, want exactly 1", got)
+	for name, interval := range map[string]time.Duration{"default": 0, "just under AckWait": 540 * time.Millisecond} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			var deliveries atomic.Int64
+			done := make(chan struct{})
+			h := jetworker.HandlerFunc(func(ctx context.Context, task *jetworker.Task) error {
+				if deliveries.Add(1) > 1 {
+					return nil
+				}
+				select {
+				case <-time.After(3 * ackWait): // the work itself
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				close(done)
+				return nil
+			})
+			start(t, newConsumer(t, b.js, h, consumer.Config{AckWait: ackWait, HeartbeatInterval: interval, Concurrency: 2}))
+			publish(t, b.pub, "tasks.long", "x", "long-1")
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("long task did not finish")
+			}
+			testutil.Eventually(t, 5*time.Second, func() error {
+				if m := streamMsgs(t, b.js, "TASKS"); m != 0 {
+					return fmt.Errorf("TASKS still holds %d", m)
+				}
+				return nil
+			})
+			if got := deliveries.Load(); got != 1 {
+				t.Fatalf("task delivered %d times, want exactly 1", got)
+			}
+		})
 	}
 }
 

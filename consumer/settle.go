@@ -19,20 +19,23 @@ import (
 // as a trace, flow into the logs and hooks; its cancellation does not
 // stop the settlement); hctx is cancelled only by a hard shutdown.
 func (c *Consumer) settle(ctx, hctx context.Context, msg jetstream.Msg, t *jetworker.Task, herr error) Outcome {
-	cctx := ctx // keeps the cancellation cause
-	ctx = context.WithoutCancel(ctx)
-	attrs := func(extra ...slog.Attr) []slog.Attr { return taskAttrs(t, extra...) }
-
 	if herr == nil {
+		if c.cfg.DoubleAck { // the handler's deadline must not cut the ack short
+			ctx = context.WithoutCancel(ctx) // it allocates: not on the plain path
+		}
 		if err := c.ack(ctx, msg); err != nil {
 			// The handler's work is done; the server will redeliver after
 			// AckWait and the handler must tolerate that.
-			c.log.LogAttrs(ctx, slog.LevelWarn, "ack", attrs(slog.Any(logkey.Err, err))...)
+			c.log.LogAttrs(ctx, slog.LevelWarn, "ack", taskAttrs(t, slog.Any(logkey.Err, err))...)
 		} else if c.log.Enabled(ctx, slog.LevelDebug) {
-			c.log.LogAttrs(ctx, slog.LevelDebug, "task done", attrs()...)
+			c.log.LogAttrs(ctx, slog.LevelDebug, "task done", taskAttrs(t)...)
 		}
 		return Acked
 	}
+
+	cctx := ctx // keeps the cancellation cause
+	ctx = context.WithoutCancel(ctx)
+	attrs := func(extra ...slog.Attr) []slog.Attr { return taskAttrs(t, extra...) }
 
 	// One line per outcome: a recovered panic's stack rides on it.
 	failure := []slog.Attr{slog.Any(logkey.Err, herr)}
