@@ -89,7 +89,10 @@ Modes:
   sequential  enqueue N tasks, then drain them with C handlers. Sides: raw
               (PublishAsync, Consume + Ack), raw_msgid (the same with a
               Nats-Msg-Id), jetworker (PublishAsync, no ID: no header),
-              jetworker_id (PublishOpts.ID), bulk (PublishBatch).
+              jetworker_id (PublishOpts.ID), bulk (PublishBatch), and
+              raw_filtered (raw consuming with jetworker's subject filter,
+              which a task stream holding delayed tasks needs: the same
+              server work as jetworker's consumer).
   mixed       produce and consume at once, unpaced or at --rate/--load;
               adds the enqueue-to-start p50 and p99 ratios.
   schedule    N entries (default 10000) at @every 1s in the schedules

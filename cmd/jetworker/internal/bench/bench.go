@@ -70,6 +70,12 @@ const (
 	// SideBulk is publisher.PublishBatch (fast-ingest batches, no
 	// headers) and consumer.Consumer; sequential mode only.
 	SideBulk = "bulk"
+	// SideRawFiltered is SideRaw consuming with the subject filter
+	// jetworker's consumer has (a task stream also stores its delayed
+	// tasks, on subjects the workers must not take, so jetworker always
+	// filters; the server loads filtered messages more slowly): the
+	// baseline of the same server work, sequential mode only.
+	SideRawFiltered = "raw_filtered"
 )
 
 // Config describes one benchmark.
@@ -226,9 +232,12 @@ type Report struct {
 	JetworkerID Result `json:"jetworker_id"`
 	// Bulk is the bulk side's; sequential mode only.
 	Bulk *Result `json:"bulk,omitempty"`
+	// RawFiltered is the raw_filtered side's; sequential mode only.
+	RawFiltered *Result `json:"raw_filtered,omitempty"`
 	// Ratios compares the sides: jetworker/raw and jetworker_id/raw_msgid
 	// (enqueue and process rates unless the run is paced; in mixed mode
-	// the p50 and p99 enqueue-to-start), and bulk/raw (enqueue rate).
+	// the p50 and p99 enqueue-to-start), bulk/raw (enqueue rate) and
+	// jetworker/raw_filtered (process rate).
 	Ratios []Ratio `json:"ratios"`
 	// EnqueueRatio and ProcessRatio are the medians of the jetworker/raw
 	// ratios, and the MsgID ones those of jetworker_id/raw_msgid: the
@@ -251,6 +260,9 @@ func (r Report) Sides() []Result {
 	out := []Result{r.Raw, r.RawMsgID, r.Jetworker, r.JetworkerID}
 	if r.Bulk != nil {
 		out = append(out, *r.Bulk)
+	}
+	if r.RawFiltered != nil {
+		out = append(out, *r.RawFiltered)
 	}
 	return out
 }
@@ -306,7 +318,7 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error
 	}
 	sides := []side{rawSide{}, rawSide{msgID: true}, jwSide{}, jwSide{withID: true}}
 	if cfg.Mode == Sequential {
-		sides = append(sides, bulkSide{batch: cfg.BatchSize, flow: cfg.BatchFlow, outstanding: cfg.BatchOutstanding})
+		sides = append(sides, bulkSide{batch: cfg.BatchSize, flow: cfg.BatchFlow, outstanding: cfg.BatchOutstanding}, rawSide{filter: true})
 		rep.BatchSize, rep.BatchFlow, rep.BatchOutstanding = cfg.BatchSize, cfg.BatchFlow, cfg.BatchOutstanding
 	}
 	results := make([][]Result, len(sides))
@@ -330,9 +342,9 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config) (Report, error
 	}
 	rep.Raw, rep.RawMsgID = medianResult(results[0]), medianResult(results[1])
 	rep.Jetworker, rep.JetworkerID = medianResult(results[2]), medianResult(results[3])
-	if len(results) > 4 {
-		b := medianResult(results[4])
-		rep.Bulk = &b
+	if len(results) > 5 {
+		b, f := medianResult(results[4]), medianResult(results[5])
+		rep.Bulk, rep.RawFiltered = &b, &f
 	}
 	rep.Ratios = rs.summary()
 	med := func(figure, side, baseline string) float64 {
@@ -360,6 +372,9 @@ func addRatios(rs *ratios, mode string, paced bool, got map[string]Result) {
 	}
 	if bulk, ok := got[SideBulk]; ok {
 		rs.add(FigureEnqueue, SideBulk, SideRaw, false, bulk.EnqueuePerSec, got[SideRaw].EnqueuePerSec)
+	}
+	if rf, ok := got[SideRawFiltered]; ok {
+		rs.add(FigureProcess, SideJetworker, SideRawFiltered, false, got[SideJetworker].ProcessPerSec, rf.ProcessPerSec)
 	}
 	if mode == Mixed {
 		// In sequential mode enqueue-to-start is mostly the time a task
@@ -632,12 +647,16 @@ func noFlush() error { return nil }
 
 // rawSide is plain nats.go with its default options: PublishAsync (with a
 // UUIDv7 Nats-Msg-Id when msgID is set), and Consume + Ack feeding a pool
-// of goroutines of the same size as jetworker's.
-type rawSide struct{ msgID bool }
+// of goroutines of the same size as jetworker's; with filter, its
+// consumer has jetworker's subject filter.
+type rawSide struct{ msgID, filter bool }
 
 func (r rawSide) name() string {
-	if r.msgID {
+	switch {
+	case r.msgID:
 		return SideRawMsgID
+	case r.filter:
+		return SideRawFiltered
 	}
 	return SideRaw
 }
@@ -662,10 +681,12 @@ func (r rawSide) producer(_ context.Context, js jetstream.JetStream, subject str
 	return func() (func([]byte) error, func() error) { return send, noFlush }, wait, nil
 }
 
-func (rawSide) consume(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func([]byte)) error {
-	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy,
-	})
+func (r rawSide) consume(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func([]byte)) error {
+	cc0 := jetstream.ConsumerConfig{Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy}
+	if r.filter {
+		cc0.FilterSubjects = []string{jetworkerFilter}
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream, cc0)
 	if err != nil {
 		return err
 	}
@@ -735,13 +756,17 @@ func (jwSide) consume(ctx context.Context, js jetstream.JetStream, stream string
 	return consumeJetworker(ctx, js, stream, concurrency, handle)
 }
 
+// jetworkerFilter is the subject filter of the sides' consumers that
+// filter.
+const jetworkerFilter = "bench.>"
+
 // consumeJetworker runs a consumer.Consumer on stream until ctx ends.
 func consumeJetworker(ctx context.Context, js jetstream.JetStream, stream string, concurrency int, handle func([]byte)) error {
 	c, err := consumer.New(js, jetworker.HandlerFunc(func(_ context.Context, t *jetworker.Task) error {
 		handle(t.Data)
 		return nil
 	}), consumer.Config{
-		Stream: stream, Durable: "bench", FilterSubjects: []string{"bench.>"}, Concurrency: concurrency,
+		Stream: stream, Durable: "bench", FilterSubjects: []string{jetworkerFilter}, Concurrency: concurrency,
 		DisablePresence: true, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -36,7 +36,7 @@ func TestRunMeasuresBothSides(t *testing.T) {
 			}
 			want := []string{bench.SideRaw, bench.SideRawMsgID, bench.SideJetworker, bench.SideJetworkerID}
 			if mode == bench.Sequential {
-				want = append(want, bench.SideBulk)
+				want = append(want, bench.SideBulk, bench.SideRawFiltered)
 			}
 			var names []string
 			for _, r := range rep.Sides() {
@@ -55,7 +55,7 @@ func TestRunMeasuresBothSides(t *testing.T) {
 				wantRatios = []string{
 					"jetworker/raw enqueue/s", "jetworker/raw process/s",
 					"jetworker_id/raw_msgid enqueue/s", "jetworker_id/raw_msgid process/s",
-					"bulk/raw enqueue/s",
+					"bulk/raw enqueue/s", "jetworker/raw_filtered process/s",
 				}
 			} else { // paced: no rate ratios
 				wantRatios = []string{"jetworker/raw p50", "jetworker/raw p99", "jetworker_id/raw_msgid p50", "jetworker_id/raw_msgid p99"}
@@ -169,9 +169,9 @@ func TestRoundsReportMedians(t *testing.T) {
 	}
 	// Each round starts with the next side.
 	want := []string{
-		"raw", "raw_msgid", "jetworker", "jetworker_id", "bulk",
-		"raw_msgid", "jetworker", "jetworker_id", "bulk", "raw",
-		"jetworker", "jetworker_id", "bulk", "raw", "raw_msgid",
+		"raw", "raw_msgid", "jetworker", "jetworker_id", "bulk", "raw_filtered",
+		"raw_msgid", "jetworker", "jetworker_id", "bulk", "raw_filtered", "raw",
+		"jetworker", "jetworker_id", "bulk", "raw_filtered", "raw", "raw_msgid",
 	}
 	if !slices.Equal(order, want) {
 		t.Errorf("sides ran in the order %v, want %v", order, want)
