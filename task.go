@@ -78,10 +78,15 @@ func TaskID(h nats.Header) string {
 	if h == nil {
 		return ""
 	}
-	if id := h.Get(HeaderTaskID); id != "" {
-		return id
+	// Indexed, not Get: the names are canonical already, and Get would
+	// canonicalize them again on every task.
+	if v := h[HeaderTaskID]; len(v) > 0 && v[0] != "" {
+		return v[0]
 	}
-	return h.Get(HeaderMsgID)
+	if v := h[HeaderMsgID]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // EnqueuedAt returns the time the task became due: the

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -237,17 +238,19 @@ type Publisher struct {
 	streams sync.Map // subject or stream name -> *streamInfo (positive results only)
 
 	slots chan struct{} // async window
+	n     atomic.Int64  // async operations in flight (publishes, record writes)
 	mu    sync.Mutex
-	n     int           // async publishes in flight
-	idle  chan struct{} // closed when n drops to 0
+	idle  chan struct{} // closed when n drops to 0 while Wait waits; nil otherwise
 	errs  []error       // async failures not yet returned by Wait
 
 	tasksOnce sync.Once
 	taskStore *task.Store
 	// locks holds the revision of the uniqueness lock an async publish
 	// took, by its message, until its ack says whether the task was
-	// stored.
-	locks sync.Map
+	// stored; nlocks counts them, so that an ack looks only when any is
+	// held.
+	locks  sync.Map
+	nlocks atomic.Int64
 }
 
 // New returns a Publisher on js. It does no network I/O.
@@ -264,9 +267,7 @@ func New(js jetstream.JetStream, cfg Config) (*Publisher, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With(slog.String(logkey.Component, "publisher")),
 		slots: make(chan struct{}, cfg.MaxInFlight),
-		idle:  make(chan struct{}),
 	}
-	close(p.idle)
 	// Async publishes go through a context of our own on the same
 	// connection, so the ack callbacks are ours. Publishing uses no API
 	// prefix or domain, so nothing of the caller's context is lost.
@@ -473,10 +474,11 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject string, data []byt
 	}
 	p.begin()
 	if pr.lockRev > 0 {
+		p.nlocks.Add(1)
 		p.locks.Store(pr.msg, pr.lockRev)
 	}
 	if _, err := p.async.PublishMsgAsync(pr.msg); err != nil {
-		p.locks.Delete(pr.msg)
+		p.takeLock(pr.msg)
 		err = publishError(subject, err)
 		p.failed(ctx, pr, err)
 		p.result(subject, Result{ID: pr.id}, err)
@@ -493,12 +495,20 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject string, data []byt
 // subject and task ID.
 func (p *Publisher) Wait(ctx context.Context) error {
 	p.mu.Lock()
-	idle := p.idle
+	var idle chan struct{}
+	if p.n.Load() > 0 {
+		if p.idle == nil {
+			p.idle = make(chan struct{})
+		}
+		idle = p.idle
+	}
 	p.mu.Unlock()
-	select {
-	case <-idle:
-	case <-ctx.Done():
-		return fmt.Errorf("publisher: wait for %d async acks: %w", p.InFlight(), ctx.Err())
+	if idle != nil {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("publisher: wait for %d async acks: %w", p.InFlight(), ctx.Err())
+		}
 	}
 	p.mu.Lock()
 	errs := p.errs
@@ -509,15 +519,11 @@ func (p *Publisher) Wait(ctx context.Context) error {
 
 // InFlight returns the number of async publishes not yet acknowledged,
 // and of tracked tasks' record writes not yet done.
-func (p *Publisher) InFlight() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.n
-}
+func (p *Publisher) InFlight() int { return int(p.n.Load()) }
 
 func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
 	res := Result{ID: jetworker.TaskID(m.Header), Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
-	if v, ok := p.locks.LoadAndDelete(m); ok && ack.Duplicate {
+	if v, ok := p.takeLock(m); ok && ack.Duplicate {
 		// Given back off the ack handler (a request); the window slot is
 		// held until then, so Wait covers it and MaxInFlight bounds these
 		// goroutines.
@@ -534,7 +540,7 @@ func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.Pub
 // record is written with an async publish of its own, which Wait covers
 // but which does not hold the task's window slot.
 func (p *Publisher) acked(m *nats.Msg, res Result) {
-	if m.Header != nil && m.Header.Get(jetworker.HeaderTrack) != "" {
+	if v := m.Header[jetworker.HeaderTrack]; len(v) > 0 && v[0] != "" {
 		p.begin()
 		st := storedFromMsg(m, &jetstream.PubAck{Stream: res.Stream, Sequence: res.Sequence})
 		p.tasks().TrackAsync(st, func(err error) {
@@ -566,7 +572,7 @@ func (p *Publisher) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	id := jetworker.TaskID(m.Header)
 	subject := target(m)
 	err = publishError(subject, err)
-	if v, ok := p.locks.LoadAndDelete(m); ok {
+	if v, ok := p.takeLock(m); ok {
 		p.failed(context.Background(), &prepared{id: id, subject: subject, lockRev: v.(uint64)}, err)
 	}
 	if id != "" {
@@ -579,10 +585,8 @@ func (p *Publisher) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 // target is the task subject of a message: for a delayed task the
 // schedule's target, not the delay subject it is stored on.
 func target(m *nats.Msg) string {
-	if m.Header != nil {
-		if t := m.Header.Get(jetstream.ScheduleTargetHeader); t != "" {
-			return t
-		}
+	if t := m.Header[jetstream.ScheduleTargetHeader]; len(t) > 0 && t[0] != "" {
+		return t[0]
 	}
 	return m.Subject
 }
@@ -593,25 +597,39 @@ func (p *Publisher) done(err error) {
 	<-p.slots
 }
 
-// begin counts one more async operation Wait waits for.
-func (p *Publisher) begin() {
-	p.mu.Lock()
-	p.n++
-	if p.n == 1 {
-		p.idle = make(chan struct{})
+// takeLock removes and returns the lock revision an async publish of m
+// took, if any.
+func (p *Publisher) takeLock(m *nats.Msg) (any, bool) {
+	if p.nlocks.Load() == 0 {
+		return nil, false
 	}
-	p.mu.Unlock()
+	v, ok := p.locks.LoadAndDelete(m)
+	if ok {
+		p.nlocks.Add(-1)
+	}
+	return v, ok
 }
 
-// end finishes an async operation, recording err for Wait.
+// begin counts one more async operation Wait waits for. It takes no
+// lock: a publish costs an atomic add here and one in end.
+func (p *Publisher) begin() { p.n.Add(1) }
+
+// end finishes an async operation, recording err for Wait, and wakes a
+// waiting Wait when none is left. The count is checked again under the
+// lock, so an operation begun meanwhile keeps Wait waiting.
 func (p *Publisher) end(err error) {
-	p.mu.Lock()
 	if err != nil {
+		p.mu.Lock()
 		p.errs = append(p.errs, err)
+		p.mu.Unlock()
 	}
-	p.n--
-	if p.n == 0 {
+	if p.n.Add(-1) != 0 {
+		return
+	}
+	p.mu.Lock()
+	if p.idle != nil && p.n.Load() == 0 {
 		close(p.idle)
+		p.idle = nil
 	}
 	p.mu.Unlock()
 }
