@@ -17,6 +17,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/internal/wire"
 	"github.com/jetworker/jetworker/internal/natsconn"
 	tasks "github.com/jetworker/jetworker/task"
 )
@@ -195,7 +196,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 // (tracked, unique, or every task with TrackAll), starting it on first
 // use; nil otherwise.
 func (c *Consumer) trackerFor(h nats.Header) *tasks.Tracker {
-	if !c.cfg.TrackAll && c.cfg.Tasks == nil && (h == nil || (h.Get(jetworker.HeaderTrack) == "" && h.Get(jetworker.HeaderUnique) == "")) {
+	if !c.cfg.TrackAll && c.cfg.Tasks == nil && (h == nil || (wire.Value(h, jetworker.HeaderTrack) == "" && wire.Value(h, jetworker.HeaderUnique) == "")) {
 		return nil
 	}
 	c.trackMu.Lock()

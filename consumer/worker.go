@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
+	"github.com/jetworker/jetworker/internal/wire"
 	tasks "github.com/jetworker/jetworker/task"
 )
 
@@ -157,10 +158,10 @@ func (c *Consumer) process(hctx context.Context, dl *deadlines, msg jetstream.Ms
 	}
 	var timeout time.Duration // a task's own, lower handler timeout
 	if hdr != nil {
-		if n, err := strconv.Atoi(hdr.Get(jetworker.HeaderMaxAttempts)); err == nil && n > 0 {
+		if n, err := strconv.Atoi(wire.Value(hdr, jetworker.HeaderMaxAttempts)); err == nil && n > 0 {
 			task.MaxAttempts = min(n, c.cfg.MaxDeliver)
 		}
-		if d, err := time.ParseDuration(hdr.Get(jetworker.HeaderTimeout)); err == nil && d > 0 &&
+		if d, err := time.ParseDuration(wire.Value(hdr, jetworker.HeaderTimeout)); err == nil && d > 0 &&
 			(c.cfg.HandlerTimeout < 0 || d < c.cfg.HandlerTimeout) {
 			timeout = d
 		}

@@ -67,3 +67,14 @@ func HeaderSize(h nats.Header) int {
 	}
 	return n
 }
+
+// Value returns the first value of header name in h, "" if none. name must
+// be in canonical form, as jetworker's and nats.go's header constants are:
+// unlike nats.Header.Get it does not canonicalize it again, which per task
+// adds up on the hot paths.
+func Value(h nats.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}

@@ -60,3 +60,23 @@ func TestHeaderSize(t *testing.T) {
 		t.Fatalf("HeaderSize: got %d, want %d", got, len(block))
 	}
 }
+
+func TestValue(t *testing.T) {
+	t.Parallel()
+	h := nats.Header{}
+	h.Set("Jetworker-Track", "1")
+	for _, tc := range []struct {
+		h          nats.Header
+		name, want string
+	}{
+		{nil, "Jetworker-Track", ""},
+		{h, "Jetworker-Track", "1"},
+		{h, "Jetworker-Unique", ""},
+		{nats.Header{"Jetworker-Unique": {}}, "Jetworker-Unique", ""},
+		{nats.Header{"Nats-Msg-Id": {"a", "b"}}, "Nats-Msg-Id", "a"},
+	} {
+		if got := wire.Value(tc.h, tc.name); got != tc.want {
+			t.Errorf("Value(%v, %q) = %q, want %q", tc.h, tc.name, got, tc.want)
+		}
+	}
+}
