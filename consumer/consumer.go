@@ -17,8 +17,8 @@ import (
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/internal/logkey"
-	"github.com/jetworker/jetworker/internal/wire"
 	"github.com/jetworker/jetworker/internal/natsconn"
+	"github.com/jetworker/jetworker/internal/wire"
 	tasks "github.com/jetworker/jetworker/task"
 )
 
