@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README's, and what .ci/run runs): installs
-# what the tests need beyond Go (PostgreSQL and Chromium, from Debian's
+# what the tests need beyond Go (PostgreSQL, Chromium and gcc, from Debian's
 # packages, only if missing), then runs every test with the race detector.
 # The docker tag adds deploy/'s image and compose tests (skipped when no
 # Docker engine answers). Extra arguments go to go test, e.g.
