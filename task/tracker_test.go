@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetworker/jetworker"
 	"github.com/jetworker/jetworker/consumer"
@@ -94,26 +93,8 @@ func TestLateDuplicateAfterLostAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := consumer.Config{Durable: "late", FilterSubjects: []string{"tasks.late"}, AckWait: time.Second, HeartbeatInterval: 300 * time.Millisecond}
-	cons, err := consumer.Provision(ctx, b.js, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	// The first worker: a raw fetch, run through a tracker, never acked.
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var msg jetstream.Msg
-	for m := range batch.Messages() {
-		msg = m
-	}
-	if msg == nil {
-		t.Fatalf("no message fetched: %v", batch.Error())
-	}
-	meta, _ := msg.Metadata()
-	first := &jetworker.Task{ID: "late", Subject: msg.Subject(), Header: msg.Headers(), Stream: "TASKS", Consumer: "late",
-		Sequence: meta.Sequence.Stream, Delivered: meta.NumDelivered, MaxAttempts: 5}
+	_, first := fetchOne(t, b, cfg)
 	tr := b.store.NewTracker("first", false)
 	trCtx, stopTr := context.WithCancel(ctx)
 	trDone := make(chan error, 1)
